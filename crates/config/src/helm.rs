@@ -1,0 +1,67 @@
+//! Helm values files, plain or wrapped in a Flux HelmRelease / Argo CD Application.
+
+use crate::yaml::Node;
+
+/// Returns the values tree of a document: the document itself for a plain values file,
+/// `spec.values` of a Flux HelmRelease, or `spec.source.helm.valuesObject` / `values` of an
+/// Argo CD Application (a string `values` is parsed as YAML).
+pub fn values_of(doc: &Node) -> Option<Node> {
+    match doc.get("kind").and_then(Node::as_str) {
+        Some("HelmRelease") => doc.path(&["spec", "values"]).cloned(),
+        Some("Application") => {
+            let helm = doc
+                .path(&["spec", "source", "helm"])
+                .or_else(|| doc.path(&["spec", "sources"])?.as_seq().iter().find_map(|s| s.get("helm")))?;
+            if let Some(obj) = helm.get("valuesObject") {
+                return Some(obj.clone());
+            }
+            let text = helm.get("values")?.as_str()?;
+            crate::yaml::parse_documents(text).ok()?.into_iter().next()
+        }
+        Some(_) => None,
+        None => doc.is_map().then(|| doc.clone()),
+    }
+}
+
+/// The chart a HelmRelease or Application installs, when it says.
+pub fn chart_of(doc: &Node) -> Option<String> {
+    doc.path(&["spec", "chart", "spec", "chart"])
+        .or_else(|| doc.path(&["spec", "source", "chart"]))
+        .or_else(|| doc.path(&["spec", "chartRef", "name"]))
+        .and_then(Node::scalar_text)
+}
+
+/// The chart version a HelmRelease or Application pins, when it says.
+pub fn chart_version_of(doc: &Node) -> Option<String> {
+    doc.path(&["spec", "chart", "spec", "version"])
+        .or_else(|| doc.path(&["spec", "source", "targetRevision"]))
+        .and_then(Node::scalar_text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::parse_documents;
+
+    #[test]
+    fn unwraps_flux_helmrelease() {
+        let doc = &parse_documents(
+            "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nspec:\n  chart:\n    spec: {chart: cilium, version: 1.16.5}\n  values:\n    cni: {exclusive: false}\n",
+        )
+        .unwrap()[0];
+        let values = values_of(doc).unwrap();
+        assert_eq!(values.path(&["cni", "exclusive"]).unwrap().as_bool(), Some(false));
+        assert_eq!(chart_of(doc).as_deref(), Some("cilium"));
+        assert_eq!(chart_version_of(doc).as_deref(), Some("1.16.5"));
+    }
+
+    #[test]
+    fn argo_values_string_is_parsed() {
+        let doc = &parse_documents(
+            "kind: Application\nspec:\n  source:\n    chart: cilium\n    helm:\n      values: |\n        ipam:\n          mode: kubernetes\n",
+        )
+        .unwrap()[0];
+        let values = values_of(doc).unwrap();
+        assert_eq!(values.path(&["ipam", "mode"]).unwrap().as_str(), Some("kubernetes"));
+    }
+}

@@ -1,0 +1,421 @@
+//! Facts: what cniswap derived from a snapshot or a live cluster.
+//!
+//! Every fact that a human would double-check carries `source`: the file, object or field
+//! it came from, so an on-call engineer can verify it by hand.
+
+use crate::{CniKind, PlatformKind, TalosConfigFormat};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Facts {
+    pub platform: PlatformFacts,
+    pub kubernetes: KubernetesFacts,
+    pub nodes: Vec<NodeFacts>,
+    pub cnis: Vec<CniFacts>,
+    pub kube_proxy: KubeProxyFacts,
+    pub cidrs: CidrFacts,
+    pub dns: DnsFacts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talos: Option<TalosFacts>,
+    pub workloads: WorkloadFacts,
+    pub inputs: InputFacts,
+}
+
+// ---------------------------------------------------------------- platform
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PlatformFacts {
+    pub kind: PlatformKind,
+    /// Talos version when every node (or the config) agrees; see `nodes[].talos_version` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Whether the cluster is managed by Sidero Omni.
+    pub omni: bool,
+    /// Why cniswap believes this, e.g. `node osImage "Talos (v1.10.5)" on 3/3 nodes`.
+    pub evidence: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct KubernetesFacts {
+    /// Distinct kubelet versions with the number of nodes running each, most common first.
+    pub versions: Vec<VersionCount>,
+    /// More than one kubelet or Talos version across nodes: an upgrade is in flight.
+    pub mixed_versions: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VersionCount {
+    pub version: String,
+    pub nodes: usize,
+}
+
+// ---------------------------------------------------------------- nodes
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeRole {
+    ControlPlane,
+    Worker,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NodeFacts {
+    pub name: String,
+    pub roles: Vec<NodeRole>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internal_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubelet_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os_image: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talos_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_runtime: Option<String>,
+    pub pod_cidrs: Vec<String>,
+    pub ready: bool,
+    /// The `NetworkUnavailable` condition when it is True, with its reason (e.g. `CalicoIsDown`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_unavailable: Option<String>,
+    pub unschedulable: bool,
+    /// CNIs whose agent pod runs on this node.
+    pub cni_agents: Vec<CniKind>,
+    /// Number of pods scheduled on the node, and how many of them use the pod network.
+    pub pods: usize,
+    pub pod_network_pods: usize,
+}
+
+// ---------------------------------------------------------------- CNIs
+
+/// How a CNI was installed, which decides how cniswap can remove or reconfigure it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstallMethod {
+    /// Rendered by Talos from its machine config (bootstrap manifests).
+    Talos,
+    /// The Tigera operator (Installation resource).
+    TigeraOperator,
+    /// A Helm release (labels `app.kubernetes.io/managed-by: Helm`).
+    Helm,
+    /// Plain manifests applied with kubectl or a GitOps tool.
+    Manifest,
+    /// Bundled by the distribution (k3s, RKE2).
+    Bundled,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CniFacts {
+    pub kind: CniKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The agent DaemonSet, when one exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemonset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub install: Option<InstallMethod>,
+    /// DaemonSet status: desired and ready agents.
+    pub desired: u32,
+    pub ready: u32,
+    /// Nodes where an agent pod of this CNI runs.
+    pub active_nodes: Vec<String>,
+    /// True when agents run, false when only leftovers (CRDs, config) were found.
+    pub running: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flannel: Option<FlannelMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calico: Option<CalicoMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cilium: Option<CiliumMode>,
+    /// Pod CIDRs this CNI allocates from.
+    pub pod_cidrs: Vec<String>,
+    pub evidence: Vec<String>,
+}
+
+impl CniFacts {
+    pub fn new(kind: CniKind) -> Self {
+        CniFacts {
+            kind,
+            version: None,
+            namespace: None,
+            daemonset: None,
+            install: None,
+            desired: 0,
+            ready: 0,
+            active_nodes: Vec::new(),
+            running: false,
+            flannel: None,
+            calico: None,
+            cilium: None,
+            pod_cidrs: Vec::new(),
+            evidence: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct FlannelMode {
+    /// vxlan, host-gw, wireguard, ipip, udp.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// UDP port of the VXLAN backend (upstream 8472, Talos 4789).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vni: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direct_routing: Option<bool>,
+    /// `Network` from net-conf.json.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CalicoMode {
+    /// Iptables, BPF, Nftables, VPP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataplane: Option<String>,
+    /// Encapsulation per pool: IPIP, VXLAN, IPIPCrossSubnet, VXLANCrossSubnet, None.
+    pub encapsulation: Vec<String>,
+    /// Enabled / Disabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kube_proxy_management: Option<String>,
+    /// Where the settings came from: `Installation/default`, `IPPool/...`, `ConfigMap/calico-config`.
+    pub sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CiliumMode {
+    /// tunnel or native.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_mode: Option<String>,
+    /// vxlan or geneve.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel_protocol: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel_port: Option<u16>,
+    /// cluster-pool, kubernetes, multi-pool, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipam_mode: Option<String>,
+    /// The value as configured (`true`, `false`, or a legacy `strict`/`partial`/`disabled`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kube_proxy_replacement: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cni_exclusive: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_cni_conf: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf_masquerade: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_legacy_routing: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_enforcement_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k8s_service_host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k8s_service_port: Option<String>,
+    /// `ConfigMap kube-system/cilium-config` or `helm/cilium.yaml`.
+    pub sources: Vec<String>,
+}
+
+// ---------------------------------------------------------------- kube-proxy
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct KubeProxyFacts {
+    /// A kube-proxy DaemonSet (or a k3s/RKE2 embedded proxy) is deployed.
+    pub present: bool,
+    /// iptables, ipvs, nftables, or unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemonset: Option<String>,
+    pub ready: u32,
+    pub desired: u32,
+    /// Talos config says kube-proxy is disabled (`cluster.proxy.disabled` / `KubeProxyConfig enabled: false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_in_talos: Option<bool>,
+    /// A CNI that replaces kube-proxy (Cilium KPR true, Calico BPF), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<CniKind>,
+    pub evidence: Vec<String>,
+}
+
+// ---------------------------------------------------------------- CIDRs
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CidrFacts {
+    pub pod: Vec<SourcedCidr>,
+    pub service: Vec<SourcedCidr>,
+    /// Pairs of ranges that overlap but should not (pod vs service), as human-readable text.
+    pub overlaps: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SourcedCidr {
+    pub cidr: String,
+    /// e.g. `talos cluster.network.podSubnets (talos/controlplane.yaml)`, `kube-controller-manager --cluster-cidr`.
+    pub source: String,
+}
+
+// ---------------------------------------------------------------- DNS
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DnsFacts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coredns: Option<CoreDnsFacts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talos_host_dns: Option<TalosHostDns>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CoreDnsFacts {
+    pub deployment: String,
+    pub replicas: u32,
+    pub ready: u32,
+    /// Nodes running a CoreDNS pod.
+    pub nodes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TalosHostDns {
+    pub enabled: Option<bool>,
+    pub forward_kube_dns_to_host: Option<bool>,
+    pub source: String,
+}
+
+// ---------------------------------------------------------------- Talos
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TalosFacts {
+    /// One entry per machine config, patch or template read.
+    pub configs: Vec<TalosConfigFacts>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TalosConfigFacts {
+    pub file: String,
+    /// full (a machine config), patch (talosctl/talhelper/Omni patch), template (Omni cluster template), talhelper.
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<TalosConfigFormat>,
+    /// controlplane / worker, when the config says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Node or machine the config belongs to (`talosctl get mc` output carries it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talos_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
+    /// What Talos renders as CNI: flannel, custom, none (after the 1.14 KubeFlannelCNIConfig rule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cni: Option<String>,
+    pub cni_urls: Vec<String>,
+    /// The 1.14 `KubeFlannelCNIConfig` document is present (Flannel is deployed whatever cni.name says).
+    pub flannel_document: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_disabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_mode: Option<String>,
+    pub pod_subnets: Vec<String>,
+    pub service_subnets: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kube_prism_enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kube_prism_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_dns_enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward_kube_dns_to_host: Option<bool>,
+    pub inline_manifests: Vec<String>,
+    pub extra_manifests: Vec<String>,
+    /// Secret fields that were present and redacted (paths only, never values).
+    pub redacted: Vec<String>,
+}
+
+// ---------------------------------------------------------------- workload risks
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WorkloadFacts {
+    pub pods: usize,
+    pub pod_network_pods: usize,
+    pub host_network_pods: usize,
+    /// Pods with no controller (not static/mirror pods): deleted and never recreated on a switch.
+    pub bare_pods: Vec<ObjectRef>,
+    /// PodDisruptionBudgets that allow no disruption now.
+    pub blocking_pdbs: Vec<BlockingPdb>,
+    /// CSI drivers / storage systems whose components use the pod network.
+    pub storage_on_pod_network: Vec<String>,
+    /// Fail-closed webhooks served by pods on the pod network.
+    pub fail_closed_webhooks: Vec<WebhookRisk>,
+    pub network_policies: usize,
+    /// CNI-specific policy objects by kind (CiliumNetworkPolicy, GlobalNetworkPolicy, ...).
+    pub cni_policies: Vec<KindCount>,
+    /// Objects left by a CNI that no longer runs (CRDs, namespaces, DaemonSets, annotations, conditions).
+    pub stale_cni_resources: Vec<StaleResource>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObjectRef {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BlockingPdb {
+    pub namespace: String,
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WebhookRisk {
+    /// `ValidatingWebhookConfiguration/<name>` + webhook name.
+    pub configuration: String,
+    pub webhook: String,
+    /// `namespace/service`.
+    pub service: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KindCount {
+    pub kind: String,
+    pub count: usize,
+    pub owner: CniKind,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StaleResource {
+    pub owner: CniKind,
+    /// `CustomResourceDefinition`, `Namespace`, `DaemonSet`, `NodeAnnotation`, `NodeCondition`.
+    pub kind: String,
+    pub name: String,
+}
+
+// ---------------------------------------------------------------- inputs
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct InputFacts {
+    /// `snapshot:<path>` or `live:<context>`.
+    pub source: String,
+    pub files_read: usize,
+    pub objects: usize,
+    pub skipped: Vec<SkippedInput>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SkippedInput {
+    pub path: String,
+    pub reason: String,
+}
