@@ -1,0 +1,20 @@
+//! Snapshots: what cniswap read from a cluster, as files or from the API.
+//!
+//! Layout (DESIGN.md "Inputs"): `cluster/` Kubernetes objects (`kubectl get -o yaml|json`,
+//! multi-document YAML, `List` kinds), `talos/` machine configs and patches, `omni/` Omni
+//! ConfigPatches and cluster templates, `helm/<chart>.yaml` values, `nodes/<node>.json` node
+//! inventories. Files elsewhere are classified by content; files that are not understood are
+//! listed as skipped with the reason, never silently ignored.
+
+pub mod decode;
+mod error;
+mod load;
+pub mod objects;
+mod store;
+mod write;
+
+pub use decode::Object;
+pub use error::InputError;
+pub use load::{load, load_reader, Format};
+pub use store::{HelmValues, NodeInventory, Objects, OmniTemplateSource, Snapshot, TalosSource};
+pub use write::write_snapshot;

@@ -1,0 +1,406 @@
+//! Reading a snapshot directory or file.
+
+use crate::decode::Object;
+use crate::error::InputError;
+use crate::store::{HelmValues, NodeInventory, OmniTemplateSource, Snapshot, TalosSource};
+use cniswap_config::{Node as YamlNode, helm, omni, redact, talhelper, talos, yaml};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Component, Path};
+
+/// Files larger than this outside `cluster/` are streamed as Kubernetes objects instead of
+/// being parsed into a positioned tree.
+const TREE_PARSE_LIMIT: u64 = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+/// The conventional area a file sits in, from its first directory below the snapshot root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Area {
+    Cluster,
+    Talos,
+    Omni,
+    Helm,
+    Nodes,
+    Elsewhere,
+}
+
+/// Loads a snapshot from a directory (recursively) or from a single file.
+pub fn load(path: &Path) -> Result<Snapshot, InputError> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        InputError::new(path, format!("cannot read snapshot: {e}"), "check the path given to --snapshot")
+    })?;
+    let mut snapshot = Snapshot { source: format!("snapshot:{}", path.display()), ..Snapshot::default() };
+    if meta.is_dir() {
+        let mut files = Vec::new();
+        collect_files(path, path, &mut files, &mut snapshot)?;
+        files.sort();
+        for file in &files {
+            load_file(&mut snapshot, path, file)?;
+        }
+    } else {
+        load_file(&mut snapshot, path.parent().unwrap_or(Path::new(".")), path)?;
+    }
+    if snapshot.files_read == 0 {
+        return Err(InputError::new(
+            path,
+            if snapshot.skipped.is_empty() {
+                "no snapshot files found".to_string()
+            } else {
+                format!("no usable snapshot files found ({} skipped)", snapshot.skipped.len())
+            },
+            "point --snapshot at `kubectl get -o yaml|json` output or a directory written by `cniswap snapshot -o DIR`",
+        ));
+    }
+    Ok(snapshot)
+}
+
+fn collect_files(root: &Path, dir: &Path, files: &mut Vec<std::path::PathBuf>, snapshot: &mut Snapshot) -> Result<(), InputError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| InputError::new(dir, format!("cannot list directory: {e}"), "check permissions on the snapshot directory"))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| InputError::new(dir, format!("cannot list directory: {e}"), "check permissions"))?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let file_type = entry.file_type().map_err(|e| InputError::new(&path, e.to_string(), "check permissions"))?;
+        if name.starts_with('.') {
+            if file_type.is_file() {
+                snapshot.skip(relative(root, &path), "hidden file");
+            }
+            continue;
+        }
+        if file_type.is_dir() {
+            collect_files(root, &path, files, snapshot)?;
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root).unwrap_or(path).display().to_string()
+}
+
+fn area_of(rel: &Path) -> Area {
+    match rel.components().next() {
+        Some(Component::Normal(first)) if rel.components().count() > 1 => match first.to_str() {
+            Some("cluster") => Area::Cluster,
+            Some("talos") => Area::Talos,
+            Some("omni") => Area::Omni,
+            Some("helm") => Area::Helm,
+            Some("nodes") => Area::Nodes,
+            _ => Area::Elsewhere,
+        },
+        _ => Area::Elsewhere,
+    }
+}
+
+fn load_file(snapshot: &mut Snapshot, root: &Path, path: &Path) -> Result<(), InputError> {
+    let rel_path = path.strip_prefix(root).unwrap_or(path);
+    let rel = rel_path.display().to_string();
+    let area = area_of(rel_path);
+    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let extension = name.rsplit_once('.').map(|(_, e)| e.to_string()).unwrap_or_default();
+    let is_template = matches!(extension.as_str(), "j2" | "jinja" | "jinja2" | "tpl" | "tftpl" | "gotmpl" | "tmpl");
+    let format = match extension.as_str() {
+        "json" => Some(Format::Json),
+        "yaml" | "yml" => Some(Format::Yaml),
+        // Talos patches are often named *.patch; templates may still be plain YAML.
+        "patch" => Some(Format::Yaml),
+        _ if is_template => Some(Format::Yaml),
+        _ => None,
+    };
+    let Some(format) = format else {
+        snapshot.skip(rel, "not a YAML or JSON file (by extension)");
+        return Ok(());
+    };
+
+    let file = File::open(path).map_err(|e| {
+        InputError::new(path, format!("cannot open: {e}"), "make the file readable, or remove it from the snapshot")
+    })?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let head = reader.fill_buf().map_err(|e| InputError::new(path, format!("cannot read: {e}"), "check the file"))?;
+    if head.is_empty() {
+        snapshot.skip(rel, "empty file");
+        return Ok(());
+    }
+    if head.contains(&0) || std::str::from_utf8(&head[..head.len().min(4096)]).is_err_and(|e| e.error_len().is_some()) {
+        if is_template {
+            snapshot.skip(rel, "binary file with a template extension");
+            return Ok(());
+        }
+        return Err(InputError::new(
+            path,
+            "binary or non-UTF-8 content where YAML or JSON was expected",
+            "remove the file from the snapshot, or replace it with `kubectl get -o yaml` output",
+        ));
+    }
+
+    match (area, format) {
+        (Area::Nodes, Format::Json) => return load_inventory(snapshot, path, &rel, reader),
+        (Area::Nodes, Format::Yaml) => {
+            snapshot.skip(rel, "node inventories are JSON files (`cniswap node inventory -o json`)");
+            return Ok(());
+        }
+        (_, Format::Json) => {
+            let count = stream_objects(snapshot, path, reader, Format::Json)?;
+            if count == 0 {
+                snapshot.skip(rel, "JSON without Kubernetes objects (no `kind`)");
+            } else {
+                snapshot.files_read += 1;
+            }
+            return Ok(());
+        }
+        (Area::Cluster, Format::Yaml) => {
+            stream_objects(snapshot, path, reader, Format::Yaml)?;
+            snapshot.files_read += 1;
+            return Ok(());
+        }
+        (Area::Elsewhere, Format::Yaml) if size > TREE_PARSE_LIMIT => {
+            let count = stream_objects(snapshot, path, reader, Format::Yaml)?;
+            if count == 0 {
+                snapshot.skip(rel, "large YAML file without Kubernetes objects");
+            } else {
+                snapshot.files_read += 1;
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+
+    let mut text = String::new();
+    reader.read_to_string(&mut text).map_err(|e| {
+        InputError::new(path, format!("cannot read as UTF-8 text: {e}"), "save the file as UTF-8")
+    })?;
+    let redacted = match redact::redact_yaml(&text) {
+        Ok(r) => r,
+        Err(e) if is_template => {
+            snapshot.skip(rel, format!("template does not parse as YAML until rendered ({e}); render it and inspect the output"));
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(InputError::new(path, format!("invalid YAML: {}", e.message), "fix the YAML at that position, or move the file out of the snapshot")
+                .at(e.line, e.column));
+        }
+    };
+    drop(text);
+    let docs = yaml::parse_documents(&redacted.text)
+        .map_err(|e| InputError::new(path, format!("invalid YAML: {}", e.message), "fix the YAML").at(e.line, e.column))?;
+    classify_documents(snapshot, path, &rel, area, docs, redacted.paths)
+}
+
+fn load_inventory(snapshot: &mut Snapshot, path: &Path, rel: &str, reader: impl Read) -> Result<(), InputError> {
+    let data: serde_json::Value = serde_json::from_reader(reader).map_err(|e| json_error(path, &e))?;
+    let node = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    snapshot.node_inventories.push(NodeInventory { node, file: rel.to_string(), data });
+    snapshot.files_read += 1;
+    Ok(())
+}
+
+fn json_error(path: &Path, e: &serde_json::Error) -> InputError {
+    let what = match e.classify() {
+        serde_json::error::Category::Eof => "truncated JSON",
+        serde_json::error::Category::Syntax => "invalid JSON",
+        serde_json::error::Category::Data => "unexpected value",
+        serde_json::error::Category::Io => "cannot read",
+    };
+    InputError::new(path, format!("{what}: {e}"), "fix the JSON at that position, or regenerate it with `kubectl get -o json`")
+        .at(e.line(), e.column())
+}
+
+/// Streams Kubernetes objects from JSON or YAML into the snapshot; returns how many were read.
+fn stream_objects(snapshot: &mut Snapshot, path: &Path, reader: impl Read, format: Format) -> Result<usize, InputError> {
+    let mut count = 0;
+    load_reader(reader, format, |object| {
+        if object == Object::NotKubernetes && format == Format::Yaml {
+            return Err(format!(
+                "a YAML document without `kind`: {} holds Kubernetes objects (`kubectl get -o yaml`)",
+                path.display()
+            ));
+        }
+        count += snapshot.objects.add(object);
+        Ok(())
+    })
+    .map_err(|e| InputError { path: path.to_path_buf(), ..e })?;
+    Ok(count)
+}
+
+/// Decodes every object of a JSON or YAML stream and hands it to `sink`. Errors carry the
+/// position; their `path` is left empty for the caller to fill in.
+pub fn load_reader(
+    mut reader: impl Read,
+    format: Format,
+    mut sink: impl FnMut(Object) -> Result<(), String>,
+) -> Result<(), InputError> {
+    let no_path = std::path::PathBuf::new();
+    match format {
+        Format::Json => {
+            let stream = serde_json::Deserializer::from_reader(reader).into_iter::<Object>();
+            for object in stream {
+                let object = object.map_err(|e| json_error(&no_path, &e))?;
+                sink(object).map_err(|m| InputError::new(&no_path, m, "move other files out of cluster/"))?;
+            }
+        }
+        Format::Yaml => {
+            // Snapshots of large clusters exceed the default parser budget; object size is
+            // already bounded by decoding into minimal types.
+            let options = serde_saphyr::options! { budget: None };
+            for object in serde_saphyr::read_with_options::<_, Object>(&mut reader, options) {
+                let object = object.map_err(|e| {
+                    let location = e.location();
+                    let message = e.to_string().lines().next().unwrap_or("invalid YAML").to_string();
+                    let err = InputError::new(&no_path, format!("invalid YAML: {message}"), "fix the YAML at that position, or regenerate it with `kubectl get -o yaml`");
+                    match location {
+                        Some(l) => err.at(l.line() as usize, l.column() as usize),
+                        None => err,
+                    }
+                })?;
+                sink(object).map_err(|m| InputError::new(&no_path, m, "move Talos, Omni and Helm files to talos/, omni/ or helm/"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn chart_from_file_name(path: &Path) -> Option<String> {
+    let stem = path.file_stem()?.to_string_lossy().to_lowercase();
+    ["cilium", "tigera-operator", "calico", "flannel"]
+        .into_iter()
+        .find(|c| stem.contains(c))
+        .map(str::to_string)
+        .or_else(|| Some(stem.trim_end_matches("-values").trim_end_matches(".values").to_string()))
+}
+
+fn classify_documents(
+    snapshot: &mut Snapshot,
+    path: &Path,
+    rel: &str,
+    area: Area,
+    docs: Vec<YamlNode>,
+    redacted: Vec<String>,
+) -> Result<(), InputError> {
+    if docs.is_empty() {
+        snapshot.skip(rel, "YAML without documents");
+        return Ok(());
+    }
+    let mut talos_docs = Vec::new();
+    let mut used = false;
+    let mut not_understood = 0;
+
+    for doc in &docs {
+        if let Some((node, inner)) = talos::unwrap_talosctl_resource(doc) {
+            let inner = redact::redact_embedded(inner);
+            let inner_docs = yaml::parse_documents(&inner.text).map_err(|e| {
+                InputError::new(path, format!("machine config in `spec` is not valid YAML: {}", e.message), "re-run `talosctl get mc -o yaml`")
+                    .at(doc.get("spec").map_or(1, |s| s.pos.line), 1)
+            })?;
+            let mut summary = talos::summarize(rel, "full", &inner_docs, talos::is_full_config(&inner_docs));
+            summary.node = node;
+            summary.redacted = inner.paths;
+            snapshot.talos.push(TalosSource { summary, docs: inner_docs, omni_cluster: None });
+            used = true;
+        } else if omni::is_config_patch(doc) {
+            let patch = omni::read_config_patch(doc)
+                .map_err(|e| InputError::new(path, e.message, "fix the Talos patch in spec.data").at(e.line, e.column))?;
+            let label = patch.id.clone().map_or_else(|| rel.to_string(), |id| format!("{rel}#{id}"));
+            let summary = talos::summarize(&label, "omni-patch", &patch.patch, false);
+            snapshot.talos.push(TalosSource { summary, docs: patch.patch, omni_cluster: patch.cluster });
+            used = true;
+        } else if omni::is_template_document(doc) {
+            // Whole template handled once below.
+            used = true;
+        } else if talhelper::is_talconfig(doc) {
+            let config = talhelper::read(doc);
+            let mut summary = talos::summarize(rel, "talhelper", &config.inline_patches, false);
+            summary.talos_version = config.talos_version.clone();
+            summary.kubernetes_version = config.kubernetes_version.clone();
+            if summary.cni.is_none() {
+                summary.cni = config.cni_name.clone();
+            }
+            if summary.pod_subnets.is_empty() {
+                summary.pod_subnets = config.pod_subnets.clone();
+            }
+            if summary.service_subnets.is_empty() {
+                summary.service_subnets = config.service_subnets.clone();
+            }
+            snapshot.talos.push(TalosSource { summary, docs: config.inline_patches, omni_cluster: None });
+            used = true;
+        } else if talos::is_v1alpha1_document(doc) || talos::is_named_document(doc) {
+            talos_docs.push(doc.clone());
+        } else if matches!(doc.get("kind").and_then(YamlNode::as_str), Some("HelmRelease" | "Application"))
+            && let Some(values) = helm::values_of(doc)
+        {
+            let chart = helm::chart_of(doc).or_else(|| chart_from_file_name(path)).unwrap_or_default();
+            snapshot.helm.push(HelmValues { file: rel.to_string(), chart, chart_version: helm::chart_version_of(doc), values });
+            used = true;
+        } else if doc.get("kind").is_some() && doc.get("apiVersion").is_some() {
+            let object: Object = serde_json::from_value(doc.to_json()).map_err(|e| {
+                InputError::new(path, format!("{}: {e}", describe(doc)), "fix the object, or regenerate it with `kubectl get -o yaml`")
+                    .at(doc.pos.line, doc.pos.column)
+            })?;
+            used |= snapshot.objects.add(object) > 0;
+        } else if doc.is_map() && (area == Area::Helm || rel.to_lowercase().contains("values")) {
+            let chart = chart_from_file_name(path).unwrap_or_default();
+            snapshot.helm.push(HelmValues { file: rel.to_string(), chart, chart_version: None, values: doc.clone() });
+            used = true;
+        } else {
+            not_understood += 1;
+        }
+    }
+
+    if docs.iter().any(omni::is_template_document) {
+        let template = omni::read_template(&docs);
+        for patch in &template.patches {
+            if !patch.inline.is_empty() {
+                let label = format!("{rel}#{}/{}", patch.scope, patch.name.as_deref().unwrap_or("inline"));
+                let summary = talos::summarize(&label, "omni-template-patch", &patch.inline, false);
+                snapshot.talos.push(TalosSource { summary, docs: patch.inline.clone(), omni_cluster: template.cluster.clone() });
+            } else if let Some(file) = &patch.file {
+                snapshot.skip(format!("{rel} -> {file}"), "Omni template patch file: put it in omni/ to read it");
+            }
+        }
+        snapshot.omni_templates.push(OmniTemplateSource {
+            file: rel.to_string(),
+            cluster: template.cluster,
+            talos_version: template.talos_version,
+            kubernetes_version: template.kubernetes_version,
+        });
+    }
+
+    if !talos_docs.is_empty() {
+        let full = talos::is_full_config(&talos_docs);
+        let mut summary = talos::summarize(rel, if full { "full" } else { "patch" }, &talos_docs, full);
+        summary.redacted = redacted;
+        snapshot.talos.push(TalosSource { summary, docs: talos_docs, omni_cluster: None });
+        used = true;
+    }
+
+    if used {
+        snapshot.files_read += 1;
+        if not_understood > 0 {
+            snapshot.skip(rel, format!("{not_understood} document(s) not recognised (no apiVersion/kind, not Talos, Omni or Helm values)"));
+        }
+    } else if matches!(area, Area::Talos | Area::Omni) {
+        return Err(InputError::new(
+            path,
+            "neither a Talos machine config/patch nor an Omni resource",
+            "talos/ holds `talosctl get mc -o yaml` output or Talos patches; omni/ holds ConfigPatches or cluster templates",
+        )
+        .at(docs[0].pos.line, docs[0].pos.column));
+    } else {
+        snapshot.skip(rel, "not recognised: no Kubernetes objects, Talos or Omni configs, or Helm values");
+    }
+    Ok(())
+}
+
+fn describe(doc: &YamlNode) -> String {
+    let kind = doc.get("kind").and_then(YamlNode::scalar_text).unwrap_or_default();
+    let name = doc.path(&["metadata", "name"]).and_then(YamlNode::scalar_text).unwrap_or_default();
+    format!("{kind} {name}")
+}

@@ -1,0 +1,440 @@
+//! Minimal Kubernetes object types: only the fields that facts and rules read.
+//!
+//! serde skips every other field while parsing, so a 150,000-pod snapshot costs memory for
+//! these fields only. The same types serialize back to valid (minimal) Kubernetes objects,
+//! which is what `cniswap snapshot -o DIR` writes.
+
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Meta {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "relevant_annotations")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub owner_references: Vec<OwnerRef>,
+}
+
+impl Meta {
+    pub fn namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("")
+    }
+
+    /// `namespace/name`, or `name` for cluster-scoped objects.
+    pub fn qualified(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OwnerRef {
+    pub kind: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller: Option<bool>,
+}
+
+/// Annotation prefixes facts read; everything else (last-applied-configuration above all) is
+/// dropped while parsing.
+const ANNOTATION_PREFIXES: &[&str] = &[
+    "flannel.alpha.coreos.com/",
+    "projectcalico.org/",
+    "io.cilium",
+    "network.cilium.io/",
+    "kubernetes.io/config.",
+    "meta.helm.sh/",
+    "config.k8s.io/owning-inventory",
+    "k3s.io/node-args",
+    "rke2.io/node-args",
+    "omni.sidero.dev/",
+];
+
+fn relevant_annotations<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Filter;
+    impl<'de> Visitor<'de> for Filter {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map of annotations")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut kept = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if ANNOTATION_PREFIXES.iter().any(|p| key.starts_with(p)) {
+                    let value: Option<String> = map.next_value()?;
+                    kept.insert(key, value.unwrap_or_default());
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(kept)
+        }
+    }
+    d.deserialize_any(Filter)
+}
+
+// ------------------------------------------------------------------ core kinds
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Node {
+    pub metadata: Meta,
+    pub spec: NodeSpec,
+    pub status: NodeStatus,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NodeSpec {
+    #[serde(rename = "podCIDR", skip_serializing_if = "Option::is_none")]
+    pub pod_cidr: Option<String>,
+    #[serde(rename = "podCIDRs", skip_serializing_if = "Vec::is_empty")]
+    pub pod_cidrs: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unschedulable: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NodeStatus {
+    pub node_info: NodeInfo,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<NodeAddress>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NodeInfo {
+    pub kubelet_version: String,
+    pub os_image: String,
+    pub kernel_version: String,
+    pub container_runtime_version: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeAddress {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Pod {
+    pub metadata: Meta,
+    pub spec: PodSpec,
+    pub status: PodStatus,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub host_network: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<Container>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Container {
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub image: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodStatus {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub phase: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+impl Pod {
+    pub fn is_ready(&self) -> bool {
+        self.status.conditions.iter().any(|c| c.kind == "Ready" && c.status == "True")
+    }
+
+    /// Static pods show up as mirror pods owned by their Node.
+    pub fn is_static(&self) -> bool {
+        self.metadata.annotations.contains_key("kubernetes.io/config.mirror")
+            || self.metadata.owner_references.iter().any(|o| o.kind == "Node")
+    }
+
+    /// Container command lines are only kept where facts read them (control-plane static pods);
+    /// for every other pod they are dropped after parsing to keep memory proportional to facts.
+    pub fn compact(&mut self) {
+        let control_plane = self.metadata.namespace() == "kube-system"
+            && ["kube-controller-manager", "kube-apiserver"].iter().any(|p| self.metadata.name.starts_with(p));
+        if control_plane {
+            return;
+        }
+        for container in &mut self.spec.containers {
+            container.command = Vec::new();
+            container.args = Vec::new();
+        }
+    }
+}
+
+/// DaemonSet, Deployment or StatefulSet: the parts CNI and DNS detection need.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Workload {
+    pub metadata: Meta,
+    pub spec: WorkloadSpec,
+    pub status: WorkloadStatus,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WorkloadSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    pub template: PodTemplate,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodTemplate {
+    pub metadata: Meta,
+    pub spec: PodSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WorkloadStatus {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desired_number_scheduled: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number_ready: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<u32>,
+}
+
+impl Workload {
+    /// Image of the first container whose image name contains `needle`.
+    pub fn image_containing(&self, needle: &str) -> Option<&str> {
+        self.spec.template.spec.containers.iter().map(|c| c.image.as_str()).find(|i| i.contains(needle))
+    }
+
+    pub fn args(&self) -> impl Iterator<Item = &str> {
+        self.spec
+            .template
+            .spec
+            .containers
+            .iter()
+            .flat_map(|c| c.command.iter().chain(c.args.iter()))
+            .map(String::as_str)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConfigMap {
+    pub metadata: Meta,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, String>,
+}
+
+/// ConfigMaps whose data facts read; the data of every other ConfigMap is dropped.
+pub fn config_map_is_relevant(meta: &Meta) -> bool {
+    const NAMES: &[&str] = &[
+        "kube-flannel-cfg",
+        "cilium-config",
+        "calico-config",
+        "canal-config",
+        "kube-proxy",
+        "kubeadm-config",
+        "kubernetes-services-endpoint",
+        "coredns",
+        "weave-net",
+        "rke2-cilium-config",
+    ];
+    NAMES.contains(&meta.name.as_str())
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodDisruptionBudget {
+    pub metadata: Meta,
+    pub spec: PdbSpec,
+    pub status: PdbStatus,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PdbSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<IntOrString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PdbStatus {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disruptions_allowed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_healthy: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desired_healthy: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_pods: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IntOrString {
+    Int(i64),
+    Str(String),
+}
+
+/// A Validating- or MutatingWebhookConfiguration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhookConfiguration {
+    pub metadata: Meta,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<Webhook>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Webhook {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_policy: Option<String>,
+    pub client_config: WebhookClientConfig,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<WebhookRule>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhookClientConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceReference>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceReference {
+    pub namespace: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WebhookRule {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub api_groups: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Service {
+    pub metadata: Meta,
+    pub spec: ServiceSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServiceSpec {
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub selector: BTreeMap<String, String>,
+    #[serde(rename = "clusterIP", skip_serializing_if = "Option::is_none")]
+    pub cluster_ip: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CustomResourceDefinition {
+    pub metadata: Meta,
+    pub spec: CrdSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CrdSpec {
+    pub group: String,
+    pub names: CrdNames,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CrdNames {
+    pub kind: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub plural: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageClass {
+    pub metadata: Meta,
+    pub provisioner: String,
+}
+
+/// An object that only needs identifying (NetworkPolicy, Namespace, CSIDriver, CNI policy CRs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Named {
+    pub metadata: Meta,
+}
+
+/// A CNI configuration custom resource whose spec facts and rules read (Calico Installation,
+/// IPPool, FelixConfiguration; Cilium CiliumNodeConfig, ...). Specs are small.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CustomResource {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Meta,
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub spec: serde_json::Value,
+}

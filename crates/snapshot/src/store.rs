@@ -1,0 +1,147 @@
+use crate::decode::Object;
+use crate::objects::*;
+use cniswap_config::Node as YamlNode;
+use cniswap_model::{SkippedInput, TalosConfigFacts};
+use std::collections::BTreeMap;
+
+/// Kubernetes objects of a snapshot, by kind, in their minimal form.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Objects {
+    pub nodes: Vec<Node>,
+    pub pods: Vec<Pod>,
+    pub daemonsets: Vec<Workload>,
+    pub deployments: Vec<Workload>,
+    pub statefulsets: Vec<Workload>,
+    pub config_maps: Vec<ConfigMap>,
+    pub pdbs: Vec<PodDisruptionBudget>,
+    pub validating_webhooks: Vec<WebhookConfiguration>,
+    pub mutating_webhooks: Vec<WebhookConfiguration>,
+    pub services: Vec<Service>,
+    pub network_policies: Vec<Named>,
+    pub namespaces: Vec<Named>,
+    pub csi_drivers: Vec<Named>,
+    pub crds: Vec<CustomResourceDefinition>,
+    pub storage_classes: Vec<StorageClass>,
+    pub cni_configs: Vec<CustomResource>,
+    pub cni_policies: Vec<CustomResource>,
+    /// Kinds cniswap does not read, with counts (`apiVersion/kind`).
+    pub other_kinds: BTreeMap<String, usize>,
+    /// Secrets seen and dropped without keeping any of their content.
+    pub secrets_dropped: usize,
+}
+
+impl Objects {
+    /// Adds an object (flattening Lists); returns how many objects it held.
+    pub fn add(&mut self, object: Object) -> usize {
+        match object {
+            Object::Node(o) => self.nodes.push(o),
+            Object::Pod(o) => self.pods.push(o),
+            Object::DaemonSet(o) => self.daemonsets.push(o),
+            Object::Deployment(o) => self.deployments.push(o),
+            Object::StatefulSet(o) => self.statefulsets.push(o),
+            Object::ConfigMap(o) => self.config_maps.push(o),
+            Object::PodDisruptionBudget(o) => self.pdbs.push(o),
+            Object::ValidatingWebhookConfiguration(o) => self.validating_webhooks.push(o),
+            Object::MutatingWebhookConfiguration(o) => self.mutating_webhooks.push(o),
+            Object::Service(o) => self.services.push(o),
+            Object::NetworkPolicy(o) => self.network_policies.push(o),
+            Object::Namespace(o) => self.namespaces.push(o),
+            Object::CsiDriver(o) => self.csi_drivers.push(o),
+            Object::CustomResourceDefinition(o) => self.crds.push(o),
+            Object::StorageClass(o) => self.storage_classes.push(o),
+            Object::CniConfig(o) => self.cni_configs.push(o),
+            Object::CniPolicy(o) => self.cni_policies.push(o),
+            Object::Secret => self.secrets_dropped += 1,
+            Object::List(items) => return items.into_iter().map(|o| self.add(o)).sum(),
+            Object::Other { api_version, kind } => {
+                *self.other_kinds.entry(format!("{api_version}/{kind}")).or_default() += 1;
+            }
+            Object::NotKubernetes => return 0,
+        }
+        1
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+            + self.pods.len()
+            + self.daemonsets.len()
+            + self.deployments.len()
+            + self.statefulsets.len()
+            + self.config_maps.len()
+            + self.pdbs.len()
+            + self.validating_webhooks.len()
+            + self.mutating_webhooks.len()
+            + self.services.len()
+            + self.network_policies.len()
+            + self.namespaces.len()
+            + self.csi_drivers.len()
+            + self.crds.len()
+            + self.storage_classes.len()
+            + self.cni_configs.len()
+            + self.cni_policies.len()
+            + self.other_kinds.values().sum::<usize>()
+            + self.secrets_dropped
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn config_map(&self, namespace: &str, name: &str) -> Option<&ConfigMap> {
+        self.config_maps.iter().find(|c| c.metadata.name == name && c.metadata.namespace() == namespace)
+    }
+}
+
+/// A Talos machine config, patch, Omni patch or talhelper config, already redacted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TalosSource {
+    pub summary: TalosConfigFacts,
+    /// The (redacted) documents, kept for the linter.
+    pub docs: Vec<YamlNode>,
+    /// For Omni ConfigPatches: the `omni.sidero.dev/cluster` label.
+    pub omni_cluster: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OmniTemplateSource {
+    pub file: String,
+    pub cluster: Option<String>,
+    pub talos_version: Option<String>,
+    pub kubernetes_version: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HelmValues {
+    pub file: String,
+    /// cilium, tigera-operator, flannel, ... (from `helm/<chart>.yaml` or the release).
+    pub chart: String,
+    pub chart_version: Option<String>,
+    pub values: YamlNode,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeInventory {
+    pub node: String,
+    pub file: String,
+    pub data: serde_json::Value,
+}
+
+/// Everything one load produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// `snapshot:<path>` or `live:<context>`.
+    pub source: String,
+    pub objects: Objects,
+    pub talos: Vec<TalosSource>,
+    pub omni_templates: Vec<OmniTemplateSource>,
+    pub helm: Vec<HelmValues>,
+    pub node_inventories: Vec<NodeInventory>,
+    pub files_read: usize,
+    pub skipped: Vec<SkippedInput>,
+}
+
+impl Snapshot {
+    pub fn skip(&mut self, path: impl Into<String>, reason: impl Into<String>) {
+        self.skipped.push(SkippedInput { path: path.into(), reason: reason.into() });
+    }
+}
