@@ -279,8 +279,7 @@ pub struct ConfigMap {
 }
 
 /// ConfigMaps whose data facts read; the data of every other ConfigMap is dropped.
-pub fn config_map_is_relevant(meta: &Meta) -> bool {
-    const NAMES: &[&str] = &[
+pub const RELEVANT_CONFIG_MAPS: &[&str] = &[
         "kube-flannel-cfg",
         "cilium-config",
         "calico-config",
@@ -291,8 +290,11 @@ pub fn config_map_is_relevant(meta: &Meta) -> bool {
         "coredns",
         "weave-net",
         "rke2-cilium-config",
-    ];
-    NAMES.contains(&meta.name.as_str())
+        "rke2-canal-config",
+];
+
+pub fn config_map_is_relevant(meta: &Meta) -> bool {
+    RELEVANT_CONFIG_MAPS.contains(&meta.name.as_str())
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -403,6 +405,16 @@ pub struct CustomResourceDefinition {
 pub struct CrdSpec {
     pub group: String,
     pub names: CrdNames,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<CrdVersion>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CrdVersion {
+    pub name: String,
+    pub served: bool,
+    pub storage: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

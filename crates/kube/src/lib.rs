@@ -1,0 +1,13 @@
+//! Read-only access to a live cluster.
+//!
+//! Every list is paginated (`limit` + `continue`) and deserialized straight into the minimal
+//! types of `cniswap-snapshot`, so a large cluster costs memory for the fields facts need only.
+//! Secrets are never requested. A kind the user may not list (RBAC) is reported as skipped,
+//! not fatal: inspect then says what it could not see.
+
+mod connect;
+mod list;
+pub mod talosctl;
+
+pub use connect::{ConnectError, LiveOptions, connect};
+pub use list::{ReadError, read_cluster};
