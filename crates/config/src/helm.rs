@@ -9,9 +9,12 @@ pub fn values_of(doc: &Node) -> Option<Node> {
     match doc.get("kind").and_then(Node::as_str) {
         Some("HelmRelease") => doc.path(&["spec", "values"]).cloned(),
         Some("Application") => {
-            let helm = doc
-                .path(&["spec", "source", "helm"])
-                .or_else(|| doc.path(&["spec", "sources"])?.as_seq().iter().find_map(|s| s.get("helm")))?;
+            let helm = doc.path(&["spec", "source", "helm"]).or_else(|| {
+                doc.path(&["spec", "sources"])?
+                    .as_seq()
+                    .iter()
+                    .find_map(|s| s.get("helm"))
+            })?;
             if let Some(obj) = helm.get("valuesObject") {
                 return Some(obj.clone());
             }
@@ -50,7 +53,10 @@ mod tests {
         )
         .unwrap()[0];
         let values = values_of(doc).unwrap();
-        assert_eq!(values.path(&["cni", "exclusive"]).unwrap().as_bool(), Some(false));
+        assert_eq!(
+            values.path(&["cni", "exclusive"]).unwrap().as_bool(),
+            Some(false)
+        );
         assert_eq!(chart_of(doc).as_deref(), Some("cilium"));
         assert_eq!(chart_version_of(doc).as_deref(), Some("1.16.5"));
     }
@@ -62,6 +68,9 @@ mod tests {
         )
         .unwrap()[0];
         let values = values_of(doc).unwrap();
-        assert_eq!(values.path(&["ipam", "mode"]).unwrap().as_str(), Some("kubernetes"));
+        assert_eq!(
+            values.path(&["ipam", "mode"]).unwrap().as_str(),
+            Some("kubernetes")
+        );
     }
 }

@@ -22,7 +22,10 @@ pub fn is_config_patch(doc: &Node) -> bool {
 
 /// Reads a ConfigPatch; its `spec.data` must itself be valid YAML.
 pub fn read_config_patch(doc: &Node) -> Result<ConfigPatch, YamlError> {
-    let label = |name: &str| doc.path(&["metadata", "labels", name]).and_then(Node::scalar_text);
+    let label = |name: &str| {
+        doc.path(&["metadata", "labels", name])
+            .and_then(Node::scalar_text)
+    };
     let patch = match doc.path(&["spec", "data"]).and_then(Node::as_str) {
         Some(text) => parse_documents(text).map_err(|e| YamlError {
             // Positions inside spec.data are relative to the string; anchor them at the key.
@@ -72,16 +75,24 @@ pub struct ClusterTemplate {
 pub fn read_template(docs: &[Node]) -> ClusterTemplate {
     let mut template = ClusterTemplate::default();
     for doc in docs.iter().filter(|d| is_template_document(d)) {
-        let scope = doc.get("kind").and_then(Node::scalar_text).unwrap_or_default();
+        let scope = doc
+            .get("kind")
+            .and_then(Node::scalar_text)
+            .unwrap_or_default();
         if scope == "Cluster" {
             template.cluster = doc.get("name").and_then(Node::scalar_text);
             template.talos_version = doc.path(&["talos", "version"]).and_then(Node::scalar_text);
-            template.kubernetes_version = doc.path(&["kubernetes", "version"]).and_then(Node::scalar_text);
+            template.kubernetes_version = doc
+                .path(&["kubernetes", "version"])
+                .and_then(Node::scalar_text);
         }
         for patch in doc.get("patches").map(Node::as_seq).unwrap_or_default() {
             let inline = match patch.get("inline") {
                 Some(node) if node.is_map() => vec![node.clone()],
-                Some(node) => node.as_str().and_then(|t| parse_documents(t).ok()).unwrap_or_default(),
+                Some(node) => node
+                    .as_str()
+                    .and_then(|t| parse_documents(t).ok())
+                    .unwrap_or_default(),
                 None => Vec::new(),
             };
             template.patches.push(TemplatePatch {
@@ -108,7 +119,13 @@ mod tests {
         assert!(is_config_patch(doc));
         let patch = read_config_patch(doc).unwrap();
         assert_eq!(patch.cluster.as_deref(), Some("lab"));
-        assert_eq!(patch.patch[0].path(&["cluster", "network", "cni", "name"]).unwrap().as_str(), Some("none"));
+        assert_eq!(
+            patch.patch[0]
+                .path(&["cluster", "network", "cni", "name"])
+                .unwrap()
+                .as_str(),
+            Some("none")
+        );
     }
 
     #[test]

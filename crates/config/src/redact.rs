@@ -45,7 +45,10 @@ pub fn redact_yaml(text: &str) -> Result<Redacted, YamlError> {
     for doc in &docs {
         collect(doc, &mut Vec::new(), &mut spans, &mut paths);
     }
-    Ok(Redacted { text: replace_char_spans(text, &mut spans), paths })
+    Ok(Redacted {
+        text: replace_char_spans(text, &mut spans),
+        paths,
+    })
 }
 
 /// Redacts a string that holds YAML inside another document (talosctl `spec`, Omni `spec.data`).
@@ -57,16 +60,25 @@ pub fn redact_embedded(text: &str) -> Redacted {
     })
 }
 
-fn collect(node: &Node, path: &mut Vec<String>, spans: &mut Vec<(usize, usize)>, paths: &mut Vec<String>) {
+fn collect(
+    node: &Node,
+    path: &mut Vec<String>,
+    spans: &mut Vec<(usize, usize)>,
+    paths: &mut Vec<String>,
+) {
     match &node.value {
         Value::Map(entries) => {
-            let under_key_parent = path.last().is_some_and(|p| KEY_PARENTS.contains(&p.as_str()));
+            let under_key_parent = path
+                .last()
+                .is_some_and(|p| KEY_PARENTS.contains(&p.as_str()));
             for (key, value) in entries {
-                let Some(name) = key.scalar_text() else { continue };
+                let Some(name) = key.scalar_text() else {
+                    continue;
+                };
                 let secret = SECRET_KEYS.contains(&name.as_str())
                     || (name == "key" && (under_key_parent || has_sibling(entries, "crt")));
                 path.push(name);
-                if secret && is_scalar(value) && !matches!(value.value, Value::Null) {
+                if secret && is_scalar(value) && !is_empty(value) {
                     spans.push((key.pos.char_end, value.pos.char_end));
                     paths.push(path.join("."));
                 } else {
@@ -92,11 +104,18 @@ fn collect(node: &Node, path: &mut Vec<String>, spans: &mut Vec<(usize, usize)>,
 }
 
 fn looks_embedded(path: &[String]) -> bool {
-    matches!(path.last().map(String::as_str), Some("spec" | "data" | "contents"))
+    matches!(
+        path.last().map(String::as_str),
+        Some("spec" | "data" | "contents")
+    )
 }
 
 fn has_sibling(entries: &[(Node, Node)], key: &str) -> bool {
     entries.iter().any(|(k, _)| k.as_str() == Some(key))
+}
+
+fn is_empty(node: &Node) -> bool {
+    matches!(&node.value, Value::Null) || node.as_str() == Some("")
 }
 
 fn is_scalar(node: &Node) -> bool {
@@ -107,7 +126,11 @@ fn is_scalar(node: &Node) -> bool {
 /// newlines as the range held so that every later line keeps its number.
 fn replace_char_spans(text: &str, spans: &mut [(usize, usize)]) -> String {
     spans.sort_unstable();
-    let byte_at: Vec<usize> = text.char_indices().map(|(b, _)| b).chain(std::iter::once(text.len())).collect();
+    let byte_at: Vec<usize> = text
+        .char_indices()
+        .map(|(b, _)| b)
+        .chain(std::iter::once(text.len()))
+        .collect();
     let to_byte = |c: usize| byte_at.get(c).copied().unwrap_or(text.len());
     let mut out = String::with_capacity(text.len());
     let mut cursor = 0;
@@ -124,7 +147,10 @@ fn replace_char_spans(text: &str, spans: &mut [(usize, usize)]) -> String {
         out.push_str(": \"");
         out.push_str(REDACTED);
         out.push('"');
-        out.extend(std::iter::repeat_n('\n', text[start..end].matches('\n').count()));
+        out.extend(std::iter::repeat_n(
+            '\n',
+            text[start..end].matches('\n').count(),
+        ));
         cursor = end;
     }
     out.push_str(&text[cursor..]);
@@ -139,26 +165,55 @@ mod tests {
     fn keeps_structure_and_comments() {
         let text = "machine:\n  token: abc.def # join token\n  ca:\n    crt: LS0tCRT\n    key: LS0tKEY\ncluster:\n  secret: s3cr3t\n  network:\n    cni: {name: none}\n";
         let r = redact_yaml(text).unwrap();
-        assert!(!r.text.contains("abc.def") && !r.text.contains("LS0tKEY") && !r.text.contains("s3cr3t"));
+        assert!(
+            !r.text.contains("abc.def")
+                && !r.text.contains("LS0tKEY")
+                && !r.text.contains("s3cr3t")
+        );
         assert!(r.text.contains("LS0tCRT"), "certificates are public");
         assert!(r.text.contains("# join token"));
         assert_eq!(r.text.lines().count(), text.lines().count());
-        assert_eq!(r.paths, vec!["machine.token", "machine.ca.key", "cluster.secret"]);
+        assert_eq!(
+            r.paths,
+            vec!["machine.token", "machine.ca.key", "cluster.secret"]
+        );
         let again = parse_documents(&r.text).unwrap();
-        assert_eq!(again[0].path(&["cluster", "network", "cni", "name"]).unwrap().as_str(), Some("none"));
+        assert_eq!(
+            again[0]
+                .path(&["cluster", "network", "cni", "name"])
+                .unwrap()
+                .as_str(),
+            Some("none")
+        );
     }
 
     #[test]
     fn taint_keys_are_not_secrets() {
-        let r = redact_yaml("taints:\n  - key: node-role.kubernetes.io/control-plane\n    effect: NoSchedule\n").unwrap();
+        let r = redact_yaml(
+            "taints:\n  - key: node-role.kubernetes.io/control-plane\n    effect: NoSchedule\n",
+        )
+        .unwrap();
         assert!(r.paths.is_empty());
     }
 
     #[test]
     fn block_scalar_secret_is_replaced() {
-        let r = redact_yaml("cluster:\n  serviceAccount:\n    key: |\n      LINE1\n      LINE2\n  x: 1\n").unwrap();
-        assert!(!r.text.contains("LINE1") && !r.text.contains("LINE2"), "{}", r.text);
+        let r = redact_yaml(
+            "cluster:\n  serviceAccount:\n    key: |\n      LINE1\n      LINE2\n  x: 1\n",
+        )
+        .unwrap();
+        assert!(
+            !r.text.contains("LINE1") && !r.text.contains("LINE2"),
+            "{}",
+            r.text
+        );
         assert_eq!(r.text.lines().count(), 6);
-        assert_eq!(parse_documents(&r.text).unwrap()[0].path(&["cluster", "x"]).unwrap().as_u16(), Some(1));
+        assert_eq!(
+            parse_documents(&r.text).unwrap()[0]
+                .path(&["cluster", "x"])
+                .unwrap()
+                .as_u16(),
+            Some(1)
+        );
     }
 }

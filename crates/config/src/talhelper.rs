@@ -17,7 +17,8 @@ pub struct TalConfig {
 }
 
 pub fn is_talconfig(doc: &Node) -> bool {
-    doc.get("clusterName").is_some() && (doc.get("nodes").is_some() || doc.get("talosVersion").is_some())
+    doc.get("clusterName").is_some()
+        && (doc.get("nodes").is_some() || doc.get("talosVersion").is_some())
 }
 
 pub fn read(doc: &Node) -> TalConfig {
@@ -26,21 +27,40 @@ pub fn read(doc: &Node) -> TalConfig {
         talos_version: doc.get("talosVersion").and_then(Node::scalar_text),
         kubernetes_version: doc.get("kubernetesVersion").and_then(Node::scalar_text),
         cni_name: doc.path(&["cniConfig", "name"]).and_then(Node::scalar_text),
-        pod_subnets: doc.get("clusterPodNets").map(Node::string_list).unwrap_or_default(),
-        service_subnets: doc.get("clusterSvcNets").map(Node::string_list).unwrap_or_default(),
+        pod_subnets: doc
+            .get("clusterPodNets")
+            .map(Node::string_list)
+            .unwrap_or_default(),
+        service_subnets: doc
+            .get("clusterSvcNets")
+            .map(Node::string_list)
+            .unwrap_or_default(),
         nodes: doc
             .get("nodes")
-            .map(|n| n.as_seq().iter().filter_map(|n| n.get("hostname")?.scalar_text()).collect())
+            .map(|n| {
+                n.as_seq()
+                    .iter()
+                    .filter_map(|n| n.get("hostname")?.scalar_text())
+                    .collect()
+            })
             .unwrap_or_default(),
         ..TalConfig::default()
     };
-    let lists = [doc.get("patches"), doc.path(&["controlPlane", "patches"]), doc.path(&["worker", "patches"])];
+    let lists = [
+        doc.get("patches"),
+        doc.path(&["controlPlane", "patches"]),
+        doc.path(&["worker", "patches"]),
+    ];
     for patch in lists.into_iter().flatten().flat_map(Node::as_seq) {
         match &patch.value {
             crate::yaml::Value::Str(text) if text.trim_start().starts_with('@') => {
-                config.patch_files.push(text.trim().trim_start_matches('@').to_string());
+                config
+                    .patch_files
+                    .push(text.trim().trim_start_matches('@').to_string());
             }
-            crate::yaml::Value::Str(text) => config.inline_patches.extend(parse_documents(text).unwrap_or_default()),
+            crate::yaml::Value::Str(text) => config
+                .inline_patches
+                .extend(parse_documents(text).unwrap_or_default()),
             crate::yaml::Value::Map(_) => config.inline_patches.push(patch.clone()),
             _ => {}
         }

@@ -68,9 +68,11 @@ fn convert(node: MarkedYamlOwned) -> Node {
         YamlDataOwned::Value(s) => scalar(s),
         YamlDataOwned::Representation(s, _, _) => Value::Str(s),
         YamlDataOwned::Sequence(items) => Value::Seq(items.into_iter().map(convert).collect()),
-        YamlDataOwned::Mapping(map) => {
-            Value::Map(map.into_iter().map(|(k, v)| (convert(k), convert(v))).collect())
-        }
+        YamlDataOwned::Mapping(map) => Value::Map(
+            map.into_iter()
+                .map(|(k, v)| (convert(k), convert(v)))
+                .collect(),
+        ),
         YamlDataOwned::Tagged(_, inner) => return convert(*inner),
         YamlDataOwned::Alias(_) | YamlDataOwned::BadValue => Value::Null,
     };

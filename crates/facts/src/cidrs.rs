@@ -8,37 +8,72 @@ pub fn detect(snapshot: &Snapshot, talos: Option<&TalosFacts>, cnis: &[CniFacts]
     let mut facts = CidrFacts::default();
     let objects = &snapshot.objects;
     let add = |list: &mut Vec<SourcedCidr>, cidr: &str, source: String| {
-        let entry = SourcedCidr { cidr: cidr.trim().to_string(), source };
+        let entry = SourcedCidr {
+            cidr: cidr.trim().to_string(),
+            source,
+        };
         if !entry.cidr.is_empty() && !list.contains(&entry) {
             list.push(entry);
         }
     };
 
-    if let Some((subnets, file)) = effective(talos, |c| (!c.pod_subnets.is_empty()).then(|| c.pod_subnets.clone())) {
+    if let Some((subnets, file)) = effective(talos, |c| {
+        (!c.pod_subnets.is_empty()).then(|| c.pod_subnets.clone())
+    }) {
         for s in &subnets {
             add(&mut facts.pod, s, format!("Talos podSubnets ({file})"));
         }
     }
-    if let Some((subnets, file)) = effective(talos, |c| (!c.service_subnets.is_empty()).then(|| c.service_subnets.clone())) {
+    if let Some((subnets, file)) = effective(talos, |c| {
+        (!c.service_subnets.is_empty()).then(|| c.service_subnets.clone())
+    }) {
         for s in &subnets {
-            add(&mut facts.service, s, format!("Talos serviceSubnets ({file})"));
+            add(
+                &mut facts.service,
+                s,
+                format!("Talos serviceSubnets ({file})"),
+            );
         }
     }
 
-    for pod in objects.pods.iter().filter(|p| p.metadata.namespace() == "kube-system") {
-        let args = || pod.spec.containers.iter().flat_map(|c| c.command.iter().chain(c.args.iter())).map(String::as_str);
+    for pod in objects
+        .pods
+        .iter()
+        .filter(|p| p.metadata.namespace() == "kube-system")
+    {
+        let args = || {
+            pod.spec
+                .containers
+                .iter()
+                .flat_map(|c| c.command.iter().chain(c.args.iter()))
+                .map(String::as_str)
+        };
         if pod.metadata.name.starts_with("kube-controller-manager")
             && let Some(v) = flag_value(args(), "--cluster-cidr")
         {
             for cidr in v.split(',') {
-                add(&mut facts.pod, cidr, format!("kube-controller-manager --cluster-cidr (pod {})", pod.metadata.name));
+                add(
+                    &mut facts.pod,
+                    cidr,
+                    format!(
+                        "kube-controller-manager --cluster-cidr (pod {})",
+                        pod.metadata.name
+                    ),
+                );
             }
         }
         if pod.metadata.name.starts_with("kube-apiserver")
             && let Some(v) = flag_value(args(), "--service-cluster-ip-range")
         {
             for cidr in v.split(',') {
-                add(&mut facts.service, cidr, format!("kube-apiserver --service-cluster-ip-range (pod {})", pod.metadata.name));
+                add(
+                    &mut facts.service,
+                    cidr,
+                    format!(
+                        "kube-apiserver --service-cluster-ip-range (pod {})",
+                        pod.metadata.name
+                    ),
+                );
             }
         }
     }
@@ -50,11 +85,19 @@ pub fn detect(snapshot: &Snapshot, talos: Option<&TalosFacts>, cnis: &[CniFacts]
             let line = line.trim();
             if let Some(v) = line.strip_prefix("podSubnet:") {
                 for cidr in v.trim().trim_matches('"').split(',') {
-                    add(&mut facts.pod, cidr, "kubeadm-config networking.podSubnet".to_string());
+                    add(
+                        &mut facts.pod,
+                        cidr,
+                        "kubeadm-config networking.podSubnet".to_string(),
+                    );
                 }
             } else if let Some(v) = line.strip_prefix("serviceSubnet:") {
                 for cidr in v.trim().trim_matches('"').split(',') {
-                    add(&mut facts.service, cidr, "kubeadm-config networking.serviceSubnet".to_string());
+                    add(
+                        &mut facts.service,
+                        cidr,
+                        "kubeadm-config networking.serviceSubnet".to_string(),
+                    );
                 }
             }
         }
@@ -67,14 +110,24 @@ pub fn detect(snapshot: &Snapshot, talos: Option<&TalosFacts>, cnis: &[CniFacts]
     }
 
     // Node podCIDRs: summarised against the declared ranges rather than listed one by one.
-    let declared: Vec<IpNet> = facts.pod.iter().filter_map(|c| c.cidr.parse().ok()).collect();
+    let declared: Vec<IpNet> = facts
+        .pod
+        .iter()
+        .filter_map(|c| c.cidr.parse().ok())
+        .collect();
     let mut outside = Vec::new();
     let mut with_cidr = 0;
     for node in &objects.nodes {
-        let cidrs = if node.spec.pod_cidrs.is_empty() { node.spec.pod_cidr.iter().cloned().collect() } else { node.spec.pod_cidrs.clone() };
+        let cidrs = if node.spec.pod_cidrs.is_empty() {
+            node.spec.pod_cidr.iter().cloned().collect()
+        } else {
+            node.spec.pod_cidrs.clone()
+        };
         for cidr in cidrs {
             with_cidr += 1;
-            let inside = cidr.parse::<IpNet>().is_ok_and(|net| declared.iter().any(|d| d.contains(&net)));
+            let inside = cidr
+                .parse::<IpNet>()
+                .is_ok_and(|net| declared.iter().any(|d| d.contains(&net)));
             if !inside {
                 outside.push((node.metadata.name.clone(), cidr));
             }
@@ -87,18 +140,32 @@ pub fn detect(snapshot: &Snapshot, talos: Option<&TalosFacts>, cnis: &[CniFacts]
         });
     }
     for (node, cidr) in outside.iter().take(10) {
-        add(&mut facts.pod, cidr, format!("node {node} spec.podCIDR (outside every declared pod range)"));
+        add(
+            &mut facts.pod,
+            cidr,
+            format!("node {node} spec.podCIDR (outside every declared pod range)"),
+        );
     }
     if outside.len() > 10 {
-        facts.overlaps.push(format!("{} more node podCIDRs outside the declared pod ranges", outside.len() - 10));
+        facts.overlaps.push(format!(
+            "{} more node podCIDRs outside the declared pod ranges",
+            outside.len() - 10
+        ));
     }
 
     for pod in &facts.pod {
-        let Ok(pod_net) = pod.cidr.parse::<IpNet>() else { continue };
+        let Ok(pod_net) = pod.cidr.parse::<IpNet>() else {
+            continue;
+        };
         for service in &facts.service {
-            let Ok(service_net) = service.cidr.parse::<IpNet>() else { continue };
+            let Ok(service_net) = service.cidr.parse::<IpNet>() else {
+                continue;
+            };
             if overlaps(&pod_net, &service_net) {
-                facts.overlaps.push(format!("pod range {} ({}) overlaps service range {} ({})", pod.cidr, pod.source, service.cidr, service.source));
+                facts.overlaps.push(format!(
+                    "pod range {} ({}) overlaps service range {} ({})",
+                    pod.cidr, pod.source, service.cidr, service.source
+                ));
             }
         }
     }

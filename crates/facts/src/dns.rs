@@ -8,12 +8,25 @@ pub fn detect(snapshot: &Snapshot, talos: Option<&TalosFacts>) -> DnsFacts {
     let coredns = objects
         .deployments
         .iter()
-        .find(|d| d.metadata.namespace() == "kube-system" && (d.metadata.name == "coredns" || d.metadata.labels.get("k8s-app").is_some_and(|v| v == "kube-dns")))
+        .find(|d| {
+            d.metadata.namespace() == "kube-system"
+                && (d.metadata.name == "coredns"
+                    || d.metadata
+                        .labels
+                        .get("k8s-app")
+                        .is_some_and(|v| v == "kube-dns"))
+        })
         .map(|d| {
             let nodes: BTreeSet<String> = objects
                 .pods
                 .iter()
-                .filter(|p| p.metadata.namespace() == "kube-system" && p.metadata.labels.get("k8s-app").is_some_and(|v| v == "kube-dns"))
+                .filter(|p| {
+                    p.metadata.namespace() == "kube-system"
+                        && p.metadata
+                            .labels
+                            .get("k8s-app")
+                            .is_some_and(|v| v == "kube-dns")
+                })
                 .filter(|p| p.status.phase == "Running")
                 .filter_map(|p| p.spec.node_name.clone())
                 .collect();
@@ -27,7 +40,11 @@ pub fn detect(snapshot: &Snapshot, talos: Option<&TalosFacts>) -> DnsFacts {
     let enabled = effective(talos, |c| c.host_dns_enabled);
     let forward = effective(talos, |c| c.forward_kube_dns_to_host);
     let talos_host_dns = (enabled.is_some() || forward.is_some()).then(|| {
-        let mut files: Vec<String> = enabled.iter().chain(forward.iter()).map(|(_, f)| f.clone()).collect();
+        let mut files: Vec<String> = enabled
+            .iter()
+            .chain(forward.iter())
+            .map(|(_, f)| f.clone())
+            .collect();
         files.dedup();
         TalosHostDns {
             enabled: enabled.map(|(v, _)| v),
@@ -35,5 +52,8 @@ pub fn detect(snapshot: &Snapshot, talos: Option<&TalosFacts>) -> DnsFacts {
             source: files.join(", "),
         }
     });
-    DnsFacts { coredns, talos_host_dns }
+    DnsFacts {
+        coredns,
+        talos_host_dns,
+    }
 }

@@ -3,28 +3,48 @@ use crate::util::{active_nodes, flag_value};
 use cniswap_model::{CniFacts, CniKind, KubeProxyFacts, PlatformFacts, PlatformKind, TalosFacts};
 use cniswap_snapshot::Snapshot;
 
-pub fn detect(snapshot: &Snapshot, platform: &PlatformFacts, talos: Option<&TalosFacts>, cnis: &[CniFacts]) -> KubeProxyFacts {
+pub fn detect(
+    snapshot: &Snapshot,
+    platform: &PlatformFacts,
+    talos: Option<&TalosFacts>,
+    cnis: &[CniFacts],
+) -> KubeProxyFacts {
     let mut facts = KubeProxyFacts::default();
     let objects = &snapshot.objects;
 
-    if let Some(ds) = objects.daemonsets.iter().find(|d| d.metadata.name == "kube-proxy") {
+    if let Some(ds) = objects
+        .daemonsets
+        .iter()
+        .find(|d| d.metadata.name == "kube-proxy")
+    {
         facts.present = true;
         facts.daemonset = Some(ds.metadata.qualified());
         facts.desired = ds.status.desired_number_scheduled.unwrap_or(0);
         facts.ready = ds.status.number_ready.unwrap_or(0);
         facts.mode = flag_value(ds.args(), "--proxy-mode");
         let nodes = active_nodes(&objects.pods, ds).len();
-        facts.evidence.push(format!("DaemonSet {} ({}/{} ready, pods on {nodes} nodes)", ds.metadata.qualified(), facts.ready, facts.desired));
+        facts.evidence.push(format!(
+            "DaemonSet {} ({}/{} ready, pods on {nodes} nodes)",
+            ds.metadata.qualified(),
+            facts.ready,
+            facts.desired
+        ));
     }
     // RKE2 runs kube-proxy as static pods.
     let static_pods = objects
         .pods
         .iter()
-        .filter(|p| p.metadata.namespace() == "kube-system" && p.metadata.name.starts_with("kube-proxy-") && p.is_static())
+        .filter(|p| {
+            p.metadata.namespace() == "kube-system"
+                && p.metadata.name.starts_with("kube-proxy-")
+                && p.is_static()
+        })
         .count();
     if static_pods > 0 {
         facts.present = true;
-        facts.evidence.push(format!("{static_pods} kube-proxy static pods"));
+        facts
+            .evidence
+            .push(format!("{static_pods} kube-proxy static pods"));
     }
     if platform.kind == PlatformKind::K3s {
         let args: Vec<&str> = objects
@@ -36,14 +56,25 @@ pub fn detect(snapshot: &Snapshot, platform: &PlatformFacts, talos: Option<&Talo
         if !args.is_empty() {
             let disabled = args.iter().any(|a| a.contains("--disable-kube-proxy"));
             facts.present = !disabled;
-            facts.evidence.push(format!("k3s node-args {} --disable-kube-proxy", if disabled { "include" } else { "do not include" }));
+            facts.evidence.push(format!(
+                "k3s node-args {} --disable-kube-proxy",
+                if disabled {
+                    "include"
+                } else {
+                    "do not include"
+                }
+            ));
         }
     }
 
     if facts.mode.is_none()
         && let Some(cm) = objects.config_map("kube-system", "kube-proxy")
     {
-        let config = cm.data.get("config.conf").map(String::as_str).unwrap_or_default();
+        let config = cm
+            .data
+            .get("config.conf")
+            .map(String::as_str)
+            .unwrap_or_default();
         let mode = config
             .lines()
             .find_map(|l| l.trim().strip_prefix("mode:"))
@@ -57,19 +88,29 @@ pub fn detect(snapshot: &Snapshot, platform: &PlatformFacts, talos: Option<&Talo
 
     if let Some((disabled, file)) = effective(talos, |c| c.proxy_disabled) {
         facts.disabled_in_talos = Some(disabled);
-        facts.evidence.push(format!("Talos {} kube-proxy ({file})", if disabled { "disables" } else { "deploys" }));
+        facts.evidence.push(format!(
+            "Talos {} kube-proxy ({file})",
+            if disabled { "disables" } else { "deploys" }
+        ));
         if facts.mode.is_none() && !disabled {
             facts.mode = effective(talos, |c| c.proxy_mode.clone()).map(|(m, _)| m);
         }
     }
 
     facts.replaced_by = cnis.iter().find_map(|c| {
-        let cilium_kpr = c.cilium.as_ref().and_then(|m| m.kube_proxy_replacement.as_deref()).is_some_and(|v| v == "true" || v == "strict");
+        let cilium_kpr = c
+            .cilium
+            .as_ref()
+            .and_then(|m| m.kube_proxy_replacement.as_deref())
+            .is_some_and(|v| v == "true" || v == "strict");
         let calico_bpf = c.calico.as_ref().and_then(|m| m.dataplane.as_deref()) == Some("BPF");
         (cilium_kpr || calico_bpf).then_some(c.kind)
     });
     if facts.replaced_by.is_some() && !facts.present {
-        facts.evidence.push(format!("services handled by {}", facts.replaced_by.unwrap_or(CniKind::Cilium)));
+        facts.evidence.push(format!(
+            "services handled by {}",
+            facts.replaced_by.unwrap_or(CniKind::Cilium)
+        ));
     }
     facts
 }

@@ -30,15 +30,27 @@ pub fn detect(snapshot: &Snapshot, cnis: &[CniFacts]) -> Vec<NodeFacts> {
             if pod_cidrs.is_empty() {
                 pod_cidrs.extend(node.spec.pod_cidr.clone());
             }
-            let (pods, pod_network_pods) = pods_per_node.get(node.metadata.name.as_str()).copied().unwrap_or_default();
+            let (pods, pod_network_pods) = pods_per_node
+                .get(node.metadata.name.as_str())
+                .copied()
+                .unwrap_or_default();
             NodeFacts {
                 name: node.metadata.name.clone(),
-                roles: vec![if control_plane { NodeRole::ControlPlane } else { NodeRole::Worker }],
+                roles: vec![if control_plane {
+                    NodeRole::ControlPlane
+                } else {
+                    NodeRole::Worker
+                }],
                 zone: labels
                     .get("topology.kubernetes.io/zone")
                     .or_else(|| labels.get("failure-domain.beta.kubernetes.io/zone"))
                     .cloned(),
-                internal_ip: node.status.addresses.iter().find(|a| a.kind == "InternalIP").map(|a| a.address.clone()),
+                internal_ip: node
+                    .status
+                    .addresses
+                    .iter()
+                    .find(|a| a.kind == "InternalIP")
+                    .map(|a| a.address.clone()),
                 kubelet_version: non_empty(&info.kubelet_version),
                 os_image: non_empty(&info.os_image),
                 talos_version: talos_version_of_os_image(&info.os_image),
@@ -48,7 +60,11 @@ pub fn detect(snapshot: &Snapshot, cnis: &[CniFacts]) -> Vec<NodeFacts> {
                 ready: condition("Ready").is_some_and(|c| c.status == "True"),
                 network_unavailable: condition("NetworkUnavailable")
                     .filter(|c| c.status == "True")
-                    .map(|c| c.reason.clone().unwrap_or_else(|| "NetworkUnavailable".to_string())),
+                    .map(|c| {
+                        c.reason
+                            .clone()
+                            .unwrap_or_else(|| "NetworkUnavailable".to_string())
+                    }),
                 unschedulable: node.spec.unschedulable,
                 cni_agents: cnis
                     .iter()

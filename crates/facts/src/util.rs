@@ -26,7 +26,10 @@ pub fn flag_value<'a>(args: impl IntoIterator<Item = &'a str>, flag: &str) -> Op
 pub fn daemonset_pods<'a>(pods: &'a [Pod], ds: &'a Workload) -> impl Iterator<Item = &'a Pod> + 'a {
     pods.iter().filter(move |p| {
         p.metadata.namespace == ds.metadata.namespace
-            && p.metadata.owner_references.iter().any(|o| o.kind == "DaemonSet" && o.name == ds.metadata.name)
+            && p.metadata
+                .owner_references
+                .iter()
+                .any(|o| o.kind == "DaemonSet" && o.name == ds.metadata.name)
     })
 }
 
@@ -41,6 +44,11 @@ pub fn active_nodes(pods: &[Pod], ds: &Workload) -> Vec<String> {
 }
 
 pub fn is_helm_managed(w: &Workload) -> bool {
-    w.metadata.labels.get("app.kubernetes.io/managed-by").is_some_and(|v| v == "Helm")
-        || w.metadata.annotations.contains_key("meta.helm.sh/release-name")
+    w.metadata
+        .labels
+        .get("app.kubernetes.io/managed-by")
+        .is_some_and(|v| v == "Helm")
+        || w.metadata
+            .annotations
+            .contains_key("meta.helm.sh/release-name")
 }

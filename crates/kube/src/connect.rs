@@ -13,7 +13,10 @@ pub struct LiveOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("cannot read kubeconfig {path}: {source}")]
-    Kubeconfig { path: PathBuf, source: kube::config::KubeconfigError },
+    Kubeconfig {
+        path: PathBuf,
+        source: kube::config::KubeconfigError,
+    },
     #[error("cannot load cluster credentials: {0}")]
     Infer(String),
     #[error("cannot create a Kubernetes client: {0}")]
@@ -22,21 +25,35 @@ pub enum ConnectError {
 
 /// Builds a client. Credentials stay inside kube-rs; nothing of them is logged or printed.
 pub async fn connect(options: &LiveOptions) -> Result<(Client, String), ConnectError> {
-    let kube_options = KubeConfigOptions { context: options.context.clone(), ..KubeConfigOptions::default() };
+    let kube_options = KubeConfigOptions {
+        context: options.context.clone(),
+        ..KubeConfigOptions::default()
+    };
     let config = match &options.kubeconfig {
         Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|source| ConnectError::Kubeconfig { path: path.clone(), source })?;
+            let kubeconfig =
+                Kubeconfig::read_from(path).map_err(|source| ConnectError::Kubeconfig {
+                    path: path.clone(),
+                    source,
+                })?;
             Config::from_custom_kubeconfig(kubeconfig, &kube_options)
                 .await
-                .map_err(|source| ConnectError::Kubeconfig { path: path.clone(), source })?
+                .map_err(|source| ConnectError::Kubeconfig {
+                    path: path.clone(),
+                    source,
+                })?
         }
         None if options.context.is_some() => Config::from_kubeconfig(&kube_options)
             .await
             .map_err(|e| ConnectError::Infer(e.to_string()))?,
-        None => Config::infer().await.map_err(|e| ConnectError::Infer(e.to_string()))?,
+        None => Config::infer()
+            .await
+            .map_err(|e| ConnectError::Infer(e.to_string()))?,
     };
-    let label = options.context.clone().unwrap_or_else(|| config.cluster_url.to_string());
+    let label = options
+        .context
+        .clone()
+        .unwrap_or_else(|| config.cluster_url.to_string());
     let client = Client::try_from(config).map_err(|e| ConnectError::Client(e.to_string()))?;
     Ok((client, label))
 }

@@ -30,7 +30,11 @@ struct ListMeta {
 }
 
 /// Lists every object at `path`, following `continue` tokens.
-async fn list_all<T: DeserializeOwned>(client: &Client, path: &str, query: &str) -> Result<Vec<T>, kube::Error> {
+async fn list_all<T: DeserializeOwned>(
+    client: &Client,
+    path: &str,
+    query: &str,
+) -> Result<Vec<T>, kube::Error> {
     let mut items = Vec::new();
     let mut next: Option<String> = None;
     loop {
@@ -39,7 +43,9 @@ async fn list_all<T: DeserializeOwned>(client: &Client, path: &str, query: &str)
             uri.push_str("&continue=");
             uri.push_str(&encode(token));
         }
-        let request = http::Request::get(uri).body(Vec::new()).map_err(kube::Error::HttpError)?;
+        let request = http::Request::get(uri)
+            .body(Vec::new())
+            .map_err(kube::Error::HttpError)?;
         let page: Page<T> = client.request(request).await?;
         items.extend(page.items);
         match page.metadata.next {
@@ -54,7 +60,9 @@ fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -63,17 +71,25 @@ fn encode(value: &str) -> String {
 /// Whether an API error means "you may not see this" rather than "the cluster is unreachable".
 fn is_skippable(error: &kube::Error) -> Option<String> {
     match error {
-        kube::Error::Api(status) if matches!(status.code, 401 | 403 | 404 | 405) => {
-            Some(format!("{} {}: {}", status.code, status.reason, status.message))
-        }
+        kube::Error::Api(status) if matches!(status.code, 401 | 403 | 404 | 405) => Some(format!(
+            "{} {}: {}",
+            status.code, status.reason, status.message
+        )),
         _ => None,
     }
 }
 
 /// Reads everything facts need from the cluster into a snapshot. `progress` is told each kind
 /// as it is read, with the number of objects so far.
-pub async fn read_cluster(client: &Client, label: &str, progress: &mut dyn FnMut(&str, usize)) -> Result<Snapshot, ReadError> {
-    let mut snapshot = Snapshot { source: format!("live:{label}"), ..Snapshot::default() };
+pub async fn read_cluster(
+    client: &Client,
+    label: &str,
+    progress: &mut dyn FnMut(&str, usize),
+) -> Result<Snapshot, ReadError> {
+    let mut snapshot = Snapshot {
+        source: format!("live:{label}"),
+        ..Snapshot::default()
+    };
 
     macro_rules! read {
         ($what:expr, $path:expr, $query:expr, $ty:ty, $wrap:expr) => {{
@@ -87,24 +103,59 @@ pub async fn read_cluster(client: &Client, label: &str, progress: &mut dyn FnMut
                 }
                 Err(error) => match is_skippable(&error) {
                     Some(reason) => snapshot.skip($path.to_string(), reason),
-                    None => return Err(ReadError::Request { what: $what.to_string(), source: error }),
+                    None => {
+                        return Err(ReadError::Request {
+                            what: $what.to_string(),
+                            source: error,
+                        });
+                    }
                 },
             }
         }};
     }
 
     read!("nodes", "/api/v1/nodes", "", objects::Node, Object::Node);
-    read!("pods", "/api/v1/pods", "", objects::Pod, |mut pod: objects::Pod| {
-        pod.compact();
-        Object::Pod(pod)
-    });
-    read!("daemonsets", "/apis/apps/v1/daemonsets", "", objects::Workload, Object::DaemonSet);
-    read!("deployments", "/apis/apps/v1/deployments", "", objects::Workload, Object::Deployment);
+    read!(
+        "pods",
+        "/api/v1/pods",
+        "",
+        objects::Pod,
+        |mut pod: objects::Pod| {
+            pod.compact();
+            Object::Pod(pod)
+        }
+    );
+    read!(
+        "daemonsets",
+        "/apis/apps/v1/daemonsets",
+        "",
+        objects::Workload,
+        Object::DaemonSet
+    );
+    read!(
+        "deployments",
+        "/apis/apps/v1/deployments",
+        "",
+        objects::Workload,
+        Object::Deployment
+    );
     for name in RELEVANT_CONFIG_MAPS {
         let query = format!("&fieldSelector=metadata.name%3D{name}");
-        read!("configmaps", "/api/v1/configmaps", &query, objects::ConfigMap, Object::ConfigMap);
+        read!(
+            "configmaps",
+            "/api/v1/configmaps",
+            &query,
+            objects::ConfigMap,
+            Object::ConfigMap
+        );
     }
-    read!("poddisruptionbudgets", "/apis/policy/v1/poddisruptionbudgets", "", objects::PodDisruptionBudget, Object::PodDisruptionBudget);
+    read!(
+        "poddisruptionbudgets",
+        "/apis/policy/v1/poddisruptionbudgets",
+        "",
+        objects::PodDisruptionBudget,
+        Object::PodDisruptionBudget
+    );
     read!(
         "validatingwebhookconfigurations",
         "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
@@ -119,11 +170,41 @@ pub async fn read_cluster(client: &Client, label: &str, progress: &mut dyn FnMut
         objects::WebhookConfiguration,
         Object::MutatingWebhookConfiguration
     );
-    read!("services", "/api/v1/services", "", objects::Service, Object::Service);
-    read!("networkpolicies", "/apis/networking.k8s.io/v1/networkpolicies", "", objects::Named, Object::NetworkPolicy);
-    read!("namespaces", "/api/v1/namespaces", "", objects::Named, Object::Namespace);
-    read!("csidrivers", "/apis/storage.k8s.io/v1/csidrivers", "", objects::Named, Object::CsiDriver);
-    read!("storageclasses", "/apis/storage.k8s.io/v1/storageclasses", "", objects::StorageClass, Object::StorageClass);
+    read!(
+        "services",
+        "/api/v1/services",
+        "",
+        objects::Service,
+        Object::Service
+    );
+    read!(
+        "networkpolicies",
+        "/apis/networking.k8s.io/v1/networkpolicies",
+        "",
+        objects::Named,
+        Object::NetworkPolicy
+    );
+    read!(
+        "namespaces",
+        "/api/v1/namespaces",
+        "",
+        objects::Named,
+        Object::Namespace
+    );
+    read!(
+        "csidrivers",
+        "/apis/storage.k8s.io/v1/csidrivers",
+        "",
+        objects::Named,
+        Object::CsiDriver
+    );
+    read!(
+        "storageclasses",
+        "/apis/storage.k8s.io/v1/storageclasses",
+        "",
+        objects::StorageClass,
+        Object::StorageClass
+    );
     read!(
         "customresourcedefinitions",
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
@@ -143,24 +224,40 @@ pub async fn read_cluster(client: &Client, label: &str, progress: &mut dyn FnMut
             if !(CNI_CONFIG_KINDS.contains(&kind) || policy) {
                 return None;
             }
-            let version = crd.spec.versions.iter().find(|v| v.storage).or_else(|| crd.spec.versions.iter().find(|v| v.served))?;
-            Some((crd.spec.group.clone(), version.name.clone(), crd.spec.names.plural.clone(), policy))
+            let version = crd
+                .spec
+                .versions
+                .iter()
+                .find(|v| v.storage)
+                .or_else(|| crd.spec.versions.iter().find(|v| v.served))?;
+            Some((
+                crd.spec.group.clone(),
+                version.name.clone(),
+                crd.spec.names.plural.clone(),
+                policy,
+            ))
         })
         .collect();
     for (group, version, plural, policy) in wanted {
         let path = format!("/apis/{group}/{version}/{plural}");
         let api_version = format!("{group}/{version}");
-        read!(&plural, &path, "", CustomResource, |mut cr: CustomResource| {
-            if cr.api_version.is_empty() {
-                cr.api_version = api_version.clone();
+        read!(
+            &plural,
+            &path,
+            "",
+            CustomResource,
+            |mut cr: CustomResource| {
+                if cr.api_version.is_empty() {
+                    cr.api_version = api_version.clone();
+                }
+                if policy {
+                    cr.spec = serde_json::Value::Null;
+                    Object::CniPolicy(cr)
+                } else {
+                    Object::CniConfig(cr)
+                }
             }
-            if policy {
-                cr.spec = serde_json::Value::Null;
-                Object::CniPolicy(cr)
-            } else {
-                Object::CniConfig(cr)
-            }
-        });
+        );
     }
     progress("done", snapshot.objects.len());
     Ok(snapshot)

@@ -8,7 +8,9 @@ use std::process::Command;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TalosctlError {
-    #[error("talosctl was not found on PATH; install it, or save configs with `talosctl get mc -o yaml` into the snapshot's talos/ directory")]
+    #[error(
+        "talosctl was not found on PATH; install it, or save configs with `talosctl get mc -o yaml` into the snapshot's talos/ directory"
+    )]
     NotInstalled,
     #[error("talosctl failed for node {node}: {message}")]
     Failed { node: String, message: String },
@@ -26,11 +28,16 @@ pub struct NodeConfig {
 
 pub fn find_talosctl() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join("talosctl")).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("talosctl"))
+        .find(|p| p.is_file())
 }
 
 /// Reads the machine config of each node.
-pub fn read_machine_configs(nodes: &[String], talosconfig: Option<&Path>) -> Result<Vec<NodeConfig>, TalosctlError> {
+pub fn read_machine_configs(
+    nodes: &[String],
+    talosconfig: Option<&Path>,
+) -> Result<Vec<NodeConfig>, TalosctlError> {
     let talosctl = find_talosctl().ok_or(TalosctlError::NotInstalled)?;
     let mut configs = Vec::new();
     for node in nodes {
@@ -39,14 +46,24 @@ pub fn read_machine_configs(nodes: &[String], talosconfig: Option<&Path>) -> Res
             command.arg("--talosconfig").arg(path);
         }
         command.args(["--nodes", node, "get", "machineconfig", "-o", "yaml"]);
-        let output = command.output().map_err(|e| TalosctlError::Failed { node: node.clone(), message: e.to_string() })?;
+        let output = command.output().map_err(|e| TalosctlError::Failed {
+            node: node.clone(),
+            message: e.to_string(),
+        })?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            return Err(TalosctlError::Failed { node: node.clone(), message: stderr.lines().next().unwrap_or("no output").to_string() });
+            return Err(TalosctlError::Failed {
+                node: node.clone(),
+                message: stderr.lines().next().unwrap_or("no output").to_string(),
+            });
         }
         let text = String::from_utf8_lossy(&output.stdout);
         let (text, redacted) = redact_resource_output(&text);
-        configs.push(NodeConfig { node: node.clone(), text, redacted });
+        configs.push(NodeConfig {
+            node: node.clone(),
+            text,
+            redacted,
+        });
     }
     Ok(configs)
 }
@@ -55,7 +72,10 @@ pub fn read_machine_configs(nodes: &[String], talosconfig: Option<&Path>) -> Res
 /// redacted on its own and written back as a block scalar.
 pub fn redact_resource_output(text: &str) -> (String, Vec<String>) {
     let Ok(docs) = cniswap_config::yaml::parse_documents(text) else {
-        return (redact::REDACTED.to_string(), vec!["<unparseable talosctl output>".to_string()]);
+        return (
+            redact::REDACTED.to_string(),
+            vec!["<unparseable talosctl output>".to_string()],
+        );
     };
     let mut out = String::new();
     let mut paths = Vec::new();

@@ -34,32 +34,53 @@ fn mock_api(log: Arc<Mutex<Vec<String>>>) -> Client {
             let query = req.uri().query().unwrap_or("").to_string();
             let empty = serde_json::json!({"items": [], "metadata": {}});
             let response = match path.as_str() {
-                "/api/v1/nodes" => json(StatusCode::OK, serde_json::json!({"items": [
+                "/api/v1/nodes" => json(
+                    StatusCode::OK,
+                    serde_json::json!({"items": [
                     {"metadata": {"name": "n1", "labels": {"node-role.kubernetes.io/control-plane": ""}},
                      "status": {"nodeInfo": {"osImage": "Talos (v1.10.5)", "kubeletVersion": "v1.33.2"}}}
-                ], "metadata": {}})),
+                ], "metadata": {}}),
+                ),
                 // Two pages: the first returns a continue token with characters that need encoding.
-                "/api/v1/pods" if !query.contains("continue=") => json(StatusCode::OK, serde_json::json!({
-                    "items": [pod("a", "n1")], "metadata": {"continue": "tok/en+1="}})),
+                "/api/v1/pods" if !query.contains("continue=") => json(
+                    StatusCode::OK,
+                    serde_json::json!({
+                    "items": [pod("a", "n1")], "metadata": {"continue": "tok/en+1="}}),
+                ),
                 "/api/v1/pods" => {
                     assert!(query.contains("continue=tok%2Fen%2B1%3D"), "{query}");
-                    json(StatusCode::OK, serde_json::json!({"items": [pod("b", "n1")], "metadata": {"continue": ""}}))
+                    json(
+                        StatusCode::OK,
+                        serde_json::json!({"items": [pod("b", "n1")], "metadata": {"continue": ""}}),
+                    )
                 }
-                "/apis/policy/v1/poddisruptionbudgets" => json(StatusCode::FORBIDDEN, serde_json::json!({
+                "/apis/policy/v1/poddisruptionbudgets" => json(
+                    StatusCode::FORBIDDEN,
+                    serde_json::json!({
                     "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 403, "reason": "Forbidden",
-                    "message": "poddisruptionbudgets.policy is forbidden"})),
-                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions" => json(StatusCode::OK, serde_json::json!({"items": [
+                    "message": "poddisruptionbudgets.policy is forbidden"}),
+                ),
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions" => json(
+                    StatusCode::OK,
+                    serde_json::json!({"items": [
                     {"metadata": {"name": "ippools.crd.projectcalico.org"},
                      "spec": {"group": "crd.projectcalico.org", "names": {"kind": "IPPool", "plural": "ippools"},
                               "versions": [{"name": "v1", "served": true, "storage": true}]}}
-                ], "metadata": {}})),
-                "/apis/crd.projectcalico.org/v1/ippools" => json(StatusCode::OK, serde_json::json!({"items": [
+                ], "metadata": {}}),
+                ),
+                "/apis/crd.projectcalico.org/v1/ippools" => json(
+                    StatusCode::OK,
+                    serde_json::json!({"items": [
                     {"apiVersion": "crd.projectcalico.org/v1", "kind": "IPPool", "metadata": {"name": "default-ipv4-ippool"},
                      "spec": {"cidr": "10.244.0.0/16", "vxlanMode": "Always"}}
-                ], "metadata": {}})),
-                "/api/v1/configmaps" if query.ends_with("%3Dcilium-config") => json(StatusCode::OK, serde_json::json!({"items": [
+                ], "metadata": {}}),
+                ),
+                "/api/v1/configmaps" if query.ends_with("%3Dcilium-config") => json(
+                    StatusCode::OK,
+                    serde_json::json!({"items": [
                     {"metadata": {"name": "cilium-config", "namespace": "kube-system"}, "data": {"cni-exclusive": "false"}}
-                ], "metadata": {}})),
+                ], "metadata": {}}),
+                ),
                 _ => json(StatusCode::OK, empty),
             };
             Ok::<_, std::convert::Infallible>(response)
@@ -73,35 +94,58 @@ async fn reads_paginated_lists_and_reports_forbidden_kinds() {
     let log = Arc::new(Mutex::new(Vec::new()));
     let client = mock_api(log.clone());
     let mut seen = Vec::new();
-    let snapshot = cniswap_kube::read_cluster(&client, "test", &mut |what, _| seen.push(what.to_string())).await.unwrap();
+    let snapshot =
+        cniswap_kube::read_cluster(&client, "test", &mut |what, _| seen.push(what.to_string()))
+            .await
+            .unwrap();
 
     assert_eq!(snapshot.source, "live:test");
     assert_eq!(snapshot.objects.nodes.len(), 1);
     assert_eq!(snapshot.objects.pods.len(), 2, "both pages were read");
     let pod = &snapshot.objects.pods[0];
-    assert!(pod.metadata.annotations.is_empty(), "irrelevant annotations are not kept");
-    assert!(pod.spec.containers[0].args.is_empty(), "pod args are compacted");
+    assert!(
+        pod.metadata.annotations.is_empty(),
+        "irrelevant annotations are not kept"
+    );
+    assert!(
+        pod.spec.containers[0].args.is_empty(),
+        "pod args are compacted"
+    );
     assert_eq!(snapshot.objects.cni_configs.len(), 1);
     assert_eq!(snapshot.objects.cni_configs[0].kind, "IPPool");
     assert_eq!(snapshot.objects.config_maps.len(), 1);
     assert!(
-        snapshot.skipped.iter().any(|s| s.path == "/apis/policy/v1/poddisruptionbudgets" && s.reason.contains("403")),
+        snapshot
+            .skipped
+            .iter()
+            .any(|s| s.path == "/apis/policy/v1/poddisruptionbudgets" && s.reason.contains("403")),
         "{:?}",
         snapshot.skipped
     );
 
     let requests = log.lock().unwrap().clone();
-    assert!(requests.iter().all(|r| r.contains("limit=500")), "every list is paginated");
-    assert!(!requests.iter().any(|r| r.contains("secrets")), "secrets are never requested");
+    assert!(
+        requests.iter().all(|r| r.contains("limit=500")),
+        "every list is paginated"
+    );
+    assert!(
+        !requests.iter().any(|r| r.contains("secrets")),
+        "secrets are never requested"
+    );
     assert!(seen.contains(&"pods".to_string()) && seen.last().map(String::as_str) == Some("done"));
 }
 
 #[tokio::test]
 async fn unreachable_server_is_an_error_naming_the_kind() {
     let service = tower::service_fn(|_req: Request<kube::client::Body>| async {
-        Err::<Response<Full<Bytes>>, _>(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused"))
+        Err::<Response<Full<Bytes>>, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        ))
     });
     let client = Client::new(service, "default");
-    let err = cniswap_kube::read_cluster(&client, "test", &mut |_, _| {}).await.unwrap_err();
+    let err = cniswap_kube::read_cluster(&client, "test", &mut |_, _| {})
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("cannot list nodes"), "{err}");
 }

@@ -7,8 +7,8 @@
 //! `items` is always a list of objects, whatever the kind, so a List never needs buffering.
 
 use crate::objects::*;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -37,7 +37,10 @@ pub enum Object {
     /// A Secret: nothing of it is kept, by design.
     Secret,
     List(Vec<Object>),
-    Other { api_version: String, kind: String },
+    Other {
+        api_version: String,
+        kind: String,
+    },
     /// A mapping without `kind` (a values file, a Talos config, ...): not a Kubernetes object.
     NotKubernetes,
 }
@@ -85,7 +88,8 @@ pub const CNI_POLICY_KINDS: &[&str] = &[
 
 fn classify(api_version: &str, kind: &str) -> Class {
     let group = api_version.split_once('/').map_or("", |(g, _)| g);
-    let cni_group = group.contains("projectcalico.org") || group.contains("tigera.io") || group == "cilium.io";
+    let cni_group =
+        group.contains("projectcalico.org") || group.contains("tigera.io") || group == "cilium.io";
     match kind {
         "Node" => Class::Node,
         "Pod" => Class::Pod,
@@ -134,7 +138,9 @@ impl<'de> DeserializeSeed<'de> for PartSeed<'_> {
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Part, D::Error> {
         // `null` bodies (e.g. `status: null`) are treated as absent.
-        fn opt<'de, T: Deserialize<'de> + Default, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        fn opt<'de, T: Deserialize<'de> + Default, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<T, D::Error> {
             Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
         }
         Ok(match (self.class, self.key) {
@@ -144,10 +150,12 @@ impl<'de> DeserializeSeed<'de> for PartSeed<'_> {
             (Class::Pod, "status") => Part::PodStatus(opt(d)?),
             (Class::Workload, "spec") => Part::WorkloadSpec(opt(d)?),
             (Class::Workload, "status") => Part::WorkloadStatus(opt(d)?),
-            (Class::ConfigMap, "data") => Part::Data(opt::<BTreeMap<String, Option<String>>, _>(d)?
-                .into_iter()
-                .map(|(k, v)| (k, v.unwrap_or_default()))
-                .collect()),
+            (Class::ConfigMap, "data") => Part::Data(
+                opt::<BTreeMap<String, Option<String>>, _>(d)?
+                    .into_iter()
+                    .map(|(k, v)| (k, v.unwrap_or_default()))
+                    .collect(),
+            ),
             (Class::Pdb, "spec") => Part::PdbSpec(opt(d)?),
             (Class::Pdb, "status") => Part::PdbStatus(opt(d)?),
             (Class::Webhook, "webhooks") => Part::Webhooks(opt(d)?),
@@ -196,13 +204,20 @@ impl<'de> Visitor<'de> for ObjectVisitor {
 
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
-                "apiVersion" => api_version = map.next_value::<Option<String>>()?.unwrap_or_default(),
+                "apiVersion" => {
+                    api_version = map.next_value::<Option<String>>()?.unwrap_or_default()
+                }
                 "kind" => kind = map.next_value()?,
                 "metadata" => metadata = map.next_value::<Option<Meta>>()?,
-                "items" => items = Some(map.next_value::<Option<Vec<Object>>>()?.unwrap_or_default()),
+                "items" => {
+                    items = Some(map.next_value::<Option<Vec<Object>>>()?.unwrap_or_default())
+                }
                 _ => match &kind {
                     Some(k) => {
-                        let part = map.next_value_seed(PartSeed { class: classify(&api_version, k), key: &key })?;
+                        let part = map.next_value_seed(PartSeed {
+                            class: classify(&api_version, k),
+                            key: &key,
+                        })?;
                         parts.push((key, part));
                     }
                     None => buffered.push((key, map.next_value()?)),
@@ -223,11 +238,23 @@ impl<'de> Visitor<'de> for ObjectVisitor {
                 .map_err(|e| de::Error::custom(format!("{kind} field `{key}`: {e}")))?;
             parts.push((key, part));
         }
-        Ok(assemble(class, api_version, kind, metadata.unwrap_or_default(), parts))
+        Ok(assemble(
+            class,
+            api_version,
+            kind,
+            metadata.unwrap_or_default(),
+            parts,
+        ))
     }
 }
 
-fn assemble(class: Class, api_version: String, kind: String, metadata: Meta, parts: Vec<(String, Part)>) -> Object {
+fn assemble(
+    class: Class,
+    api_version: String,
+    kind: String,
+    metadata: Meta,
+    parts: Vec<(String, Part)>,
+) -> Object {
     macro_rules! take {
         ($variant:ident) => {
             parts.iter().find_map(|(_, p)| match p {
@@ -243,7 +270,11 @@ fn assemble(class: Class, api_version: String, kind: String, metadata: Meta, par
             status: take!(NodeStatus).unwrap_or_default(),
         }),
         Class::Pod => {
-            let mut pod = Pod { metadata, spec: take!(PodSpec).unwrap_or_default(), status: take!(PodStatus).unwrap_or_default() };
+            let mut pod = Pod {
+                metadata,
+                spec: take!(PodSpec).unwrap_or_default(),
+                status: take!(PodStatus).unwrap_or_default(),
+            };
             pod.compact();
             Object::Pod(pod)
         }
@@ -260,7 +291,11 @@ fn assemble(class: Class, api_version: String, kind: String, metadata: Meta, par
             }
         }
         Class::ConfigMap => {
-            let data = if config_map_is_relevant(&metadata) { take!(Data).unwrap_or_default() } else { BTreeMap::new() };
+            let data = if config_map_is_relevant(&metadata) {
+                take!(Data).unwrap_or_default()
+            } else {
+                BTreeMap::new()
+            };
             Object::ConfigMap(ConfigMap { metadata, data })
         }
         Class::Pdb => Object::PodDisruptionBudget(PodDisruptionBudget {
@@ -269,28 +304,45 @@ fn assemble(class: Class, api_version: String, kind: String, metadata: Meta, par
             status: take!(PdbStatus).unwrap_or_default(),
         }),
         Class::Webhook => {
-            let config = WebhookConfiguration { metadata, webhooks: take!(Webhooks).unwrap_or_default() };
+            let config = WebhookConfiguration {
+                metadata,
+                webhooks: take!(Webhooks).unwrap_or_default(),
+            };
             if kind == "ValidatingWebhookConfiguration" {
                 Object::ValidatingWebhookConfiguration(config)
             } else {
                 Object::MutatingWebhookConfiguration(config)
             }
         }
-        Class::Service => Object::Service(Service { metadata, spec: take!(ServiceSpec).unwrap_or_default() }),
+        Class::Service => Object::Service(Service {
+            metadata,
+            spec: take!(ServiceSpec).unwrap_or_default(),
+        }),
         Class::Named => match kind.as_str() {
             "Namespace" => Object::Namespace(Named { metadata }),
             "CSIDriver" => Object::CsiDriver(Named { metadata }),
             _ => Object::NetworkPolicy(Named { metadata }),
         },
-        Class::Crd => Object::CustomResourceDefinition(CustomResourceDefinition { metadata, spec: take!(CrdSpec).unwrap_or_default() }),
-        Class::StorageClass => Object::StorageClass(StorageClass { metadata, provisioner: take!(Provisioner).unwrap_or_default() }),
+        Class::Crd => Object::CustomResourceDefinition(CustomResourceDefinition {
+            metadata,
+            spec: take!(CrdSpec).unwrap_or_default(),
+        }),
+        Class::StorageClass => Object::StorageClass(StorageClass {
+            metadata,
+            provisioner: take!(Provisioner).unwrap_or_default(),
+        }),
         Class::CniConfig => Object::CniConfig(CustomResource {
             api_version,
             kind,
             metadata,
             spec: take!(Json).unwrap_or_default(),
         }),
-        Class::CniPolicy => Object::CniPolicy(CustomResource { api_version, kind, metadata, spec: serde_json::Value::Null }),
+        Class::CniPolicy => Object::CniPolicy(CustomResource {
+            api_version,
+            kind,
+            metadata,
+            spec: serde_json::Value::Null,
+        }),
         Class::Secret => Object::Secret,
         Class::Other => Object::Other { api_version, kind },
     }
@@ -309,11 +361,21 @@ mod tests {
              "spec":{"nodeName":"n1","containers":[{"name":"c","image":"nginx","args":["--x"],"env":[{"name":"A","value":"b"}]}]},
              "status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}]}"#;
         let obj: Object = serde_json::from_str(json).unwrap();
-        let Object::List(items) = obj else { panic!("not a list") };
-        let Object::Pod(pod) = &items[0] else { panic!("not a pod") };
+        let Object::List(items) = obj else {
+            panic!("not a list")
+        };
+        let Object::Pod(pod) = &items[0] else {
+            panic!("not a pod")
+        };
         assert_eq!(pod.spec.node_name.as_deref(), Some("n1"));
-        assert!(pod.metadata.annotations.is_empty(), "irrelevant annotations are dropped");
-        assert!(pod.spec.containers[0].args.is_empty(), "args are dropped for ordinary pods");
+        assert!(
+            pod.metadata.annotations.is_empty(),
+            "irrelevant annotations are dropped"
+        );
+        assert!(
+            pod.spec.containers[0].args.is_empty(),
+            "args are dropped for ordinary pods"
+        );
         assert!(pod.is_ready());
     }
 
@@ -321,14 +383,19 @@ mod tests {
     fn configmap_data_before_kind_is_buffered_then_kept_when_relevant() {
         let yaml = "apiVersion: v1\ndata:\n  net-conf.json: '{\"Network\": \"10.244.0.0/16\"}'\nkind: ConfigMap\nmetadata:\n  name: kube-flannel-cfg\n  namespace: kube-system\n";
         let obj: Object = serde_saphyr::from_str(yaml).unwrap();
-        let Object::ConfigMap(cm) = obj else { panic!("not a configmap") };
+        let Object::ConfigMap(cm) = obj else {
+            panic!("not a configmap")
+        };
         assert!(cm.data["net-conf.json"].contains("10.244.0.0/16"));
     }
 
     #[test]
     fn secrets_keep_nothing() {
         let yaml = "apiVersion: v1\ndata:\n  token: c2VjcmV0\nkind: Secret\nmetadata:\n  name: s\n";
-        assert_eq!(serde_saphyr::from_str::<Object>(yaml).unwrap(), Object::Secret);
+        assert_eq!(
+            serde_saphyr::from_str::<Object>(yaml).unwrap(),
+            Object::Secret
+        );
     }
 
     #[test]
@@ -341,9 +408,17 @@ mod tests {
     #[test]
     fn calico_resources_are_classified() {
         let yaml = "apiVersion: operator.tigera.io/v1\nkind: Installation\nmetadata: {name: default}\nspec:\n  calicoNetwork:\n    ipPools: [{cidr: 10.244.0.0/16, encapsulation: VXLAN}]\n";
-        let Object::CniConfig(cr) = serde_saphyr::from_str::<Object>(yaml).unwrap() else { panic!() };
-        assert_eq!(cr.spec["calicoNetwork"]["ipPools"][0]["encapsulation"], "VXLAN");
+        let Object::CniConfig(cr) = serde_saphyr::from_str::<Object>(yaml).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            cr.spec["calicoNetwork"]["ipPools"][0]["encapsulation"],
+            "VXLAN"
+        );
         let policy = "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: p, namespace: x}\nspec: {}\n";
-        assert!(matches!(serde_saphyr::from_str::<Object>(policy).unwrap(), Object::CniPolicy(_)));
+        assert!(matches!(
+            serde_saphyr::from_str::<Object>(policy).unwrap(),
+            Object::CniPolicy(_)
+        ));
     }
 }

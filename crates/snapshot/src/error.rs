@@ -12,8 +12,18 @@ pub struct InputError {
 }
 
 impl InputError {
-    pub fn new(path: impl Into<PathBuf>, message: impl Into<String>, help: impl Into<String>) -> Self {
-        InputError { path: path.into(), line: None, column: None, message: message.into(), help: help.into() }
+    pub fn new(
+        path: impl Into<PathBuf>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Self {
+        InputError {
+            path: path.into(),
+            line: None,
+            column: None,
+            message: message.into(),
+            help: help.into(),
+        }
     }
 
     pub fn at(mut self, line: usize, column: usize) -> Self {

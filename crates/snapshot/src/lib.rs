@@ -15,6 +15,6 @@ mod write;
 
 pub use decode::Object;
 pub use error::InputError;
-pub use load::{load, load_reader, Format};
+pub use load::{Format, load, load_reader, load_talos_text};
 pub use store::{HelmValues, NodeInventory, Objects, OmniTemplateSource, Snapshot, TalosSource};
 pub use write::write_snapshot;

@@ -32,9 +32,16 @@ enum Area {
 /// Loads a snapshot from a directory (recursively) or from a single file.
 pub fn load(path: &Path) -> Result<Snapshot, InputError> {
     let meta = std::fs::metadata(path).map_err(|e| {
-        InputError::new(path, format!("cannot read snapshot: {e}"), "check the path given to --snapshot")
+        InputError::new(
+            path,
+            format!("cannot read snapshot: {e}"),
+            "check the path given to --snapshot",
+        )
     })?;
-    let mut snapshot = Snapshot { source: format!("snapshot:{}", path.display()), ..Snapshot::default() };
+    let mut snapshot = Snapshot {
+        source: format!("snapshot:{}", path.display()),
+        ..Snapshot::default()
+    };
     if meta.is_dir() {
         let mut files = Vec::new();
         collect_files(path, path, &mut files, &mut snapshot)?;
@@ -51,7 +58,10 @@ pub fn load(path: &Path) -> Result<Snapshot, InputError> {
             if snapshot.skipped.is_empty() {
                 "no snapshot files found".to_string()
             } else {
-                format!("no usable snapshot files found ({} skipped)", snapshot.skipped.len())
+                format!(
+                    "no usable snapshot files found ({} skipped)",
+                    snapshot.skipped.len()
+                )
             },
             "point --snapshot at `kubectl get -o yaml|json` output or a directory written by `cniswap snapshot -o DIR`",
         ));
@@ -59,14 +69,32 @@ pub fn load(path: &Path) -> Result<Snapshot, InputError> {
     Ok(snapshot)
 }
 
-fn collect_files(root: &Path, dir: &Path, files: &mut Vec<std::path::PathBuf>, snapshot: &mut Snapshot) -> Result<(), InputError> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| InputError::new(dir, format!("cannot list directory: {e}"), "check permissions on the snapshot directory"))?;
+fn collect_files(
+    root: &Path,
+    dir: &Path,
+    files: &mut Vec<std::path::PathBuf>,
+    snapshot: &mut Snapshot,
+) -> Result<(), InputError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        InputError::new(
+            dir,
+            format!("cannot list directory: {e}"),
+            "check permissions on the snapshot directory",
+        )
+    })?;
     for entry in entries {
-        let entry = entry.map_err(|e| InputError::new(dir, format!("cannot list directory: {e}"), "check permissions"))?;
+        let entry = entry.map_err(|e| {
+            InputError::new(
+                dir,
+                format!("cannot list directory: {e}"),
+                "check permissions",
+            )
+        })?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let file_type = entry.file_type().map_err(|e| InputError::new(&path, e.to_string(), "check permissions"))?;
+        let file_type = entry
+            .file_type()
+            .map_err(|e| InputError::new(&path, e.to_string(), "check permissions"))?;
         if name.starts_with('.') {
             if file_type.is_file() {
                 snapshot.skip(relative(root, &path), "hidden file");
@@ -83,7 +111,10 @@ fn collect_files(root: &Path, dir: &Path, files: &mut Vec<std::path::PathBuf>, s
 }
 
 fn relative(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root).unwrap_or(path).display().to_string()
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 fn area_of(rel: &Path) -> Area {
@@ -104,9 +135,18 @@ fn load_file(snapshot: &mut Snapshot, root: &Path, path: &Path) -> Result<(), In
     let rel_path = path.strip_prefix(root).unwrap_or(path);
     let rel = rel_path.display().to_string();
     let area = area_of(rel_path);
-    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
-    let extension = name.rsplit_once('.').map(|(_, e)| e.to_string()).unwrap_or_default();
-    let is_template = matches!(extension.as_str(), "j2" | "jinja" | "jinja2" | "tpl" | "tftpl" | "gotmpl" | "tmpl");
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let extension = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_string())
+        .unwrap_or_default();
+    let is_template = matches!(
+        extension.as_str(),
+        "j2" | "jinja" | "jinja2" | "tpl" | "tftpl" | "gotmpl" | "tmpl"
+    );
     let format = match extension.as_str() {
         "json" => Some(Format::Json),
         "yaml" | "yml" => Some(Format::Yaml),
@@ -121,16 +161,25 @@ fn load_file(snapshot: &mut Snapshot, root: &Path, path: &Path) -> Result<(), In
     };
 
     let file = File::open(path).map_err(|e| {
-        InputError::new(path, format!("cannot open: {e}"), "make the file readable, or remove it from the snapshot")
+        InputError::new(
+            path,
+            format!("cannot open: {e}"),
+            "make the file readable, or remove it from the snapshot",
+        )
     })?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut reader = BufReader::with_capacity(1 << 20, file);
-    let head = reader.fill_buf().map_err(|e| InputError::new(path, format!("cannot read: {e}"), "check the file"))?;
+    let head = reader
+        .fill_buf()
+        .map_err(|e| InputError::new(path, format!("cannot read: {e}"), "check the file"))?;
     if head.is_empty() {
         snapshot.skip(rel, "empty file");
         return Ok(());
     }
-    if head.contains(&0) || std::str::from_utf8(&head[..head.len().min(4096)]).is_err_and(|e| e.error_len().is_some()) {
+    if head.contains(&0)
+        || std::str::from_utf8(&head[..head.len().min(4096)])
+            .is_err_and(|e| e.error_len().is_some())
+    {
         if is_template {
             snapshot.skip(rel, "binary file with a template extension");
             return Ok(());
@@ -145,7 +194,10 @@ fn load_file(snapshot: &mut Snapshot, root: &Path, path: &Path) -> Result<(), In
     match (area, format) {
         (Area::Nodes, Format::Json) => return load_inventory(snapshot, path, &rel, reader),
         (Area::Nodes, Format::Yaml) => {
-            snapshot.skip(rel, "node inventories are JSON files (`cniswap node inventory -o json`)");
+            snapshot.skip(
+                rel,
+                "node inventories are JSON files (`cniswap node inventory -o json`)",
+            );
             return Ok(());
         }
         (_, Format::Json) => {
@@ -176,7 +228,11 @@ fn load_file(snapshot: &mut Snapshot, root: &Path, path: &Path) -> Result<(), In
 
     let mut text = String::new();
     reader.read_to_string(&mut text).map_err(|e| {
-        InputError::new(path, format!("cannot read as UTF-8 text: {e}"), "save the file as UTF-8")
+        InputError::new(
+            path,
+            format!("cannot read as UTF-8 text: {e}"),
+            "save the file as UTF-8",
+        )
     })?;
     let redacted = match redact::redact_yaml(&text) {
         Ok(r) => r,
@@ -185,20 +241,39 @@ fn load_file(snapshot: &mut Snapshot, root: &Path, path: &Path) -> Result<(), In
             return Ok(());
         }
         Err(e) => {
-            return Err(InputError::new(path, format!("invalid YAML: {}", e.message), "fix the YAML at that position, or move the file out of the snapshot")
-                .at(e.line, e.column));
+            return Err(InputError::new(
+                path,
+                format!("invalid YAML: {}", e.message),
+                "fix the YAML at that position, or move the file out of the snapshot",
+            )
+            .at(e.line, e.column));
         }
     };
     drop(text);
-    let docs = yaml::parse_documents(&redacted.text)
-        .map_err(|e| InputError::new(path, format!("invalid YAML: {}", e.message), "fix the YAML").at(e.line, e.column))?;
+    let docs = yaml::parse_documents(&redacted.text).map_err(|e| {
+        InputError::new(path, format!("invalid YAML: {}", e.message), "fix the YAML")
+            .at(e.line, e.column)
+    })?;
     classify_documents(snapshot, path, &rel, area, docs, redacted.paths)
 }
 
-fn load_inventory(snapshot: &mut Snapshot, path: &Path, rel: &str, reader: impl Read) -> Result<(), InputError> {
-    let data: serde_json::Value = serde_json::from_reader(reader).map_err(|e| json_error(path, &e))?;
-    let node = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    snapshot.node_inventories.push(NodeInventory { node, file: rel.to_string(), data });
+fn load_inventory(
+    snapshot: &mut Snapshot,
+    path: &Path,
+    rel: &str,
+    reader: impl Read,
+) -> Result<(), InputError> {
+    let data: serde_json::Value =
+        serde_json::from_reader(reader).map_err(|e| json_error(path, &e))?;
+    let node = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    snapshot.node_inventories.push(NodeInventory {
+        node,
+        file: rel.to_string(),
+        data,
+    });
     snapshot.files_read += 1;
     Ok(())
 }
@@ -210,12 +285,21 @@ fn json_error(path: &Path, e: &serde_json::Error) -> InputError {
         serde_json::error::Category::Data => "unexpected value",
         serde_json::error::Category::Io => "cannot read",
     };
-    InputError::new(path, format!("{what}: {e}"), "fix the JSON at that position, or regenerate it with `kubectl get -o json`")
-        .at(e.line(), e.column())
+    InputError::new(
+        path,
+        format!("{what}: {e}"),
+        "fix the JSON at that position, or regenerate it with `kubectl get -o json`",
+    )
+    .at(e.line(), e.column())
 }
 
 /// Streams Kubernetes objects from JSON or YAML into the snapshot; returns how many were read.
-fn stream_objects(snapshot: &mut Snapshot, path: &Path, reader: impl Read, format: Format) -> Result<usize, InputError> {
+fn stream_objects(
+    snapshot: &mut Snapshot,
+    path: &Path,
+    reader: impl Read,
+    format: Format,
+) -> Result<usize, InputError> {
     let mut count = 0;
     load_reader(reader, format, |object| {
         if object == Object::NotKubernetes && format == Format::Yaml {
@@ -244,7 +328,9 @@ pub fn load_reader(
             let stream = serde_json::Deserializer::from_reader(reader).into_iter::<Object>();
             for object in stream {
                 let object = object.map_err(|e| json_error(&no_path, &e))?;
-                sink(object).map_err(|m| InputError::new(&no_path, m, "move other files out of cluster/"))?;
+                sink(object).map_err(|m| {
+                    InputError::new(&no_path, m, "move other files out of cluster/")
+                })?;
             }
         }
         Format::Yaml => {
@@ -261,7 +347,13 @@ pub fn load_reader(
                         None => err,
                     }
                 })?;
-                sink(object).map_err(|m| InputError::new(&no_path, m, "move Talos, Omni and Helm files to talos/, omni/ or helm/"))?;
+                sink(object).map_err(|m| {
+                    InputError::new(
+                        &no_path,
+                        m,
+                        "move Talos, Omni and Helm files to talos/, omni/ or helm/",
+                    )
+                })?;
             }
         }
     }
@@ -274,7 +366,13 @@ fn chart_from_file_name(path: &Path) -> Option<String> {
         .into_iter()
         .find(|c| stem.contains(c))
         .map(str::to_string)
-        .or_else(|| Some(stem.trim_end_matches("-values").trim_end_matches(".values").to_string()))
+        .or_else(|| {
+            Some(
+                stem.trim_end_matches("-values")
+                    .trim_end_matches(".values")
+                    .to_string(),
+            )
+        })
 }
 
 fn classify_documents(
@@ -297,20 +395,38 @@ fn classify_documents(
         if let Some((node, inner)) = talos::unwrap_talosctl_resource(doc) {
             let inner = redact::redact_embedded(inner);
             let inner_docs = yaml::parse_documents(&inner.text).map_err(|e| {
-                InputError::new(path, format!("machine config in `spec` is not valid YAML: {}", e.message), "re-run `talosctl get mc -o yaml`")
-                    .at(doc.get("spec").map_or(1, |s| s.pos.line), 1)
+                InputError::new(
+                    path,
+                    format!("machine config in `spec` is not valid YAML: {}", e.message),
+                    "re-run `talosctl get mc -o yaml`",
+                )
+                .at(doc.get("spec").map_or(1, |s| s.pos.line), 1)
             })?;
-            let mut summary = talos::summarize(rel, "full", &inner_docs, talos::is_full_config(&inner_docs));
+            let mut summary =
+                talos::summarize(rel, "full", &inner_docs, talos::is_full_config(&inner_docs));
             summary.node = node;
             summary.redacted = inner.paths;
-            snapshot.talos.push(TalosSource { summary, docs: inner_docs, omni_cluster: None });
+            snapshot.talos.push(TalosSource {
+                summary,
+                docs: inner_docs,
+                omni_cluster: None,
+            });
             used = true;
         } else if omni::is_config_patch(doc) {
-            let patch = omni::read_config_patch(doc)
-                .map_err(|e| InputError::new(path, e.message, "fix the Talos patch in spec.data").at(e.line, e.column))?;
-            let label = patch.id.clone().map_or_else(|| rel.to_string(), |id| format!("{rel}#{id}"));
+            let patch = omni::read_config_patch(doc).map_err(|e| {
+                InputError::new(path, e.message, "fix the Talos patch in spec.data")
+                    .at(e.line, e.column)
+            })?;
+            let label = patch
+                .id
+                .clone()
+                .map_or_else(|| rel.to_string(), |id| format!("{rel}#{id}"));
             let summary = talos::summarize(&label, "omni-patch", &patch.patch, false);
-            snapshot.talos.push(TalosSource { summary, docs: patch.patch, omni_cluster: patch.cluster });
+            snapshot.talos.push(TalosSource {
+                summary,
+                docs: patch.patch,
+                omni_cluster: patch.cluster,
+            });
             used = true;
         } else if omni::is_template_document(doc) {
             // Whole template handled once below.
@@ -329,25 +445,47 @@ fn classify_documents(
             if summary.service_subnets.is_empty() {
                 summary.service_subnets = config.service_subnets.clone();
             }
-            snapshot.talos.push(TalosSource { summary, docs: config.inline_patches, omni_cluster: None });
+            snapshot.talos.push(TalosSource {
+                summary,
+                docs: config.inline_patches,
+                omni_cluster: None,
+            });
             used = true;
         } else if talos::is_v1alpha1_document(doc) || talos::is_named_document(doc) {
             talos_docs.push(doc.clone());
-        } else if matches!(doc.get("kind").and_then(YamlNode::as_str), Some("HelmRelease" | "Application"))
-            && let Some(values) = helm::values_of(doc)
+        } else if matches!(
+            doc.get("kind").and_then(YamlNode::as_str),
+            Some("HelmRelease" | "Application")
+        ) && let Some(values) = helm::values_of(doc)
         {
-            let chart = helm::chart_of(doc).or_else(|| chart_from_file_name(path)).unwrap_or_default();
-            snapshot.helm.push(HelmValues { file: rel.to_string(), chart, chart_version: helm::chart_version_of(doc), values });
+            let chart = helm::chart_of(doc)
+                .or_else(|| chart_from_file_name(path))
+                .unwrap_or_default();
+            snapshot.helm.push(HelmValues {
+                file: rel.to_string(),
+                chart,
+                chart_version: helm::chart_version_of(doc),
+                values,
+            });
             used = true;
         } else if doc.get("kind").is_some() && doc.get("apiVersion").is_some() {
             let object: Object = serde_json::from_value(doc.to_json()).map_err(|e| {
-                InputError::new(path, format!("{}: {e}", describe(doc)), "fix the object, or regenerate it with `kubectl get -o yaml`")
-                    .at(doc.pos.line, doc.pos.column)
+                InputError::new(
+                    path,
+                    format!("{}: {e}", describe(doc)),
+                    "fix the object, or regenerate it with `kubectl get -o yaml`",
+                )
+                .at(doc.pos.line, doc.pos.column)
             })?;
             used |= snapshot.objects.add(object) > 0;
         } else if doc.is_map() && (area == Area::Helm || rel.to_lowercase().contains("values")) {
             let chart = chart_from_file_name(path).unwrap_or_default();
-            snapshot.helm.push(HelmValues { file: rel.to_string(), chart, chart_version: None, values: doc.clone() });
+            snapshot.helm.push(HelmValues {
+                file: rel.to_string(),
+                chart,
+                chart_version: None,
+                values: doc.clone(),
+            });
             used = true;
         } else {
             not_understood += 1;
@@ -358,11 +496,22 @@ fn classify_documents(
         let template = omni::read_template(&docs);
         for patch in &template.patches {
             if !patch.inline.is_empty() {
-                let label = format!("{rel}#{}/{}", patch.scope, patch.name.as_deref().unwrap_or("inline"));
+                let label = format!(
+                    "{rel}#{}/{}",
+                    patch.scope,
+                    patch.name.as_deref().unwrap_or("inline")
+                );
                 let summary = talos::summarize(&label, "omni-template-patch", &patch.inline, false);
-                snapshot.talos.push(TalosSource { summary, docs: patch.inline.clone(), omni_cluster: template.cluster.clone() });
+                snapshot.talos.push(TalosSource {
+                    summary,
+                    docs: patch.inline.clone(),
+                    omni_cluster: template.cluster.clone(),
+                });
             } else if let Some(file) = &patch.file {
-                snapshot.skip(format!("{rel} -> {file}"), "Omni template patch file: put it in omni/ to read it");
+                snapshot.skip(
+                    format!("{rel} -> {file}"),
+                    "Omni template patch file: put it in omni/ to read it",
+                );
             }
         }
         snapshot.omni_templates.push(OmniTemplateSource {
@@ -375,9 +524,14 @@ fn classify_documents(
 
     if !talos_docs.is_empty() {
         let full = talos::is_full_config(&talos_docs);
-        let mut summary = talos::summarize(rel, if full { "full" } else { "patch" }, &talos_docs, full);
+        let mut summary =
+            talos::summarize(rel, if full { "full" } else { "patch" }, &talos_docs, full);
         summary.redacted = redacted;
-        snapshot.talos.push(TalosSource { summary, docs: talos_docs, omni_cluster: None });
+        snapshot.talos.push(TalosSource {
+            summary,
+            docs: talos_docs,
+            omni_cluster: None,
+        });
         used = true;
     }
 
@@ -394,13 +548,50 @@ fn classify_documents(
         )
         .at(docs[0].pos.line, docs[0].pos.column));
     } else {
-        snapshot.skip(rel, "not recognised: no Kubernetes objects, Talos or Omni configs, or Helm values");
+        snapshot.skip(
+            rel,
+            "not recognised: no Kubernetes objects, Talos or Omni configs, or Helm values",
+        );
     }
     Ok(())
 }
 
 fn describe(doc: &YamlNode) -> String {
-    let kind = doc.get("kind").and_then(YamlNode::scalar_text).unwrap_or_default();
-    let name = doc.path(&["metadata", "name"]).and_then(YamlNode::scalar_text).unwrap_or_default();
+    let kind = doc
+        .get("kind")
+        .and_then(YamlNode::scalar_text)
+        .unwrap_or_default();
+    let name = doc
+        .path(&["metadata", "name"])
+        .and_then(YamlNode::scalar_text)
+        .unwrap_or_default();
     format!("{kind} {name}")
+}
+
+/// Adds Talos YAML that did not come from a file (talosctl output) under the name `label`.
+pub fn load_talos_text(snapshot: &mut Snapshot, label: &str, text: &str) -> Result<(), InputError> {
+    let redacted = redact::redact_yaml(text).map_err(|e| {
+        InputError::new(
+            label,
+            format!("invalid YAML: {}", e.message),
+            "check the talosctl output",
+        )
+        .at(e.line, e.column)
+    })?;
+    let docs = yaml::parse_documents(&redacted.text).map_err(|e| {
+        InputError::new(
+            label,
+            format!("invalid YAML: {}", e.message),
+            "check the talosctl output",
+        )
+        .at(e.line, e.column)
+    })?;
+    classify_documents(
+        snapshot,
+        Path::new(label),
+        label,
+        Area::Talos,
+        docs,
+        redacted.paths,
+    )
 }

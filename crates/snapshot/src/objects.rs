@@ -17,7 +17,10 @@ pub struct Meta {
     pub namespace: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "relevant_annotations")]
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "relevant_annotations"
+    )]
     pub annotations: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub owner_references: Vec<OwnerRef>,
@@ -61,7 +64,9 @@ const ANNOTATION_PREFIXES: &[&str] = &[
     "omni.sidero.dev/",
 ];
 
-fn relevant_annotations<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+fn relevant_annotations<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
     struct Filter;
     impl<'de> Visitor<'de> for Filter {
         type Value = BTreeMap<String, String>;
@@ -192,20 +197,31 @@ pub struct PodStatus {
 
 impl Pod {
     pub fn is_ready(&self) -> bool {
-        self.status.conditions.iter().any(|c| c.kind == "Ready" && c.status == "True")
+        self.status
+            .conditions
+            .iter()
+            .any(|c| c.kind == "Ready" && c.status == "True")
     }
 
     /// Static pods show up as mirror pods owned by their Node.
     pub fn is_static(&self) -> bool {
-        self.metadata.annotations.contains_key("kubernetes.io/config.mirror")
-            || self.metadata.owner_references.iter().any(|o| o.kind == "Node")
+        self.metadata
+            .annotations
+            .contains_key("kubernetes.io/config.mirror")
+            || self
+                .metadata
+                .owner_references
+                .iter()
+                .any(|o| o.kind == "Node")
     }
 
     /// Container command lines are only kept where facts read them (control-plane static pods);
     /// for every other pod they are dropped after parsing to keep memory proportional to facts.
     pub fn compact(&mut self) {
         let control_plane = self.metadata.namespace() == "kube-system"
-            && ["kube-controller-manager", "kube-apiserver"].iter().any(|p| self.metadata.name.starts_with(p));
+            && ["kube-controller-manager", "kube-apiserver"]
+                .iter()
+                .any(|p| self.metadata.name.starts_with(p));
         if control_plane {
             return;
         }
@@ -256,7 +272,13 @@ pub struct WorkloadStatus {
 impl Workload {
     /// Image of the first container whose image name contains `needle`.
     pub fn image_containing(&self, needle: &str) -> Option<&str> {
-        self.spec.template.spec.containers.iter().map(|c| c.image.as_str()).find(|i| i.contains(needle))
+        self.spec
+            .template
+            .spec
+            .containers
+            .iter()
+            .map(|c| c.image.as_str())
+            .find(|i| i.contains(needle))
     }
 
     pub fn args(&self) -> impl Iterator<Item = &str> {
@@ -280,17 +302,17 @@ pub struct ConfigMap {
 
 /// ConfigMaps whose data facts read; the data of every other ConfigMap is dropped.
 pub const RELEVANT_CONFIG_MAPS: &[&str] = &[
-        "kube-flannel-cfg",
-        "cilium-config",
-        "calico-config",
-        "canal-config",
-        "kube-proxy",
-        "kubeadm-config",
-        "kubernetes-services-endpoint",
-        "coredns",
-        "weave-net",
-        "rke2-cilium-config",
-        "rke2-canal-config",
+    "kube-flannel-cfg",
+    "cilium-config",
+    "calico-config",
+    "canal-config",
+    "kube-proxy",
+    "kubeadm-config",
+    "kubernetes-services-endpoint",
+    "coredns",
+    "weave-net",
+    "rke2-cilium-config",
+    "rke2-canal-config",
 ];
 
 pub fn config_map_is_relevant(meta: &Meta) -> bool {

@@ -54,7 +54,10 @@ impl Objects {
             Object::Secret => self.secrets_dropped += 1,
             Object::List(items) => return items.into_iter().map(|o| self.add(o)).sum(),
             Object::Other { api_version, kind } => {
-                *self.other_kinds.entry(format!("{api_version}/{kind}")).or_default() += 1;
+                *self
+                    .other_kinds
+                    .entry(format!("{api_version}/{kind}"))
+                    .or_default() += 1;
             }
             Object::NotKubernetes => return 0,
         }
@@ -88,7 +91,9 @@ impl Objects {
     }
 
     pub fn config_map(&self, namespace: &str, name: &str) -> Option<&ConfigMap> {
-        self.config_maps.iter().find(|c| c.metadata.name == name && c.metadata.namespace() == namespace)
+        self.config_maps
+            .iter()
+            .find(|c| c.metadata.name == name && c.metadata.namespace() == namespace)
     }
 }
 
@@ -142,6 +147,9 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn skip(&mut self, path: impl Into<String>, reason: impl Into<String>) {
-        self.skipped.push(SkippedInput { path: path.into(), reason: reason.into() });
+        self.skipped.push(SkippedInput {
+            path: path.into(),
+            reason: reason.into(),
+        });
     }
 }

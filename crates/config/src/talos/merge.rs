@@ -56,11 +56,15 @@ fn merge_at(base: &mut Node, patch: &Node, path: &mut Vec<String>) {
     match (&mut base.value, &patch.value) {
         (Value::Map(base_entries), Value::Map(patch_entries)) => {
             for (key, value) in patch_entries {
-                let Some(name) = key.scalar_text() else { continue };
+                let Some(name) = key.scalar_text() else {
+                    continue;
+                };
                 if name == "$patch" {
                     continue;
                 }
-                let existing = base_entries.iter().position(|(k, _)| k.scalar_text().as_deref() == Some(&name));
+                let existing = base_entries
+                    .iter()
+                    .position(|(k, _)| k.scalar_text().as_deref() == Some(&name));
                 if is_delete_marker(value) {
                     if let Some(i) = existing {
                         base_entries.remove(i);
@@ -116,31 +120,58 @@ mod tests {
 
     #[test]
     fn pod_subnets_are_replaced_not_appended() {
-        let mut config = docs("version: v1alpha1\ncluster:\n  network:\n    podSubnets: [10.244.0.0/16]\n    cni: {name: flannel}\n");
-        apply_patch(&mut config, &docs("cluster:\n  network:\n    podSubnets: [10.42.0.0/16]\n    cni: {name: none}\n"));
+        let mut config = docs(
+            "version: v1alpha1\ncluster:\n  network:\n    podSubnets: [10.244.0.0/16]\n    cni: {name: flannel}\n",
+        );
+        apply_patch(
+            &mut config,
+            &docs("cluster:\n  network:\n    podSubnets: [10.42.0.0/16]\n    cni: {name: none}\n"),
+        );
         let network = config[0].path(&["cluster", "network"]).unwrap();
-        assert_eq!(network.get("podSubnets").unwrap().string_list(), vec!["10.42.0.0/16"]);
-        assert_eq!(network.path(&["cni", "name"]).unwrap().as_str(), Some("none"));
+        assert_eq!(
+            network.get("podSubnets").unwrap().string_list(),
+            vec!["10.42.0.0/16"]
+        );
+        assert_eq!(
+            network.path(&["cni", "name"]).unwrap().as_str(),
+            Some("none")
+        );
     }
 
     #[test]
     fn other_lists_append() {
         let mut config = docs("cluster:\n  extraManifests: [a]\n");
         apply_patch(&mut config, &docs("cluster:\n  extraManifests: [b]\n"));
-        assert_eq!(config[0].path(&["cluster", "extraManifests"]).unwrap().string_list(), vec!["a", "b"]);
+        assert_eq!(
+            config[0]
+                .path(&["cluster", "extraManifests"])
+                .unwrap()
+                .string_list(),
+            vec!["a", "b"]
+        );
     }
 
     #[test]
     fn delete_marker_removes_named_document() {
-        let mut config = docs("version: v1alpha1\ncluster: {}\n---\napiVersion: v1alpha1\nkind: KubeFlannelCNIConfig\nbackendType: vxlan\n");
-        apply_patch(&mut config, &docs("apiVersion: v1alpha1\nkind: KubeFlannelCNIConfig\n$patch: delete\n"));
+        let mut config = docs(
+            "version: v1alpha1\ncluster: {}\n---\napiVersion: v1alpha1\nkind: KubeFlannelCNIConfig\nbackendType: vxlan\n",
+        );
+        apply_patch(
+            &mut config,
+            &docs("apiVersion: v1alpha1\nkind: KubeFlannelCNIConfig\n$patch: delete\n"),
+        );
         assert_eq!(config.len(), 1);
     }
 
     #[test]
     fn delete_marker_removes_section() {
-        let mut config = docs("machine:\n  features:\n    hostDNS: {enabled: true}\n    kubePrism: {enabled: true}\n");
-        apply_patch(&mut config, &docs("machine:\n  features:\n    hostDNS:\n      $patch: delete\n"));
+        let mut config = docs(
+            "machine:\n  features:\n    hostDNS: {enabled: true}\n    kubePrism: {enabled: true}\n",
+        );
+        apply_patch(
+            &mut config,
+            &docs("machine:\n  features:\n    hostDNS:\n      $patch: delete\n"),
+        );
         let features = config[0].path(&["machine", "features"]).unwrap();
         assert!(features.get("hostDNS").is_none());
         assert!(features.get("kubePrism").is_some());

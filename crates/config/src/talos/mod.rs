@@ -39,7 +39,10 @@ pub fn is_v1alpha1_document(doc: &Node) -> bool {
 /// A Talos named document (`apiVersion: v1alpha1`, `kind: ...Config`).
 pub fn is_named_document(doc: &Node) -> bool {
     doc.get("apiVersion").and_then(Node::as_str) == Some("v1alpha1")
-        && doc.get("kind").and_then(Node::as_str).is_some_and(|k| k.ends_with("Config"))
+        && doc
+            .get("kind")
+            .and_then(Node::as_str)
+            .is_some_and(|k| k.ends_with("Config"))
 }
 
 pub fn document_kind(doc: &Node) -> Option<&str> {
@@ -63,6 +66,7 @@ pub fn unwrap_talosctl_resource(doc: &Node) -> Option<(Option<String>, &str)> {
 
 /// True when any of `docs` is part of a Talos machine config or patch.
 pub fn looks_like_talos(docs: &[Node]) -> bool {
-    docs.iter()
-        .any(|d| is_v1alpha1_document(d) || is_named_document(d) || unwrap_talosctl_resource(d).is_some())
+    docs.iter().any(|d| {
+        is_v1alpha1_document(d) || is_named_document(d) || unwrap_talosctl_resource(d).is_some()
+    })
 }

@@ -32,7 +32,14 @@ pub fn summarize(file: &str, kind: &str, docs: &[Node], full: bool) -> TalosConf
     } else if full {
         // v1alpha1: a missing cni section means Flannel; the 1.14 form deploys Flannel only
         // from its own document.
-        Some(if format == Some(TalosConfigFormat::MultiDocument) { "none" } else { "flannel" }.to_string())
+        Some(
+            if format == Some(TalosConfigFormat::MultiDocument) {
+                "none"
+            } else {
+                "flannel"
+            }
+            .to_string(),
+        )
     } else {
         None
     };
@@ -43,7 +50,11 @@ pub fn summarize(file: &str, kind: &str, docs: &[Node], full: bool) -> TalosConf
         .and_then(Node::as_bool)
         .map(|enabled| !enabled)
         .or_else(|| at(&["cluster", "proxy", "disabled"]).and_then(Node::as_bool))
-        .or(if full && proxy_doc.is_none() { Some(false) } else { None });
+        .or(if full && proxy_doc.is_none() {
+            Some(false)
+        } else {
+            None
+        });
     let proxy_mode = proxy_doc
         .and_then(|d| d.get("mode"))
         .or_else(|| at(&["cluster", "proxy", "mode"]))
@@ -62,10 +73,18 @@ pub fn summarize(file: &str, kind: &str, docs: &[Node], full: bool) -> TalosConf
     let (kube_prism_enabled, kube_prism_port) = match prism_doc {
         Some(doc) => (Some(true), doc.get("port").and_then(Node::as_u16)),
         None => {
-            let enabled = at(&["machine", "features", "kubePrism", "enabled"]).and_then(Node::as_bool);
+            let enabled =
+                at(&["machine", "features", "kubePrism", "enabled"]).and_then(Node::as_bool);
             let port = at(&["machine", "features", "kubePrism", "port"]).and_then(Node::as_u16);
             let enabled = enabled.or(if full { Some(false) } else { None });
-            (enabled, port.or(if enabled == Some(true) { Some(7445) } else { None }))
+            (
+                enabled,
+                port.or(if enabled == Some(true) {
+                    Some(7445)
+                } else {
+                    None
+                }),
+            )
         }
     };
 
@@ -82,13 +101,24 @@ pub fn summarize(file: &str, kind: &str, docs: &[Node], full: bool) -> TalosConf
     let image_tag = |path: &[&str]| at(path).and_then(Node::as_str).and_then(image_tag);
 
     let mut inline_manifests: Vec<String> = at(&["cluster", "inlineManifests"])
-        .map(|m| m.as_seq().iter().filter_map(|i| i.get("name")?.scalar_text()).collect())
+        .map(|m| {
+            m.as_seq()
+                .iter()
+                .filter_map(|i| i.get("name")?.scalar_text())
+                .collect()
+        })
         .unwrap_or_default();
-    let mut extra_manifests = at(&["cluster", "extraManifests"]).map(Node::string_list).unwrap_or_default();
+    let mut extra_manifests = at(&["cluster", "extraManifests"])
+        .map(Node::string_list)
+        .unwrap_or_default();
     for doc in docs {
         match document_kind(doc) {
-            Some("KubeInlineManifestConfig") => inline_manifests.extend(doc.get("name").and_then(Node::scalar_text)),
-            Some("KubeExternalManifestConfig") => extra_manifests.extend(doc.get("url").and_then(Node::scalar_text)),
+            Some("KubeInlineManifestConfig") => {
+                inline_manifests.extend(doc.get("name").and_then(Node::scalar_text))
+            }
+            Some("KubeExternalManifestConfig") => {
+                extra_manifests.extend(doc.get("url").and_then(Node::scalar_text))
+            }
             _ => {}
         }
     }
@@ -103,7 +133,9 @@ pub fn summarize(file: &str, kind: &str, docs: &[Node], full: bool) -> TalosConf
         kubernetes_version: image_tag(&["cluster", "apiServer", "image"])
             .or_else(|| image_tag(&["machine", "kubelet", "image"])),
         cni,
-        cni_urls: at(&["cluster", "network", "cni", "urls"]).map(Node::string_list).unwrap_or_default(),
+        cni_urls: at(&["cluster", "network", "cni", "urls"])
+            .map(Node::string_list)
+            .unwrap_or_default(),
         flannel_document,
         proxy_disabled,
         proxy_mode,
@@ -177,7 +209,10 @@ mod tests {
 
     #[test]
     fn image_tags() {
-        assert_eq!(image_tag("factory.talos.dev/installer/abc:v1.14.0").as_deref(), Some("v1.14.0"));
+        assert_eq!(
+            image_tag("factory.talos.dev/installer/abc:v1.14.0").as_deref(),
+            Some("v1.14.0")
+        );
         assert_eq!(image_tag("registry:5000/img").as_deref(), None);
     }
 }

@@ -15,7 +15,13 @@ pub fn detect(snapshot: &Snapshot) -> Option<CniFacts> {
         return None;
     }
     // Canal also runs calico-node images; it is reported on its own.
-    if ds.is_none() && snapshot.objects.daemonsets.iter().any(|d| d.metadata.name.ends_with("canal")) {
+    if ds.is_none()
+        && snapshot
+            .objects
+            .daemonsets
+            .iter()
+            .any(|d| d.metadata.name.ends_with("canal"))
+    {
         return None;
     }
     let mut facts = match ds {
@@ -29,13 +35,16 @@ pub fn detect(snapshot: &Snapshot) -> Option<CniFacts> {
         let network = &inst.spec["calicoNetwork"];
         mode.dataplane = str_at(network, "linuxDataplane");
         mode.bgp = str_at(network, "bgp");
-        mode.kube_proxy_management = str_at(network, "kubeProxyManagement").or_else(|| str_at(&inst.spec, "kubeProxyManagement"));
+        mode.kube_proxy_management = str_at(network, "kubeProxyManagement")
+            .or_else(|| str_at(&inst.spec, "kubeProxyManagement"));
         for pool in network["ipPools"].as_array().into_iter().flatten() {
             facts.pod_cidrs.extend(str_at(pool, "cidr"));
             // The operator's default encapsulation is IPIP.
-            mode.encapsulation.push(str_at(pool, "encapsulation").unwrap_or_else(|| "IPIP".to_string()));
+            mode.encapsulation
+                .push(str_at(pool, "encapsulation").unwrap_or_else(|| "IPIP".to_string()));
         }
-        mode.sources.push(format!("Installation/{}", inst.metadata.name));
+        mode.sources
+            .push(format!("Installation/{}", inst.metadata.name));
     }
     for pool in &pools {
         if let Some(cidr) = str_at(&pool.spec, "cidr")
@@ -46,19 +55,35 @@ pub fn detect(snapshot: &Snapshot) -> Option<CniFacts> {
         }
         mode.sources.push(format!("IPPool/{}", pool.metadata.name));
     }
-    if let Some(felix) = crs.iter().find(|c| c.kind == "FelixConfiguration" && c.metadata.name == "default") {
+    if let Some(felix) = crs
+        .iter()
+        .find(|c| c.kind == "FelixConfiguration" && c.metadata.name == "default")
+    {
         if felix.spec["bpfEnabled"].as_bool() == Some(true) {
             mode.dataplane = Some("BPF".to_string());
         }
         mode.sources.push("FelixConfiguration/default".to_string());
     }
-    if let Some(cm) = snapshot.objects.config_maps.iter().find(|c| c.metadata.name == "calico-config") {
+    if let Some(cm) = snapshot
+        .objects
+        .config_maps
+        .iter()
+        .find(|c| c.metadata.name == "calico-config")
+    {
         if let Some(backend) = cm.data.get("calico_backend") {
             if mode.bgp.is_none() {
-                mode.bgp = Some(if backend == "bird" { "Enabled" } else { "Disabled" }.to_string());
+                mode.bgp = Some(
+                    if backend == "bird" {
+                        "Enabled"
+                    } else {
+                        "Disabled"
+                    }
+                    .to_string(),
+                );
             }
         }
-        mode.sources.push(format!("ConfigMap/{}", cm.metadata.qualified()));
+        mode.sources
+            .push(format!("ConfigMap/{}", cm.metadata.qualified()));
     }
     if mode.dataplane.is_none() && installation.is_some() {
         mode.dataplane = Some("Iptables".to_string());

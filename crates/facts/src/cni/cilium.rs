@@ -8,7 +8,11 @@ use cniswap_snapshot::Snapshot;
 
 pub fn detect(snapshot: &Snapshot) -> Option<CniFacts> {
     let ds = find_daemonset(snapshot, &["cilium", "rke2-cilium"]);
-    let config = snapshot.objects.config_maps.iter().find(|c| c.metadata.name == "cilium-config");
+    let config = snapshot
+        .objects
+        .config_maps
+        .iter()
+        .find(|c| c.metadata.name == "cilium-config");
     let values = snapshot.helm.iter().find(|h| h.chart == "cilium");
     if ds.is_none() && config.is_none() && values.is_none() {
         return None;
@@ -20,7 +24,12 @@ pub fn detect(snapshot: &Snapshot) -> Option<CniFacts> {
     let mut mode = CiliumMode::default();
 
     if let Some(cm) = config {
-        let get = |k: &str| cm.data.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            cm.data
+                .get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let flag = |k: &str| get(k).map(|v| v == "true");
         mode.routing_mode = get("routing-mode");
         mode.tunnel_protocol = get("tunnel-protocol");
@@ -42,9 +51,14 @@ pub fn detect(snapshot: &Snapshot) -> Option<CniFacts> {
         mode.host_legacy_routing = flag("enable-host-legacy-routing");
         mode.policy_enforcement_mode = get("enable-policy");
         if let Some(pool) = get("cluster-pool-ipv4-cidr") {
-            facts.pod_cidrs.extend(pool.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string));
+            facts.pod_cidrs.extend(
+                pool.split([' ', ','])
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            );
         }
-        mode.sources.push(format!("ConfigMap {}", cm.metadata.qualified()));
+        mode.sources
+            .push(format!("ConfigMap {}", cm.metadata.qualified()));
     }
 
     if let Some(values) = values {
@@ -52,15 +66,28 @@ pub fn detect(snapshot: &Snapshot) -> Option<CniFacts> {
         let text = |path: &[&str]| v.path(path).and_then(YamlNode::scalar_text);
         let flag = |path: &[&str]| v.path(path).and_then(YamlNode::as_bool);
         mode.routing_mode = mode.routing_mode.or_else(|| text(&["routingMode"]));
-        mode.tunnel_protocol = mode.tunnel_protocol.or_else(|| text(&["tunnelProtocol"])).or_else(|| text(&["tunnel"]).filter(|t| t != "disabled"));
-        mode.tunnel_port = mode.tunnel_port.or_else(|| v.path(&["tunnelPort"]).and_then(YamlNode::as_u16));
+        mode.tunnel_protocol = mode
+            .tunnel_protocol
+            .or_else(|| text(&["tunnelProtocol"]))
+            .or_else(|| text(&["tunnel"]).filter(|t| t != "disabled"));
+        mode.tunnel_port = mode
+            .tunnel_port
+            .or_else(|| v.path(&["tunnelPort"]).and_then(YamlNode::as_u16));
         mode.ipam_mode = mode.ipam_mode.or_else(|| text(&["ipam", "mode"]));
-        mode.kube_proxy_replacement = mode.kube_proxy_replacement.or_else(|| text(&["kubeProxyReplacement"]));
+        mode.kube_proxy_replacement = mode
+            .kube_proxy_replacement
+            .or_else(|| text(&["kubeProxyReplacement"]));
         mode.cni_exclusive = mode.cni_exclusive.or_else(|| flag(&["cni", "exclusive"]));
-        mode.custom_cni_conf = mode.custom_cni_conf.or_else(|| flag(&["cni", "customConf"]));
+        mode.custom_cni_conf = mode
+            .custom_cni_conf
+            .or_else(|| flag(&["cni", "customConf"]));
         mode.bpf_masquerade = mode.bpf_masquerade.or_else(|| flag(&["bpf", "masquerade"]));
-        mode.host_legacy_routing = mode.host_legacy_routing.or_else(|| flag(&["bpf", "hostLegacyRouting"]));
-        mode.policy_enforcement_mode = mode.policy_enforcement_mode.or_else(|| text(&["policyEnforcementMode"]));
+        mode.host_legacy_routing = mode
+            .host_legacy_routing
+            .or_else(|| flag(&["bpf", "hostLegacyRouting"]));
+        mode.policy_enforcement_mode = mode
+            .policy_enforcement_mode
+            .or_else(|| text(&["policyEnforcementMode"]));
         mode.k8s_service_host = text(&["k8sServiceHost"]);
         mode.k8s_service_port = text(&["k8sServicePort"]);
         if facts.pod_cidrs.is_empty() {
@@ -76,7 +103,10 @@ pub fn detect(snapshot: &Snapshot) -> Option<CniFacts> {
     }
 
     // Chart defaults, stated only when the routing mode is known to be tunnel.
-    if mode.routing_mode.as_deref().is_none_or(|m| m == "tunnel") && mode.tunnel_port.is_none() && !mode.sources.is_empty() {
+    if mode.routing_mode.as_deref().is_none_or(|m| m == "tunnel")
+        && mode.tunnel_port.is_none()
+        && !mode.sources.is_empty()
+    {
         mode.tunnel_port = match mode.tunnel_protocol.as_deref() {
             Some("geneve") => Some(6081),
             Some("vxlan") | None => Some(8472),

@@ -11,7 +11,11 @@ use cniswap_model::{CniFacts, CniKind, InstallMethod, PlatformFacts, PlatformKin
 use cniswap_snapshot::Snapshot;
 use cniswap_snapshot::objects::Workload;
 
-pub fn detect(snapshot: &Snapshot, platform: &PlatformFacts, talos: Option<&TalosFacts>) -> Vec<CniFacts> {
+pub fn detect(
+    snapshot: &Snapshot,
+    platform: &PlatformFacts,
+    talos: Option<&TalosFacts>,
+) -> Vec<CniFacts> {
     let mut cnis = Vec::new();
     cnis.extend(flannel::detect(snapshot, platform, talos));
     cnis.extend(flannel::detect_canal(snapshot));
@@ -23,13 +27,22 @@ pub fn detect(snapshot: &Snapshot, platform: &PlatformFacts, talos: Option<&Talo
 
 /// Finds the agent DaemonSet by name (any namespace, first match in `names` order).
 fn find_daemonset<'a>(snapshot: &'a Snapshot, names: &[&str]) -> Option<&'a Workload> {
-    names
-        .iter()
-        .find_map(|name| snapshot.objects.daemonsets.iter().find(|d| d.metadata.name == *name))
+    names.iter().find_map(|name| {
+        snapshot
+            .objects
+            .daemonsets
+            .iter()
+            .find(|d| d.metadata.name == *name)
+    })
 }
 
 /// Fills what a DaemonSet says about a CNI: namespace, status, version, active nodes, install method.
-fn from_daemonset(kind: CniKind, snapshot: &Snapshot, ds: &Workload, image_needle: &str) -> CniFacts {
+fn from_daemonset(
+    kind: CniKind,
+    snapshot: &Snapshot,
+    ds: &Workload,
+    image_needle: &str,
+) -> CniFacts {
     let mut facts = CniFacts::new(kind);
     facts.namespace = ds.metadata.namespace.clone();
     facts.daemonset = Some(ds.metadata.name.clone());
@@ -38,13 +51,21 @@ fn from_daemonset(kind: CniKind, snapshot: &Snapshot, ds: &Workload, image_needl
     facts.version = ds.image_containing(image_needle).and_then(image_version);
     facts.active_nodes = active_nodes(&snapshot.objects.pods, ds);
     facts.running = facts.ready > 0 || !facts.active_nodes.is_empty();
-    facts.install = Some(if is_helm_managed(ds) { InstallMethod::Helm } else { InstallMethod::Manifest });
+    facts.install = Some(if is_helm_managed(ds) {
+        InstallMethod::Helm
+    } else {
+        InstallMethod::Manifest
+    });
     facts.evidence.push(format!(
         "DaemonSet {} ({}/{} ready{})",
         ds.metadata.qualified(),
         facts.ready,
         facts.desired,
-        facts.version.as_deref().map(|v| format!(", image {v}")).unwrap_or_default()
+        facts
+            .version
+            .as_deref()
+            .map(|v| format!(", image {v}"))
+            .unwrap_or_default()
     ));
     facts
 }

@@ -1,0 +1,74 @@
+use crate::args::{Cli, Command, OutputFormat};
+use crate::error::CliError;
+use crate::{exit, render, source};
+use clap::CommandFactory;
+use cniswap_model::{Finding, Severity};
+
+pub fn dispatch(command: Command, display_name: &str) -> Result<u8, CliError> {
+    match command {
+        Command::Inspect { source, output } => inspect(&source, output),
+        Command::Snapshot { source, output } => snapshot(&source, &output),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            let name = if display_name.starts_with("kubectl") {
+                "kubectl-cniswap"
+            } else {
+                "cniswap"
+            };
+            clap_complete::generate(shell, &mut cmd, name, &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Man { out_dir } => {
+            std::fs::create_dir_all(&out_dir).map_err(|e| {
+                CliError::other(format!("cannot create {}: {e}", out_dir.display()), "")
+            })?;
+            clap_mangen::generate_to(Cli::command(), &out_dir).map_err(|e| {
+                CliError::other(
+                    format!("cannot write man pages to {}: {e}", out_dir.display()),
+                    "",
+                )
+            })?;
+            eprintln!("wrote man pages to {}", out_dir.display());
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn inspect(source: &crate::args::SourceArgs, output: OutputFormat) -> Result<u8, CliError> {
+    let snapshot = source::acquire(source)?;
+    let facts = cniswap_facts::detect(&snapshot);
+    drop(snapshot);
+    // Findings come from the lint engine once it lands; until then the list is empty.
+    let findings: Vec<Finding> = Vec::new();
+    let rendered = match output {
+        OutputFormat::Text => render::text::report(&facts, &findings),
+        OutputFormat::Json => render::machine::json(&facts, &findings),
+        OutputFormat::Yaml => render::machine::yaml(&facts, &findings),
+    };
+    render::write_stdout(&rendered)?;
+    Ok(if findings.iter().any(|f| f.severity == Severity::Error) {
+        exit::FINDINGS
+    } else {
+        exit::OK
+    })
+}
+
+fn snapshot(source: &crate::args::SourceArgs, dir: &std::path::Path) -> Result<u8, CliError> {
+    let snapshot = source::acquire(source)?;
+    let files = cniswap_snapshot::write_snapshot(&snapshot, dir).map_err(|e| {
+        CliError::other(
+            format!("cannot write snapshot to {}: {e}", dir.display()),
+            "check the directory is writable",
+        )
+    })?;
+    eprintln!(
+        "wrote {files} files ({} objects, {} Talos configs) to {}; secrets redacted",
+        snapshot.objects.len(),
+        snapshot.talos.len(),
+        dir.display()
+    );
+    for skipped in &snapshot.skipped {
+        eprintln!("  skipped {}: {}", skipped.path, skipped.reason);
+    }
+    Ok(exit::OK)
+}

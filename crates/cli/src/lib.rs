@@ -1,0 +1,63 @@
+//! The `cniswap` command line: argument parsing, wiring of the pipeline stages, rendering.
+//! Logic lives in the library crates; this crate stays thin.
+
+mod args;
+mod commands;
+mod error;
+mod render;
+mod source;
+
+pub use args::Cli;
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Documented exit codes.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FINDINGS: u8 = 1;
+    pub const INPUT: u8 = 2;
+}
+
+/// Runs the CLI; `display_name` is how the user invoked it (`cniswap` or `kubectl cniswap`).
+pub fn run(display_name: &str) -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::INPUT
+            } else {
+                exit::OK
+            });
+        }
+    };
+    match cli.global.color {
+        args::ColorWhen::Always => anstream::ColorChoice::Always.write_global(),
+        args::ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
+        args::ColorWhen::Auto => {}
+    }
+    init_logging(cli.global.verbose);
+    match commands::dispatch(cli.command, display_name) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            error::print(&error);
+            ExitCode::from(exit::INPUT)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
