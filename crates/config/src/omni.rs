@@ -12,8 +12,10 @@ pub struct ConfigPatch {
     pub cluster: Option<String>,
     pub machine_set: Option<String>,
     pub cluster_machine: Option<String>,
-    /// The Talos patch carried in `spec.data`.
+    /// The Talos patch carried in `spec.data`, secrets redacted.
     pub patch: Vec<Node>,
+    /// Paths of secrets found in `spec.data` (Omni forbids most of them; they never leave here).
+    pub redacted: Vec<String>,
 }
 
 pub fn is_config_patch(doc: &Node) -> bool {
@@ -26,13 +28,20 @@ pub fn read_config_patch(doc: &Node) -> Result<ConfigPatch, YamlError> {
         doc.path(&["metadata", "labels", name])
             .and_then(Node::scalar_text)
     };
+    let mut redacted = Vec::new();
     let patch = match doc.path(&["spec", "data"]).and_then(Node::as_str) {
-        Some(text) => parse_documents(text).map_err(|e| YamlError {
-            // Positions inside spec.data are relative to the string; anchor them at the key.
-            line: doc.path(&["spec", "data"]).map_or(e.line, |n| n.pos.line),
-            column: e.column,
-            message: format!("in spec.data: {}", e.message),
-        })?,
+        Some(text) => parse_documents(text)
+            .map_err(|e| YamlError {
+                // Positions inside spec.data are relative to the string; anchor them at the key.
+                line: doc.path(&["spec", "data"]).map_or(e.line, |n| n.pos.line),
+                column: e.column,
+                message: format!("in spec.data: {}", e.message),
+            })
+            .map(|_| {
+                let clean = crate::redact::redact_embedded(text);
+                redacted = clean.paths;
+                parse_documents(&clean.text).unwrap_or_default()
+            })?,
         None => Vec::new(),
     };
     Ok(ConfigPatch {
@@ -41,6 +50,7 @@ pub fn read_config_patch(doc: &Node) -> Result<ConfigPatch, YamlError> {
         machine_set: label("omni.sidero.dev/machine-set"),
         cluster_machine: label("omni.sidero.dev/cluster-machine"),
         patch,
+        redacted,
     })
 }
 

@@ -52,6 +52,7 @@ pub fn redact_yaml(text: &str) -> Result<Redacted, YamlError> {
 }
 
 /// Redacts a string that holds YAML inside another document (talosctl `spec`, Omni `spec.data`).
+/// `redact_yaml` does not look inside strings: whoever unwraps an embedded config redacts it here.
 /// Text that does not parse is replaced whole: better to lose it than to leak it.
 pub fn redact_embedded(text: &str) -> Redacted {
     redact_yaml(text).unwrap_or_else(|_| Redacted {
@@ -92,22 +93,8 @@ fn collect(
                 collect(item, path, spans, paths);
             }
         }
-        Value::Str(text) if looks_embedded(path) => {
-            // Secrets inside an embedded config would survive a text edit of the outer file.
-            if !redact_embedded(text).paths.is_empty() {
-                spans.push((node.pos.char_start, node.pos.char_end));
-                paths.push(format!("{} (embedded config with secrets)", path.join(".")));
-            }
-        }
         _ => {}
     }
-}
-
-fn looks_embedded(path: &[String]) -> bool {
-    matches!(
-        path.last().map(String::as_str),
-        Some("spec" | "data" | "contents")
-    )
 }
 
 fn has_sibling(entries: &[(Node, Node)], key: &str) -> bool {

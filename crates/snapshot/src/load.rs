@@ -421,7 +421,8 @@ fn classify_documents(
                 .id
                 .clone()
                 .map_or_else(|| rel.to_string(), |id| format!("{rel}#{id}"));
-            let summary = talos::summarize(&label, "omni-patch", &patch.patch, false);
+            let mut summary = talos::summarize(&label, "omni-patch", &patch.patch, false);
+            summary.redacted = patch.redacted;
             snapshot.talos.push(TalosSource {
                 summary,
                 docs: patch.patch,
