@@ -16,8 +16,17 @@ fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--nodes" => nodes = args.next().unwrap_or_default().split(',').filter_map(|n| n.parse().ok()).collect(),
-            "--pods-per-node" => pods_per_node = args.next().and_then(|n| n.parse().ok()).unwrap_or(30),
+            "--nodes" => {
+                nodes = args
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|n| n.parse().ok())
+                    .collect()
+            }
+            "--pods-per-node" => {
+                pods_per_node = args.next().and_then(|n| n.parse().ok()).unwrap_or(30)
+            }
             "--formats" => {
                 formats = args
                     .next()
@@ -31,21 +40,39 @@ fn main() -> std::process::ExitCode {
                     .collect()
             }
             _ => {
-                eprintln!("usage: cniswap-bench [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml]");
+                eprintln!(
+                    "usage: cniswap-bench [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml]"
+                );
                 return std::process::ExitCode::from(2);
             }
         }
     }
     let binary = cniswap_binary();
     if !binary.exists() {
-        eprintln!("error: {} not found; build it first: cargo build --release -p cniswap", binary.display());
+        eprintln!(
+            "error: {} not found; build it first: cargo build --release -p cniswap",
+            binary.display()
+        );
         return std::process::ExitCode::from(2);
     }
-    println!("cniswap inspect benchmark ({} per run, {pods_per_node} pods per node)", binary.display());
-    println!("{:>6} {:>8} {:>6} {:>10} {:>9} {:>12}", "nodes", "pods", "format", "input MiB", "wall s", "peak RSS MiB");
+    println!(
+        "cniswap inspect benchmark ({} per run, {pods_per_node} pods per node)",
+        binary.display()
+    );
+    println!(
+        "{:>6} {:>8} {:>6} {:>10} {:>9} {:>12}",
+        "nodes", "pods", "format", "input MiB", "wall s", "peak RSS MiB"
+    );
     for &n in &nodes {
         for &format in &formats {
-            let dir = std::env::temp_dir().join(format!("cniswap-bench-{n}-{}", if format == synth::Format::Json { "json" } else { "yaml" }));
+            let dir = std::env::temp_dir().join(format!(
+                "cniswap-bench-{n}-{}",
+                if format == synth::Format::Json {
+                    "json"
+                } else {
+                    "yaml"
+                }
+            ));
             let _ = std::fs::remove_dir_all(&dir);
             let size = match synth::write_snapshot(&dir, n, pods_per_node, format) {
                 Ok(size) => size,
@@ -58,7 +85,11 @@ fn main() -> std::process::ExitCode {
                 Ok((seconds, peak_kib, ok)) => println!(
                     "{n:>6} {:>8} {:>6} {:>10.1} {seconds:>9.2} {:>12.1}{}",
                     n * pods_per_node,
-                    if format == synth::Format::Json { "json" } else { "yaml" },
+                    if format == synth::Format::Json {
+                        "json"
+                    } else {
+                        "yaml"
+                    },
                     size as f64 / 1048576.0,
                     peak_kib as f64 / 1024.0,
                     if ok { "" } else { "  (inspect failed!)" }
@@ -105,6 +136,10 @@ fn wait_with_rusage(pid: libc::pid_t) -> Result<(i32, libc::rusage), String> {
     if rc < 0 {
         return Err(format!("wait4 failed: {}", std::io::Error::last_os_error()));
     }
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
     Ok((code, usage))
 }

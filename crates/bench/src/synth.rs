@@ -41,7 +41,11 @@ fn pod(node: usize, j: usize) -> Value {
     let (owner_kind, owner, host_network) = match j {
         0 => ("DaemonSet", "kube-flannel".to_string(), true),
         1 => ("DaemonSet", "kube-proxy".to_string(), true),
-        _ => ("ReplicaSet", format!("app-{}-7d9f8c6b5", (node * 31 + j) % 400), false),
+        _ => (
+            "ReplicaSet",
+            format!("app-{}-7d9f8c6b5", (node * 31 + j) % 400),
+            false,
+        ),
     };
     let name = format!("{owner}-{node:05}{j:02}");
     json!({
@@ -81,7 +85,12 @@ fn daemonset(name: &str, image: &str, nodes: usize) -> Value {
 
 /// Writes a List of `count` items made by `item`, one at a time (the generator never holds the
 /// whole list in memory either).
-fn write_list(path: &Path, format: Format, count: usize, item: impl Fn(usize) -> Value) -> std::io::Result<u64> {
+fn write_list(
+    path: &Path,
+    format: Format,
+    count: usize,
+    item: impl Fn(usize) -> Value,
+) -> std::io::Result<u64> {
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     match format {
         Format::Json => {
@@ -112,14 +121,32 @@ fn write_list(path: &Path, format: Format, count: usize, item: impl Fn(usize) ->
 }
 
 /// Writes a snapshot of `nodes` nodes with `pods_per_node` pods each; returns its size in bytes.
-pub fn write_snapshot(dir: &Path, nodes: usize, pods_per_node: usize, format: Format) -> std::io::Result<u64> {
+pub fn write_snapshot(
+    dir: &Path,
+    nodes: usize,
+    pods_per_node: usize,
+    format: Format,
+) -> std::io::Result<u64> {
     let cluster = dir.join("cluster");
     std::fs::create_dir_all(&cluster)?;
-    let ext = if format == Format::Json { "json" } else { "yaml" };
+    let ext = if format == Format::Json {
+        "json"
+    } else {
+        "yaml"
+    };
     let mut size = write_list(&cluster.join(format!("nodes.{ext}")), format, nodes, node)?;
-    size += write_list(&cluster.join(format!("pods.{ext}")), format, nodes * pods_per_node, |i| pod(i / pods_per_node, i % pods_per_node))?;
+    size += write_list(
+        &cluster.join(format!("pods.{ext}")),
+        format,
+        nodes * pods_per_node,
+        |i| pod(i / pods_per_node, i % pods_per_node),
+    )?;
     size += write_list(&cluster.join(format!("daemonsets.{ext}")), format, 2, |i| {
-        if i == 0 { daemonset("kube-flannel", "ghcr.io/siderolabs/flannel:v0.26.7", nodes) } else { daemonset("kube-proxy", "registry.k8s.io/kube-proxy:v1.33.2", nodes) }
+        if i == 0 {
+            daemonset("kube-flannel", "ghcr.io/siderolabs/flannel:v0.26.7", nodes)
+        } else {
+            daemonset("kube-proxy", "registry.k8s.io/kube-proxy:v1.33.2", nodes)
+        }
     })?;
     Ok(size)
 }

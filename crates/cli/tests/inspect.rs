@@ -1,5 +1,7 @@
 //! End-to-end tests of the `cniswap` binary on the example snapshots and on bad input.
 
+#![allow(clippy::unwrap_used)] // test helpers may panic: a panic is a failed test
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

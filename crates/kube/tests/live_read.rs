@@ -1,6 +1,8 @@
 //! `read_cluster` against a request-level mock API server: pagination, RBAC gaps, CRD-driven
 //! custom resources, and that Secrets are never requested.
 
+#![allow(clippy::unwrap_used)] // test helpers may panic: a panic is a failed test
+
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;

@@ -46,6 +46,7 @@ pub enum Object {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What decoding keeps of a kind.
 enum Class {
     Node,
     Pod,
@@ -56,7 +57,7 @@ enum Class {
     Service,
     Named,
     Crd,
-    StorageClass,
+    Storage,
     CniConfig,
     CniPolicy,
     Secret,
@@ -102,7 +103,7 @@ fn classify(api_version: &str, kind: &str) -> Class {
         "NetworkPolicy" if cni_group => Class::CniPolicy,
         "NetworkPolicy" => Class::Named,
         "CustomResourceDefinition" => Class::Crd,
-        "StorageClass" => Class::StorageClass,
+        "StorageClass" => Class::Storage,
         "Secret" => Class::Secret,
         k if cni_group && CNI_CONFIG_KINDS.contains(&k) => Class::CniConfig,
         k if cni_group && CNI_POLICY_KINDS.contains(&k) => Class::CniPolicy,
@@ -161,7 +162,7 @@ impl<'de> DeserializeSeed<'de> for PartSeed<'_> {
             (Class::Webhook, "webhooks") => Part::Webhooks(opt(d)?),
             (Class::Service, "spec") => Part::ServiceSpec(opt(d)?),
             (Class::Crd, "spec") => Part::CrdSpec(opt(d)?),
-            (Class::StorageClass, "provisioner") => Part::Provisioner(opt(d)?),
+            (Class::Storage, "provisioner") => Part::Provisioner(opt(d)?),
             (Class::CniConfig, "spec") => Part::Json(serde_json::Value::deserialize(d)?),
             _ => {
                 IgnoredAny::deserialize(d)?;
@@ -327,7 +328,7 @@ fn assemble(
             metadata,
             spec: take!(CrdSpec).unwrap_or_default(),
         }),
-        Class::StorageClass => Object::StorageClass(StorageClass {
+        Class::Storage => Object::StorageClass(StorageClass {
             metadata,
             provisioner: take!(Provisioner).unwrap_or_default(),
         }),

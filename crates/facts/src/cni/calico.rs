@@ -70,17 +70,15 @@ pub fn detect(snapshot: &Snapshot) -> Option<CniFacts> {
         .iter()
         .find(|c| c.metadata.name == "calico-config")
     {
-        if let Some(backend) = cm.data.get("calico_backend") {
-            if mode.bgp.is_none() {
-                mode.bgp = Some(
-                    if backend == "bird" {
-                        "Enabled"
-                    } else {
-                        "Disabled"
-                    }
-                    .to_string(),
-                );
-            }
+        if let Some(backend) = cm.data.get("calico_backend")
+            && mode.bgp.is_none()
+        {
+            let bgp = if backend == "bird" {
+                "Enabled"
+            } else {
+                "Disabled"
+            };
+            mode.bgp = Some(bgp.to_string());
         }
         mode.sources
             .push(format!("ConfigMap/{}", cm.metadata.qualified()));

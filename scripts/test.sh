@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine: installs what the build needs, then runs
+# formatting, clippy (warnings are errors) and every test. Run as root (or with sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # gcc and pkg-config for crates that build C (ring via rustls); ca-certificates for crates.io.
+    apt-get install -y -qq --no-install-recommends build-essential pkg-config ca-certificates >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo not found; install the Rust toolchain (rustup) first" >&2
+    exit 2
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
