@@ -201,13 +201,14 @@ fn load_file(snapshot: &mut Snapshot, root: &Path, path: &Path) -> Result<(), In
             return Ok(());
         }
         (_, Format::Json) => {
-            let count = stream_objects(snapshot, path, reader, Format::Json)?;
-            if count == 0 {
-                snapshot.skip(rel, "JSON without Kubernetes objects (no `kind`)");
-            } else {
-                snapshot.files_read += 1;
-            }
-            return Ok(());
+            return stream_file(
+                snapshot,
+                path,
+                rel,
+                reader,
+                Format::Json,
+                "JSON without Kubernetes objects (no `kind`)",
+            );
         }
         (Area::Cluster, Format::Yaml) => {
             stream_objects(snapshot, path, reader, Format::Yaml)?;
@@ -215,13 +216,14 @@ fn load_file(snapshot: &mut Snapshot, root: &Path, path: &Path) -> Result<(), In
             return Ok(());
         }
         (Area::Elsewhere, Format::Yaml) if size > TREE_PARSE_LIMIT => {
-            let count = stream_objects(snapshot, path, reader, Format::Yaml)?;
-            if count == 0 {
-                snapshot.skip(rel, "large YAML file without Kubernetes objects");
-            } else {
-                snapshot.files_read += 1;
-            }
-            return Ok(());
+            return stream_file(
+                snapshot,
+                path,
+                rel,
+                reader,
+                Format::Yaml,
+                "large YAML file without Kubernetes objects",
+            );
         }
         _ => {}
     }
@@ -291,6 +293,23 @@ fn json_error(path: &Path, e: &serde_json::Error) -> InputError {
         "fix the JSON at that position, or regenerate it with `kubectl get -o json`",
     )
     .at(e.line(), e.column())
+}
+
+/// Streams a file outside `cluster/`: it counts as read when it held objects, else it is skipped.
+fn stream_file(
+    snapshot: &mut Snapshot,
+    path: &Path,
+    rel: String,
+    reader: impl Read,
+    format: Format,
+    empty_reason: &str,
+) -> Result<(), InputError> {
+    if stream_objects(snapshot, path, reader, format)? == 0 {
+        snapshot.skip(rel, empty_reason);
+    } else {
+        snapshot.files_read += 1;
+    }
+    Ok(())
 }
 
 /// Streams Kubernetes objects from JSON or YAML into the snapshot; returns how many were read.
