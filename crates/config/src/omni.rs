@@ -28,21 +28,17 @@ pub fn read_config_patch(doc: &Node) -> Result<ConfigPatch, YamlError> {
         doc.path(&["metadata", "labels", name])
             .and_then(Node::scalar_text)
     };
-    let mut redacted = Vec::new();
-    let patch = match doc.path(&["spec", "data"]).and_then(Node::as_str) {
-        Some(text) => parse_documents(text)
-            .map_err(|e| YamlError {
+    let (patch, redacted) = match doc.path(&["spec", "data"]).and_then(Node::as_str) {
+        Some(text) => {
+            let clean = crate::redact::redact_yaml(text).map_err(|e| YamlError {
                 // Positions inside spec.data are relative to the string; anchor them at the key.
                 line: doc.path(&["spec", "data"]).map_or(e.line, |n| n.pos.line),
                 column: e.column,
                 message: format!("in spec.data: {}", e.message),
-            })
-            .map(|_| {
-                let clean = crate::redact::redact_embedded(text);
-                redacted = clean.paths;
-                parse_documents(&clean.text).unwrap_or_default()
-            })?,
-        None => Vec::new(),
+            })?;
+            (clean.docs, clean.paths)
+        }
+        None => (Vec::new(), Vec::new()),
     };
     Ok(ConfigPatch {
         id: doc.path(&["metadata", "id"]).and_then(Node::scalar_text),

@@ -30,23 +30,27 @@ const SECRET_KEYS: &[&str] = &[
 /// cluster.aggregatorCA, cluster.serviceAccount, cluster.etcd.ca, machine.acceptedCAs items).
 const KEY_PARENTS: &[&str] = &["ca", "aggregatorCA", "serviceAccount", "acceptedCAs", "os"];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Redacted {
     pub text: String,
+    /// The parsed documents with every secret value replaced, so callers need not parse again.
+    /// Positions are those of the original text (redaction keeps line numbers).
+    pub docs: Vec<Node>,
     /// Dotted paths of the fields that were redacted (never their values).
     pub paths: Vec<String>,
 }
 
 /// Redacts every secret in a YAML stream. Fails only when the text is not YAML.
 pub fn redact_yaml(text: &str) -> Result<Redacted, YamlError> {
-    let docs = parse_documents(text)?;
+    let mut docs = parse_documents(text)?;
     let mut spans = Vec::new();
     let mut paths = Vec::new();
-    for doc in &docs {
+    for doc in &mut docs {
         collect(doc, &mut Vec::new(), &mut spans, &mut paths);
     }
     Ok(Redacted {
         text: replace_char_spans(text, &mut spans),
+        docs,
         paths,
     })
 }
@@ -57,31 +61,35 @@ pub fn redact_yaml(text: &str) -> Result<Redacted, YamlError> {
 pub fn redact_embedded(text: &str) -> Redacted {
     redact_yaml(text).unwrap_or_else(|_| Redacted {
         text: REDACTED.to_string(),
+        docs: Vec::new(),
         paths: vec!["<unparseable embedded config>".to_string()],
     })
 }
 
+/// Records the text range of each secret and replaces its value in the tree.
 fn collect(
-    node: &Node,
+    node: &mut Node,
     path: &mut Vec<String>,
     spans: &mut Vec<(usize, usize)>,
     paths: &mut Vec<String>,
 ) {
-    match &node.value {
+    match &mut node.value {
         Value::Map(entries) => {
             let under_key_parent = path
                 .last()
                 .is_some_and(|p| KEY_PARENTS.contains(&p.as_str()));
-            for (key, value) in entries {
+            let has_certificate = has_sibling(entries, "crt");
+            for (key, value) in entries.iter_mut() {
                 let Some(name) = key.scalar_text() else {
                     continue;
                 };
                 let secret = SECRET_KEYS.contains(&name.as_str())
-                    || (name == "key" && (under_key_parent || has_sibling(entries, "crt")));
+                    || (name == "key" && (under_key_parent || has_certificate));
                 path.push(name);
                 if secret && is_scalar(value) && !is_empty(value) {
                     spans.push((key.pos.char_end, value.pos.char_end));
                     paths.push(path.join("."));
+                    value.value = Value::Str(REDACTED.to_string());
                 } else {
                     collect(value, path, spans, paths);
                 }
@@ -89,7 +97,7 @@ fn collect(
             }
         }
         Value::Seq(items) => {
-            for item in items {
+            for item in items.iter_mut() {
                 collect(item, path, spans, paths);
             }
         }
@@ -163,6 +171,10 @@ mod tests {
         assert_eq!(
             r.paths,
             vec!["machine.token", "machine.ca.key", "cluster.secret"]
+        );
+        assert_eq!(
+            r.docs[0].path(&["machine", "token"]).unwrap().as_str(),
+            Some(REDACTED)
         );
         let again = parse_documents(&r.text).unwrap();
         assert_eq!(

@@ -1,11 +1,6 @@
 use cniswap_snapshot::objects::{Pod, Workload};
 use std::collections::BTreeSet;
 
-/// The version tag of an image: `quay.io/cilium/cilium:v1.16.5@sha256:...` -> `v1.16.5`.
-pub fn image_version(image: &str) -> Option<String> {
-    cniswap_config::talos::image_tag(image)
-}
-
 /// Value of `--flag=value` or `--flag value` in a command line.
 pub fn flag_value<'a>(args: impl IntoIterator<Item = &'a str>, flag: &str) -> Option<String> {
     let mut args = args.into_iter();

@@ -107,6 +107,19 @@ pub enum InstallMethod {
     Bundled,
 }
 
+impl std::fmt::Display for InstallMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Same spelling as the serde names, so text and JSON reports agree.
+        f.write_str(match self {
+            InstallMethod::Talos => "talos",
+            InstallMethod::TigeraOperator => "tigera-operator",
+            InstallMethod::Helm => "helm",
+            InstallMethod::Manifest => "manifest",
+            InstallMethod::Bundled => "bundled",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CniFacts {
     pub kind: CniKind,

@@ -3,7 +3,7 @@
 use crate::decode::Object;
 use crate::error::InputError;
 use crate::store::{HelmValues, NodeInventory, OmniTemplateSource, Snapshot, TalosSource};
-use cniswap_config::{Node as YamlNode, helm, omni, redact, talhelper, talos, yaml};
+use cniswap_config::{Node as YamlNode, helm, omni, redact, talhelper, talos};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Component, Path};
@@ -252,11 +252,7 @@ fn load_file(snapshot: &mut Snapshot, root: &Path, path: &Path) -> Result<(), In
         }
     };
     drop(text);
-    let docs = yaml::parse_documents(&redacted.text).map_err(|e| {
-        InputError::new(path, format!("invalid YAML: {}", e.message), "fix the YAML")
-            .at(e.line, e.column)
-    })?;
-    classify_documents(snapshot, path, &rel, area, docs, redacted.paths)
+    classify_documents(snapshot, path, &rel, area, redacted.docs, redacted.paths)
 }
 
 fn load_inventory(
@@ -412,8 +408,7 @@ fn classify_documents(
 
     for doc in &docs {
         if let Some((node, inner)) = talos::unwrap_talosctl_resource(doc) {
-            let inner = redact::redact_embedded(inner);
-            let inner_docs = yaml::parse_documents(&inner.text).map_err(|e| {
+            let inner = redact::redact_yaml(inner).map_err(|e| {
                 InputError::new(
                     path,
                     format!("machine config in `spec` is not valid YAML: {}", e.message),
@@ -421,6 +416,7 @@ fn classify_documents(
                 )
                 .at(doc.get("spec").map_or(1, |s| s.pos.line), 1)
             })?;
+            let inner_docs = inner.docs;
             let mut summary =
                 talos::summarize(rel, "full", &inner_docs, talos::is_full_config(&inner_docs));
             summary.node = node;
@@ -598,20 +594,12 @@ pub fn load_talos_text(snapshot: &mut Snapshot, label: &str, text: &str) -> Resu
         )
         .at(e.line, e.column)
     })?;
-    let docs = yaml::parse_documents(&redacted.text).map_err(|e| {
-        InputError::new(
-            label,
-            format!("invalid YAML: {}", e.message),
-            "check the talosctl output",
-        )
-        .at(e.line, e.column)
-    })?;
     classify_documents(
         snapshot,
         Path::new(label),
         label,
         Area::Talos,
-        docs,
+        redacted.docs,
         redacted.paths,
     )
 }

@@ -439,15 +439,7 @@ fn cni_block(o: &mut String, cni: &CniFacts, total_nodes: usize) {
         .unwrap_or_default();
     let install = cni
         .install
-        .map(|i| {
-            format!(
-                ", installed by {}",
-                serde_json::to_value(i)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default()
-            )
-        })
+        .map(|i| format!(", installed by {i}"))
         .unwrap_or_default();
     let _ = writeln!(
         o,

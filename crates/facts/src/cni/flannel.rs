@@ -95,7 +95,7 @@ pub fn detect_canal(snapshot: &Snapshot) -> Option<CniFacts> {
     if facts.version.is_none() {
         facts.version = ds
             .image_containing("calico")
-            .and_then(crate::util::image_version);
+            .and_then(cniswap_config::talos::image_tag);
     }
     let cm = snapshot
         .objects

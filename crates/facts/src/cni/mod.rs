@@ -6,7 +6,8 @@ mod cilium;
 mod flannel;
 mod weave;
 
-use crate::util::{active_nodes, image_version, is_helm_managed};
+use crate::util::{active_nodes, is_helm_managed};
+use cniswap_config::talos::image_tag;
 use cniswap_model::{CniFacts, CniKind, InstallMethod, PlatformFacts, PlatformKind, TalosFacts};
 use cniswap_snapshot::Snapshot;
 use cniswap_snapshot::objects::Workload;
@@ -48,7 +49,7 @@ fn from_daemonset(
     facts.daemonset = Some(ds.metadata.name.clone());
     facts.desired = ds.status.desired_number_scheduled.unwrap_or(0);
     facts.ready = ds.status.number_ready.unwrap_or(0);
-    facts.version = ds.image_containing(image_needle).and_then(image_version);
+    facts.version = ds.image_containing(image_needle).and_then(image_tag);
     facts.active_nodes = active_nodes(&snapshot.objects.pods, ds);
     facts.running = facts.ready > 0 || !facts.active_nodes.is_empty();
     facts.install = Some(if is_helm_managed(ds) {
