@@ -4,8 +4,9 @@ use crate::yaml::Node;
 
 /// Returns the values tree of a document: the document itself for a plain values file,
 /// `spec.values` of a Flux HelmRelease, or `spec.source.helm.valuesObject` / `values` of an
-/// Argo CD Application (a string `values` is parsed as YAML).
-pub fn values_of(doc: &Node) -> Option<Node> {
+/// Argo CD Application (a string `values` is parsed as YAML, positions kept relative to the
+/// file when its text is given as `source`).
+pub fn values_of(doc: &Node, source: Option<&str>) -> Option<Node> {
     match doc.get("kind").and_then(Node::as_str) {
         Some("HelmRelease") => doc.path(&["spec", "values"]).cloned(),
         Some("Application") => {
@@ -18,8 +19,12 @@ pub fn values_of(doc: &Node) -> Option<Node> {
             if let Some(obj) = helm.get("valuesObject") {
                 return Some(obj.clone());
             }
-            let text = helm.get("values")?.as_str()?;
-            crate::yaml::parse_documents(text).ok()?.into_iter().next()
+            let holder = helm.get("values")?;
+            holder.as_str()?;
+            crate::yaml::parse_embedded(holder, source)
+                .ok()?
+                .into_iter()
+                .next()
         }
         Some(_) => None,
         None => doc.is_map().then(|| doc.clone()),
@@ -32,6 +37,27 @@ pub fn chart_of(doc: &Node) -> Option<String> {
         .or_else(|| doc.path(&["spec", "source", "chart"]))
         .or_else(|| doc.path(&["spec", "chartRef", "name"]))
         .and_then(Node::scalar_text)
+}
+
+/// The OCIRepository a Flux HelmRelease points at with `spec.chartRef`.
+pub fn chart_ref_of(doc: &Node) -> Option<String> {
+    (doc.path(&["spec", "chartRef", "kind"])?.as_str()? == "OCIRepository")
+        .then(|| doc.path(&["spec", "chartRef", "name"])?.scalar_text())
+        .flatten()
+}
+
+/// A Flux OCIRepository's name and pinned tag (`spec.ref.tag`, else `spec.ref.semver`).
+pub fn oci_repository_tag(doc: &Node) -> Option<(String, String)> {
+    if doc.get("kind")?.as_str()? != "OCIRepository" {
+        return None;
+    }
+    let name = doc.path(&["metadata", "name"])?.scalar_text()?;
+    let reference = doc.path(&["spec", "ref"])?;
+    let tag = reference
+        .get("tag")
+        .or_else(|| reference.get("semver"))?
+        .scalar_text()?;
+    Some((name, tag))
 }
 
 /// The chart version a HelmRelease or Application pins, when it says.
@@ -52,7 +78,7 @@ mod tests {
             "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nspec:\n  chart:\n    spec: {chart: cilium, version: 1.16.5}\n  values:\n    cni: {exclusive: false}\n",
         )
         .unwrap()[0];
-        let values = values_of(doc).unwrap();
+        let values = values_of(doc, None).unwrap();
         assert_eq!(
             values.path(&["cni", "exclusive"]).unwrap().as_bool(),
             Some(false)
@@ -67,7 +93,7 @@ mod tests {
             "kind: Application\nspec:\n  source:\n    chart: cilium\n    helm:\n      values: |\n        ipam:\n          mode: kubernetes\n",
         )
         .unwrap()[0];
-        let values = values_of(doc).unwrap();
+        let values = values_of(doc, None).unwrap();
         assert_eq!(
             values.path(&["ipam", "mode"]).unwrap().as_str(),
             Some("kubernetes")

@@ -1,6 +1,6 @@
 //! Sidero Omni: ConfigPatch resources and cluster templates (research/talos.md "Omni").
 
-use crate::yaml::{Node, YamlError, parse_documents};
+use crate::yaml::{Node, YamlError};
 
 pub const CONFIG_PATCH_TYPE: &str = "ConfigPatches.omni.sidero.dev";
 pub const CLUSTER_LABEL: &str = "omni.sidero.dev/cluster";
@@ -22,13 +22,15 @@ pub fn is_config_patch(doc: &Node) -> bool {
     doc.path(&["metadata", "type"]).and_then(Node::as_str) == Some(CONFIG_PATCH_TYPE)
 }
 
-/// Reads a ConfigPatch; its `spec.data` must itself be valid YAML.
-pub fn read_config_patch(doc: &Node) -> Result<ConfigPatch, YamlError> {
+/// Reads a ConfigPatch; its `spec.data` must itself be valid YAML. With the file's text as
+/// `source`, positions inside `spec.data` point into the file.
+pub fn read_config_patch(doc: &Node, source: Option<&str>) -> Result<ConfigPatch, YamlError> {
     let label = |name: &str| {
         doc.path(&["metadata", "labels", name])
             .and_then(Node::scalar_text)
     };
-    let (patch, redacted) = match doc.path(&["spec", "data"]).and_then(Node::as_str) {
+    let holder = doc.path(&["spec", "data"]);
+    let (patch, redacted) = match holder.and_then(Node::as_str) {
         Some(text) => {
             let clean = crate::redact::redact_yaml(text).map_err(|e| YamlError {
                 // Positions inside spec.data are relative to the string; anchor them at the key.
@@ -36,7 +38,11 @@ pub fn read_config_patch(doc: &Node) -> Result<ConfigPatch, YamlError> {
                 column: e.column,
                 message: format!("in spec.data: {}", e.message),
             })?;
-            (clean.docs, clean.paths)
+            let mut docs = clean.docs;
+            if let Some(holder) = holder {
+                crate::yaml::anchor_embedded(&mut docs, holder, source);
+            }
+            (docs, clean.paths)
         }
         None => (Vec::new(), Vec::new()),
     };
@@ -78,7 +84,7 @@ pub struct ClusterTemplate {
     pub patches: Vec<TemplatePatch>,
 }
 
-pub fn read_template(docs: &[Node]) -> ClusterTemplate {
+pub fn read_template(docs: &[Node], source: Option<&str>) -> ClusterTemplate {
     let mut template = ClusterTemplate::default();
     for doc in docs.iter().filter(|d| is_template_document(d)) {
         let scope = doc
@@ -95,10 +101,7 @@ pub fn read_template(docs: &[Node]) -> ClusterTemplate {
         for patch in doc.get("patches").map(Node::as_seq).unwrap_or_default() {
             let inline = match patch.get("inline") {
                 Some(node) if node.is_map() => vec![node.clone()],
-                Some(node) => node
-                    .as_str()
-                    .and_then(|t| parse_documents(t).ok())
-                    .unwrap_or_default(),
+                Some(node) => crate::yaml::parse_embedded(node, source).unwrap_or_default(),
                 None => Vec::new(),
             };
             template.patches.push(TemplatePatch {
@@ -115,6 +118,7 @@ pub fn read_template(docs: &[Node]) -> ClusterTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::yaml::parse_documents;
 
     #[test]
     fn config_patch_data_is_parsed() {
@@ -123,7 +127,7 @@ mod tests {
         )
         .unwrap()[0];
         assert!(is_config_patch(doc));
-        let patch = read_config_patch(doc).unwrap();
+        let patch = read_config_patch(doc, None).unwrap();
         assert_eq!(patch.cluster.as_deref(), Some("lab"));
         assert_eq!(
             patch.patch[0]
@@ -140,7 +144,7 @@ mod tests {
             "kind: Cluster\nname: lab\ntalos: {version: v1.13.7}\nkubernetes: {version: v1.36.4}\npatches:\n  - name: no-cni\n    inline:\n      cluster: {network: {cni: {name: none}}}\n  - file: patches/x.yaml\n---\nkind: Workers\nmachineClass: {name: w}\n",
         )
         .unwrap();
-        let t = read_template(&docs);
+        let t = read_template(&docs, None);
         assert_eq!(t.cluster.as_deref(), Some("lab"));
         assert_eq!(t.talos_version.as_deref(), Some("v1.13.7"));
         assert_eq!(t.patches.len(), 2);

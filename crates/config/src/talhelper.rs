@@ -1,6 +1,6 @@
 //! talhelper's `talconfig.yaml`: a cluster description that renders Talos configs.
 
-use crate::yaml::{Node, parse_documents};
+use crate::yaml::Node;
 
 #[derive(Debug, Clone, Default)]
 pub struct TalConfig {
@@ -10,10 +10,34 @@ pub struct TalConfig {
     pub cni_name: Option<String>,
     pub pod_subnets: Vec<String>,
     pub service_subnets: Vec<String>,
-    /// Inline patches (all nodes, control planes, workers); `@file` references are listed in `patch_files`.
-    pub inline_patches: Vec<Node>,
-    pub patch_files: Vec<String>,
+    /// Inline patches with the role they apply to (`None` = every node); `@file` references
+    /// are listed in `patch_files`.
+    pub inline_patches: Vec<(Option<&'static str>, Node)>,
+    pub patch_files: Vec<(Option<&'static str>, String)>,
     pub nodes: Vec<String>,
+}
+
+/// The cluster settings talhelper writes into every generated config (`cniConfig`,
+/// `clusterPodNets`, `clusterSvcNets`), as a v1alpha1 patch that keeps the source positions.
+pub fn generated_patch(doc: &Node) -> Option<Node> {
+    use crate::yaml::Value;
+    let key = |name: &str| Node::synthetic(Value::Str(name.to_string()));
+    let mut network = Vec::new();
+    if let Some(cni) = doc.get("cniConfig") {
+        network.push((key("cni"), cni.clone()));
+    }
+    if let Some(pods) = doc.get("clusterPodNets") {
+        network.push((key("podSubnets"), pods.clone()));
+    }
+    if let Some(services) = doc.get("clusterSvcNets") {
+        network.push((key("serviceSubnets"), services.clone()));
+    }
+    if network.is_empty() {
+        return None;
+    }
+    let network = Node::synthetic(Value::Map(network));
+    let cluster = Node::synthetic(Value::Map(vec![(key("network"), network)]));
+    Some(Node::synthetic(Value::Map(vec![(key("cluster"), cluster)])))
 }
 
 pub fn is_talconfig(doc: &Node) -> bool {
@@ -21,7 +45,8 @@ pub fn is_talconfig(doc: &Node) -> bool {
         && (doc.get("nodes").is_some() || doc.get("talosVersion").is_some())
 }
 
-pub fn read(doc: &Node) -> TalConfig {
+/// Reads a talconfig; with the file's text as `source`, string patches keep file positions.
+pub fn read(doc: &Node, source: Option<&str>) -> TalConfig {
     let mut config = TalConfig {
         cluster: doc.get("clusterName").and_then(Node::scalar_text),
         talos_version: doc.get("talosVersion").and_then(Node::scalar_text),
@@ -47,22 +72,26 @@ pub fn read(doc: &Node) -> TalConfig {
         ..TalConfig::default()
     };
     let lists = [
-        doc.get("patches"),
-        doc.path(&["controlPlane", "patches"]),
-        doc.path(&["worker", "patches"]),
+        (None, doc.get("patches")),
+        (Some("controlplane"), doc.path(&["controlPlane", "patches"])),
+        (Some("worker"), doc.path(&["worker", "patches"])),
     ];
-    for patch in lists.into_iter().flatten().flat_map(Node::as_seq) {
-        match &patch.value {
-            crate::yaml::Value::Str(text) if text.trim_start().starts_with('@') => {
-                config
-                    .patch_files
-                    .push(text.trim().trim_start_matches('@').to_string());
+    for (role, list) in lists {
+        for patch in list.map(Node::as_seq).unwrap_or_default() {
+            match &patch.value {
+                crate::yaml::Value::Str(text) if text.trim_start().starts_with('@') => {
+                    let file = text.trim().trim_start_matches('@').to_string();
+                    config.patch_files.push((role, file));
+                }
+                crate::yaml::Value::Str(_) => config.inline_patches.extend(
+                    crate::yaml::parse_embedded(patch, source)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|d| (role, d)),
+                ),
+                crate::yaml::Value::Map(_) => config.inline_patches.push((role, patch.clone())),
+                _ => {}
             }
-            crate::yaml::Value::Str(text) => config
-                .inline_patches
-                .extend(parse_documents(text).unwrap_or_default()),
-            crate::yaml::Value::Map(_) => config.inline_patches.push(patch.clone()),
-            _ => {}
         }
     }
     config
@@ -71,6 +100,7 @@ pub fn read(doc: &Node) -> TalConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::yaml::parse_documents;
 
     #[test]
     fn reads_versions_cni_and_patches() {
@@ -79,10 +109,14 @@ mod tests {
         )
         .unwrap()[0];
         assert!(is_talconfig(doc));
-        let c = read(doc);
+        let c = read(doc, None);
         assert_eq!(c.cni_name.as_deref(), Some("none"));
-        assert_eq!(c.patch_files, vec!["./patches/kubeprism.yaml"]);
+        assert_eq!(
+            c.patch_files,
+            vec![(None, "./patches/kubeprism.yaml".to_string())]
+        );
         assert_eq!(c.inline_patches.len(), 1);
+        assert_eq!(c.inline_patches[0].0, Some("controlplane"));
         assert_eq!(c.nodes, vec!["cp1"]);
     }
 }

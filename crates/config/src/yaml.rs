@@ -180,11 +180,98 @@ impl Node {
         }
     }
 
+    /// Builds a tree from JSON (objects read from a live cluster or a JSON file). The nodes
+    /// have no position (line 0), so findings about them point at the object instead.
+    pub fn from_json(value: &serde_json::Value) -> Node {
+        use serde_json::Value as J;
+        Node::synthetic(match value {
+            J::Null => Value::Null,
+            J::Bool(b) => Value::Bool(*b),
+            J::Number(n) => n
+                .as_i64()
+                .map_or_else(|| Value::Float(n.as_f64().unwrap_or_default()), Value::Int),
+            J::String(s) => Value::Str(s.clone()),
+            J::Array(items) => Value::Seq(items.iter().map(Node::from_json).collect()),
+            J::Object(map) => Value::Map(
+                map.iter()
+                    .map(|(k, v)| (Node::synthetic(Value::Str(k.clone())), Node::from_json(v)))
+                    .collect(),
+            ),
+        })
+    }
+
+    /// Whether the node came from a file (line 0 means built in code or from JSON).
+    pub fn has_position(&self) -> bool {
+        self.pos.line > 0
+    }
+
+    /// Moves the positions of a tree parsed from a string embedded in another file
+    /// (Omni `spec.data`, talhelper string patches) so they point into that file.
+    pub fn shift(&mut self, lines: usize, columns: usize) {
+        self.pos.line += lines;
+        self.pos.column += columns;
+        match &mut self.value {
+            Value::Seq(items) => items.iter_mut().for_each(|n| n.shift(lines, columns)),
+            Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+                k.shift(lines, columns);
+                v.shift(lines, columns);
+            }),
+            _ => {}
+        }
+    }
+
     /// A detached node (no position), used when building trees in code.
     pub fn synthetic(value: Value) -> Node {
         Node {
             pos: Pos::default(),
             value,
+        }
+    }
+}
+
+/// Where YAML embedded in the string `holder` starts inside `source` (the file text), as the
+/// (lines, columns) to pass to [`Node::shift`]. Only block scalars (`|`, `>`) keep a line
+/// structure that maps back; for anything else the caller anchors findings at `holder`.
+pub fn embedded_offset(source: &str, holder: &Node) -> Option<(usize, usize)> {
+    // saphyr marks a block scalar at its first content line; the line before holds the
+    // `|`/`>` indicator (with optional chomping and indentation indicators).
+    let indicator_line = source.lines().nth(holder.pos.line.checked_sub(2)?)?;
+    let indicator = indicator_line
+        .trim_end()
+        .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '+');
+    if !indicator.ends_with(['|', '>']) {
+        return None;
+    }
+    Some((holder.pos.line - 1, holder.pos.column - 1))
+}
+
+/// Parses YAML embedded in a string node and moves its positions into the enclosing file.
+/// Without `source`, or for a quoted string, every node is anchored at `holder`.
+pub fn parse_embedded(holder: &Node, source: Option<&str>) -> Result<Vec<Node>, YamlError> {
+    let text = holder.as_str().unwrap_or_default();
+    let mut docs = parse_documents(text)?;
+    anchor_embedded(&mut docs, holder, source);
+    Ok(docs)
+}
+
+/// Applies the same position fix as [`parse_embedded`] to documents parsed elsewhere.
+pub fn anchor_embedded(docs: &mut [Node], holder: &Node, source: Option<&str>) {
+    match source.and_then(|s| embedded_offset(s, holder)) {
+        Some((lines, columns)) => docs.iter_mut().for_each(|d| d.shift(lines, columns)),
+        None => docs.iter_mut().for_each(|d| d.pin(holder.pos)),
+    }
+}
+
+impl Node {
+    fn pin(&mut self, pos: Pos) {
+        self.pos = pos;
+        match &mut self.value {
+            Value::Seq(items) => items.iter_mut().for_each(|n| n.pin(pos)),
+            Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+                k.pin(pos);
+                v.pin(pos);
+            }),
+            _ => {}
         }
     }
 }
@@ -206,6 +293,20 @@ mod tests {
         let b = docs[0].path(&["a", "b"]).unwrap();
         assert_eq!((b.pos.line, b.pos.column), (2, 6));
         assert_eq!(docs[1].get("c").unwrap().string_list(), vec!["x", "y"]);
+    }
+
+    #[test]
+    fn embedded_block_scalar_positions_point_into_the_file() {
+        let source = "spec:\n  data: |\n    cluster:\n      proxy:\n        disabled: true\n";
+        let doc = &parse_documents(source).unwrap()[0];
+        let holder = doc.path(&["spec", "data"]).unwrap();
+        let inner = parse_embedded(holder, Some(source)).unwrap();
+        let disabled = inner[0].path(&["cluster", "proxy", "disabled"]).unwrap();
+        assert_eq!((disabled.pos.line, disabled.pos.column), (5, 19));
+        let quoted = parse_documents("data: \"a: 1\"\n").unwrap();
+        let inner =
+            parse_embedded(quoted[0].get("data").unwrap(), Some("data: \"a: 1\"\n")).unwrap();
+        assert_eq!(inner[0].get("a").unwrap().pos.line, 1);
     }
 
     #[test]

@@ -16,5 +16,8 @@ mod write;
 pub use decode::Object;
 pub use error::InputError;
 pub use load::{Format, load, load_reader, load_talos_text};
-pub use store::{HelmValues, NodeInventory, Objects, OmniTemplateSource, Snapshot, TalosSource};
+pub use store::{
+    HelmValues, LINTED_CONFIG_MAPS, LINTED_KINDS, Manifest, NodeInventory, Objects,
+    OmniTemplateSource, Snapshot, TalosSource, is_linted_manifest,
+};
 pub use write::write_snapshot;

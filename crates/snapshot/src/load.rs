@@ -2,7 +2,10 @@
 
 use crate::decode::Object;
 use crate::error::InputError;
-use crate::store::{HelmValues, NodeInventory, OmniTemplateSource, Snapshot, TalosSource};
+use crate::store::{
+    HelmValues, Manifest, NodeInventory, OmniTemplateSource, Snapshot, TalosSource,
+    is_linted_manifest,
+};
 use cniswap_config::{Node as YamlNode, helm, omni, redact, talhelper, talos};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -252,7 +255,7 @@ fn load_file(snapshot: &mut Snapshot, root: &Path, path: &Path) -> Result<(), In
         }
     };
     drop(text);
-    classify_documents(snapshot, path, &rel, area, redacted.docs, redacted.paths)
+    classify_documents(snapshot, path, &rel, area, redacted)
 }
 
 fn load_inventory(
@@ -395,13 +398,14 @@ fn classify_documents(
     path: &Path,
     rel: &str,
     area: Area,
-    docs: Vec<YamlNode>,
-    redacted: Vec<String>,
+    redacted: redact::Redacted,
 ) -> Result<(), InputError> {
+    let redact::Redacted { text, docs, paths } = redacted;
     if docs.is_empty() {
         snapshot.skip(rel, "YAML without documents");
         return Ok(());
     }
+    let source = Some(text.as_str());
     let mut talos_docs = Vec::new();
     let mut used = false;
     let mut not_understood = 0;
@@ -416,19 +420,18 @@ fn classify_documents(
                 )
                 .at(doc.get("spec").map_or(1, |s| s.pos.line), 1)
             })?;
-            let inner_docs = inner.docs;
+            let mut inner_docs = inner.docs;
+            if let Some(spec) = doc.get("spec") {
+                cniswap_config::yaml::anchor_embedded(&mut inner_docs, spec, source);
+            }
             let mut summary =
                 talos::summarize(rel, "full", &inner_docs, talos::is_full_config(&inner_docs));
             summary.node = node;
             summary.redacted = inner.paths;
-            snapshot.talos.push(TalosSource {
-                summary,
-                docs: inner_docs,
-                omni_cluster: None,
-            });
+            snapshot.talos.push(TalosSource::new(summary, inner_docs));
             used = true;
         } else if omni::is_config_patch(doc) {
-            let patch = omni::read_config_patch(doc).map_err(|e| {
+            let patch = omni::read_config_patch(doc, source).map_err(|e| {
                 InputError::new(path, e.message, "fix the Talos patch in spec.data")
                     .at(e.line, e.column)
             })?;
@@ -438,49 +441,48 @@ fn classify_documents(
                 .map_or_else(|| rel.to_string(), |id| format!("{rel}#{id}"));
             let mut summary = talos::summarize(&label, "omni-patch", &patch.patch, false);
             summary.redacted = patch.redacted;
+            let role = patch.machine_set.as_deref().and_then(|set| {
+                if set.ends_with("control-planes") {
+                    Some("controlplane".to_string())
+                } else if set.ends_with("workers") {
+                    Some("worker".to_string())
+                } else {
+                    None
+                }
+            });
             snapshot.talos.push(TalosSource {
-                summary,
-                docs: patch.patch,
                 omni_cluster: patch.cluster,
+                role,
+                omni_metadata: doc.get("metadata").cloned(),
+                ..TalosSource::new(summary, patch.patch)
             });
             used = true;
         } else if omni::is_template_document(doc) {
             // Whole template handled once below.
             used = true;
         } else if talhelper::is_talconfig(doc) {
-            let config = talhelper::read(doc);
-            let mut summary = talos::summarize(rel, "talhelper", &config.inline_patches, false);
-            summary.talos_version = config.talos_version.clone();
-            summary.kubernetes_version = config.kubernetes_version.clone();
-            if summary.cni.is_none() {
-                summary.cni = config.cni_name.clone();
-            }
-            if summary.pod_subnets.is_empty() {
-                summary.pod_subnets = config.pod_subnets.clone();
-            }
-            if summary.service_subnets.is_empty() {
-                summary.service_subnets = config.service_subnets.clone();
-            }
-            snapshot.talos.push(TalosSource {
-                summary,
-                docs: config.inline_patches,
-                omni_cluster: None,
-            });
+            read_talconfig(snapshot, rel, doc, source);
             used = true;
         } else if talos::is_v1alpha1_document(doc) || talos::is_named_document(doc) {
             talos_docs.push(doc.clone());
+        } else if let Some((name, tag)) = helm::oci_repository_tag(doc) {
+            snapshot.oci_tags.insert(name, tag);
+            used = true;
         } else if matches!(
             doc.get("kind").and_then(YamlNode::as_str),
             Some("HelmRelease" | "Application")
-        ) && let Some(values) = helm::values_of(doc)
+        ) && let Some(values) = helm::values_of(doc, source)
         {
             let chart = helm::chart_of(doc)
+                .or_else(|| helm::chart_ref_of(doc))
                 .or_else(|| chart_from_file_name(path))
                 .unwrap_or_default();
+            let chart_version = helm::chart_version_of(doc)
+                .or_else(|| helm::chart_ref_of(doc).map(|name| format!("ociRepository:{name}")));
             snapshot.helm.push(HelmValues {
                 file: rel.to_string(),
                 chart,
-                chart_version: helm::chart_version_of(doc),
+                chart_version,
                 values,
             });
             used = true;
@@ -493,6 +495,12 @@ fn classify_documents(
                 )
                 .at(doc.pos.line, doc.pos.column)
             })?;
+            if is_linted_manifest(doc) {
+                snapshot.manifests.push(Manifest {
+                    file: rel.to_string(),
+                    doc: doc.clone(),
+                });
+            }
             used |= snapshot.objects.add(object) > 0;
         } else if doc.is_map() && (area == Area::Helm || rel.to_lowercase().contains("values")) {
             let chart = chart_from_file_name(path).unwrap_or_default();
@@ -509,7 +517,7 @@ fn classify_documents(
     }
 
     if docs.iter().any(omni::is_template_document) {
-        let template = omni::read_template(&docs);
+        let template = omni::read_template(&docs, source);
         for patch in &template.patches {
             if !patch.inline.is_empty() {
                 let label = format!(
@@ -518,10 +526,15 @@ fn classify_documents(
                     patch.name.as_deref().unwrap_or("inline")
                 );
                 let summary = talos::summarize(&label, "omni-template-patch", &patch.inline, false);
+                let role = match patch.scope.as_str() {
+                    "ControlPlane" => Some("controlplane".to_string()),
+                    "Workers" => Some("worker".to_string()),
+                    _ => None,
+                };
                 snapshot.talos.push(TalosSource {
-                    summary,
-                    docs: patch.inline.clone(),
                     omni_cluster: template.cluster.clone(),
+                    role,
+                    ..TalosSource::new(summary, patch.inline.clone())
                 });
             } else if let Some(file) = &patch.file {
                 snapshot.skip(
@@ -542,17 +555,14 @@ fn classify_documents(
         let full = talos::is_full_config(&talos_docs);
         let mut summary =
             talos::summarize(rel, if full { "full" } else { "patch" }, &talos_docs, full);
-        summary.redacted = redacted;
-        snapshot.talos.push(TalosSource {
-            summary,
-            docs: talos_docs,
-            omni_cluster: None,
-        });
+        summary.redacted = paths;
+        snapshot.talos.push(TalosSource::new(summary, talos_docs));
         used = true;
     }
 
     if used {
         snapshot.files_read += 1;
+        snapshot.sources.insert(rel.to_string(), text);
         if not_understood > 0 {
             snapshot.skip(rel, format!("{not_understood} document(s) not recognised (no apiVersion/kind, not Talos, Omni or Helm values)"));
         }
@@ -570,6 +580,37 @@ fn classify_documents(
         );
     }
     Ok(())
+}
+
+/// A talhelper config becomes one Talos source per role it patches, plus the settings it
+/// generates itself (`cniConfig`, pod and service networks) as a patch for every node.
+fn read_talconfig(snapshot: &mut Snapshot, rel: &str, doc: &YamlNode, source: Option<&str>) {
+    let config = talhelper::read(doc, source);
+    let mut groups: Vec<(Option<&str>, Vec<YamlNode>)> = vec![(None, Vec::new())];
+    groups[0].1.extend(talhelper::generated_patch(doc));
+    for (role, patch) in config.inline_patches {
+        match groups.iter_mut().find(|(r, _)| *r == role) {
+            Some((_, docs)) => docs.push(patch),
+            None => groups.push((role, vec![patch])),
+        }
+    }
+    for (role, file) in &config.patch_files {
+        let scope = role.unwrap_or("all nodes");
+        snapshot.skip(
+            format!("{rel} -> {file}"),
+            format!("talhelper patch file for {scope}: pass it to cniswap too to read it"),
+        );
+    }
+    for (role, docs) in groups {
+        let mut summary = talos::summarize(rel, "talhelper", &docs, false);
+        summary.talos_version = config.talos_version.clone();
+        summary.kubernetes_version = config.kubernetes_version.clone();
+        summary.role = role.map(str::to_string);
+        snapshot.talos.push(TalosSource {
+            role: role.map(str::to_string),
+            ..TalosSource::new(summary, docs)
+        });
+    }
 }
 
 fn describe(doc: &YamlNode) -> String {
@@ -594,12 +635,5 @@ pub fn load_talos_text(snapshot: &mut Snapshot, label: &str, text: &str) -> Resu
         )
         .at(e.line, e.column)
     })?;
-    classify_documents(
-        snapshot,
-        Path::new(label),
-        label,
-        Area::Talos,
-        redacted.docs,
-        redacted.paths,
-    )
+    classify_documents(snapshot, Path::new(label), label, Area::Talos, redacted)
 }

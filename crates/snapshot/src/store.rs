@@ -105,6 +105,59 @@ pub struct TalosSource {
     pub docs: Vec<YamlNode>,
     /// For Omni ConfigPatches: the `omni.sidero.dev/cluster` label.
     pub omni_cluster: Option<String>,
+    /// The node role the patch is limited to (`controlplane` / `worker`); `None` = every node.
+    pub role: Option<String>,
+    /// For Omni ConfigPatches: the resource's `metadata` (id, labels), kept for the linter.
+    pub omni_metadata: Option<YamlNode>,
+}
+
+impl TalosSource {
+    pub fn new(summary: TalosConfigFacts, docs: Vec<YamlNode>) -> Self {
+        TalosSource {
+            summary,
+            docs,
+            omni_cluster: None,
+            role: None,
+            omni_metadata: None,
+        }
+    }
+}
+
+/// A Kubernetes object a lint rule reads with its position (Calico Installation,
+/// FelixConfiguration, IPPool, Cilium CRs, CNI ConfigMaps).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    pub file: String,
+    pub doc: YamlNode,
+}
+
+/// Kinds kept as [`Manifest`]s when read from files.
+pub const LINTED_KINDS: &[&str] = &[
+    "Installation",
+    "FelixConfiguration",
+    "IPPool",
+    "CiliumL2AnnouncementPolicy",
+    "CiliumNodeConfig",
+    "KubeProxyConfiguration",
+];
+
+/// ConfigMaps kept as [`Manifest`]s when read from files.
+pub const LINTED_CONFIG_MAPS: &[&str] = &[
+    "kubernetes-services-endpoint",
+    "kube-flannel-cfg",
+    "cilium-config",
+];
+
+/// Whether a document is one the linter reads with positions.
+pub fn is_linted_manifest(doc: &YamlNode) -> bool {
+    match doc.get("kind").and_then(YamlNode::as_str) {
+        Some("ConfigMap") => doc
+            .path(&["metadata", "name"])
+            .and_then(YamlNode::as_str)
+            .is_some_and(|n| LINTED_CONFIG_MAPS.contains(&n)),
+        Some(kind) => LINTED_KINDS.contains(&kind),
+        None => false,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -140,7 +193,14 @@ pub struct Snapshot {
     pub talos: Vec<TalosSource>,
     pub omni_templates: Vec<OmniTemplateSource>,
     pub helm: Vec<HelmValues>,
+    /// Positioned CNI objects from files, for the linter.
+    pub manifests: Vec<Manifest>,
+    /// Flux OCIRepository name -> pinned tag, to resolve HelmRelease `chartRef` versions.
+    pub oci_tags: BTreeMap<String, String>,
     pub node_inventories: Vec<NodeInventory>,
+    /// Redacted text of every config file read into memory (not cluster/ dumps), so findings
+    /// can show the source line without ever re-reading a file that holds secrets.
+    pub sources: BTreeMap<String, String>,
     pub files_read: usize,
     pub skipped: Vec<SkippedInput>,
 }
