@@ -14,6 +14,8 @@ pub struct Pos {
     /// Character offset (not byte offset) from the start of the text.
     pub char_start: usize,
     pub char_end: usize,
+    /// Which file the node came from: an index the loader assigns (0 = unknown).
+    pub source: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +65,7 @@ fn convert(node: MarkedYamlOwned) -> Node {
         column: node.span.start.col() + 1,
         char_start: node.span.start.index(),
         char_end: node.span.end.index(),
+        source: 0,
     };
     let value = match node.data {
         YamlDataOwned::Value(s) => scalar(s),
@@ -104,6 +107,17 @@ impl Node {
     /// Follows a dotted path of mapping keys: `node.path(&["cluster", "network", "cni"])`.
     pub fn path(&self, keys: &[&str]) -> Option<&Node> {
         keys.iter().try_fold(self, |node, key| node.get(key))
+    }
+
+    /// The key node (not the value) of the last segment of `keys`: findings about a section
+    /// point at its key rather than at its first child.
+    pub fn path_key(&self, keys: &[&str]) -> Option<&Node> {
+        let (last, parents) = keys.split_last()?;
+        self.path(parents)?
+            .entries()
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(last))
+            .map(|(k, _)| k)
     }
 
     pub fn as_str(&self) -> Option<&str> {
@@ -257,12 +271,28 @@ pub fn parse_embedded(holder: &Node, source: Option<&str>) -> Result<Vec<Node>, 
 /// Applies the same position fix as [`parse_embedded`] to documents parsed elsewhere.
 pub fn anchor_embedded(docs: &mut [Node], holder: &Node, source: Option<&str>) {
     match source.and_then(|s| embedded_offset(s, holder)) {
-        Some((lines, columns)) => docs.iter_mut().for_each(|d| d.shift(lines, columns)),
+        Some((lines, columns)) => docs.iter_mut().for_each(|d| {
+            d.shift(lines, columns);
+            d.set_source(holder.pos.source);
+        }),
         None => docs.iter_mut().for_each(|d| d.pin(holder.pos)),
     }
 }
 
 impl Node {
+    /// Records which file (loader-assigned index) every node of the tree came from.
+    pub fn set_source(&mut self, source: u32) {
+        self.pos.source = source;
+        match &mut self.value {
+            Value::Seq(items) => items.iter_mut().for_each(|n| n.set_source(source)),
+            Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+                k.set_source(source);
+                v.set_source(source);
+            }),
+            _ => {}
+        }
+    }
+
     fn pin(&mut self, pos: Pos) {
         self.pos = pos;
         match &mut self.value {

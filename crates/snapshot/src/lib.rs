@@ -18,6 +18,6 @@ pub use error::InputError;
 pub use load::{Format, load, load_reader, load_talos_text};
 pub use store::{
     HelmValues, LINTED_CONFIG_MAPS, LINTED_KINDS, Manifest, NodeInventory, Objects,
-    OmniTemplateSource, Snapshot, TalosSource, is_linted_manifest,
+    OmniTemplateSource, Snapshot, SourceFile, TalosSource, is_linted_manifest,
 };
 pub use write::write_snapshot;

@@ -3,7 +3,7 @@
 use crate::decode::Object;
 use crate::error::InputError;
 use crate::store::{
-    HelmValues, Manifest, NodeInventory, OmniTemplateSource, Snapshot, TalosSource,
+    HelmValues, Manifest, NodeInventory, OmniTemplateSource, Snapshot, SourceFile, TalosSource,
     is_linted_manifest,
 };
 use cniswap_config::{Node as YamlNode, helm, omni, redact, talhelper, talos};
@@ -400,11 +400,17 @@ fn classify_documents(
     area: Area,
     redacted: redact::Redacted,
 ) -> Result<(), InputError> {
-    let redact::Redacted { text, docs, paths } = redacted;
+    let redact::Redacted {
+        text,
+        mut docs,
+        paths,
+    } = redacted;
     if docs.is_empty() {
         snapshot.skip(rel, "YAML without documents");
         return Ok(());
     }
+    let source_id = u32::try_from(snapshot.sources.len() + 1).unwrap_or(0);
+    docs.iter_mut().for_each(|d| d.set_source(source_id));
     let source = Some(text.as_str());
     let mut talos_docs = Vec::new();
     let mut used = false;
@@ -537,9 +543,19 @@ fn classify_documents(
                     ..TalosSource::new(summary, patch.inline.clone())
                 });
             } else if let Some(file) = &patch.file {
+                let role = match patch.scope.as_str() {
+                    "ControlPlane" => Some("controlplane"),
+                    "Workers" => Some("worker"),
+                    _ => None,
+                };
+                if let Some(role) = role {
+                    snapshot
+                        .patch_roles
+                        .insert(resolve_relative(rel, file), role.to_string());
+                }
                 snapshot.skip(
                     format!("{rel} -> {file}"),
-                    "Omni template patch file: put it in omni/ to read it",
+                    "Omni template patch file: read when it is among the inputs",
                 );
             }
         }
@@ -562,7 +578,10 @@ fn classify_documents(
 
     if used {
         snapshot.files_read += 1;
-        snapshot.sources.insert(rel.to_string(), text);
+        snapshot.sources.push(SourceFile {
+            path: rel.to_string(),
+            text,
+        });
         if not_understood > 0 {
             snapshot.skip(rel, format!("{not_understood} document(s) not recognised (no apiVersion/kind, not Talos, Omni or Helm values)"));
         }
@@ -582,6 +601,22 @@ fn classify_documents(
     Ok(())
 }
 
+/// `file` as referenced from the file `from` (both relative to the snapshot root), normalised.
+fn resolve_relative(from: &str, file: &str) -> String {
+    let mut parts: Vec<&str> = from.split('/').collect();
+    parts.pop();
+    for part in file.split('/') {
+        match part {
+            "." | "" => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
 /// A talhelper config becomes one Talos source per role it patches, plus the settings it
 /// generates itself (`cniConfig`, pod and service networks) as a patch for every node.
 fn read_talconfig(snapshot: &mut Snapshot, rel: &str, doc: &YamlNode, source: Option<&str>) {
@@ -595,6 +630,11 @@ fn read_talconfig(snapshot: &mut Snapshot, rel: &str, doc: &YamlNode, source: Op
         }
     }
     for (role, file) in &config.patch_files {
+        if let Some(role) = role {
+            snapshot
+                .patch_roles
+                .insert(resolve_relative(rel, file), role.to_string());
+        }
         let scope = role.unwrap_or("all nodes");
         snapshot.skip(
             format!("{rel} -> {file}"),

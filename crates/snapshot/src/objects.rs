@@ -270,6 +270,21 @@ pub struct WorkloadStatus {
 }
 
 impl Workload {
+    /// Pods a DaemonSet wants (or replicas of a Deployment/StatefulSet).
+    pub fn desired(&self) -> u32 {
+        self.status
+            .desired_number_scheduled
+            .or(self.spec.replicas)
+            .unwrap_or_default()
+    }
+
+    pub fn ready(&self) -> u32 {
+        self.status
+            .number_ready
+            .or(self.status.ready_replicas)
+            .unwrap_or_default()
+    }
+
     /// Image of the first container whose image name contains `needle`.
     pub fn image_containing(&self, needle: &str) -> Option<&str> {
         self.spec

@@ -195,17 +195,32 @@ pub struct Snapshot {
     pub helm: Vec<HelmValues>,
     /// Positioned CNI objects from files, for the linter.
     pub manifests: Vec<Manifest>,
+    /// Patch files that a talhelper config or Omni template limits to one role
+    /// (path relative to the snapshot root -> `controlplane` / `worker`).
+    pub patch_roles: BTreeMap<String, String>,
     /// Flux OCIRepository name -> pinned tag, to resolve HelmRelease `chartRef` versions.
     pub oci_tags: BTreeMap<String, String>,
     pub node_inventories: Vec<NodeInventory>,
     /// Redacted text of every config file read into memory (not cluster/ dumps), so findings
-    /// can show the source line without ever re-reading a file that holds secrets.
-    pub sources: BTreeMap<String, String>,
+    /// can show the source line without ever re-reading a file that holds secrets. A YAML
+    /// node's `pos.source` is its index here plus one.
+    pub sources: Vec<SourceFile>,
     pub files_read: usize,
     pub skipped: Vec<SkippedInput>,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceFile {
+    pub path: String,
+    pub text: String,
+}
+
 impl Snapshot {
+    /// The file a YAML node came from, by its `pos.source` index.
+    pub fn source_file(&self, source: u32) -> Option<&SourceFile> {
+        self.sources.get((source as usize).checked_sub(1)?)
+    }
+
     pub fn skip(&mut self, path: impl Into<String>, reason: impl Into<String>) {
         self.skipped.push(SkippedInput {
             path: path.into(),

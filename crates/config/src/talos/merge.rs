@@ -81,13 +81,14 @@ fn merge_at(base: &mut Node, patch: &Node, path: &mut Vec<String>) {
                 }
             }
         }
+        (Value::Seq(_), Value::Seq(_))
+            if REPLACE_LISTS.iter().any(|p| p.iter().eq(path.iter())) =>
+        {
+            // The patch's list, with its position, is now the value.
+            *base = patch.clone();
+        }
         (Value::Seq(base_items), Value::Seq(patch_items)) => {
-            let replace = REPLACE_LISTS.iter().any(|p| p.iter().eq(path.iter()));
-            if replace {
-                *base_items = patch_items.clone();
-            } else {
-                base_items.extend(patch_items.iter().cloned());
-            }
+            base_items.extend(patch_items.iter().cloned());
         }
         _ => *base = without_markers(patch),
     }

@@ -1,0 +1,350 @@
+//! Effective Talos configs per node role: what Talos would actually apply.
+//!
+//! A complete machine config (talosctl output) is a view of its own, with every patch for its
+//! role applied on top. When only patches are given (GitOps repositories, talhelper, Omni),
+//! the base is what `talosctl gen config` generates for the detected version, because that is
+//! what the patches land on (research/talos.md "v1alpha1 fields": kubePrism on 7445 since 1.6,
+//! hostDNS since 1.7, forwardKubeDNSToHost since 1.8; 1.14 always emits KubeFlannelCNIConfig).
+
+use cniswap_config::talos::{apply_patch, document_kind, is_v1alpha1_document};
+use cniswap_config::yaml::parse_documents;
+use cniswap_config::{Node, Value};
+use cniswap_snapshot::{Snapshot, TalosSource};
+
+/// A Talos minor version, e.g. (1, 14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TalosVersion(pub u32, pub u32);
+
+impl TalosVersion {
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.trim().trim_start_matches('v').split(['.', '-']);
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        Some(TalosVersion(major, minor))
+    }
+}
+
+impl std::fmt::Display for TalosVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TalosView {
+    /// e.g. `talos/controlplane.yaml` or `patches for controlplane nodes`.
+    pub label: String,
+    pub role: Option<String>,
+    pub version: Option<TalosVersion>,
+    /// The merged documents.
+    pub docs: Vec<Node>,
+    /// The base was generated defaults (only patches were given), not a real machine config.
+    pub generated_base: bool,
+    /// Files that contributed.
+    pub files: Vec<String>,
+}
+
+/// A setting's value and the node that set it (`None` when it is a Talos default).
+pub struct Setting<'a, T> {
+    pub value: T,
+    pub node: Option<&'a Node>,
+}
+
+impl TalosView {
+    fn v1(&self) -> Option<&Node> {
+        self.docs.iter().find(|d| is_v1alpha1_document(d))
+    }
+
+    pub fn document(&self, kind: &str) -> Option<&Node> {
+        self.docs.iter().find(|d| document_kind(d) == Some(kind))
+    }
+
+    pub fn at(&self, path: &[&str]) -> Option<&Node> {
+        self.v1()?.path(path)
+    }
+
+    pub fn is_multi_document(&self) -> bool {
+        self.version.is_some_and(|v| v >= TalosVersion(1, 14))
+            || self.docs.iter().any(|d| {
+                document_kind(d)
+                    .is_some_and(|k| cniswap_config::talos::KUBERNETES_DOCUMENT_KINDS.contains(&k))
+            })
+    }
+
+    /// What Talos renders as CNI: `flannel`, `custom` or `none`. In the 1.14 form Flannel is
+    /// deployed whenever the `KubeFlannelCNIConfig` document exists.
+    pub fn cni_name(&self) -> Setting<'_, String> {
+        if let Some(doc) = self.document("KubeFlannelCNIConfig") {
+            return Setting {
+                value: "flannel".into(),
+                node: doc.get("kind").filter(|n| n.has_position()),
+            };
+        }
+        match self.at(&["cluster", "network", "cni", "name"]) {
+            Some(node) => Setting {
+                value: node.scalar_text().unwrap_or_default(),
+                node: Some(node),
+            },
+            None if self.is_multi_document() && !self.generated_base => Setting {
+                value: "none".into(),
+                node: None,
+            },
+            None => Setting {
+                value: "flannel".into(),
+                node: None,
+            },
+        }
+    }
+
+    pub fn cni_urls(&self) -> Vec<&Node> {
+        self.at(&["cluster", "network", "cni", "urls"])
+            .map(|n| n.as_seq().iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether kube-proxy is disabled (`KubeProxyConfig enabled: false` or `cluster.proxy.disabled`).
+    pub fn proxy_disabled(&self) -> Setting<'_, bool> {
+        if let Some(node) = self
+            .document("KubeProxyConfig")
+            .and_then(|d| d.get("enabled"))
+        {
+            return Setting {
+                value: node.as_bool() == Some(false),
+                node: Some(node),
+            };
+        }
+        match self.at(&["cluster", "proxy", "disabled"]) {
+            Some(node) => Setting {
+                value: node.as_bool() == Some(true),
+                node: Some(node),
+            },
+            None => Setting {
+                value: false,
+                node: None,
+            },
+        }
+    }
+
+    /// KubePrism: enabled and port (0 means 7445).
+    pub fn kube_prism(&self) -> Setting<'_, Option<u16>> {
+        if let Some(doc) = self.document("KubePrismConfig") {
+            let port = doc.get("port");
+            return Setting {
+                value: Some(port.and_then(Node::as_u16).unwrap_or(7445)),
+                node: port.or(doc.get("kind")),
+            };
+        }
+        let enabled = self.at(&["machine", "features", "kubePrism", "enabled"]);
+        let port = self.at(&["machine", "features", "kubePrism", "port"]);
+        let on = enabled.and_then(Node::as_bool) == Some(true);
+        Setting {
+            value: on.then(|| {
+                port.and_then(Node::as_u16)
+                    .filter(|p| *p != 0)
+                    .unwrap_or(7445)
+            }),
+            node: enabled.or(port),
+        }
+    }
+
+    /// Whether Talos forwards cluster DNS to its host resolver (needs hostDNS enabled).
+    pub fn forward_kube_dns_to_host(&self) -> Setting<'_, bool> {
+        let resolver = self
+            .document("ResolverConfig")
+            .and_then(|d| d.path(&["hostDNS", "forwardKubeDNSToHost"]));
+        let legacy = self.at(&["machine", "features", "hostDNS", "forwardKubeDNSToHost"]);
+        let enabled = self
+            .document("ResolverConfig")
+            .and_then(|d| d.path(&["hostDNS", "enabled"]))
+            .or_else(|| self.at(&["machine", "features", "hostDNS", "enabled"]));
+        let node = resolver.or(legacy);
+        let forward = node.and_then(Node::as_bool) == Some(true);
+        // forwardKubeDNSToHost without hostDNS.enabled is refused by Talos; treat enabled as
+        // implied unless it is explicitly false.
+        let host_dns_off = enabled.and_then(Node::as_bool) == Some(false);
+        Setting {
+            value: forward && !host_dns_off,
+            node,
+        }
+    }
+
+    pub fn pod_subnets(&self) -> Setting<'_, Vec<String>> {
+        self.subnets("podSubnets")
+    }
+
+    pub fn service_subnets(&self) -> Setting<'_, Vec<String>> {
+        self.subnets("serviceSubnets")
+    }
+
+    fn subnets(&self, key: &str) -> Setting<'_, Vec<String>> {
+        let node = self
+            .document("KubeNetworkConfig")
+            .and_then(|d| d.get(key))
+            .or_else(|| self.at(&["cluster", "network", key]));
+        Setting {
+            value: node.map(Node::string_list).unwrap_or_default(),
+            node: node.filter(|n| n.has_position()),
+        }
+    }
+
+    /// Every manifest URL Talos applies: cni.urls, extraManifests, KubeExternalManifestConfig.
+    pub fn manifest_urls(&self) -> Vec<&Node> {
+        let mut urls = self.cni_urls();
+        if let Some(extra) = self.at(&["cluster", "extraManifests"]) {
+            urls.extend(extra.as_seq());
+        }
+        urls.extend(
+            self.docs
+                .iter()
+                .filter(|d| document_kind(d) == Some("KubeExternalManifestConfig"))
+                .filter_map(|d| d.get("url")),
+        );
+        urls
+    }
+
+    pub fn describe(&self) -> String {
+        match (&self.role, self.generated_base) {
+            (Some(role), true) => format!("{} ({role} nodes)", self.label),
+            _ => self.label.clone(),
+        }
+    }
+}
+
+/// Builds the effective views from every Talos source of a snapshot.
+pub fn views(snapshot: &Snapshot, fallback_version: Option<&str>) -> Vec<TalosView> {
+    let (full, patches): (Vec<&TalosSource>, Vec<&TalosSource>) = snapshot
+        .talos
+        .iter()
+        .partition(|t| t.summary.kind == "full");
+    let mut patches = patches;
+    // Omni merges cluster-wide patches before machine-set ones.
+    patches.sort_by_key(|p| p.role.is_some());
+
+    let version = snapshot
+        .talos
+        .iter()
+        .find_map(|t| t.summary.talos_version.as_deref())
+        .or_else(|| {
+            snapshot
+                .omni_templates
+                .iter()
+                .find_map(|t| t.talos_version.as_deref())
+        })
+        .or(fallback_version)
+        .and_then(TalosVersion::parse);
+
+    // A patch file referenced by a talhelper role section or an Omni ControlPlane/Workers
+    // entry applies to that role only.
+    let role_of = |patch: &TalosSource| {
+        patch
+            .role
+            .clone()
+            .or_else(|| snapshot.patch_roles.get(&patch.summary.file).cloned())
+    };
+    let applies = |patch: &TalosSource, role: Option<&str>| match (role_of(patch), role) {
+        (None, _) => true,
+        (Some(p), Some(r)) => p == r,
+        (Some(_), None) => false,
+    };
+
+    let mut out = Vec::new();
+    for config in &full {
+        let role = config.summary.role.clone();
+        let mut docs = config.docs.clone();
+        let mut files = vec![config.summary.file.clone()];
+        for patch in patches
+            .iter()
+            .filter(|p| applies(p, role.as_deref().map(normal_role)))
+        {
+            apply_patch(&mut docs, &patch.docs);
+            files.push(patch.summary.file.clone());
+        }
+        out.push(TalosView {
+            label: config.summary.file.clone(),
+            version: config
+                .summary
+                .talos_version
+                .as_deref()
+                .and_then(TalosVersion::parse)
+                .or(version),
+            role,
+            docs,
+            generated_base: false,
+            files,
+        });
+    }
+    if full.is_empty() && !patches.is_empty() {
+        let multi = version.is_some_and(|v| v >= TalosVersion(1, 14))
+            || patches.iter().any(|p| {
+                p.docs.iter().any(|d| {
+                    document_kind(d).is_some_and(|k| {
+                        cniswap_config::talos::KUBERNETES_DOCUMENT_KINDS.contains(&k)
+                    })
+                })
+            });
+        let roles: Vec<Option<&str>> = if patches.iter().any(|p| role_of(p).is_some()) {
+            vec![Some("controlplane"), Some("worker")]
+        } else {
+            vec![None]
+        };
+        for role in roles {
+            let mut docs = generated_defaults(version, multi, role.unwrap_or("controlplane"));
+            let mut files = Vec::new();
+            for patch in patches.iter().filter(|p| applies(p, role)) {
+                apply_patch(&mut docs, &patch.docs);
+                files.push(patch.summary.file.clone());
+            }
+            files.dedup();
+            out.push(TalosView {
+                label: match files.as_slice() {
+                    [one] => one.clone(),
+                    _ => format!("{} Talos patches", files.len()),
+                },
+                role: role.map(str::to_string),
+                version,
+                docs,
+                generated_base: true,
+                files,
+            });
+        }
+    }
+    out
+}
+
+fn normal_role(role: &str) -> &str {
+    if role == "init" { "controlplane" } else { role }
+}
+
+/// The config `talosctl gen config` writes, reduced to the settings the rules read.
+/// Unknown version: assume a current one (>= 1.8), and say so in findings that rely on it.
+fn generated_defaults(version: Option<TalosVersion>, multi: bool, role: &str) -> Vec<Node> {
+    let at_least = |minor| version.is_none_or(|v| v >= TalosVersion(1, minor));
+    let mut text = format!(
+        "version: v1alpha1\nmachine:\n  type: {role}\n  features:\n    kubePrism:\n      enabled: {}\n      port: 7445\n    hostDNS:\n      enabled: {}\n      forwardKubeDNSToHost: {}\ncluster:\n  network:\n    podSubnets: [10.244.0.0/16]\n    serviceSubnets: [10.96.0.0/12]\n",
+        at_least(6),
+        at_least(7),
+        at_least(8),
+    );
+    if multi {
+        // 1.14 moves these settings into documents and always emits the Flannel document.
+        text = format!(
+            "version: v1alpha1\nmachine:\n  type: {role}\n---\napiVersion: v1alpha1\nkind: KubeNetworkConfig\npodSubnets: [10.244.0.0/16]\nserviceSubnets: [10.96.0.0/12]\n---\napiVersion: v1alpha1\nkind: KubeFlannelCNIConfig\nbackendType: vxlan\nbackendPort: 4789\n---\napiVersion: v1alpha1\nkind: KubePrismConfig\nport: 7445\n---\napiVersion: v1alpha1\nkind: ResolverConfig\nhostDNS:\n  enabled: true\n  forwardKubeDNSToHost: true\n"
+        );
+    }
+    let mut docs = parse_documents(&text).unwrap_or_default();
+    // Defaults have no file position: findings about them point at the patch instead.
+    docs.iter_mut().for_each(strip_positions);
+    docs
+}
+
+fn strip_positions(node: &mut Node) {
+    node.pos = Default::default();
+    match &mut node.value {
+        Value::Seq(items) => items.iter_mut().for_each(strip_positions),
+        Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+            strip_positions(k);
+            strip_positions(v);
+        }),
+        _ => {}
+    }
+}

@@ -1,0 +1,55 @@
+//! `{"findings": [...], "suppressed": n, "summary": {...}}`: the finding fields are the stable
+//! `Finding` schema shared with `cniswap inspect -o json`.
+
+use crate::LintResult;
+use cniswap_model::{Finding, Severity};
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Report<'a> {
+    schema_version: u32,
+    findings: &'a [Finding],
+    suppressed: Vec<SuppressedOut<'a>>,
+    summary: Summary,
+}
+
+#[derive(Serialize)]
+struct SuppressedOut<'a> {
+    rule: &'a str,
+    location: Option<&'a cniswap_model::Location>,
+    by: &'a str,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    errors: usize,
+    warnings: usize,
+    info: usize,
+    suppressed: usize,
+    rules_run: usize,
+}
+
+pub fn render(result: &LintResult) -> String {
+    let count = |s: Severity| result.findings.iter().filter(|f| f.severity == s).count();
+    let report = Report {
+        schema_version: cniswap_model::REPORT_SCHEMA_VERSION,
+        findings: &result.findings,
+        suppressed: result
+            .suppressed
+            .iter()
+            .map(|s| SuppressedOut {
+                rule: &s.finding.rule,
+                location: s.finding.location.as_ref(),
+                by: &s.by,
+            })
+            .collect(),
+        summary: Summary {
+            errors: count(Severity::Error),
+            warnings: count(Severity::Warning),
+            info: count(Severity::Info),
+            suppressed: result.suppressed.len(),
+            rules_run: result.rules_run,
+        },
+    };
+    serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
+}

@@ -1,0 +1,216 @@
+//! Suppressions: `# cniswap:ignore RULE[,RULE...] reason` on the finding's line or on a
+//! comment line right above it, and `.cniswap.yaml`:
+//!
+//! ```yaml
+//! ignore:
+//!   - rules: [CIL001]
+//!     paths: ["kubernetes/apps/**/cilium/**"]
+//!     reason: Multus needs cni.exclusive false
+//! ```
+
+use cniswap_model::Finding;
+use cniswap_snapshot::Snapshot;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+const MARKER: &str = "cniswap:ignore";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Suppressed {
+    pub finding: Finding,
+    /// `inline: <reason>` or `.cniswap.yaml: <reason>`.
+    pub by: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    ignore: Vec<IgnoreEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IgnoreEntry {
+    rules: Vec<String>,
+    #[serde(default)]
+    paths: Vec<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+struct CompiledEntry {
+    rules: Vec<String>,
+    /// `None` = every path.
+    paths: Option<GlobSet>,
+    reason: String,
+}
+
+/// The parsed `.cniswap.yaml`.
+#[derive(Default)]
+pub struct SuppressionConfig {
+    entries: Vec<CompiledEntry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct SuppressionError {
+    pub file: String,
+    pub message: String,
+}
+
+impl SuppressionConfig {
+    pub fn load(path: &Path) -> Result<Self, SuppressionError> {
+        let error = |message: String| SuppressionError {
+            file: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read: {e}")))?;
+        Self::parse(&text).map_err(error)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: ConfigFile = if text.trim().is_empty() {
+            ConfigFile::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| {
+                format!("{e}\nhelp: expected `ignore: [{{rules: [CIL001], paths: [\"dir/**\"], reason: \"...\"}}]`")
+            })?
+        };
+        let mut entries = Vec::new();
+        for entry in file.ignore {
+            for rule in &entry.rules {
+                if crate::find_rule(rule).is_none() {
+                    return Err(format!(
+                        "unknown rule `{rule}` in ignore list\nhelp: `cniswap explain --list` shows every rule ID"
+                    ));
+                }
+            }
+            let paths = if entry.paths.is_empty() {
+                None
+            } else {
+                let mut set = GlobSetBuilder::new();
+                for pattern in &entry.paths {
+                    set.add(
+                        Glob::new(pattern)
+                            .map_err(|e| format!("bad path pattern `{pattern}`: {e}"))?,
+                    );
+                }
+                Some(set.build().map_err(|e| e.to_string())?)
+            };
+            entries.push(CompiledEntry {
+                rules: entry.rules.iter().map(|r| r.to_ascii_uppercase()).collect(),
+                paths,
+                reason: entry.reason.unwrap_or_else(|| "no reason given".into()),
+            });
+        }
+        Ok(SuppressionConfig { entries })
+    }
+
+    fn matches(&self, finding: &Finding) -> Option<&str> {
+        self.entries.iter().find_map(|entry| {
+            let rule = entry.rules.contains(&finding.rule);
+            let path = match (&entry.paths, &finding.location) {
+                (None, _) => true,
+                (Some(set), Some(location)) => set.is_match(&location.file),
+                (Some(_), None) => false,
+            };
+            (rule && path).then_some(entry.reason.as_str())
+        })
+    }
+}
+
+pub(crate) fn apply(
+    findings: Vec<Finding>,
+    snapshot: &Snapshot,
+    config: &SuppressionConfig,
+) -> (Vec<Finding>, Vec<Suppressed>) {
+    let mut kept = Vec::new();
+    let mut suppressed = Vec::new();
+    for finding in findings {
+        let by = inline_reason(&finding, snapshot)
+            .map(|r| format!("inline: {r}"))
+            .or_else(|| {
+                config
+                    .matches(&finding)
+                    .map(|r| format!(".cniswap.yaml: {r}"))
+            });
+        match by {
+            Some(by) => suppressed.push(Suppressed { finding, by }),
+            None => kept.push(finding),
+        }
+    }
+    (kept, suppressed)
+}
+
+fn inline_reason(finding: &Finding, snapshot: &Snapshot) -> Option<String> {
+    let location = finding.location.as_ref()?;
+    let source = snapshot.sources.iter().find(|s| s.path == location.file)?;
+    let lines: Vec<&str> = source.text.lines().collect();
+    let line = lines.get(location.line.checked_sub(1)?)?;
+    let mut candidates = vec![*line];
+    // Comment-only lines directly above the finding also count.
+    let mut above = location.line.checked_sub(2);
+    while let Some(i) = above {
+        let text = lines.get(i)?.trim_start();
+        if !text.starts_with('#') {
+            break;
+        }
+        candidates.push(text);
+        above = i.checked_sub(1);
+    }
+    candidates
+        .into_iter()
+        .find_map(|text| ignore_comment(text, &finding.rule))
+}
+
+/// Parses `# cniswap:ignore CIL001,CIL010 reason` and returns the reason when it names `rule`.
+fn ignore_comment(line: &str, rule: &str) -> Option<String> {
+    let comment = &line[line.find('#')?..];
+    let rest = comment[comment.find(MARKER)? + MARKER.len()..].trim_start();
+    let (ids, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    ids.split(',')
+        .any(|id| id.trim().eq_ignore_ascii_case(rule))
+        .then(|| {
+            let reason = reason.trim();
+            if reason.is_empty() {
+                "no reason given".into()
+            } else {
+                reason.to_string()
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_comment_names_rules_and_reason() {
+        assert_eq!(
+            ignore_comment(
+                "  exclusive: false # cniswap:ignore CIL001 multus",
+                "CIL001"
+            )
+            .as_deref(),
+            Some("multus")
+        );
+        assert_eq!(
+            ignore_comment("# cniswap:ignore CIL010,CIL001", "CIL001").as_deref(),
+            Some("no reason given")
+        );
+        assert_eq!(ignore_comment("# cniswap:ignore CIL010 x", "CIL001"), None);
+        assert_eq!(ignore_comment("exclusive: false", "CIL001"), None);
+    }
+
+    #[test]
+    fn config_rejects_unknown_rules_and_keys() {
+        assert!(SuppressionConfig::parse("ignore:\n  - rules: [NOPE1]\n").is_err());
+        assert!(SuppressionConfig::parse("ignores: []\n").is_err());
+        assert!(
+            SuppressionConfig::parse("ignore:\n  - rules: [CIL001]\n    paths: [\"a/**\"]\n")
+                .is_ok()
+        );
+    }
+}
