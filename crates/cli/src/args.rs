@@ -9,6 +9,7 @@ Exit codes:
 
 Start here:
   cniswap inspect --snapshot examples/talos-flannel-homelab
+  cniswap lint talos/ kubernetes/ --to cilium   # check configs before you touch the cluster
   cniswap inspect                       # the cluster of your current kubectl context, read-only
   cniswap snapshot -o ./snap            # save what inspect reads, secrets redacted, for offline work";
 
@@ -54,6 +55,42 @@ pub enum OutputFormat {
     Json,
     /// The same document as YAML.
     Yaml,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TargetCni {
+    Flannel,
+    Calico,
+    Cilium,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StrategyArg {
+    /// The cluster is not bootstrapped yet.
+    Fresh,
+    /// One cluster-wide switch in a window.
+    Cutover,
+    /// Node by node with both dataplanes present.
+    Rolling,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LintFormat {
+    /// rustc-style diagnostics with the source line.
+    Text,
+    /// {"findings": [...], "suppressed": [...], "summary": {...}}.
+    Json,
+    /// SARIF 2.1.0 (code scanning).
+    Sarif,
+    /// GitHub Actions annotations.
+    Github,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SeverityArg {
+    Info,
+    Warning,
+    Error,
 }
 
 /// Where to read the cluster from.
@@ -126,6 +163,71 @@ pub enum Command {
         /// Directory to write (created if missing; existing files with the same names are replaced).
         #[arg(short, long = "output", value_name = "DIR")]
         output: PathBuf,
+    },
+
+    /// Check Talos/Omni configs, Helm values, Calico and Flannel settings (and cluster facts)
+    /// against the rule catalogue, before a migration and in CI.
+    ///
+    /// With PATHs, lints those files and directories only (no cluster needed). Add --snapshot
+    /// or --live to check them against a cluster's facts as well. Without PATHs, lints the
+    /// cluster (live, read-only, or --snapshot). Rules run only when their inputs are present;
+    /// `cniswap explain <ID>` documents each rule.
+    ///
+    /// Suppress a finding with `# cniswap:ignore <ID> <reason>` on its line (or the comment
+    /// line above), or per path in .cniswap.yaml:
+    ///   ignore:
+    ///     - rules: [CIL001]
+    ///       paths: ["kubernetes/**/cilium/**"]
+    ///       reason: Multus needs cni.exclusive false
+    #[command(
+        after_help = "Exit codes: 0 no findings at or above --severity, 1 findings, 2 usage or input error.\n\nExamples:\n  cniswap lint talos/ kubernetes/apps/kube-system/cilium/\n  cniswap lint helm/cilium.yaml --snapshot ./snap --to cilium --strategy rolling\n  cniswap lint . --format sarif > cniswap.sarif\n  cniswap lint . --format github          # annotations in GitHub Actions"
+    )]
+    Lint {
+        /// Files or directories to lint (Talos configs and patches, Omni resources, talconfig,
+        /// Helm values / HelmRelease / Application, Calico and Flannel manifests).
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+
+        #[command(flatten)]
+        source: SourceArgs,
+
+        /// With PATHs: also read the live cluster of your kubeconfig (read-only).
+        #[arg(long, conflicts_with = "snapshot")]
+        live: bool,
+
+        /// The CNI you are migrating to; enables the migration rules.
+        #[arg(long, value_enum, value_name = "CNI")]
+        to: Option<TargetCni>,
+
+        /// How the migration will run (rolling: both dataplanes side by side, node by node).
+        #[arg(long, value_enum, requires = "to")]
+        strategy: Option<StrategyArg>,
+
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+        format: LintFormat,
+
+        /// Lowest severity that makes the exit code 1 (all findings are shown).
+        #[arg(long, value_enum, default_value_t = SeverityArg::Warning)]
+        severity: SeverityArg,
+
+        /// Suppression file (default: .cniswap.yaml in the current directory, when present).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+
+    /// Show the documentation of a rule (`cniswap explain CIL001`), or list every rule.
+    #[command(
+        after_help = "Examples:\n  cniswap explain TAL007\n  cniswap explain cni-exclusive-disabled\n  cniswap explain --list"
+    )]
+    Explain {
+        /// Rule ID or name.
+        #[arg(value_name = "RULE", required_unless_present = "list")]
+        rule: Option<String>,
+
+        /// List every rule with its severity and title.
+        #[arg(long)]
+        list: bool,
     },
 
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).

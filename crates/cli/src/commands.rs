@@ -8,6 +8,26 @@ pub fn dispatch(command: Command, display_name: &str) -> Result<u8, CliError> {
     match command {
         Command::Inspect { source, output } => inspect(&source, output),
         Command::Snapshot { source, output } => snapshot(&source, &output),
+        Command::Lint {
+            paths,
+            source,
+            live,
+            to,
+            strategy,
+            format,
+            severity,
+            config,
+        } => crate::lint::lint(crate::lint::LintArgs {
+            paths,
+            source,
+            live,
+            to,
+            strategy,
+            format,
+            severity,
+            config,
+        }),
+        Command::Explain { rule, list } => crate::lint::explain(rule.as_deref(), list),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let name = if display_name.starts_with("kubectl") {
@@ -37,9 +57,16 @@ pub fn dispatch(command: Command, display_name: &str) -> Result<u8, CliError> {
 fn inspect(source: &crate::args::SourceArgs, output: OutputFormat) -> Result<u8, CliError> {
     let snapshot = source::acquire(source)?;
     let facts = cniswap_facts::detect(&snapshot);
+    // Every rule whose inputs the snapshot provides (MIG rules on cluster facts, Talos and
+    // Cilium rules when configs are part of it).
+    let findings: Vec<Finding> = cniswap_lint::lint(
+        &snapshot,
+        &facts,
+        cniswap_lint::Target::default(),
+        &cniswap_lint::SuppressionConfig::default(),
+    )
+    .findings;
     drop(snapshot);
-    // Findings come from the lint engine once it lands; until then the list is empty.
-    let findings: Vec<Finding> = Vec::new();
     let rendered = match output {
         OutputFormat::Text => render::text::report(&facts, &findings),
         OutputFormat::Json => render::machine::json(&facts, &findings),

@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod error;
+mod lint;
 mod render;
 mod source;
 

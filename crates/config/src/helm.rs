@@ -31,6 +31,36 @@ pub fn values_of(doc: &Node, source: Option<&str>) -> Option<Node> {
     }
 }
 
+/// Top-level keys that only Cilium values have; two of them make a map Cilium values.
+const CILIUM_MARKERS: &[&str] = &[
+    "kubeProxyReplacement",
+    "k8sServiceHost",
+    "hubble",
+    "cni",
+    "ipam",
+    "bpf",
+    "l2announcements",
+    "routingMode",
+    "tunnelProtocol",
+    "cgroup",
+];
+
+/// Whether a map looks like Cilium Helm values (used when no chart name says so).
+pub fn looks_like_cilium_values(values: &Node) -> bool {
+    CILIUM_MARKERS
+        .iter()
+        .filter(|k| values.get(k).is_some())
+        .count()
+        >= 2
+}
+
+/// Charts whose values are not Cilium's even when they share key names.
+pub fn is_other_cni_chart(chart: &str) -> bool {
+    ["tigera-operator", "calico", "flannel", "canal", "weave"]
+        .iter()
+        .any(|c| chart.contains(c))
+}
+
 /// The chart a HelmRelease or Application installs, when it says.
 pub fn chart_of(doc: &Node) -> Option<String> {
     doc.path(&["spec", "chart", "spec", "chart"])

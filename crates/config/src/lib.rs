@@ -9,6 +9,7 @@ pub mod omni;
 pub mod redact;
 pub mod talhelper;
 pub mod talos;
+pub mod template;
 pub mod yaml;
 
 pub use yaml::{Node, Pos, Value, YamlError};

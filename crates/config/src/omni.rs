@@ -14,6 +14,8 @@ pub struct ConfigPatch {
     pub cluster_machine: Option<String>,
     /// The Talos patch carried in `spec.data`, secrets redacted.
     pub patch: Vec<Node>,
+    /// `spec.data` with its secrets redacted (same lines), for callers that keep the file text.
+    pub redacted_data: Option<String>,
     /// Paths of secrets found in `spec.data` (Omni forbids most of them; they never leave here).
     pub redacted: Vec<String>,
 }
@@ -30,6 +32,7 @@ pub fn read_config_patch(doc: &Node, source: Option<&str>) -> Result<ConfigPatch
             .and_then(Node::scalar_text)
     };
     let holder = doc.path(&["spec", "data"]);
+    let mut redacted_data = None;
     let (patch, redacted) = match holder.and_then(Node::as_str) {
         Some(text) => {
             let clean = crate::redact::redact_yaml(text).map_err(|e| YamlError {
@@ -38,6 +41,7 @@ pub fn read_config_patch(doc: &Node, source: Option<&str>) -> Result<ConfigPatch
                 column: e.column,
                 message: format!("in spec.data: {}", e.message),
             })?;
+            redacted_data = Some(clean.text);
             let mut docs = clean.docs;
             if let Some(holder) = holder {
                 crate::yaml::anchor_embedded(&mut docs, holder, source);
@@ -53,6 +57,7 @@ pub fn read_config_patch(doc: &Node, source: Option<&str>) -> Result<ConfigPatch
         cluster_machine: label("omni.sidero.dev/cluster-machine"),
         patch,
         redacted,
+        redacted_data,
     })
 }
 

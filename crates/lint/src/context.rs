@@ -44,6 +44,7 @@ pub struct Context<'a> {
     pub cilium: Vec<CiliumValues>,
     pub calico: CalicoInputs,
     pub flannel: Vec<FlannelConfig>,
+    pub grouping: crate::input::Grouping,
 }
 
 impl<'a> Context<'a> {
@@ -61,6 +62,61 @@ impl<'a> Context<'a> {
             cilium: cilium::collect(snapshot, cilium_version),
             calico: calico::collect(snapshot),
             flannel: flannel::collect(snapshot),
+            grouping: crate::input::Grouping::new(snapshot),
+        }
+    }
+
+    /// Talos views that describe the same cluster as the file `label` (same directory group);
+    /// all views when none does.
+    pub fn views_for(&self, label: &str) -> Vec<&TalosView> {
+        let group = self.grouping.group_of(label);
+        let matching: Vec<&TalosView> = self
+            .talos
+            .iter()
+            .filter(|v| !group.is_empty() && v.group == group)
+            .collect();
+        if matching.is_empty() {
+            self.talos.iter().collect()
+        } else {
+            matching
+        }
+    }
+
+    /// The cluster (Talos view group) a file belongs to, when the inputs hold several clusters
+    /// side by side and the file sits in one of their directories; `None` otherwise.
+    pub fn cluster_of(&self, label: &str) -> Option<String> {
+        let mut groups: Vec<&str> = self
+            .talos
+            .iter()
+            .map(|v| v.group.as_str())
+            .filter(|g| !g.is_empty())
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        // Several Talos clusters side by side: every top-level directory is its own cluster.
+        let group = self.grouping.group_of(label);
+        (groups.len() > 1 && !group.is_empty()).then_some(group)
+    }
+
+    /// Whether two files may describe the same cluster.
+    pub fn same_cluster(&self, a: &str, b: &str) -> bool {
+        match (self.cluster_of(a), self.cluster_of(b)) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
+    }
+
+    /// Cilium values that describe the same cluster as `view`; all when none is in its group.
+    pub fn cilium_for(&self, view: &TalosView) -> Vec<&CiliumValues> {
+        let matching: Vec<&CiliumValues> = self
+            .cilium
+            .iter()
+            .filter(|c| !view.group.is_empty() && self.grouping.group_of(&c.label) == view.group)
+            .collect();
+        if matching.is_empty() {
+            self.cilium.iter().collect()
+        } else {
+            matching
         }
     }
 
@@ -99,6 +155,23 @@ impl<'a> Context<'a> {
             line: node.pos.line,
             column: node.pos.column,
         })
+    }
+
+    /// For a setting that is absent: the file `node` came from, as a whole (column 0), so
+    /// renderers name the file without underlining an unrelated key.
+    pub fn file_location(&self, node: &Node) -> Option<Location> {
+        let file = self.snapshot.source_file(node.pos.source)?;
+        Some(Location {
+            file: file.path.clone(),
+            line: 1,
+            column: 0,
+        })
+    }
+
+    /// The node's position when it is set, else the file of `fallback`.
+    pub fn location_or_file(&self, node: Option<&Node>, fallback: &Node) -> Option<Location> {
+        node.and_then(|n| self.location(n))
+            .or_else(|| self.file_location(fallback))
     }
 
     /// The cluster runs Talos (facts), or Talos configs were given.

@@ -15,7 +15,7 @@ mod write;
 
 pub use decode::Object;
 pub use error::InputError;
-pub use load::{Format, load, load_reader, load_talos_text};
+pub use load::{Format, load, load_paths, load_reader, load_talos_text};
 pub use store::{
     HelmValues, LINTED_CONFIG_MAPS, LINTED_KINDS, Manifest, NodeInventory, Objects,
     OmniTemplateSource, Snapshot, SourceFile, TalosSource, is_linted_manifest,

@@ -50,10 +50,15 @@ pub fn load(path: &Path) -> Result<Snapshot, InputError> {
         collect_files(path, path, &mut files, &mut snapshot)?;
         files.sort();
         for file in &files {
-            load_file(&mut snapshot, path, file)?;
+            load_file(&mut snapshot, path, file, None)?;
         }
     } else {
-        load_file(&mut snapshot, path.parent().unwrap_or(Path::new(".")), path)?;
+        load_file(
+            &mut snapshot,
+            path.parent().unwrap_or(Path::new(".")),
+            path,
+            None,
+        )?;
     }
     if snapshot.files_read == 0 {
         return Err(InputError::new(
@@ -70,6 +75,29 @@ pub fn load(path: &Path) -> Result<Snapshot, InputError> {
         ));
     }
     Ok(snapshot)
+}
+
+/// Loads several files or directories into one snapshot, for `cniswap lint PATH...`. Files are
+/// named as the user gave them (`dir/sub/file.yaml`), so findings point at paths that open.
+/// Directories are classified like snapshots (`talos/`, `helm/`, ...) relative to themselves.
+/// They are added to `snapshot` (empty, or a cluster snapshot the files are checked against).
+pub fn load_paths(snapshot: &mut Snapshot, paths: &[std::path::PathBuf]) -> Result<(), InputError> {
+    for path in paths {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| InputError::new(path, format!("cannot read: {e}"), "check the path"))?;
+        if meta.is_dir() {
+            let mut files = Vec::new();
+            collect_files(path, path, &mut files, snapshot)?;
+            files.sort();
+            for file in &files {
+                load_file(snapshot, path, file, Some(path))?;
+            }
+        } else {
+            let parent = path.parent().unwrap_or(Path::new(""));
+            load_file(snapshot, parent, path, Some(parent))?;
+        }
+    }
+    Ok(())
 }
 
 fn collect_files(
@@ -134,10 +162,23 @@ fn area_of(rel: &Path) -> Area {
     }
 }
 
-fn load_file(snapshot: &mut Snapshot, root: &Path, path: &Path) -> Result<(), InputError> {
+fn load_file(
+    snapshot: &mut Snapshot,
+    root: &Path,
+    path: &Path,
+    label_root: Option<&Path>,
+) -> Result<(), InputError> {
     let rel_path = path.strip_prefix(root).unwrap_or(path);
-    let rel = rel_path.display().to_string();
-    let area = area_of(rel_path);
+    // `cniswap lint PATH...` reads repositories, where `cluster/` or `talos/` are just folder
+    // names: classify by content there, not by the snapshot layout.
+    let area = match (area_of(rel_path), label_root) {
+        (Area::Cluster | Area::Talos | Area::Omni, Some(_)) => Area::Elsewhere,
+        (area, _) => area,
+    };
+    let rel = match label_root {
+        Some(prefix) => prefix.join(rel_path).display().to_string(),
+        None => rel_path.display().to_string(),
+    };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_lowercase())
@@ -242,8 +283,22 @@ fn load_file(snapshot: &mut Snapshot, root: &Path, path: &Path) -> Result<(), In
     let redacted = match redact::redact_yaml(&text) {
         Ok(r) => r,
         Err(e) if is_template => {
-            snapshot.skip(rel, format!("template does not parse as YAML until rendered ({e}); render it and inspect the output"));
-            return Ok(());
+            // Lint what can be read: blank out the template syntax, keep every line in place.
+            match cniswap_config::template::neutralise(&text)
+                .and_then(|plain| redact::redact_yaml(&plain).ok())
+            {
+                Some(r) => {
+                    snapshot.skip(
+                        rel.clone(),
+                        "partly read: template expressions were blanked out, so settings they produce are not checked",
+                    );
+                    r
+                }
+                None => {
+                    snapshot.skip(rel, format!("template does not parse as YAML until rendered ({e}); render it and inspect the output"));
+                    return Ok(());
+                }
+            }
         }
         Err(e) => {
             return Err(InputError::new(
@@ -412,6 +467,9 @@ fn classify_documents(
     let source_id = u32::try_from(snapshot.sources.len() + 1).unwrap_or(0);
     docs.iter_mut().for_each(|d| d.set_source(source_id));
     let source = Some(text.as_str());
+    // Embedded configs (talosctl `spec`, Omni `spec.data`) are redacted where they are parsed;
+    // their redacted text is spliced back into the file text kept for rendering findings.
+    let mut splices: Vec<(YamlNode, String)> = Vec::new();
     let mut talos_docs = Vec::new();
     let mut used = false;
     let mut not_understood = 0;
@@ -429,6 +487,7 @@ fn classify_documents(
             let mut inner_docs = inner.docs;
             if let Some(spec) = doc.get("spec") {
                 cniswap_config::yaml::anchor_embedded(&mut inner_docs, spec, source);
+                splices.push((spec.clone(), inner.text));
             }
             let mut summary =
                 talos::summarize(rel, "full", &inner_docs, talos::is_full_config(&inner_docs));
@@ -441,6 +500,10 @@ fn classify_documents(
                 InputError::new(path, e.message, "fix the Talos patch in spec.data")
                     .at(e.line, e.column)
             })?;
+            if let (Some(holder), Some(data)) = (doc.path(&["spec", "data"]), &patch.redacted_data)
+            {
+                splices.push((holder.clone(), data.clone()));
+            }
             let label = patch
                 .id
                 .clone()
@@ -490,6 +553,7 @@ fn classify_documents(
                 chart,
                 chart_version,
                 values,
+                release: true,
             });
             used = true;
         } else if doc.get("kind").is_some() && doc.get("apiVersion").is_some() {
@@ -508,13 +572,18 @@ fn classify_documents(
                 });
             }
             used |= snapshot.objects.add(object) > 0;
-        } else if doc.is_map() && (area == Area::Helm || rel.to_lowercase().contains("values")) {
+        } else if doc.is_map()
+            && (area == Area::Helm
+                || rel.to_lowercase().contains("values")
+                || helm::looks_like_cilium_values(doc))
+        {
             let chart = chart_from_file_name(path).unwrap_or_default();
             snapshot.helm.push(HelmValues {
                 file: rel.to_string(),
                 chart,
                 chart_version: None,
                 values: doc.clone(),
+                release: false,
             });
             used = true;
         } else {
@@ -523,6 +592,13 @@ fn classify_documents(
     }
 
     if docs.iter().any(omni::is_template_document) {
+        for doc in docs.iter().filter(|d| omni::is_template_document(d)) {
+            match doc.get("kind").and_then(YamlNode::as_str) {
+                Some("ControlPlane") => snapshot.declared_roles.insert("controlplane".into()),
+                Some("Workers") => snapshot.declared_roles.insert("worker".into()),
+                _ => false,
+            };
+        }
         let template = omni::read_template(&docs, source);
         for patch in &template.patches {
             if !patch.inline.is_empty() {
@@ -548,10 +624,10 @@ fn classify_documents(
                     "Workers" => Some("worker"),
                     _ => None,
                 };
+                let resolved = resolve_relative(rel, file);
+                snapshot.referenced_patches.insert(resolved.clone());
                 if let Some(role) = role {
-                    snapshot
-                        .patch_roles
-                        .insert(resolve_relative(rel, file), role.to_string());
+                    snapshot.patch_roles.insert(resolved, role.to_string());
                 }
                 snapshot.skip(
                     format!("{rel} -> {file}"),
@@ -578,6 +654,10 @@ fn classify_documents(
 
     if used {
         snapshot.files_read += 1;
+        let mut text = text;
+        for (holder, inner) in &splices {
+            splice_embedded(&mut text, holder, inner);
+        }
         snapshot.sources.push(SourceFile {
             path: rel.to_string(),
             text,
@@ -601,6 +681,42 @@ fn classify_documents(
     Ok(())
 }
 
+/// Replaces the embedded YAML held by `holder` in `text` with its redacted form. A block scalar
+/// keeps its lines (redaction keeps line structure); any other string is replaced whole.
+fn splice_embedded(text: &mut String, holder: &YamlNode, redacted: &str) {
+    let original = holder.as_str().unwrap_or_default();
+    if original == redacted {
+        return;
+    }
+    let block = cniswap_config::yaml::embedded_offset(text, holder).is_some();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let start = holder.pos.line.saturating_sub(1);
+    if block {
+        let indent = " ".repeat(holder.pos.column.saturating_sub(1));
+        for (i, inner) in redacted.lines().enumerate() {
+            if let Some(line) = lines.get_mut(start + i) {
+                *line = if inner.is_empty() {
+                    String::new()
+                } else {
+                    format!("{indent}{inner}")
+                };
+            }
+        }
+    } else if let Some(line) = lines.get_mut(start) {
+        let cut = line
+            .char_indices()
+            .nth(holder.pos.column.saturating_sub(1))
+            .map_or(line.len(), |(i, _)| i);
+        line.truncate(cut);
+        line.push_str(&format!("\"{}\"", cniswap_config::redact::REDACTED));
+    }
+    let trailing_newline = text.ends_with('\n');
+    *text = lines.join("\n");
+    if trailing_newline {
+        text.push('\n');
+    }
+}
+
 /// `file` as referenced from the file `from` (both relative to the snapshot root), normalised.
 fn resolve_relative(from: &str, file: &str) -> String {
     let mut parts: Vec<&str> = from.split('/').collect();
@@ -621,6 +737,17 @@ fn resolve_relative(from: &str, file: &str) -> String {
 /// generates itself (`cniConfig`, pod and service networks) as a patch for every node.
 fn read_talconfig(snapshot: &mut Snapshot, rel: &str, doc: &YamlNode, source: Option<&str>) {
     let config = talhelper::read(doc, source);
+    for node in doc.get("nodes").map(YamlNode::as_seq).unwrap_or_default() {
+        let control_plane = node.get("controlPlane").and_then(YamlNode::as_bool) == Some(true);
+        snapshot.declared_roles.insert(
+            if control_plane {
+                "controlplane"
+            } else {
+                "worker"
+            }
+            .to_string(),
+        );
+    }
     let mut groups: Vec<(Option<&str>, Vec<YamlNode>)> = vec![(None, Vec::new())];
     groups[0].1.extend(talhelper::generated_patch(doc));
     for (role, patch) in config.inline_patches {
@@ -630,10 +757,10 @@ fn read_talconfig(snapshot: &mut Snapshot, rel: &str, doc: &YamlNode, source: Op
         }
     }
     for (role, file) in &config.patch_files {
+        let resolved = resolve_relative(rel, file);
+        snapshot.referenced_patches.insert(resolved.clone());
         if let Some(role) = role {
-            snapshot
-                .patch_roles
-                .insert(resolve_relative(rel, file), role.to_string());
+            snapshot.patch_roles.insert(resolved, role.to_string());
         }
         let scope = role.unwrap_or("all nodes");
         snapshot.skip(

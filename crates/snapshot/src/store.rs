@@ -175,6 +175,8 @@ pub struct HelmValues {
     pub chart: String,
     pub chart_version: Option<String>,
     pub values: YamlNode,
+    /// From a Flux HelmRelease or Argo CD Application (a managed release), not a loose file.
+    pub release: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -198,6 +200,12 @@ pub struct Snapshot {
     /// Patch files that a talhelper config or Omni template limits to one role
     /// (path relative to the snapshot root -> `controlplane` / `worker`).
     pub patch_roles: BTreeMap<String, String>,
+    /// Patch files a talhelper config or Omni template references (resolved paths), to tell
+    /// which of them were not among the inputs.
+    pub referenced_patches: std::collections::BTreeSet<String>,
+    /// Node roles a talhelper config or Omni template declares (`controlplane`, `worker`):
+    /// effective configs are built only for roles that exist.
+    pub declared_roles: std::collections::BTreeSet<String>,
     /// Flux OCIRepository name -> pinned tag, to resolve HelmRelease `chartRef` versions.
     pub oci_tags: BTreeMap<String, String>,
     pub node_inventories: Vec<NodeInventory>,

@@ -26,9 +26,20 @@ pub const KUBERNETES_DOCUMENT_KINDS: &[&str] = &[
     "ResolverConfig",
 ];
 
-/// A `version: v1alpha1` document, or a patch of one (`machine:` / `cluster:` at top level).
+/// Top-level keys of a v1alpha1 document.
+const V1ALPHA1_KEYS: &[&str] = &["version", "debug", "persist", "machine", "cluster"];
+
+/// A `version: v1alpha1` document, or a patch of one (`machine:` / `cluster:` at top level and
+/// nothing else: Cilium values also have a `cluster:` section, next to many other keys).
 pub fn is_v1alpha1_document(doc: &Node) -> bool {
     if doc.get("apiVersion").is_some() || doc.get("kind").is_some() {
+        return false;
+    }
+    let only_talos_keys = doc
+        .entries()
+        .iter()
+        .all(|(k, _)| k.as_str().is_some_and(|k| V1ALPHA1_KEYS.contains(&k)));
+    if !only_talos_keys {
         return false;
     }
     doc.get("version").and_then(Node::as_str) == Some("v1alpha1")

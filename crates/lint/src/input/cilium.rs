@@ -14,6 +14,8 @@ pub struct CiliumValues {
     pub values: Node,
     /// Read back from a running cluster's ConfigMap rather than from values.
     pub from_cluster: bool,
+    /// From a Flux HelmRelease / Argo CD Application: Helm manages the install.
+    pub release: bool,
 }
 
 impl CiliumValues {
@@ -86,27 +88,7 @@ impl CiliumValues {
     }
 }
 
-/// Top-level keys that only Cilium values have; used when the chart name is unknown.
-const CILIUM_MARKERS: &[&str] = &[
-    "kubeProxyReplacement",
-    "k8sServiceHost",
-    "hubble",
-    "cni",
-    "ipam",
-    "bpf",
-    "l2announcements",
-    "routingMode",
-    "tunnelProtocol",
-    "cgroup",
-];
-
-fn looks_like_cilium(values: &Node) -> bool {
-    CILIUM_MARKERS
-        .iter()
-        .filter(|k| values.get(k).is_some())
-        .count()
-        >= 2
-}
+use cniswap_config::helm::{is_other_cni_chart, looks_like_cilium_values as looks_like_cilium};
 
 pub fn collect(snapshot: &Snapshot, cluster_version: Option<&str>) -> Vec<CiliumValues> {
     let mut out = Vec::new();
@@ -116,7 +98,7 @@ pub fn collect(snapshot: &Snapshot, cluster_version: Option<&str>) -> Vec<Cilium
         // Umbrella charts nest the Cilium values under the dependency name.
         if let Some(inner) = values.get("cilium").filter(|v| looks_like_cilium(v)) {
             values = inner;
-        } else if !(chart == "cilium" || chart.is_empty() && looks_like_cilium(values)) {
+        } else if !(chart == "cilium" || !is_other_cni_chart(&chart) && looks_like_cilium(values)) {
             continue;
         }
         let version = helm
@@ -132,6 +114,7 @@ pub fn collect(snapshot: &Snapshot, cluster_version: Option<&str>) -> Vec<Cilium
             version,
             values: values.clone(),
             from_cluster: false,
+            release: helm.release,
         });
     }
     if out.is_empty()
@@ -149,6 +132,7 @@ pub fn collect(snapshot: &Snapshot, cluster_version: Option<&str>) -> Vec<Cilium
             version: cluster_version.and_then(ChartVersion::parse),
             values: from_config_map(&cm.data),
             from_cluster: true,
+            release: false,
         });
     }
     out

@@ -42,6 +42,11 @@ pub struct TalosView {
     pub generated_base: bool,
     /// Files that contributed.
     pub files: Vec<String>,
+    /// The directory group the view's files belong to (see [`super::Grouping`]).
+    pub group: String,
+    /// Patch files that a talconfig or Omni template references but that were not read: a
+    /// setting missing from the view may be set there.
+    pub unread: Vec<String>,
 }
 
 /// A setting's value and the node that set it (`None` when it is a Talos default).
@@ -202,6 +207,11 @@ impl TalosView {
         urls
     }
 
+    /// Whether a setting absent from this view can be trusted to be absent.
+    pub fn complete(&self) -> bool {
+        self.unread.is_empty()
+    }
+
     pub fn describe(&self) -> String {
         match (&self.role, self.generated_base) {
             (Some(role), true) => format!("{} ({role} nodes)", self.label),
@@ -210,18 +220,63 @@ impl TalosView {
     }
 }
 
-/// Builds the effective views from every Talos source of a snapshot.
+/// Builds the effective views from every Talos source of a snapshot, one set per group of
+/// files (see [`super::Grouping`]).
 pub fn views(snapshot: &Snapshot, fallback_version: Option<&str>) -> Vec<TalosView> {
-    let (full, patches): (Vec<&TalosSource>, Vec<&TalosSource>) = snapshot
+    let grouping = super::Grouping::new(snapshot);
+    let group_of = |s: &TalosSource| grouping.group_of(&s.summary.file);
+    let mut keys: Vec<String> = snapshot
         .talos
         .iter()
+        .map(group_of)
+        .filter(|k| !k.is_empty())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    if keys.is_empty() {
+        keys.push(String::new());
+    }
+    let mut out = Vec::new();
+    for key in keys {
+        let sources: Vec<&TalosSource> = snapshot
+            .talos
+            .iter()
+            .filter(|s| super::same_group(&group_of(s), &key))
+            .collect();
+        let loaded: Vec<&str> = snapshot.talos.iter().map(file_of).collect();
+        let unread: Vec<String> = snapshot
+            .referenced_patches
+            .iter()
+            .filter(|p| !loaded.contains(&p.as_str()))
+            .filter(|p| super::same_group(&grouping.group_of(p), &key))
+            .cloned()
+            .collect();
+        for mut view in group_views(snapshot, &sources, fallback_version) {
+            view.group = key.clone();
+            view.unread = unread.clone();
+            out.push(view);
+        }
+    }
+    out
+}
+
+fn file_of(source: &TalosSource) -> &str {
+    source.summary.file.split('#').next().unwrap_or_default()
+}
+
+fn group_views(
+    snapshot: &Snapshot,
+    sources: &[&TalosSource],
+    fallback_version: Option<&str>,
+) -> Vec<TalosView> {
+    let (full, mut patches): (Vec<&TalosSource>, Vec<&TalosSource>) = sources
+        .iter()
+        .copied()
         .partition(|t| t.summary.kind == "full");
-    let mut patches = patches;
     // Omni merges cluster-wide patches before machine-set ones.
     patches.sort_by_key(|p| p.role.is_some());
 
-    let version = snapshot
-        .talos
+    let version = sources
         .iter()
         .find_map(|t| t.summary.talos_version.as_deref())
         .or_else(|| {
@@ -239,7 +294,7 @@ pub fn views(snapshot: &Snapshot, fallback_version: Option<&str>) -> Vec<TalosVi
         patch
             .role
             .clone()
-            .or_else(|| snapshot.patch_roles.get(&patch.summary.file).cloned())
+            .or_else(|| snapshot.patch_roles.get(file_of(patch)).cloned())
     };
     let applies = |patch: &TalosSource, role: Option<&str>| match (role_of(patch), role) {
         (None, _) => true,
@@ -271,6 +326,8 @@ pub fn views(snapshot: &Snapshot, fallback_version: Option<&str>) -> Vec<TalosVi
             docs,
             generated_base: false,
             files,
+            group: String::new(),
+            unread: Vec::new(),
         });
     }
     if full.is_empty() && !patches.is_empty() {
@@ -282,11 +339,15 @@ pub fn views(snapshot: &Snapshot, fallback_version: Option<&str>) -> Vec<TalosVi
                     })
                 })
             });
-        let roles: Vec<Option<&str>> = if patches.iter().any(|p| role_of(p).is_some()) {
+        let mut roles: Vec<Option<&str>> = if patches.iter().any(|p| role_of(p).is_some()) {
             vec![Some("controlplane"), Some("worker")]
         } else {
             vec![None]
         };
+        // Only roles that exist: a single-node talhelper cluster has no workers.
+        if !snapshot.declared_roles.is_empty() {
+            roles.retain(|r| r.is_none_or(|r| snapshot.declared_roles.contains(r)));
+        }
         for role in roles {
             let mut docs = generated_defaults(version, multi, role.unwrap_or("controlplane"));
             let mut files = Vec::new();
@@ -305,6 +366,8 @@ pub fn views(snapshot: &Snapshot, fallback_version: Option<&str>) -> Vec<TalosVi
                 docs,
                 generated_base: true,
                 files,
+                group: String::new(),
+                unread: Vec::new(),
             });
         }
     }

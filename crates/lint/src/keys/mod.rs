@@ -32,6 +32,8 @@ pub struct UnknownKey<'a> {
     pub key: &'a Node,
     /// The nearest valid path, when one is close enough.
     pub suggestion: Option<String>,
+    /// The suggestion is a sibling spelled alike (a typo), not the same key elsewhere.
+    pub typo: bool,
     /// Set when the key exists, but only from this version on.
     pub since: Option<Minor>,
 }
@@ -134,6 +136,7 @@ impl KeyTree {
                                     path: join(path, &key),
                                     key: key_node,
                                     suggestion: None,
+                                    typo: false,
                                     since: Some(since),
                                 });
                                 continue;
@@ -142,12 +145,16 @@ impl KeyTree {
                             self.walk(child, value, path, version, out);
                             path.pop();
                         }
-                        None => out.push(UnknownKey {
-                            path: join(path, &key),
-                            key: key_node,
-                            suggestion: self.suggest(tree, path, &key, value),
-                            since: None,
-                        }),
+                        None => {
+                            let typo = typo_of(tree, &key).map(|k| join(path, k));
+                            out.push(UnknownKey {
+                                path: join(path, &key),
+                                key: key_node,
+                                typo: typo.is_some(),
+                                suggestion: typo.or_else(|| self.moved_to(path, &key, value)),
+                                since: None,
+                            });
+                        }
                     }
                 }
             }
@@ -164,28 +171,9 @@ impl KeyTree {
         }
     }
 
-    /// The nearest valid key: a sibling spelled alike (`automount` -> `autoMount`), or the
-    /// same key at another path whose children fit what was written
+    /// The same key at another path whose children fit what was written
     /// (`cluster.network.proxy.disabled` -> `cluster.proxy.disabled`).
-    fn suggest(
-        &self,
-        parent: &KeyNode,
-        path: &[String],
-        key: &str,
-        value: &Node,
-    ) -> Option<String> {
-        let lower = key.to_ascii_lowercase();
-        let sibling = parent
-            .children
-            .keys()
-            .filter(|k| *k != "[]")
-            .map(|k| (strsim::jaro_winkler(&k.to_ascii_lowercase(), &lower), k))
-            .filter(|(score, k)| *score >= 0.88 || k.eq_ignore_ascii_case(key))
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, k)| join(path, k));
-        if sibling.is_some() {
-            return sibling;
-        }
+    fn moved_to(&self, path: &[String], key: &str, value: &Node) -> Option<String> {
         let wanted: Vec<String> = value
             .entries()
             .iter()
@@ -207,7 +195,10 @@ impl KeyTree {
                         .zip(path)
                         .take_while(|(a, b)| a == b)
                         .count();
-                    if best.as_ref().is_none_or(|(c, _)| common > *c) {
+                    // A bare generic key (`enabled: true`) matches everywhere: only suggest
+                    // another place when the written children or the path prefix agree.
+                    let evidence = !wanted.is_empty() || common > 0;
+                    if evidence && best.as_ref().is_none_or(|(c, _)| common > *c) {
                         best = Some((common, child_path.join(".")));
                     }
                 }
@@ -216,6 +207,25 @@ impl KeyTree {
         }
         best.map(|(_, p)| p)
     }
+}
+
+/// A sibling spelled alike: equal ignoring case (`automount`), or at most two edits away
+/// (`enable` -> `enabled`).
+fn typo_of<'a>(parent: &'a KeyNode, key: &str) -> Option<&'a str> {
+    let lower = key.to_ascii_lowercase();
+    parent
+        .children
+        .keys()
+        .filter(|k| *k != "[]")
+        .map(|k| {
+            (
+                strsim::damerau_levenshtein(&k.to_ascii_lowercase(), &lower),
+                k,
+            )
+        })
+        .filter(|(distance, k)| *distance == 0 || (*distance <= 2 && k.len() >= 4))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, k)| k.as_str())
 }
 
 fn segments(path: &str) -> impl Iterator<Item = &str> {

@@ -26,7 +26,9 @@ pub fn render(result: &LintResult) -> String {
         if let Some(l) = &f.location {
             properties.push(format!("file={}", escape_property(&l.file)));
             properties.push(format!("line={}", l.line));
-            properties.push(format!("col={}", l.column));
+            if l.column > 0 {
+                properties.push(format!("col={}", l.column));
+            }
         }
         properties.push(format!(
             "title={}",

@@ -2,7 +2,7 @@
 //! `Finding` schema shared with `cniswap inspect -o json`.
 
 use crate::LintResult;
-use cniswap_model::{Finding, Severity};
+use cniswap_model::{Finding, Severity, SkippedInput};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -10,6 +10,8 @@ struct Report<'a> {
     schema_version: u32,
     findings: &'a [Finding],
     suppressed: Vec<SuppressedOut<'a>>,
+    /// Inputs that could not be read, with why (templates that do not parse, unknown files).
+    skipped: &'a [SkippedInput],
     summary: Summary,
 }
 
@@ -29,7 +31,7 @@ struct Summary {
     rules_run: usize,
 }
 
-pub fn render(result: &LintResult) -> String {
+pub fn render(result: &LintResult, skipped: &[SkippedInput]) -> String {
     let count = |s: Severity| result.findings.iter().filter(|f| f.severity == s).count();
     let report = Report {
         schema_version: cniswap_model::REPORT_SCHEMA_VERSION,
@@ -43,6 +45,7 @@ pub fn render(result: &LintResult) -> String {
                 by: &s.by,
             })
             .collect(),
+        skipped,
         summary: Summary {
             errors: count(Severity::Error),
             warnings: count(Severity::Warning),

@@ -16,6 +16,18 @@ fn level(severity: Severity) -> ResultLevel {
     }
 }
 
+/// A whole-file finding (column 0) has no column in SARIF.
+fn region(l: &cniswap_model::Location) -> Region {
+    let line = i64::try_from(l.line).unwrap_or(1);
+    match i64::try_from(l.column) {
+        Ok(column) if column > 0 => Region::builder()
+            .start_line(line)
+            .start_column(column)
+            .build(),
+        _ => Region::builder().start_line(line).build(),
+    }
+}
+
 pub fn render(result: &LintResult) -> String {
     let rules: Vec<ReportingDescriptor> = RULES
         .iter()
@@ -56,12 +68,7 @@ pub fn render(result: &LintResult) -> String {
                                     .artifact_location(
                                         ArtifactLocation::builder().uri(l.file.as_str()).build(),
                                     )
-                                    .region(
-                                        Region::builder()
-                                            .start_line(i64::try_from(l.line).unwrap_or(1))
-                                            .start_column(i64::try_from(l.column).unwrap_or(1))
-                                            .build(),
-                                    )
+                                    .region(region(l))
                                     .build(),
                             )
                             .build(),

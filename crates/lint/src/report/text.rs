@@ -37,11 +37,15 @@ fn render_one(finding: &Finding, snapshot: &Snapshot, renderer: &Renderer) -> St
     let title = crate::find_rule(&finding.rule).map_or(finding.name.as_str(), |r| r.meta.title);
     let url = super::docs_url(&finding.rule);
     let help = format!("{}\n  see: {url}", finding.help);
-    let source = finding.location.as_ref().and_then(|location| {
-        let file = snapshot.sources.iter().find(|s| s.path == location.file)?;
-        let line = file.text.lines().nth(location.line.checked_sub(1)?)?;
-        Some((location, line))
-    });
+    let source = finding
+        .location
+        .as_ref()
+        .filter(|l| l.column > 0)
+        .and_then(|location| {
+            let file = snapshot.sources.iter().find(|s| s.path == location.file)?;
+            let line = file.text.lines().nth(location.line.checked_sub(1)?)?;
+            Some((location, line))
+        });
     let mut group = Group::with_title(
         level(finding.severity)
             .primary_title(title)
@@ -59,6 +63,10 @@ fn render_one(finding: &Finding, snapshot: &Snapshot, renderer: &Renderer) -> St
                             .label(finding.message.as_str()),
                     ),
             );
+        }
+        (None, Some(location)) if location.column == 0 => {
+            group = group
+                .element(Level::NOTE.message(format!("in {}: {}", location.file, finding.message)));
         }
         (None, Some(location)) => {
             group = group.element(Level::NOTE.message(format!(

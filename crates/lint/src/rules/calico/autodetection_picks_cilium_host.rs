@@ -39,7 +39,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
                     installation.label,
                     if detection.is_some() { "uses firstFound" } else { "is unset (firstFound by default)" }
                 ))
-                .at(ctx.location(detection.unwrap_or(&installation.spec)))
+                .at(ctx.location_or_file(detection, &installation.spec))
                 .object(installation.label.clone()),
             );
         }

@@ -33,7 +33,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
                 "{} names no IP pool CIDR and the cluster has no kube-system/kubeadm-config: the operator falls back to 192.168.0.0/16, which often collides with the LAN",
                 installation.label
             ))
-            .at(ctx.location(installation.spec.get("calicoNetwork").unwrap_or(&installation.spec)))
+            .at(ctx.location_or_file(installation.spec.get("calicoNetwork"), &installation.spec))
             .object(installation.label.clone()),
         );
     }

@@ -20,6 +20,9 @@ pub(crate) fn kube_proxy_runs(ctx: &Context) -> Option<String> {
         return Some("kube-proxy runs in the cluster".into());
     }
     crate::rules::talos::control_plane_views(&ctx.talos)
-        .find(|v| !v.proxy_disabled().value)
+        .find(|v| {
+            let proxy = v.proxy_disabled();
+            !proxy.value && (proxy.node.is_some() || v.complete())
+        })
         .map(|v| format!("{} deploys kube-proxy", v.describe()))
 }

@@ -28,7 +28,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
                 installation.label,
                 node.and_then(Node::scalar_text).map_or("unset".into(), |v| format!("`{v}`"))
             ))
-            .at(ctx.location(node.unwrap_or(&installation.spec)))
+            .at(ctx.location_or_file(node, &installation.spec))
             .object(installation.label.clone()),
         );
     }

@@ -14,13 +14,17 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(ctx: &Context, out: &mut Emitter) {
-    let others: Vec<CniKind> = ctx
-        .facts
-        .cnis
-        .iter()
-        .map(|c| c.kind)
-        .filter(|k| *k != CniKind::Cilium)
-        .collect();
+    // Facts count only when they describe a cluster, not CNI manifests lying in a repository.
+    let others: Vec<CniKind> = if ctx.has_cluster() {
+        ctx.facts
+            .cnis
+            .iter()
+            .map(|c| c.kind)
+            .filter(|k| *k != CniKind::Cilium)
+            .collect()
+    } else {
+        Vec::new()
+    };
     for values in &ctx.cilium {
         let Some(node) = values.get("cni.exclusive") else {
             continue;

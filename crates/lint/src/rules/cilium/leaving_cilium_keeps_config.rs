@@ -28,7 +28,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
                 "leaving Cilium for {target} with cni.uninstall {}: 05-cilium.conflist and the *.cilium_bak renames stay on every node, and 05-cilium sorts before the new CNI's config",
                 if node.is_some() { "false" } else { "unset (false in recent charts)" }
             ))
-            .at(ctx.location(node.unwrap_or(values.anchor())))
+            .at(ctx.location_or_file(node, values.anchor()))
             .object(values.label.clone()),
         );
     }

@@ -53,7 +53,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
                     out.finding(format!(
                         "{what} {pool} overlaps the current pod CIDR {old} {reason}: the dual overlay needs separate ranges so the routing table can tell old and new pods apart"
                     ))
-                    .at(ctx.location(node.unwrap_or(values.anchor())))
+                    .at(ctx.location_or_file(node, values.anchor()))
                     .object(values.label.clone()),
                 );
             }

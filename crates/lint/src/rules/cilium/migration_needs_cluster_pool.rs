@@ -1,4 +1,4 @@
-use super::{anchor, for_rolling_migration};
+use super::for_rolling_migration;
 use crate::rules::prelude::*;
 
 pub static RULE: Rule = Rule {
@@ -24,7 +24,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
                 out.finding(format!(
                     "ipam.mode is `{mode}` {reason}: node podCIDRs are still used by the old CNI, so Cilium must allocate from its own pool"
                 ))
-                .at(ctx.location(anchor(values, "ipam.mode")))
+                .at(ctx.location_or_file(values.get("ipam.mode"), values.anchor()))
                 .object(values.label.clone()),
             );
         }

@@ -1,4 +1,4 @@
-use super::{anchor, for_rolling_migration};
+use super::for_rolling_migration;
 use crate::rules::prelude::*;
 
 pub static RULE: Rule = Rule {
@@ -21,7 +21,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
                 out.finding(format!(
                     "bpf.hostLegacyRouting is not true {reason}: BPF host routing bypasses the Linux stack, so pods on the old overlay and on Cilium cannot reach each other"
                 ))
-                .at(ctx.location(anchor(values, "bpf.hostLegacyRouting")))
+                .at(ctx.location_or_file(values.get("bpf.hostLegacyRouting"), values.anchor()))
                 .object(values.label.clone()),
             );
         }

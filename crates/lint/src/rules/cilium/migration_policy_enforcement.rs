@@ -1,4 +1,4 @@
-use super::{anchor, for_rolling_migration};
+use super::for_rolling_migration;
 use crate::rules::prelude::*;
 
 pub static RULE: Rule = Rule {
@@ -20,7 +20,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
         let mode = values
             .text("policyEnforcementMode")
             .unwrap_or_else(|| "default".into());
-        let at = ctx.location(anchor(values, "policyEnforcementMode"));
+        let at = ctx.location_or_file(values.get("policyEnforcementMode"), values.anchor());
         if mode != "never" {
             out.push(
                 out.finding(format!(

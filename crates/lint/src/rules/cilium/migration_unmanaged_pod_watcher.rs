@@ -1,4 +1,4 @@
-use super::{anchor, for_rolling_migration};
+use super::for_rolling_migration;
 use crate::rules::prelude::*;
 
 pub static RULE: Rule = Rule {
@@ -21,7 +21,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
                 out.finding(format!(
                     "operator.unmanagedPodWatcher.restart is not false {reason}: the operator restarts every pod Cilium does not manage yet, on every node at once"
                 ))
-                .at(ctx.location(anchor(values, "operator.unmanagedPodWatcher.restart")))
+                .at(ctx.location_or_file(values.get("operator.unmanagedPodWatcher.restart"), values.anchor()))
                 .object(values.label.clone()),
             );
         }

@@ -1,4 +1,4 @@
-use super::{anchor, for_rolling_migration};
+use super::for_rolling_migration;
 use crate::rules::prelude::*;
 
 pub static RULE: Rule = Rule {
@@ -21,7 +21,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
                 out.finding(format!(
                     "cni.customConf is not true {reason}: every agent writes 05-cilium.conflist as soon as it starts, which sorts first and switches all nodes together"
                 ))
-                .at(ctx.location(anchor(values, "cni.customConf")))
+                .at(ctx.location_or_file(values.get("cni.customConf"), values.anchor()))
                 .object(values.label.clone()),
             );
         }

@@ -22,7 +22,6 @@ pub mod values_sources_disagree;
 use crate::context::Context;
 use crate::input::cilium::CiliumValues;
 use crate::rule::Emitter;
-use cniswap_config::Node;
 use cniswap_model::CniKind;
 
 /// For the rolling-migration rules (CIL007-CIL012): runs `check` on every values source
@@ -39,9 +38,4 @@ pub(crate) fn for_rolling_migration(
     for values in ctx.cilium.iter().filter(|v| !v.from_cluster) {
         check(values, reason, out);
     }
-}
-
-/// Where to point for a value: the key's node, else the values document.
-pub(crate) fn anchor<'a>(values: &'a CiliumValues, path: &str) -> &'a Node {
-    values.get(path).unwrap_or_else(|| values.anchor())
 }

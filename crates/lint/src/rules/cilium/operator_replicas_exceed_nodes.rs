@@ -26,7 +26,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
                     "operator.replicas is {replicas}{} but the cluster has {nodes} node(s): the extra replicas stay Pending (pod anti-affinity)",
                     if node.is_none() { " (chart default)" } else { "" }
                 ))
-                .at(ctx.location(node.unwrap_or(values.anchor())))
+                .at(ctx.location_or_file(node, values.anchor()))
                 .object(values.label.clone()),
             );
         }

@@ -49,7 +49,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
                 out.finding(format!(
                     "{path} {problem}: Talos forbids loading kernel modules and the agent ends in CrashLoopBackOff"
                 ))
-                .at(ctx.location(node.unwrap_or(values.anchor())))
+                .at(ctx.location_or_file(node, values.anchor()))
                 .object(values.label.clone()),
             );
         }

@@ -41,7 +41,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
                 out.finding(format!(
                     "cgroup.autoMount.enabled {state}{misspelled}: mounting cgroup2 fails on Talos"
                 ))
-                .at(ctx.location(auto.or(values.get("cgroup")).unwrap_or(values.anchor())))
+                .at(ctx.location_or_file(auto.or(values.get("cgroup")), values.anchor()))
                 .object(values.label.clone()),
             );
         }
@@ -55,7 +55,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
                 out.finding(format!(
                     "cgroup.hostRoot {state}{misspelled}: on Talos the cgroup2 hierarchy is at /sys/fs/cgroup"
                 ))
-                .at(ctx.location(root.or(values.get("cgroup")).unwrap_or(values.anchor())))
+                .at(ctx.location_or_file(root.or(values.get("cgroup")), values.anchor()))
                 .object(values.label.clone()),
             );
         }

@@ -89,7 +89,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
                 out.finding(format!(
                     "Cilium's overlay uses {origin} {port}, the same UDP port as {owner}: both overlays cannot bind it while they run side by side"
                 ))
-                .at(ctx.location(node.unwrap_or(values.anchor())))
+                .at(ctx.location_or_file(node, values.anchor()))
                 .object(values.label.clone()),
             );
         }

@@ -38,7 +38,11 @@ fn check(ctx: &Context, out: &mut Emitter) {
     let Some((first, rest)) = sources.split_first() else {
         return;
     };
-    for other in rest {
+    // Values next to different Talos clusters (`hetzner/`, `proxmox/`) are different installs.
+    for other in rest
+        .iter()
+        .filter(|o| ctx.same_cluster(&first.label, &o.label))
+    {
         let mut differences = Vec::new();
         let mut anchor = None;
         for path in DATAPLANE {
@@ -67,7 +71,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
                 other.label,
                 differences.join("; ")
             ))
-            .at(ctx.location(anchor.unwrap_or(other.anchor())))
+            .at(ctx.location_or_file(anchor, other.anchor()))
             .object(other.label.clone()),
         );
     }

@@ -1,4 +1,5 @@
 use super::control_plane_views;
+use crate::input::talos::TalosView;
 use crate::rules::prelude::*;
 
 pub static RULE: Rule = Rule {
@@ -14,36 +15,48 @@ pub static RULE: Rule = Rule {
     check,
 };
 
+/// A view that deploys kube-proxy for sure: explicitly enabled, or no unread patch could
+/// disable it.
+fn deploys_kube_proxy(view: &TalosView) -> bool {
+    let proxy = view.proxy_disabled();
+    !proxy.value && (proxy.node.is_some() || view.complete())
+}
+
 fn check(ctx: &Context, out: &mut Emitter) {
-    let Some(view) = control_plane_views(&ctx.talos).find(|v| !v.proxy_disabled().value) else {
-        return;
-    };
-    let replacement = if let Some(values) = ctx.cilium.iter().find(|v| v.replaces_kube_proxy()) {
-        values.get("kubeProxyReplacement").map(|n| {
-            (
-                format!("Cilium kubeProxyReplacement in {}", values.label),
-                n,
-            )
-        })
-    } else {
-        let managed = ctx
-            .calico
-            .installations
+    for values in ctx.cilium.iter().filter(|v| v.replaces_kube_proxy()) {
+        let views = ctx.views_for(&values.label);
+        let view = views
             .iter()
-            .any(|i| i.text("calicoNetwork.kubeProxyManagement").as_deref() == Some("Enabled"));
-        ctx.calico.bpf().filter(|_| !managed).map(|n| {
-            (
-                "Calico's BPF dataplane (without kubeProxyManagement: Enabled)".to_string(),
-                n,
-            )
-        })
-    };
-    let Some((what, node)) = replacement else {
-        return;
+            .copied()
+            .filter(|v| v.role.as_deref().is_none_or(|r| r != "worker"))
+            .find(|v| deploys_kube_proxy(v));
+        if let (Some(view), Some(node)) = (view, values.get("kubeProxyReplacement")) {
+            let what = format!("Cilium kubeProxyReplacement in {}", values.label);
+            report(ctx, out, view, &what, node);
+        }
+    }
+    let managed = ctx
+        .calico
+        .installations
+        .iter()
+        .any(|i| i.text("calicoNetwork.kubeProxyManagement").as_deref() == Some("Enabled"));
+    if let Some(bpf) = ctx.calico.bpf().filter(|_| !managed)
+        && let Some(view) = control_plane_views(&ctx.talos).find(|v| deploys_kube_proxy(v))
+    {
+        let what = "Calico's BPF dataplane (without kubeProxyManagement: Enabled)";
+        report(ctx, out, view, what, bpf);
+    }
+}
+
+fn report(ctx: &Context, out: &mut Emitter, view: &TalosView, what: &str, node: &Node) {
+    let calico = if what.starts_with("Calico") {
+        " and both bind :10256"
+    } else {
+        ""
     };
     out.push(
         out.finding(format!(
-            "{what} replaces kube-proxy, but {} still deploys kube-proxy: two service implementations fight (Calico BPF and kube-proxy both bind :10256)",
+            "{what} replaces kube-proxy, but {} still deploys kube-proxy: two service implementations program the same Services{calico}",
             view.describe()
         ))
         .at(ctx.location(node))

@@ -15,14 +15,17 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(ctx: &Context, out: &mut Emitter) {
-    let Some(view) = control_plane_views(&ctx.talos).find(|v| v.proxy_disabled().value) else {
-        return;
-    };
+    for view in control_plane_views(&ctx.talos).filter(|v| v.proxy_disabled().value) {
+        check_view(ctx, view, out);
+    }
+}
+
+fn check_view(ctx: &Context, view: &crate::input::talos::TalosView, out: &mut Emitter) {
     let disabled = view.proxy_disabled();
     let at = disabled.node.and_then(|n| ctx.location(n));
     let object = ctx.talos_object(view);
-    // Which CNI would serve Services: the values given, else the target.
-    let problem = if let Some(values) = ctx.cilium.first() {
+    // Which CNI would serve Services: the values for this cluster, else the target.
+    let problem = if let Some(values) = ctx.cilium_for(view).first() {
         (!values.replaces_kube_proxy()).then(|| {
             format!(
                 "Cilium values {} have kubeProxyReplacement `{}`",

@@ -46,10 +46,15 @@ fn check(ctx: &Context, out: &mut Emitter) {
         if !is_local(&host) {
             continue;
         }
-        for view in &ctx.talos {
+        let file = ctx.location(node).map(|l| l.file).unwrap_or_default();
+        for view in ctx.views_for(&file) {
             let prism = view.kube_prism();
             let problem = match (prism.value, port) {
-                (None, _) => "KubePrism is not enabled".to_string(),
+                // Off for sure: set off, or nothing unread could turn it on.
+                (None, _) if prism.node.is_some() || view.complete() => {
+                    "KubePrism is not enabled".to_string()
+                }
+                (None, _) => continue,
                 (Some(p), Some(want)) if p != want => format!("KubePrism listens on {p}"),
                 _ => continue,
             };

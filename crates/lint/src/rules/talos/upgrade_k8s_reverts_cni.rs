@@ -14,16 +14,20 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(ctx: &Context, out: &mut Emitter) {
+    // Only managed releases (HelmRelease / Application): a loose values file may just be the
+    // input the Talos manifests were rendered from.
     let helm_cnis: Vec<(&str, String)> = ctx
         .cilium
         .iter()
-        .filter(|v| !v.from_cluster)
+        .filter(|v| v.release)
         .map(|v| ("cilium", v.label.clone()))
         .chain(
             ctx.snapshot
                 .helm
                 .iter()
-                .filter(|h| h.chart.contains("tigera-operator") || h.chart == "calico")
+                .filter(|h| {
+                    h.release && (h.chart.contains("tigera-operator") || h.chart == "calico")
+                })
                 .map(|h| ("calico", h.file.clone())),
         )
         .collect();
@@ -54,8 +58,9 @@ fn check(ctx: &Context, out: &mut Emitter) {
             }
             for (node, text) in manifests {
                 let lower = text.to_ascii_lowercase();
-                let Some((cni, values)) = helm_cnis.iter().find(|(cni, _)| {
-                    lower.contains(cni) || (*cni == "calico" && lower.contains("tigera"))
+                let Some((cni, values)) = helm_cnis.iter().find(|(cni, file)| {
+                    (lower.contains(cni) || (*cni == "calico" && lower.contains("tigera")))
+                        && ctx.same_cluster(&source.summary.file, file)
                 }) else {
                     continue;
                 };
@@ -77,26 +82,37 @@ mod tests {
     use crate::Target;
     use crate::rules::test_support::*;
 
-    const VALUES: &str = "kubeProxyReplacement: true\nk8sServiceHost: localhost\n";
+    const RELEASE: &str = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: cilium\nspec:\n  chart:\n    spec: {chart: cilium, version: 1.16.5}\n  values:\n    kubeProxyReplacement: true\n";
+    const URLS: &str = "cluster:\n  network:\n    cni:\n      name: custom\n      urls: [https://example.com/v1.16.5/cilium.yaml]\n";
 
     #[test]
-    fn fires_on_both() {
-        let patch = "cluster:\n  network:\n    cni:\n      name: custom\n      urls: [https://example.com/v1.16.5/cilium.yaml]\n";
+    fn fires_on_talos_manifests_and_a_helm_release() {
         let found = fired(
             "TAL013",
-            &[("patch.yaml", patch), ("helm/cilium.yaml", VALUES)],
+            &[("patch.yaml", URLS), ("cilium-release.yaml", RELEASE)],
             Target::default(),
         );
         assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].location.as_ref().unwrap().line, 5);
     }
 
     #[test]
-    fn quiet_with_one_manager() {
-        let patch = "cluster:\n  network:\n    cni:\n      name: none\n";
+    fn quiet_with_one_manager_or_a_loose_values_file() {
+        let none = "cluster:\n  network:\n    cni:\n      name: none\n";
         assert!(
             fired(
                 "TAL013",
-                &[("patch.yaml", patch), ("helm/cilium.yaml", VALUES)],
+                &[("patch.yaml", none), ("cilium-release.yaml", RELEASE)],
+                Target::default()
+            )
+            .is_empty()
+        );
+        // Values only used to render the manifests Talos applies.
+        let values = "kubeProxyReplacement: true\nk8sServiceHost: localhost\n";
+        assert!(
+            fired(
+                "TAL013",
+                &[("patch.yaml", URLS), ("helm/cilium.yaml", values)],
                 Target::default()
             )
             .is_empty()

@@ -1,0 +1,148 @@
+//! `cniswap lint` and `cniswap explain`: wiring of loader, facts, rule engine and renderers.
+
+use crate::args::{LintFormat, SeverityArg, SourceArgs, StrategyArg, TargetCni};
+use crate::error::CliError;
+use crate::{exit, render, source};
+use cniswap_lint::{SuppressionConfig, Target, report};
+use cniswap_model::{CniKind, Severity};
+use cniswap_snapshot::Snapshot;
+use std::path::{Path, PathBuf};
+
+pub struct LintArgs {
+    pub paths: Vec<PathBuf>,
+    pub source: SourceArgs,
+    pub live: bool,
+    pub to: Option<TargetCni>,
+    pub strategy: Option<StrategyArg>,
+    pub format: LintFormat,
+    pub severity: SeverityArg,
+    pub config: Option<PathBuf>,
+}
+
+pub fn lint(args: LintArgs) -> Result<u8, CliError> {
+    let suppressions = load_suppressions(args.config.as_deref())?;
+    let snapshot = gather(&args)?;
+    let facts = cniswap_facts::detect(&snapshot);
+    let target = Target {
+        cni: args.to.map(|t| match t {
+            TargetCni::Flannel => CniKind::Flannel,
+            TargetCni::Calico => CniKind::Calico,
+            TargetCni::Cilium => CniKind::Cilium,
+        }),
+        strategy: args.strategy.map(|s| match s {
+            StrategyArg::Fresh => cniswap_lint::Strategy::Fresh,
+            StrategyArg::Cutover => cniswap_lint::Strategy::Cutover,
+            StrategyArg::Rolling => cniswap_lint::Strategy::Rolling,
+        }),
+        estimated_outage_minutes: None,
+    };
+    let result = cniswap_lint::lint(&snapshot, &facts, target, &suppressions);
+    let rendered = match args.format {
+        LintFormat::Text => {
+            let mut text = report::text(&result, &snapshot, &report::TextOptions { color: true });
+            for skipped in &snapshot.skipped {
+                text.push_str(&format!("skipped {}: {}\n", skipped.path, skipped.reason));
+            }
+            text
+        }
+        LintFormat::Json => report::json(&result, &snapshot.skipped),
+        LintFormat::Sarif => report::sarif(&result),
+        LintFormat::Github => report::github(&result),
+    };
+    render::write_stdout(&rendered)?;
+    let threshold = match args.severity {
+        SeverityArg::Info => Severity::Info,
+        SeverityArg::Warning => Severity::Warning,
+        SeverityArg::Error => Severity::Error,
+    };
+    Ok(if result.findings.iter().any(|f| f.severity >= threshold) {
+        exit::FINDINGS
+    } else {
+        exit::OK
+    })
+}
+
+/// Files only; files plus a snapshot or the live cluster; or the cluster alone.
+fn gather(args: &LintArgs) -> Result<Snapshot, CliError> {
+    if args.paths.is_empty() {
+        return source::acquire(&args.source);
+    }
+    let mut snapshot = if args.source.snapshot.is_some() || args.live {
+        source::acquire(&args.source)?
+    } else {
+        Snapshot::default()
+    };
+    let before = snapshot.files_read;
+    cniswap_snapshot::load_paths(&mut snapshot, &args.paths)?;
+    if snapshot.files_read == before {
+        // Like other linters on an empty tree: say so, do not fail the pipeline.
+        eprintln!(
+            "warning: nothing to lint in {}: no Talos, Omni, Helm, Calico or Flannel configuration could be read ({} file(s) skipped, listed in the report)",
+            args.paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            snapshot.skipped.len()
+        );
+    }
+    Ok(snapshot)
+}
+
+fn load_suppressions(path: Option<&Path>) -> Result<SuppressionConfig, CliError> {
+    let default = Path::new(".cniswap.yaml");
+    let path = match path {
+        Some(p) => p,
+        None if default.exists() => default,
+        None => return Ok(SuppressionConfig::default()),
+    };
+    SuppressionConfig::load(path).map_err(|e| {
+        CliError::other(
+            e.to_string(),
+            "fix .cniswap.yaml (see `cniswap lint --help` for its format)",
+        )
+    })
+}
+
+pub fn explain(rule: Option<&str>, list: bool) -> Result<u8, CliError> {
+    if list {
+        let mut out = String::new();
+        for rule in cniswap_lint::RULES {
+            out.push_str(&format!(
+                "{:<7} {:<8} {:<45} {}\n",
+                rule.meta.id,
+                rule.meta.severity.to_string(),
+                rule.meta.name,
+                rule.meta.title
+            ));
+        }
+        render::write_stdout(&out)?;
+        return Ok(exit::OK);
+    }
+    let key = rule.unwrap_or_default();
+    match cniswap_lint::find_rule(key) {
+        Some(rule) => {
+            render::write_stdout(rule.meta.docs)?;
+            Ok(exit::OK)
+        }
+        None => {
+            let nearest = cniswap_lint::RULES
+                .iter()
+                .map(|r| {
+                    let key = key.to_ascii_lowercase();
+                    let by_id = strsim::damerau_levenshtein(&r.meta.id.to_ascii_lowercase(), &key);
+                    (
+                        by_id.min(strsim::damerau_levenshtein(r.meta.name, &key)),
+                        r.meta.id,
+                    )
+                })
+                .min_by_key(|(distance, _)| *distance)
+                .map(|(_, id)| id)
+                .unwrap_or("TAL001");
+            Err(CliError::other(
+                format!("no rule `{key}`"),
+                format!("did you mean {nearest}? `cniswap explain --list` shows every rule"),
+            ))
+        }
+    }
+}
