@@ -1,7 +1,11 @@
 //! `cargo run --release -p cniswap-bench -- [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml]`
+//! `cargo run --release -p cniswap-bench -- --lint-repo 100`
 //!
 //! Generates synthetic snapshots, runs `cniswap inspect --snapshot DIR -o json` on each as a
 //! child process, and prints wall time and peak resident memory (from wait4's rusage).
+//! `--lint-repo N` instead generates a GitOps repository of N files (Talos patches, a
+//! talconfig, Omni patches, Cilium HelmReleases and values, Calico resources, unrelated
+//! manifests) and times `cniswap lint DIR --format json` on it.
 
 mod synth;
 
@@ -13,9 +17,11 @@ fn main() -> std::process::ExitCode {
     let mut nodes = vec![500, 5000];
     let mut pods_per_node = 30;
     let mut formats = vec![synth::Format::Json, synth::Format::Yaml];
+    let mut lint_files = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--lint-repo" => lint_files = args.next().and_then(|n| n.parse().ok()),
             "--nodes" => {
                 nodes = args
                     .next()
@@ -41,7 +47,7 @@ fn main() -> std::process::ExitCode {
             }
             _ => {
                 eprintln!(
-                    "usage: cniswap-bench [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml]"
+                    "usage: cniswap-bench [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N"
                 );
                 return std::process::ExitCode::from(2);
             }
@@ -54,6 +60,9 @@ fn main() -> std::process::ExitCode {
             binary.display()
         );
         return std::process::ExitCode::from(2);
+    }
+    if let Some(files) = lint_files {
+        return lint_benchmark(&binary, files);
     }
     println!(
         "cniswap inspect benchmark ({} per run, {pods_per_node} pods per node)",
@@ -81,8 +90,17 @@ fn main() -> std::process::ExitCode {
                     return std::process::ExitCode::from(2);
                 }
             };
-            match measure(&binary, &dir) {
-                Ok((seconds, peak_kib, ok)) => println!(
+            match measure(
+                &binary,
+                &[
+                    "inspect".as_ref(),
+                    "--snapshot".as_ref(),
+                    dir.as_os_str(),
+                    "-o".as_ref(),
+                    "json".as_ref(),
+                ],
+            ) {
+                Ok((seconds, peak_kib, code)) => println!(
                     "{n:>6} {:>8} {:>6} {:>10.1} {seconds:>9.2} {:>12.1}{}",
                     n * pods_per_node,
                     if format == synth::Format::Json {
@@ -92,7 +110,12 @@ fn main() -> std::process::ExitCode {
                     },
                     size as f64 / 1048576.0,
                     peak_kib as f64 / 1024.0,
-                    if ok { "" } else { "  (inspect failed!)" }
+                    // 1 = error findings, still a complete run.
+                    if matches!(code, 0 | 1) {
+                        ""
+                    } else {
+                        "  (inspect failed!)"
+                    }
                 ),
                 Err(e) => eprintln!("error: {e}"),
             }
@@ -110,20 +133,66 @@ fn cniswap_binary() -> PathBuf {
     me.with_file_name("cniswap")
 }
 
-/// Runs inspect and returns (wall seconds, peak RSS in KiB, success).
-fn measure(binary: &PathBuf, dir: &std::path::Path) -> Result<(f64, i64, bool), String> {
+/// Times `cniswap lint` on a generated repository: five runs, median and max wall time.
+fn lint_benchmark(binary: &PathBuf, files: usize) -> std::process::ExitCode {
+    let dir = std::env::temp_dir().join(format!("cniswap-bench-repo-{files}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = synth::write_repo(&dir, files) {
+        eprintln!("error: cannot write {}: {e}", dir.display());
+        return std::process::ExitCode::from(2);
+    }
+    println!("cniswap lint benchmark: {files} files in {}", dir.display());
+    let mut times = Vec::new();
+    let mut peak = 0;
+    for _ in 0..5 {
+        match measure(
+            binary,
+            &[
+                "lint".as_ref(),
+                dir.as_os_str(),
+                "--format".as_ref(),
+                "json".as_ref(),
+            ],
+        ) {
+            // Exit 1 means findings, which the generated repository has on purpose.
+            Ok((seconds, rss, 0 | 1)) => {
+                times.push(seconds);
+                peak = peak.max(rss);
+            }
+            Ok((_, _, code)) => {
+                eprintln!("error: cniswap lint exited with {code}");
+                return std::process::ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "  median {:.3} s, max {:.3} s over {} runs, peak RSS {} MiB",
+        times[times.len() / 2],
+        times[times.len() - 1],
+        times.len(),
+        peak / 1024
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    std::process::ExitCode::SUCCESS
+}
+
+/// Runs cniswap with `args` and returns (wall seconds, peak RSS in KiB, exit code).
+fn measure(binary: &PathBuf, args: &[&std::ffi::OsStr]) -> Result<(f64, i64, i32), String> {
     let start = Instant::now();
     let child = Command::new(binary)
-        .args(["inspect", "--snapshot"])
-        .arg(dir)
-        .args(["-o", "json"])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
     let (status, usage) = wait_with_rusage(child.id() as libc::pid_t)?;
     let seconds = start.elapsed().as_secs_f64();
-    Ok((seconds, usage.ru_maxrss, status == 0))
+    Ok((seconds, usage.ru_maxrss, status))
 }
 
 /// std's Child::wait does not expose rusage; wait4 gives the child's own peak RSS (ru_maxrss, KiB).

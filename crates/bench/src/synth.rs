@@ -150,3 +150,74 @@ pub fn write_snapshot(
     })?;
     Ok(size)
 }
+
+/// A GitOps repository of `files` files shaped like those in shared/corpus: Talos patches and
+/// a talconfig, Omni ConfigPatches, Cilium HelmReleases and values, Calico resources, and
+/// unrelated application manifests (a third of a real repository).
+pub fn write_repo(dir: &Path, files: usize) -> std::io::Result<()> {
+    for i in 0..files {
+        let (path, text) = match i % 9 {
+            0 => (
+                format!("talos/patches/patch-{i}.yaml"),
+                format!(
+                    "machine:\n  features:\n    kubePrism:\n      enabled: true\n      port: 7445\n    hostDNS:\n      enabled: true\n      forwardKubeDNSToHost: {}\ncluster:\n  network:\n    cni:\n      name: none\n  proxy:\n    disabled: true\n",
+                    i % 2 == 0
+                ),
+            ),
+            1 => (
+                format!("omni/patches/{i}-cni.yaml"),
+                format!(
+                    "metadata:\n  namespace: default\n  type: ConfigPatches.omni.sidero.dev\n  id: {}-cni\n  labels:\n    omni.sidero.dev/cluster: lab\nspec:\n  data: |\n    cluster:\n      network:\n        cni:\n          name: none\n      proxy:\n        disabled: true\n",
+                    400 + i
+                ),
+            ),
+            2 | 3 => (
+                format!("kubernetes/apps/cilium-{i}/helmrelease.yaml"),
+                format!(
+                    "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: cilium\n  namespace: kube-system\nspec:\n  chart:\n    spec:\n      chart: cilium\n      version: 1.16.{}\n  values:\n{}",
+                    i % 7,
+                    indent(&cilium_values(i), 4)
+                ),
+            ),
+            4 => (
+                format!("kubernetes/apps/cilium-{i}/values.yaml"),
+                cilium_values(i),
+            ),
+            5 => (
+                format!("kubernetes/apps/calico-{i}/installation.yaml"),
+                format!(
+                    "apiVersion: operator.tigera.io/v1\nkind: Installation\nmetadata:\n  name: default\nspec:\n  kubeletVolumePluginPath: None\n  calicoNetwork:\n    linuxDataplane: {}\n    bgp: Disabled\n    ipPools:\n      - cidr: 10.244.0.0/16\n        encapsulation: VXLAN\n---\napiVersion: crd.projectcalico.org/v1\nkind: FelixConfiguration\nmetadata:\n  name: default\nspec:\n  cgroupV2Path: /sys/fs/cgroup\n  vxlanPort: 4789\n",
+                    if i % 2 == 0 { "BPF" } else { "Iptables" }
+                ),
+            ),
+            _ => (
+                format!("kubernetes/apps/app-{i}/deployment.yaml"),
+                format!(
+                    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-{i}\n  namespace: apps\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: app-{i}}}\n  template:\n    metadata:\n      labels: {{app: app-{i}}}\n    spec:\n      containers:\n        - name: app\n          image: ghcr.io/example/app:1.{i}\n          ports: [{{containerPort: 8080}}]\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: app-{i}\n  namespace: apps\nspec:\n  selector: {{app: app-{i}}}\n  ports: [{{port: 80, targetPort: 8080}}]\n"
+                ),
+            ),
+        };
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap_or(dir))?;
+        std::fs::write(path, text)?;
+    }
+    std::fs::write(
+        dir.join("talos/talconfig.yaml"),
+        "clusterName: lab\ntalosVersion: v1.13.9\nkubernetesVersion: v1.36.4\ncniConfig:\n  name: none\nnodes:\n  - hostname: cp1\n    controlPlane: true\n  - hostname: w1\n    controlPlane: false\npatches:\n  - \"@./patches/patch-0.yaml\"\n",
+    )
+}
+
+fn cilium_values(i: usize) -> String {
+    format!(
+        "kubeProxyReplacement: true\nk8sServiceHost: localhost\nk8sServicePort: 7445\nroutingMode: {}\nautoDirectNodeRoutes: true\nipv4NativeRoutingCIDR: 10.244.0.0/16\nipam:\n  mode: kubernetes\nbpf:\n  masquerade: true\n  hostLegacyRouting: {}\ncgroup:\n  {}:\n    enabled: false\n  hostRoot: /sys/fs/cgroup\ncni:\n  exclusive: {}\nsecurityContext:\n  capabilities:\n    ciliumAgent: [CHOWN, KILL, NET_ADMIN, NET_RAW, IPC_LOCK, SYS_ADMIN, SYS_RESOURCE, DAC_OVERRIDE, FOWNER, SETGID, SETUID]\n    cleanCiliumState: [NET_ADMIN, SYS_ADMIN, SYS_RESOURCE]\nhubble:\n  enabled: true\n  relay:\n    enabled: true\n  ui:\n    enabled: true\noperator:\n  replicas: 2\n  rollOutPods: true\nl2announcements:\n  enabled: true\nexternalIPs:\n  enabled: true\n",
+        if i % 2 == 0 { "native" } else { "tunnel" },
+        i % 3 == 0,
+        if i % 4 == 0 { "automount" } else { "autoMount" },
+        i % 5 != 0,
+    )
+}
+
+fn indent(text: &str, by: usize) -> String {
+    let pad = " ".repeat(by);
+    text.lines().map(|l| format!("{pad}{l}\n")).collect()
+}
