@@ -210,10 +210,18 @@ pub fn write_repo(dir: &Path, files: usize) -> std::io::Result<()> {
 fn cilium_values(i: usize) -> String {
     format!(
         "kubeProxyReplacement: true\nk8sServiceHost: localhost\nk8sServicePort: 7445\nroutingMode: {}\nautoDirectNodeRoutes: true\nipv4NativeRoutingCIDR: 10.244.0.0/16\nipam:\n  mode: kubernetes\nbpf:\n  masquerade: true\n  hostLegacyRouting: {}\ncgroup:\n  {}:\n    enabled: false\n  hostRoot: /sys/fs/cgroup\ncni:\n  exclusive: {}\nsecurityContext:\n  capabilities:\n    ciliumAgent: [CHOWN, KILL, NET_ADMIN, NET_RAW, IPC_LOCK, SYS_ADMIN, SYS_RESOURCE, DAC_OVERRIDE, FOWNER, SETGID, SETUID]\n    cleanCiliumState: [NET_ADMIN, SYS_ADMIN, SYS_RESOURCE]\nhubble:\n  enabled: true\n  relay:\n    enabled: true\n  ui:\n    enabled: true\noperator:\n  replicas: 2\n  rollOutPods: true\nl2announcements:\n  enabled: true\nexternalIPs:\n  enabled: true\n",
-        if i % 2 == 0 { "native" } else { "tunnel" },
-        i % 3 == 0,
-        if i % 4 == 0 { "automount" } else { "autoMount" },
-        i % 5 != 0,
+        if i.is_multiple_of(2) {
+            "native"
+        } else {
+            "tunnel"
+        },
+        i.is_multiple_of(3),
+        if i.is_multiple_of(4) {
+            "automount"
+        } else {
+            "autoMount"
+        },
+        !i.is_multiple_of(5),
     )
 }
 
