@@ -90,6 +90,12 @@ impl Objects {
         self.len() == 0
     }
 
+    pub fn daemonset(&self, namespace: &str, name: &str) -> Option<&Workload> {
+        self.daemonsets
+            .iter()
+            .find(|d| d.metadata.name == name && d.metadata.namespace() == namespace)
+    }
+
     pub fn config_map(&self, namespace: &str, name: &str) -> Option<&ConfigMap> {
         self.config_maps
             .iter()

@@ -1,4 +1,4 @@
-use super::for_rolling_migration;
+use super::require_for_rolling_migration;
 use crate::rules::prelude::*;
 
 pub static RULE: Rule = Rule {
@@ -15,17 +15,13 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(ctx: &Context, out: &mut Emitter) {
-    for_rolling_migration(ctx, out, |values, reason, out| {
-        if values.bool("bpf.hostLegacyRouting") != Some(true) {
-            out.push(
-                out.finding(format!(
-                    "bpf.hostLegacyRouting is not true {reason}: BPF host routing bypasses the Linux stack, so pods on the old overlay and on Cilium cannot reach each other"
-                ))
-                .at(ctx.location_or_file(values.get("bpf.hostLegacyRouting"), values.anchor()))
-                .object(values.label.clone()),
-            );
-        }
-    });
+    require_for_rolling_migration(
+        ctx,
+        out,
+        "bpf.hostLegacyRouting",
+        true,
+        "BPF host routing bypasses the Linux stack, so pods on the old overlay and on Cilium cannot reach each other",
+    );
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-use super::for_rolling_migration;
+use super::require_for_rolling_migration;
 use crate::rules::prelude::*;
 
 pub static RULE: Rule = Rule {
@@ -15,17 +15,13 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(ctx: &Context, out: &mut Emitter) {
-    for_rolling_migration(ctx, out, |values, reason, out| {
-        if values.bool("operator.unmanagedPodWatcher.restart") != Some(false) {
-            out.push(
-                out.finding(format!(
-                    "operator.unmanagedPodWatcher.restart is not false {reason}: the operator restarts every pod Cilium does not manage yet, on every node at once"
-                ))
-                .at(ctx.location_or_file(values.get("operator.unmanagedPodWatcher.restart"), values.anchor()))
-                .object(values.label.clone()),
-            );
-        }
-    });
+    require_for_rolling_migration(
+        ctx,
+        out,
+        "operator.unmanagedPodWatcher.restart",
+        false,
+        "the operator restarts every pod Cilium does not manage yet, on every node at once",
+    );
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-use super::for_rolling_migration;
+use super::require_for_rolling_migration;
 use crate::rules::prelude::*;
 
 pub static RULE: Rule = Rule {
@@ -15,17 +15,13 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(ctx: &Context, out: &mut Emitter) {
-    for_rolling_migration(ctx, out, |values, reason, out| {
-        if values.bool("cni.customConf") != Some(true) {
-            out.push(
-                out.finding(format!(
-                    "cni.customConf is not true {reason}: every agent writes 05-cilium.conflist as soon as it starts, which sorts first and switches all nodes together"
-                ))
-                .at(ctx.location_or_file(values.get("cni.customConf"), values.anchor()))
-                .object(values.label.clone()),
-            );
-        }
-    });
+    require_for_rolling_migration(
+        ctx,
+        out,
+        "cni.customConf",
+        true,
+        "every agent writes 05-cilium.conflist as soon as it starts, which sorts first and switches all nodes together",
+    );
 }
 
 #[cfg(test)]

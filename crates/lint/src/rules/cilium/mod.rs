@@ -39,3 +39,23 @@ pub(crate) fn for_rolling_migration(
         check(values, reason, out);
     }
 }
+
+/// For the rolling-migration rules that need one boolean value (CIL009, CIL011, CIL012):
+/// reports when `path` is not `wanted`, explaining `consequence`.
+pub(crate) fn require_for_rolling_migration(
+    ctx: &Context,
+    out: &mut Emitter,
+    path: &str,
+    wanted: bool,
+    consequence: &str,
+) {
+    for_rolling_migration(ctx, out, |values, reason, out| {
+        if values.bool(path) != Some(wanted) {
+            out.push(
+                out.finding(format!("{path} is not {wanted} {reason}: {consequence}"))
+                    .at(ctx.location_or_file(values.get(path), values.anchor()))
+                    .object(values.label.clone()),
+            );
+        }
+    });
+}

@@ -18,9 +18,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
     let Some(ds) = ctx
         .snapshot
         .objects
-        .daemonsets
-        .iter()
-        .find(|d| d.metadata.name == "kube-flannel" && d.metadata.namespace() == "kube-system")
+        .daemonset("kube-system", "kube-flannel")
     else {
         return;
     };

@@ -15,13 +15,7 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(ctx: &Context, out: &mut Emitter) {
-    let Some(ds) = ctx
-        .snapshot
-        .objects
-        .daemonsets
-        .iter()
-        .find(|d| d.metadata.name == "kube-proxy" && d.metadata.namespace() == "kube-system")
-    else {
+    let Some(ds) = ctx.snapshot.objects.daemonset("kube-system", "kube-proxy") else {
         return;
     };
     let views: Vec<_> = control_plane_views(&ctx.talos).collect();
