@@ -174,13 +174,9 @@ pub enum Command {
     /// `cniswap explain <ID>` documents each rule.
     ///
     /// Suppress a finding with `# cniswap:ignore <ID> <reason>` on its line (or the comment
-    /// line above), or per path in .cniswap.yaml:
-    ///   ignore:
-    ///     - rules: [CIL001]
-    ///       paths: ["kubernetes/**/cilium/**"]
-    ///       reason: Multus needs cni.exclusive false
+    /// line above), or per path in .cniswap.yaml (format below).
     #[command(
-        after_help = "Exit codes: 0 no findings at or above --severity, 1 findings, 2 usage or input error.\n\nExamples:\n  cniswap lint talos/ kubernetes/apps/kube-system/cilium/\n  cniswap lint helm/cilium.yaml --snapshot ./snap --to cilium --strategy rolling\n  cniswap lint . --format sarif > cniswap.sarif\n  cniswap lint . --format github          # annotations in GitHub Actions"
+        after_help = "Exit codes: 0 no findings at or above --severity, 1 findings, 2 usage or input error.\n\n.cniswap.yaml:\n  ignore:\n    - rules: [CIL001]\n      paths: [\"kubernetes/**/cilium/**\"]\n      reason: Multus needs cni.exclusive false\n\nExamples:\n  cniswap lint talos/ kubernetes/apps/kube-system/cilium/\n  cniswap lint helm/cilium.yaml --snapshot ./snap --to cilium --strategy rolling\n  cniswap lint . --format sarif > cniswap.sarif\n  cniswap lint . --format github          # annotations in GitHub Actions"
     )]
     Lint {
         /// Files or directories to lint (Talos configs and patches, Omni resources, talconfig,
