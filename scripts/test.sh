@@ -7,8 +7,11 @@ cd "$(dirname "$0")/.."
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    # gcc and pkg-config for crates that build C (ring via rustls); ca-certificates for crates.io.
-    apt-get install -y -qq --no-install-recommends build-essential pkg-config ca-certificates >/dev/null
+    # gcc and pkg-config for crates that build C (ring via rustls); ca-certificates for crates.io;
+    # the node agent's tests drive iproute2, iptables (legacy and nft), nftables, ipset and the
+    # reference CNI plugins inside throwaway network namespaces.
+    apt-get install -y -qq --no-install-recommends build-essential pkg-config ca-certificates \
+        iproute2 iptables nftables ipset containernetworking-plugins >/dev/null
 fi
 if ! command -v cargo >/dev/null 2>&1; then
     echo "error: cargo not found; install the Rust toolchain (rustup) first" >&2

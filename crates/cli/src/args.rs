@@ -93,6 +93,83 @@ pub enum SeverityArg {
     Error,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// List every link, address, route, ip rule, neighbour/FDB entry, iptables chain and rule
+    /// (legacy and nft, IPv4 and IPv6), nftables table, ipset, BPF pin, tc program and file a
+    /// CNI, kube-proxy or the runtime owns here, each with its owner and why; which CNI config
+    /// the runtime will load; and the NOD findings.
+    #[command(
+        after_help = "Exit codes: 0 ok, 1 error findings, 2 usage or input error.\n\nExamples:\n  sudo cniswap node inventory\n  cniswap node inventory --root /host -o json > nodes/$(hostname).json"
+    )]
+    Inventory {
+        /// Where the host filesystem is mounted.
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+
+        /// Output format (json is the snapshot's `nodes/<node>.json` format).
+        #[arg(short, long, value_enum, default_value_t = NodeFormat::Text)]
+        output: NodeFormat,
+    },
+
+    /// Remove only what one CNI owns on this node, in a safe order, after writing a backup.
+    ///
+    /// Refuses while that CNI's agent runs here. Pod veths stay until their pods are gone.
+    /// iptables changes are one atomic restore per table and backend; config files are moved
+    /// into the backup, never deleted. KUBE-* state is touched only with --include-kube-proxy
+    /// and only when kube-proxy is not running. Shared plugins (bridge, host-local, portmap,
+    /// ...), runtime namespaces and anything unrecognised are never touched.
+    #[command(
+        after_help = "Examples:\n  sudo cniswap node clean --cni flannel --dry-run\n  sudo cniswap node clean --cni flannel --backup /var/lib/cniswap/backup-flannel\n  sudo cniswap node restore --backup /var/lib/cniswap/backup-flannel"
+    )]
+    Clean {
+        /// The CNI whose state to remove.
+        #[arg(long, value_enum)]
+        cni: SourceCni,
+
+        /// Print exactly what would be removed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+
+        /// Backup directory (must be new or empty; default <root>/var/lib/cniswap/backups/<cni>-<time>).
+        #[arg(long, value_name = "DIR")]
+        backup: Option<PathBuf>,
+
+        /// Where the host filesystem is mounted.
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+
+        /// Also remove kube-proxy's state (KUBE-* chains, its nft tables and ipsets, kube-ipvs0).
+        #[arg(long)]
+        include_kube_proxy: bool,
+    },
+
+    /// Put back what `node clean` removed, and say what cannot be put back.
+    Restore {
+        #[arg(long, value_name = "DIR")]
+        backup: PathBuf,
+
+        /// Where the host filesystem is mounted.
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum NodeFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SourceCni {
+    Flannel,
+    Canal,
+    Calico,
+    Cilium,
+    Weave,
+}
+
 /// Where to read the cluster from.
 #[derive(Debug, Args, Clone)]
 pub struct SourceArgs {
@@ -211,6 +288,12 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+
+    /// The node agent: what CNIs, kube-proxy and the runtime left on this node; remove one
+    /// CNI's state with a backup; put a backup back. Run as root on the node, or in a
+    /// privileged hostNetwork pod with the host filesystem at --root /host.
+    #[command(subcommand)]
+    Node(NodeCommand),
 
     /// Show the documentation of a rule (`cniswap explain CIL001`), or list every rule.
     #[command(

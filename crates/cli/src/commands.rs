@@ -28,6 +28,7 @@ pub fn dispatch(command: Command, display_name: &str) -> Result<u8, CliError> {
             config,
         }),
         Command::Explain { rule, list } => crate::lint::explain(rule.as_deref(), list),
+        Command::Node(command) => crate::node::run(command),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let name = if display_name.starts_with("kubectl") {

@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod error;
 mod lint;
+mod node;
 mod render;
 mod source;
 

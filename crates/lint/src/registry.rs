@@ -1,7 +1,7 @@
 //! Every rule, in catalogue order.
 
 use crate::rule::Rule;
-use crate::rules::{calico, cilium, flannel, migration, talos};
+use crate::rules::{calico, cilium, flannel, migration, node, talos};
 
 pub static RULES: &[&Rule] = &[
     &talos::flannel_document_still_present::RULE,
@@ -65,6 +65,14 @@ pub static RULES: &[&Rule] = &[
     &migration::stale_cni_resources::RULE,
     &migration::upgrade_in_flight::RULE,
     &migration::coredns_not_spread::RULE,
+    &node::first_config_not_expected_cni::RULE,
+    &node::first_config_invalid::RULE,
+    &node::plugin_binary_missing::RULE,
+    &node::flannel_subnet_env_missing::RULE,
+    &node::leftover_cni_state::RULE,
+    &node::leftover_masquerade_breaks_policy::RULE,
+    &node::cilium_backup_configs::RULE,
+    &node::overlay_port_in_use::RULE,
 ];
 
 /// Looks a rule up by ID (case-insensitive) or by name.

@@ -7,11 +7,13 @@
 mod cni;
 mod facts;
 mod finding;
+mod inventory;
 mod platform;
 
 pub use cni::CniKind;
 pub use facts::*;
 pub use finding::{Finding, Location, Severity};
+pub use inventory::*;
 pub use platform::{PlatformKind, TalosConfigFormat};
 
 /// Version of the `inspect` JSON/YAML schema. Bump on incompatible changes.

@@ -319,8 +319,11 @@ fn load_inventory(
     rel: &str,
     reader: impl Read,
 ) -> Result<(), InputError> {
-    let data: serde_json::Value =
-        serde_json::from_reader(reader).map_err(|e| json_error(path, &e))?;
+    let data: cniswap_model::Inventory = serde_json::from_reader(reader).map_err(|e| {
+        let mut error = json_error(path, &e);
+        error.help = "nodes/ holds `cniswap node inventory -o json` output".into();
+        error
+    })?;
     let node = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

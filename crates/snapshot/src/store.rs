@@ -189,7 +189,7 @@ pub struct HelmValues {
 pub struct NodeInventory {
     pub node: String,
     pub file: String,
-    pub data: serde_json::Value,
+    pub data: cniswap_model::Inventory,
 }
 
 /// Everything one load produced.

@@ -5,6 +5,7 @@ pub mod calico;
 pub mod cilium;
 pub mod flannel;
 pub mod migration;
+pub mod node;
 pub mod talos;
 
 /// What every rule file uses.

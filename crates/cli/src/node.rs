@@ -1,0 +1,238 @@
+//! `cniswap node inventory | clean | restore`: wiring of the node agent, the NOD rules and output.
+
+use crate::args::{NodeCommand, NodeFormat, SourceCni};
+use crate::error::CliError;
+use crate::{exit, render};
+use cniswap_model::{CniKind, Inventory, Owner, Severity};
+use cniswap_node::NodeError;
+use cniswap_node::clean::{CleanOptions, Plan};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+impl From<NodeError> for CliError {
+    fn from(e: NodeError) -> Self {
+        CliError::other(e.message, e.help)
+    }
+}
+
+pub fn run(command: NodeCommand) -> Result<u8, CliError> {
+    match command {
+        NodeCommand::Inventory { root, output } => inventory(&root, output),
+        NodeCommand::Clean {
+            cni,
+            dry_run,
+            backup,
+            root,
+            include_kube_proxy,
+        } => clean(cni, dry_run, backup.as_deref(), &root, include_kube_proxy),
+        NodeCommand::Restore { backup, root } => restore(&backup, &root),
+    }
+}
+
+fn inventory(root: &Path, output: NodeFormat) -> Result<u8, CliError> {
+    let inventory = cniswap_node::inventory::collect(root)?;
+    if output == NodeFormat::Json {
+        render::write_stdout(
+            &(serde_json::to_string_pretty(&inventory).unwrap_or_default() + "\n"),
+        )?;
+        return Ok(exit::OK);
+    }
+    let findings = node_findings(&inventory);
+    let mut text = summary(&inventory);
+    text.push_str(&findings);
+    render::write_stdout(&text)?;
+    Ok(if findings.contains("error[") {
+        exit::FINDINGS
+    } else {
+        exit::OK
+    })
+}
+
+/// The NOD rules over this one inventory, rendered like `cniswap lint`.
+fn node_findings(inventory: &Inventory) -> String {
+    let mut snapshot = cniswap_snapshot::Snapshot::default();
+    snapshot
+        .node_inventories
+        .push(cniswap_snapshot::NodeInventory {
+            node: inventory.node.clone(),
+            file: "this node".into(),
+            data: inventory.clone(),
+        });
+    let facts = cniswap_facts::detect(&snapshot);
+    let result = cniswap_lint::lint(
+        &snapshot,
+        &facts,
+        cniswap_lint::Target::default(),
+        &cniswap_lint::SuppressionConfig::default(),
+    );
+    if result.findings.is_empty() {
+        return "\nNo NOD findings.\n".into();
+    }
+    let mut out = String::from("\n");
+    out.push_str(&cniswap_lint::report::text(
+        &result,
+        &snapshot,
+        &cniswap_lint::report::TextOptions { color: true },
+    ));
+    let errors = result
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    if errors > 0 {
+        out.push_str(&format!("{errors} error finding(s)\n"));
+    }
+    out
+}
+
+fn summary(inventory: &Inventory) -> String {
+    let mut out = format!("Node {} (root {})\n", inventory.node, inventory.root);
+    let agents: Vec<String> = inventory
+        .agents
+        .iter()
+        .map(|a| format!("{} (pid {}, {})", a.process, a.pid, a.owner))
+        .collect();
+    out.push_str(&format!(
+        "Agents running: {}\n",
+        if agents.is_empty() {
+            "none found".to_string()
+        } else {
+            agents.join(", ")
+        }
+    ));
+    let choice = &inventory.cni_config;
+    match &choice.containerd {
+        Some(v) => out.push_str(&format!(
+            "containerd loads {} ({}): {}{}\n",
+            v.file,
+            v.owner.map_or("unknown".into(), |o| o.to_string()),
+            if v.parses { "parses" } else { "DOES NOT PARSE" },
+            if v.missing_binaries.is_empty() {
+                ", plugins present".to_string()
+            } else {
+                format!(", MISSING plugin(s) {}", v.missing_binaries.join(", "))
+            }
+        )),
+        None => out.push_str(&format!(
+            "containerd finds no CNI config in {}\n",
+            choice.conf_dir
+        )),
+    }
+    match &choice.crio {
+        Some(v) => out.push_str(&format!("CRI-O loads {}\n", v.file)),
+        None => out.push_str("CRI-O finds no loadable CNI config\n"),
+    }
+    let mut by_owner: BTreeMap<Owner, Vec<&cniswap_model::Item>> = BTreeMap::new();
+    for item in &inventory.items {
+        by_owner.entry(item.owner).or_default().push(item);
+    }
+    for (owner, items) in by_owner {
+        out.push_str(&format!("\n{owner} ({})\n", items.len()));
+        for item in items {
+            out.push_str(&format!("  {:<70} {}\n", item.id, item.why));
+        }
+    }
+    for line in &inventory.unreadable {
+        out.push_str(&format!("\nnot read: {line}\n"));
+    }
+    out
+}
+
+fn cni_of(cni: SourceCni) -> CniKind {
+    match cni {
+        SourceCni::Flannel => CniKind::Flannel,
+        SourceCni::Canal => CniKind::Canal,
+        SourceCni::Calico => CniKind::Calico,
+        SourceCni::Cilium => CniKind::Cilium,
+        SourceCni::Weave => CniKind::Weave,
+    }
+}
+
+fn print_plan(plan: &Plan) -> String {
+    let mut out = format!("Plan: clean {} on node {}\n", plan.cni, plan.node);
+    if plan.actions.is_empty() {
+        out.push_str("  nothing of it is left here\n");
+    }
+    for (i, action) in plan.actions.iter().enumerate() {
+        out.push_str(&format!("  {:>3}. {}\n", i + 1, action.describe()));
+        if let cniswap_node::clean::Action::IptablesTable {
+            removed_chains,
+            removed_rules,
+            ..
+        } = action
+        {
+            for line in removed_chains.iter().chain(removed_rules) {
+                out.push_str(&format!("         - {line}\n"));
+            }
+        }
+    }
+    if !plan.kept.is_empty() {
+        out.push_str("Left in place:\n");
+        for (id, why) in &plan.kept {
+            out.push_str(&format!("  {id}: {why}\n"));
+        }
+    }
+    out
+}
+
+fn clean(
+    cni: SourceCni,
+    dry_run: bool,
+    backup: Option<&Path>,
+    root: &Path,
+    include_kube_proxy: bool,
+) -> Result<u8, CliError> {
+    let inventory = cniswap_node::inventory::collect(root)?;
+    let options = CleanOptions {
+        cni: cni_of(cni),
+        include_kube_proxy,
+        root: root.to_path_buf(),
+    };
+    let plan = cniswap_node::clean::plan(&inventory, &options)?;
+    let mut out = print_plan(&plan);
+    if dry_run {
+        out.push_str("Dry run: nothing was changed.\n");
+        render::write_stdout(&out)?;
+        return Ok(exit::OK);
+    }
+    let backup = match backup {
+        Some(dir) => dir.to_path_buf(),
+        None => {
+            let seconds = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            root.join("var/lib/cniswap/backups")
+                .join(format!("{}-{seconds}", plan.cni))
+        }
+    };
+    let done = cniswap_node::clean::execute(&plan, root, &backup)?;
+    out.push_str(&format!(
+        "Done: {} step(s). Backup in {}\nUndo with: cniswap node restore --backup {}{}\n",
+        done.len(),
+        backup.display(),
+        backup.display(),
+        if root == Path::new("/") {
+            String::new()
+        } else {
+            format!(" --root {}", root.display())
+        }
+    ));
+    render::write_stdout(&out)?;
+    Ok(exit::OK)
+}
+
+fn restore(backup: &Path, root: &Path) -> Result<u8, CliError> {
+    let outcome = cniswap_node::restore::restore(backup, root)?;
+    let mut out = String::from("Restored:\n");
+    for line in &outcome.restored {
+        out.push_str(&format!("  {line}\n"));
+    }
+    if !outcome.not_restored.is_empty() {
+        out.push_str("Not restored:\n");
+        for line in &outcome.not_restored {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    render::write_stdout(&out)?;
+    Ok(exit::OK)
+}

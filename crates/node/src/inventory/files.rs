@@ -1,0 +1,183 @@
+//! Files: CNI configs, plugin binaries, state directories, BPF pins; and which config the
+//! container runtimes will load.
+
+use super::{BIN_DIR, CONF_DIR};
+use crate::owner;
+use cniswap_model::{CniConfigChoice, ConfigVerdict, Item, ItemKind, Owner};
+use serde_json::json;
+use std::path::Path;
+
+/// Extensions libcni loads (`ConfFiles(dir, [".conf", ".conflist", ".json"])`).
+const CONFIG_EXTENSIONS: &[&str] = &["conf", "conflist", "json"];
+
+fn file_item(root: &Path, relative: &str, owner: Owner, why: String) -> Item {
+    let is_dir = root.join(relative).is_dir();
+    Item {
+        kind: if is_dir {
+            ItemKind::Directory
+        } else {
+            ItemKind::File
+        },
+        id: format!("{} /{relative}", if is_dir { "directory" } else { "file" }),
+        owner,
+        why,
+        detail: json!({"path": relative}),
+    }
+}
+
+fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // Byte order, as libcni sorts.
+    names.sort();
+    names
+}
+
+pub fn collect(root: &Path, items: &mut Vec<Item>, unreadable: &mut Vec<String>) {
+    let conf_dir = root.join(CONF_DIR);
+    for name in sorted_names(&conf_dir) {
+        let relative = format!("{CONF_DIR}/{name}");
+        let (owner, why) = if name.ends_with(".cilium_bak") {
+            (
+                Owner::Cilium,
+                "another CNI's config renamed away by Cilium (cni.exclusive)".to_string(),
+            )
+        } else {
+            let plugins =
+                plugin_types(&std::fs::read_to_string(conf_dir.join(&name)).unwrap_or_default());
+            let owner = owner::conf_file(&name, &plugins.unwrap_or_default());
+            (owner, format!("CNI config for {owner}"))
+        };
+        items.push(file_item(root, &relative, owner, why));
+    }
+    for name in sorted_names(&root.join(BIN_DIR)) {
+        let owner = owner::binary(&name);
+        let why = match owner {
+            Owner::CniPlugins => {
+                "reference plugin shared by several CNIs: never removed".to_string()
+            }
+            Owner::Unknown => "not a known plugin".to_string(),
+            o => format!("{o} CNI plugin binary"),
+        };
+        items.push(file_item(root, &format!("{BIN_DIR}/{name}"), owner, why));
+    }
+    for (relative, owner) in owner::STATE_PATHS {
+        if root.join(relative).exists() {
+            items.push(file_item(root, relative, *owner, format!("{owner} state")));
+        }
+    }
+    let bpffs = root.join("sys/fs/bpf");
+    if bpffs.is_dir() {
+        let mut stack = vec![bpffs.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                unreadable.push(format!("cannot list {}", dir.display()));
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let relative = path
+                    .strip_prefix(&bpffs)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
+                let owner = owner::bpf_pin(&relative);
+                if owner == Owner::Unknown {
+                    continue;
+                }
+                items.push(Item {
+                    kind: ItemKind::BpfPin,
+                    id: format!("bpf pin /sys/fs/bpf/{relative}"),
+                    owner,
+                    why: format!("{owner} pin"),
+                    detail: json!({"path": format!("sys/fs/bpf/{relative}")}),
+                });
+            }
+        }
+    }
+}
+
+/// The `type` of every plugin in a conf or conflist; `None` when it does not parse or a plugin
+/// has no type (containerd then loads no network at all).
+pub fn plugin_types(text: &str) -> Option<Vec<String>> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let plugins = match value.get("plugins") {
+        Some(list) => list.as_array()?.clone(),
+        None => vec![value],
+    };
+    plugins
+        .iter()
+        .map(|p| p.get("type")?.as_str().map(str::to_string))
+        .collect()
+}
+
+fn verdict(root: &Path, name: &str) -> ConfigVerdict {
+    let path = root.join(CONF_DIR).join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let (parses, plugins, error) = match serde_json::from_str::<serde_json::Value>(&text) {
+        Err(e) => (false, Vec::new(), Some(format!("not valid JSON: {e}"))),
+        Ok(_) => match plugin_types(&text) {
+            Some(types) if !types.is_empty() => (true, types, None),
+            _ => (
+                false,
+                Vec::new(),
+                Some("a plugin has no `type`".to_string()),
+            ),
+        },
+    };
+    let missing_binaries = plugins
+        .iter()
+        .filter(|t| !root.join(BIN_DIR).join(t).exists())
+        .cloned()
+        .collect();
+    ConfigVerdict {
+        file: format!("/{CONF_DIR}/{name}"),
+        owner: Some(owner::conf_file(name, &plugins)),
+        parses,
+        error,
+        plugins,
+        missing_binaries,
+    }
+}
+
+/// What containerd (the lexically first file, valid or not) and CRI-O (the first file that
+/// parses and whose binaries exist) will load.
+pub fn config_choice(root: &Path) -> CniConfigChoice {
+    let files: Vec<String> = sorted_names(&root.join(CONF_DIR))
+        .into_iter()
+        .filter(|n| {
+            n.rsplit_once('.')
+                .is_some_and(|(_, ext)| CONFIG_EXTENSIONS.contains(&ext))
+        })
+        .collect();
+    let containerd = files.first().map(|f| verdict(root, f));
+    let crio = files
+        .iter()
+        .map(|f| verdict(root, f))
+        .find(|v| v.parses && v.missing_binaries.is_empty());
+    CniConfigChoice {
+        conf_dir: format!("/{CONF_DIR}"),
+        bin_dir: format!("/{BIN_DIR}"),
+        files: files.iter().map(|f| format!("/{CONF_DIR}/{f}")).collect(),
+        containerd,
+        crio,
+    }
+}
+
+/// `FLANNEL_NETWORK` from `/run/flannel/subnet.env`, to recognise host-gw routes.
+pub fn flannel_network(root: &Path) -> Option<ipnet::IpNet> {
+    let text = std::fs::read_to_string(root.join("run/flannel/subnet.env")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("FLANNEL_NETWORK="))
+        .and_then(|v| v.trim().parse().ok())
+}

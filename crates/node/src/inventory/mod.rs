@@ -1,0 +1,78 @@
+//! `cniswap node inventory`: every object on this node a CNI, kube-proxy or the runtime owns.
+//! Kernel state is read in the current network namespace; files under `root`.
+
+mod files;
+mod firewall;
+mod network;
+
+pub use files::plugin_types;
+
+/// (backend, family, save command, restore command) for every iptables flavour.
+pub fn firewall_commands() -> &'static [(&'static str, &'static str, &'static str, &'static str)] {
+    firewall::IPTABLES
+}
+
+use crate::NodeError;
+use cniswap_model::{INVENTORY_SCHEMA_VERSION, Inventory, Item, RunningAgent};
+use std::path::Path;
+
+/// Where the runtime looks for CNI configs and plugins (containerd and CRI-O defaults).
+pub const CONF_DIR: &str = "etc/cni/net.d";
+pub const BIN_DIR: &str = "opt/cni/bin";
+
+/// Reads the whole inventory. A source that cannot be read (a tool missing, say) is listed
+/// under `unreadable` instead of failing the run.
+pub fn collect(root: &Path) -> Result<Inventory, NodeError> {
+    if !root.is_dir() {
+        return Err(NodeError::new(
+            format!("root {} is not a directory", root.display()),
+            "pass the host filesystem with --root (e.g. /host in a privileged pod)",
+        ));
+    }
+    let mut inventory = Inventory {
+        schema_version: INVENTORY_SCHEMA_VERSION,
+        node: hostname(root),
+        root: root.display().to_string(),
+        agents: agents(root),
+        ..Inventory::default()
+    };
+    let mut items: Vec<Item> = Vec::new();
+    let flannel_network = files::flannel_network(root);
+    network::collect(&mut items, &mut inventory.unreadable, flannel_network);
+    firewall::collect(&mut items, &mut inventory.unreadable);
+    files::collect(root, &mut items, &mut inventory.unreadable);
+    inventory.cni_config = files::config_choice(root);
+    inventory.items = items;
+    Ok(inventory)
+}
+
+fn hostname(root: &Path) -> String {
+    ["etc/hostname", "proc/sys/kernel/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(root.join(p)).ok())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// CNI and kube-proxy agents, from `<root>/proc/<pid>/comm`.
+fn agents(root: &Path) -> Vec<RunningAgent> {
+    let Ok(entries) = std::fs::read_dir(root.join("proc")) else {
+        return Vec::new();
+    };
+    let mut agents: Vec<RunningAgent> = entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            let comm = comm.trim();
+            Some(RunningAgent {
+                owner: crate::owner::process(comm)?,
+                process: comm.to_string(),
+                pid,
+            })
+        })
+        .collect();
+    agents.sort_by_key(|a| a.pid);
+    agents
+}
