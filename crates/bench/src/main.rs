@@ -1,11 +1,14 @@
 //! `cargo run --release -p cniswap-bench -- [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml]`
 //! `cargo run --release -p cniswap-bench -- --lint-repo 100`
+//! `sudo target/release/cniswap-bench --node-state` (root: builds a network namespace)
 //!
 //! Generates synthetic snapshots, runs `cniswap inspect --snapshot DIR -o json` on each as a
 //! child process, and prints wall time and peak resident memory (from wait4's rusage).
 //! `--lint-repo N` instead generates a GitOps repository of N files (Talos patches, a
 //! talconfig, Omni patches, Cilium HelmReleases and values, Calico resources, unrelated
-//! manifests) and times `cniswap lint DIR --format json` on it.
+//! manifests) and times `cniswap lint DIR --format json` on it. `--node-state` builds a network
+//! namespace holding 500 pod veths, 5,000 routes and 20,000 iptables rules of Cilium and times
+//! `cniswap node inventory` and `cniswap node clean --cni cilium` in it.
 
 mod synth;
 
@@ -18,10 +21,12 @@ fn main() -> std::process::ExitCode {
     let mut pods_per_node = 30;
     let mut formats = vec![synth::Format::Json, synth::Format::Yaml];
     let mut lint_files = None;
+    let mut node_state = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--lint-repo" => lint_files = args.next().and_then(|n| n.parse().ok()),
+            "--node-state" => node_state = true,
             "--nodes" => {
                 nodes = args
                     .next()
@@ -63,6 +68,15 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(files) = lint_files {
         return lint_benchmark(&binary, files);
+    }
+    if node_state {
+        return match node_benchmark(&binary) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::ExitCode::from(2)
+            }
+        };
     }
     println!(
         "cniswap inspect benchmark ({} per run, {pods_per_node} pods per node)",
@@ -131,6 +145,128 @@ fn cniswap_binary() -> PathBuf {
     }
     let me = std::env::current_exe().unwrap_or_default();
     me.with_file_name("cniswap")
+}
+
+/// Runs a shell script inside `netns`, feeding `stdin` (used for batch files).
+fn in_netns(netns: &str, program: &str, args: &[&str], stdin: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", netns, program])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(stdin.as_bytes())
+            .map_err(|e| e.to_string())?;
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// 500 pod veths, 5,000 routes and 20,000 iptables rules of Cilium in a network namespace;
+/// times inventory and clean (each a child process, peak RSS from wait4).
+fn node_benchmark(binary: &std::path::Path) -> Result<(), String> {
+    let netns = format!("cniswap-bench-{}", std::process::id());
+    let status = Command::new("ip")
+        .args(["netns", "add", &netns])
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err("ip netns add failed (run as root)".into());
+    }
+    let root = std::env::temp_dir().join(&netns);
+    let result = (|| {
+        std::fs::create_dir_all(root.join("etc/cni/net.d")).map_err(|e| e.to_string())?;
+        std::fs::write(
+            root.join("etc/cni/net.d/05-cilium.conflist"),
+            r#"{"cniVersion":"0.3.1","name":"cilium","plugins":[{"type":"cilium-cni"}]}"#,
+        )
+        .map_err(|e| e.to_string())?;
+        let mut links = String::from(
+            "link add cilium_host type veth peer name cilium_net\nlink set cilium_host up\n",
+        );
+        for i in 0..500 {
+            links.push_str(&format!(
+                "link add lxc{i:012x} type veth peer name lxcp{i:011x}\n"
+            ));
+        }
+        in_netns(&netns, "ip", &["-batch", "-"], &links)?;
+        let routes: String = (0..5000)
+            .map(|i| {
+                format!(
+                    "route add 10.{}.{}.0/24 dev cilium_host\n",
+                    100 + i / 256,
+                    i % 256
+                )
+            })
+            .collect();
+        in_netns(&netns, "ip", &["-batch", "-"], &routes)?;
+        let mut rules = String::from(
+            "*filter\n:CILIUM_FORWARD - [0:0]\n-A FORWARD -m comment --comment \"cilium-feeder: CILIUM_FORWARD\" -j CILIUM_FORWARD\n",
+        );
+        for i in 0..20000 {
+            rules.push_str(&format!(
+                "-A CILIUM_FORWARD -s 10.{}.{}.{}/32 -j ACCEPT\n",
+                i / 65536,
+                (i / 256) % 256,
+                i % 256
+            ));
+        }
+        rules.push_str("COMMIT\n");
+        in_netns(&netns, "iptables-legacy-restore", &["--noflush"], &rules)?;
+        println!(
+            "cniswap node benchmark: 500 pod veths, 5,000 routes, 20,000 iptables rules (netns {netns})"
+        );
+        let ns = std::ffi::OsStr::new(&netns);
+        let run = |args: &[&std::ffi::OsStr]| {
+            let mut full: Vec<&std::ffi::OsStr> =
+                vec!["netns".as_ref(), "exec".as_ref(), ns, binary.as_os_str()];
+            full.extend(args);
+            measure(&PathBuf::from("ip"), &full)
+        };
+        let (seconds, rss, code) = run(&[
+            "node".as_ref(),
+            "inventory".as_ref(),
+            "-o".as_ref(),
+            "json".as_ref(),
+            "--root".as_ref(),
+            root.as_os_str(),
+        ])?;
+        println!(
+            "  inventory: {seconds:.3} s, peak RSS {} MiB (exit {code})",
+            rss / 1024
+        );
+        let backup = root.join("backup");
+        let (seconds, rss, code) = run(&[
+            "node".as_ref(),
+            "clean".as_ref(),
+            "--cni".as_ref(),
+            "cilium".as_ref(),
+            "--root".as_ref(),
+            root.as_os_str(),
+            "--backup".as_ref(),
+            backup.as_os_str(),
+        ])?;
+        println!(
+            "  clean:     {seconds:.3} s, peak RSS {} MiB (exit {code})",
+            rss / 1024
+        );
+        Ok(())
+    })();
+    let _ = Command::new("ip").args(["netns", "del", &netns]).status();
+    let _ = std::fs::remove_dir_all(&root);
+    result
 }
 
 /// Times `cniswap lint` on a generated repository: five runs, median and max wall time.

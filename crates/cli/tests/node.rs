@@ -571,6 +571,30 @@ fn inventory_labels_owners_and_the_config_containerd_loads() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("error[NOD003]"), "{text}");
     assert_eq!(out.status.code(), Some(1));
+
+    // The JSON is the snapshot's nodes/<node>.json: inspect runs the same NOD rules on it.
+    let json = node.cniswap(&["inventory", "-o", "json"]);
+    let snapshot = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(snapshot.path().join("nodes")).unwrap();
+    std::fs::write(snapshot.path().join("nodes/node-1.json"), &json.stdout).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cniswap"))
+        .args([
+            "inspect",
+            "--snapshot",
+            snapshot.path().to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rules: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"NOD003"), "{rules:?}");
 }
 
 #[test]

@@ -288,6 +288,23 @@ pub fn plan(inventory: &Inventory, options: &CleanOptions) -> Result<Plan, NodeE
             ));
             continue;
         }
+        // Deleting one end of a veth deletes the other: only when the peer is ours too.
+        if kind == "veth"
+            && let Some(peer) = item.detail["peer"].as_str()
+            && item.detail["peer_netns"].is_null()
+        {
+            let peer_is_mine = inventory
+                .items
+                .iter()
+                .any(|i| i.kind == ItemKind::Link && i.detail["name"] == peer && mine(i));
+            if !peer_is_mine {
+                plan.kept.push((
+                    item.id.clone(),
+                    format!("its veth peer {peer} is not {}'s", options.cni),
+                ));
+                continue;
+            }
+        }
         deleted_links.push(name.clone());
         link_actions.push(Action::LinkDelete {
             name,
@@ -561,23 +578,25 @@ pub fn execute(plan: &Plan, root: &Path, backup: &Path) -> Result<Vec<String>, N
             })
             .map(Action::describe),
     );
-    let links: String = plan
+    let names: Vec<&str> = plan
         .actions
         .iter()
         .filter_map(|a| match a {
-            Action::LinkDelete { name, .. } => Some(format!("link del {name}\n")),
+            Action::LinkDelete { name, .. } => Some(name.as_str()),
             _ => None,
         })
         .collect();
-    if !links.is_empty() {
-        // `-force` keeps going past a veth whose peer went first (deleting one end removes both).
-        tools::run("ip", &["-force", "-batch", "-"], Some(&links)).or_else(|e| {
-            if e.message.contains("Cannot find device") {
-                Ok(String::new())
-            } else {
-                Err(e)
-            }
-        })?;
+    if !names.is_empty() {
+        // Deleting devices one by one waits for an RCU grace period each (seconds for hundreds
+        // of veths); moving them into an unused device group and deleting the group unregisters
+        // them in one batch. The group is checked to be empty first.
+        let group = unused_link_group()?;
+        let mut batch: String = names
+            .iter()
+            .map(|n| format!("link set dev {n} group {group}\n"))
+            .collect();
+        batch.push_str(&format!("link del group {group}\n"));
+        tools::run("ip", &["-batch", "-"], Some(&batch))?;
         done.extend(
             plan.actions
                 .iter()
@@ -604,6 +623,24 @@ pub fn execute(plan: &Plan, root: &Path, backup: &Path) -> Result<Vec<String>, N
         }
     }
     Ok(done)
+}
+
+/// A device group no link uses now (groups 0-255 are left to administrators).
+fn unused_link_group() -> Result<u32, NodeError> {
+    let links: Vec<Value> =
+        serde_json::from_str(&tools::run("ip", &["-j", "link", "show"], None)?).unwrap_or_default();
+    let used: Vec<String> = links
+        .iter()
+        .filter_map(|l| l["group"].as_str().map(str::to_string))
+        .collect();
+    (40_000..41_000)
+        .find(|g| !used.contains(&g.to_string()))
+        .ok_or_else(|| {
+            NodeError::new(
+                "no free device group to batch the link deletion",
+                "delete some device groups 40000-41000",
+            )
+        })
 }
 
 /// Removes the pin's directories that belong to the same CNI once they are empty

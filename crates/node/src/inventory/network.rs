@@ -72,7 +72,9 @@ pub fn collect(items: &mut Vec<Item>, unreadable: &mut Vec<String>, flannel: Opt
                 "mtu": link.get("mtu"),
                 "address": link.get("address"),
                 "up": link.get("flags").and_then(Value::as_array).is_some_and(|f| f.iter().any(|x| x == "UP")),
-                "peer_netns": link.get("link_netnsid"),
+                                "peer_netns": link.get("link_netnsid"),
+                                "group": link.get("group"),
+                "peer": link.get("link"),
                 "info_data": data,
             }),
         });
