@@ -60,6 +60,27 @@ pub fn collect(items: &mut Vec<Item>, unreadable: &mut Vec<String>, flannel: Opt
                 .unwrap_or_default();
             id = format!("link {name} (vxlan id {vni} port {port})");
         }
+        // An XDP program on the device (`ip -d link` shows it): Cilium's and Calico's go first.
+        if let Some(xdp) = link.get("xdp") {
+            let prog = xdp
+                .pointer("/prog/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let prog_owner = if prog.starts_with("cil_") || prog.starts_with("bpf_xdp") {
+                Owner::Cilium
+            } else if prog.contains("cali") {
+                Owner::Calico
+            } else {
+                Owner::Unknown
+            };
+            items.push(Item {
+                kind: ItemKind::TcFilter,
+                id: format!("xdp program {prog} on {name}"),
+                owner: prog_owner,
+                why: format!("XDP program {prog}"),
+                detail: json!({"dev": name, "direction": "xdp", "pref": 0, "name": prog}),
+            });
+        }
         items.push(Item {
             kind: ItemKind::Link,
             id,
