@@ -474,19 +474,13 @@ pub fn execute(plan: &Plan, root: &Path, backup: &Path) -> Result<Vec<String>, N
             ..
         } = action
         {
-            tools::run(
-                "tc",
-                &[
-                    "filter",
-                    "del",
-                    "dev",
-                    dev,
-                    direction,
-                    "pref",
-                    &pref.to_string(),
-                ],
-                None,
-            )?;
+            if direction == "xdp" {
+                tools::run("ip", &["link", "set", "dev", dev, "xdp", "off"], None)?;
+            } else {
+                let pref = pref.to_string();
+                let args = ["filter", "del", "dev", dev, direction, "pref", &pref];
+                tools::run("tc", &args, None)?;
+            }
             done.push(action.describe());
         }
     }
