@@ -155,6 +155,28 @@ pub enum NodeCommand {
     },
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PlanStrategyArg {
+    Auto,
+    Fresh,
+    Cutover,
+    Rolling,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KubeProxyArg {
+    Keep,
+    Replace,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum InstallArg {
+    Helm,
+    Manifests,
+    TalosUrls,
+    Omni,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum NodeFormat {
     Text,
@@ -287,6 +309,52 @@ pub enum Command {
         /// Suppression file (default: .cniswap.yaml in the current directory, when present).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+    },
+
+    /// Plan a migration: ordered, typed steps with rollback per phase, generated files (Talos
+    /// and Omni patches, Helm values, CNI resources) and a runbook with the exact commands.
+    ///
+    /// Reads the cluster like inspect (live and read-only, or --snapshot). Without -o it prints
+    /// a summary. Error-severity preflight findings refuse the plan (exit 1) unless --force.
+    #[command(
+        after_help = "Exit codes: 0 plan written, 1 refused by error findings (see them, or --force), 2 usage or input error.\n\nExamples:\n  cniswap plan --snapshot ./snap --to cilium\n  cniswap plan --snapshot ./snap --to cilium --strategy cutover --kube-proxy replace -o ./plan\n  cniswap plan --to calico -o ./plan   # the live cluster"
+    )]
+    Plan {
+        #[command(flatten)]
+        source: SourceArgs,
+
+        /// The CNI to migrate to.
+        #[arg(long, value_enum)]
+        to: TargetCni,
+
+        /// auto picks one from the facts and says why.
+        #[arg(long, value_enum, default_value_t = PlanStrategyArg::Auto)]
+        strategy: PlanStrategyArg,
+
+        /// Keep kube-proxy, or let the target replace it (Cilium KPR, Calico eBPF). Default:
+        /// whatever the cluster does today.
+        #[arg(long, value_enum)]
+        kube_proxy: Option<KubeProxyArg>,
+
+        /// How to install the target (default: helm; Talos' built-in Flannel for Flannel on Talos).
+        #[arg(long, value_enum)]
+        install: Option<InstallArg>,
+
+        /// Extra Helm values for the target chart (merged under the settings the plan needs).
+        #[arg(long, value_name = "FILE")]
+        values: Vec<PathBuf>,
+
+        /// Nodes switched together (workers only; control planes go one by one, last).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        batch_size: usize,
+
+        /// Write plan.yaml, runbook.md and artifacts/ into DIR.
+        #[arg(short, long = "output", value_name = "DIR")]
+        output: Option<PathBuf>,
+
+        /// Write the plan despite error-severity preflight findings.
+        #[arg(long)]
+        force: bool,
     },
 
     /// The node agent: what CNIs, kube-proxy and the runtime left on this node; remove one

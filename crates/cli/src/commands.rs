@@ -29,6 +29,27 @@ pub fn dispatch(command: Command, display_name: &str) -> Result<u8, CliError> {
         }),
         Command::Explain { rule, list } => crate::lint::explain(rule.as_deref(), list),
         Command::Node(command) => crate::node::run(command),
+        Command::Plan {
+            source,
+            to,
+            strategy,
+            kube_proxy,
+            install,
+            values,
+            batch_size,
+            output,
+            force,
+        } => crate::plan::run(crate::plan::PlanArgs {
+            source,
+            to,
+            strategy,
+            kube_proxy,
+            install,
+            values,
+            batch_size,
+            output,
+            force,
+        }),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let name = if display_name.starts_with("kubectl") {

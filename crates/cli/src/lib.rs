@@ -6,6 +6,7 @@ mod commands;
 mod error;
 mod lint;
 mod node;
+mod plan;
 mod render;
 mod source;
 

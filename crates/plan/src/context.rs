@@ -1,0 +1,265 @@
+//! What the planner knows about the cluster, derived once from the snapshot and facts.
+
+use cniswap_model::{CniKind, Facts, NodeRole, PlatformKind, TalosConfigFormat};
+use cniswap_snapshot::Snapshot;
+
+/// Chart and manifest versions the generated files pin (all seen released in shared/corpus:
+/// Cilium chart 1.20.1, tigera-operator v3.32.1, Flannel v0.28.9).
+pub const CILIUM_VERSION: &str = "1.20.1";
+pub const CALICO_VERSION: &str = "v3.32.1";
+pub const FLANNEL_VERSION: &str = "v0.28.9";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyChoice {
+    Auto,
+    Fresh,
+    Cutover,
+    Rolling,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubeProxyChoice {
+    Keep,
+    Replace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallChoice {
+    Helm,
+    Manifests,
+    TalosUrls,
+    Omni,
+}
+
+impl InstallChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallChoice::Helm => "helm",
+            InstallChoice::Manifests => "manifests",
+            InstallChoice::TalosUrls => "talos-urls",
+            InstallChoice::Omni => "omni",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub target: CniKind,
+    pub strategy: StrategyChoice,
+    pub kube_proxy: Option<KubeProxyChoice>,
+    pub install: Option<InstallChoice>,
+    /// Extra Helm values for the target chart, merged under cniswap's required settings.
+    pub values: Vec<serde_json::Value>,
+    pub batch_size: usize,
+}
+
+/// A node in migration order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanNode {
+    pub name: String,
+    pub control_plane: bool,
+    pub zone: Option<String>,
+    pub ip: Option<String>,
+    /// Pods on the pod network (recreated when the node switches), `namespace/name`.
+    pub pods: Vec<String>,
+}
+
+pub struct Cluster<'a> {
+    pub facts: &'a Facts,
+    pub name: String,
+    pub talos: bool,
+    pub talos_multidoc: bool,
+    pub omni: bool,
+    pub omni_template: Option<String>,
+    pub sources: Vec<CniKind>,
+    pub nodes: Vec<PlanNode>,
+    pub pod_cidrs: Vec<String>,
+    pub kube_prism_port: Option<u16>,
+    /// The API server address an agent uses without kube-proxy when KubePrism is not there:
+    /// kubeadm's controlPlaneEndpoint, else the first control plane on 6443.
+    pub api_endpoint: Option<(String, u16)>,
+}
+
+impl<'a> Cluster<'a> {
+    pub fn new(snapshot: &'a Snapshot, facts: &'a Facts, target: CniKind) -> Self {
+        let talos = facts.platform.kind == PlatformKind::Talos || !snapshot.talos.is_empty();
+        let configs = facts
+            .talos
+            .as_ref()
+            .map(|t| t.configs.as_slice())
+            .unwrap_or_default();
+        let talos_multidoc = configs
+            .iter()
+            .any(|c| c.format == Some(TalosConfigFormat::MultiDocument))
+            || facts
+                .platform
+                .version
+                .as_deref()
+                .and_then(minor)
+                .is_some_and(|m| m >= 14);
+        let omni = facts.platform.omni
+            || snapshot
+                .talos
+                .iter()
+                .any(|t| t.summary.kind.starts_with("omni"));
+        let omni_template = snapshot.omni_templates.first().map(|t| t.file.clone());
+        let name = snapshot
+            .omni_templates
+            .iter()
+            .find_map(|t| t.cluster.clone())
+            .or_else(|| snapshot.talos.iter().find_map(|t| t.omni_cluster.clone()))
+            .unwrap_or_else(|| "cluster".to_string());
+        let sources: Vec<CniKind> = facts
+            .cnis
+            .iter()
+            .filter(|c| c.running && c.kind != target)
+            .map(|c| c.kind)
+            .collect();
+        let mut nodes: Vec<PlanNode> = facts
+            .nodes
+            .iter()
+            .map(|n| PlanNode {
+                name: n.name.clone(),
+                control_plane: n.roles.contains(&NodeRole::ControlPlane),
+                zone: n.zone.clone(),
+                ip: n.internal_ip.clone(),
+                pods: snapshot
+                    .objects
+                    .pods
+                    .iter()
+                    .filter(|p| {
+                        p.spec.node_name.as_deref() == Some(n.name.as_str()) && !p.spec.host_network
+                    })
+                    .map(|p| format!("{}/{}", p.metadata.namespace(), p.metadata.name))
+                    .collect(),
+            })
+            .collect();
+        nodes = crate::order::migration_order(nodes);
+        // The cluster's own pod range (not CNI pools, not node allocations).
+        let cidr = |v: &[cniswap_model::SourcedCidr], pool: bool| -> Vec<String> {
+            let mut out: Vec<String> = v
+                .iter()
+                .filter(|c| {
+                    pool || (!c.source.ends_with(" pool") && !c.source.starts_with("node "))
+                })
+                .map(|c| c.cidr.clone())
+                .collect();
+            out.sort();
+            out.dedup();
+            out
+        };
+        let effective = |get: &dyn Fn(&cniswap_model::TalosConfigFacts) -> Option<String>| {
+            configs
+                .iter()
+                .filter(|c| c.kind == "full")
+                .find_map(get)
+                .or_else(|| configs.iter().rev().find_map(get))
+        };
+        let kube_prism_port = effective(&|c| {
+            (c.kube_prism_enabled == Some(true))
+                .then(|| c.kube_prism_port.unwrap_or(7445).to_string())
+        })
+        .and_then(|p| p.parse().ok())
+        .or(if talos { Some(7445) } else { None });
+        Cluster {
+            facts,
+            name,
+            talos,
+            talos_multidoc,
+            omni,
+            omni_template,
+            sources,
+            pod_cidrs: cidr(&facts.cidrs.pod, false),
+            kube_prism_port,
+            api_endpoint: api_endpoint(snapshot, &nodes),
+            nodes,
+        }
+    }
+
+    /// Everything that allocates pod addresses now (cluster CIDR and CNI pools).
+    pub fn used_cidrs(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .facts
+            .cidrs
+            .pod
+            .iter()
+            .chain(&self.facts.cidrs.service)
+            .map(|c| c.cidr.clone())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// The platform as plan.yaml names it.
+    pub fn platform(&self) -> String {
+        match (self.talos, self.omni) {
+            (true, true) => format!("talos ({}) via omni", self.talos_format()),
+            (true, false) => format!("talos ({})", self.talos_format()),
+            _ => self.facts.platform.kind.to_string(),
+        }
+    }
+
+    pub fn talos_format(&self) -> &'static str {
+        if self.talos_multidoc {
+            "1.14 multi-document"
+        } else {
+            "v1alpha1"
+        }
+    }
+
+    pub fn control_planes(&self) -> Vec<&PlanNode> {
+        self.nodes.iter().filter(|n| n.control_plane).collect()
+    }
+
+    pub fn workers(&self) -> Vec<&PlanNode> {
+        self.nodes.iter().filter(|n| !n.control_plane).collect()
+    }
+
+    /// How talosctl addresses nodes: their IP when known, else their name.
+    pub fn talos_target(nodes: &[&PlanNode]) -> String {
+        nodes
+            .iter()
+            .map(|n| n.ip.clone().unwrap_or_else(|| n.name.clone()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The running DaemonSet of a CNI (namespace, name).
+    pub fn daemonset_of(&self, cni: CniKind) -> Option<(String, String)> {
+        let facts = self.facts.cnis.iter().find(|c| c.kind == cni)?;
+        let (ns, name) = facts.daemonset.as_deref()?.split_once('/')?;
+        Some((ns.to_string(), name.to_string()))
+    }
+}
+
+fn minor(version: &str) -> Option<u32> {
+    version
+        .trim_start_matches('v')
+        .split('.')
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn api_endpoint(snapshot: &Snapshot, nodes: &[PlanNode]) -> Option<(String, u16)> {
+    let kubeadm = snapshot
+        .objects
+        .config_map("kube-system", "kubeadm-config")
+        .and_then(|cm| cm.data.get("ClusterConfiguration"))
+        .and_then(|text| {
+            let line = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("controlPlaneEndpoint:"))?;
+            let value = line.trim().trim_matches('"');
+            let (host, port) = value.rsplit_once(':').unwrap_or((value, "6443"));
+            Some((host.to_string(), port.parse().unwrap_or(6443)))
+        });
+    kubeadm.or_else(|| {
+        nodes
+            .iter()
+            .find(|n| n.control_plane)
+            .and_then(|n| n.ip.clone())
+            .map(|ip| (ip, 6443))
+    })
+}

@@ -1,0 +1,228 @@
+//! Installing (and uninstalling) the target CNI with its final or migration settings.
+
+use crate::artifacts::{calico, cilium, flannel, talos};
+use crate::context::{CALICO_VERSION, CILIUM_VERSION, InstallChoice};
+use crate::model::Action;
+use crate::strategies::{Builder, S, s};
+use cniswap_model::CniKind;
+
+/// (namespace, DaemonSet) of a CNI's agent as cniswap installs it.
+pub fn agent_daemonset(cni: CniKind) -> (&'static str, &'static str) {
+    match cni {
+        CniKind::Cilium => ("kube-system", "cilium"),
+        CniKind::Calico => ("calico-system", "calico-node"),
+        _ => ("kube-flannel", "kube-flannel-ds"),
+    }
+}
+
+pub fn agent_selector(cni: CniKind) -> &'static str {
+    match cni {
+        CniKind::Cilium => "k8s-app=cilium",
+        CniKind::Calico => "k8s-app=calico-node",
+        _ => "app=flannel",
+    }
+}
+
+/// The cluster pod CIDR the target should use (cutover and fresh keep it).
+pub fn cluster_pod_cidr(b: &Builder) -> String {
+    b.cluster
+        .pod_cidrs
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "10.244.0.0/16".into())
+}
+
+/// Steps that install the target with its final values, and the rollback.
+/// `pool`: a migration pool that the final values must keep (rolling to Cilium).
+pub fn target(b: &mut Builder, pool: Option<&str>) -> (Vec<S>, Vec<S>) {
+    match b.options.target {
+        CniKind::Cilium => {
+            let values =
+                cilium::final_values(b.cluster, b.replace_kube_proxy, &b.options.values, pool);
+            let file = cilium::write_values(
+                &mut b.artifacts,
+                "values-final.yaml",
+                "Cilium Helm values once Cilium is the only CNI",
+                &values,
+            );
+            (
+                vec![helm_cilium(&file, "Install Cilium with its final values.")],
+                vec![helm_uninstall("cilium", "kube-system")],
+            )
+        }
+        CniKind::Calico => {
+            let bpf = b.replace_kube_proxy;
+            let pod_cidr = pool.map_or_else(|| cluster_pod_cidr(b), str::to_string);
+            let values = calico::operator_values(b.cluster, &pod_cidr, bpf, &b.options.values);
+            let file = b.artifacts.add_yaml(
+                "calico/values.yaml",
+                "tigera-operator chart values (the Installation)",
+                &values,
+            );
+            let mut steps = Vec::new();
+            if bpf {
+                let cm = b.artifacts.add_yaml(
+                    "calico/kubernetes-services-endpoint.yaml",
+                    "Where Calico reaches the API server without kube-proxy (create before the operator)",
+                    &calico::services_endpoint(b.cluster),
+                );
+                steps.push(s(
+                    Action::ApplyManifest { file: cm.clone() },
+                    "Create the kubernetes-services-endpoint ConfigMap before the operator starts.",
+                    vec!["kubectl create namespace tigera-operator --dry-run=client -o yaml | kubectl apply -f -".into(), format!("kubectl apply -f {cm}")],
+                    "`kubectl -n tigera-operator get cm kubernetes-services-endpoint` exists",
+                    60,
+                ));
+                if b.cluster.talos {
+                    let felix = b.artifacts.add_yaml(
+                        "calico/felixconfiguration.yaml",
+                        "Felix on Talos: cgroup v2 is at /sys/fs/cgroup",
+                        &calico::felix_configuration(),
+                    );
+                    steps.push(s(
+                        Action::ApplyManifest {
+                            file: felix.clone(),
+                        },
+                        "Point Felix at Talos' cgroup2 mount (calico#7892).",
+                        vec![format!("kubectl apply -f {felix}")],
+                        "`kubectl get felixconfiguration default -o yaml` shows cgroupV2Path",
+                        60,
+                    ));
+                }
+            }
+            steps.push(s(
+                Action::HelmUpgrade { release: "calico".into(), namespace: "tigera-operator".into(), chart: format!("projectcalico/tigera-operator@{CALICO_VERSION}"), values: vec![file.clone()] },
+                "Install the Tigera operator and Calico.",
+                vec![
+                    "helm repo add projectcalico https://docs.tigera.io/calico/charts".into(),
+                    format!("helm upgrade --install calico projectcalico/tigera-operator --version {CALICO_VERSION} -n tigera-operator --create-namespace -f {file}"),
+                    "kubectl wait --for=condition=Available tigerastatus/calico --timeout=10m".into(),
+                ],
+                "`kubectl get tigerastatus calico` is Available and not Degraded",
+                900,
+            ));
+            (steps, vec![helm_uninstall("calico", "tigera-operator")])
+        }
+        _ => {
+            if b.cluster.talos {
+                let patch = talos::enable_flannel(b.cluster);
+                let (mut apply, mut undo) =
+                    b.talos_patch(&patch, "Talos deploys its built-in Flannel (VXLAN 4789)");
+                // Talos never deletes what it rendered: undoing the patch leaves the DaemonSet.
+                let backup = "backups/kube-system-kube-flannel.yaml".to_string();
+                undo.push(s(
+                    Action::DeleteObject {
+                        kind: "DaemonSet".into(),
+                        namespace: Some("kube-system".into()),
+                        name: "kube-flannel".into(),
+                        backup: backup.clone(),
+                    },
+                    "Back up and delete the kube-flannel DaemonSet Talos created.",
+                    vec![
+                        format!(
+                            "kubectl -n kube-system get daemonset kube-flannel -o yaml > {backup}"
+                        ),
+                        "kubectl -n kube-system delete daemonset kube-flannel".into(),
+                    ],
+                    "`kubectl -n kube-system get ds kube-flannel` says NotFound",
+                    300,
+                ));
+                apply.push(s(
+                    Action::WaitDaemonSetReady {
+                        namespace: "kube-system".into(),
+                        name: "kube-flannel".into(),
+                        node: None,
+                    },
+                    "Wait until Talos' Flannel runs on every node.",
+                    vec![
+                        "kubectl -n kube-system rollout status ds/kube-flannel --timeout=10m"
+                            .into(),
+                    ],
+                    "kube-system/kube-flannel is fully ready",
+                    600,
+                ));
+                (apply, undo)
+            } else {
+                let network = cluster_pod_cidr(b);
+                let cm = b.artifacts.add_yaml(
+                    "flannel/kube-flannel-cfg.yaml",
+                    "Flannel network config for this cluster",
+                    &flannel::config_map(&network, 8472),
+                );
+                let url = flannel::manifest_url();
+                (
+                    vec![s(
+                        Action::ApplyManifest { file: url.clone() },
+                        "Install Flannel (pinned release) with this cluster's network.",
+                        vec![
+                            format!("kubectl apply -f {url}"),
+                            format!("kubectl apply -f {cm}"),
+                            "kubectl -n kube-flannel rollout restart ds/kube-flannel-ds".into(),
+                            "kubectl -n kube-flannel rollout status ds/kube-flannel-ds --timeout=10m".into(),
+                        ],
+                        "kube-flannel/kube-flannel-ds is fully ready",
+                        600,
+                    )],
+                    vec![s(
+                        Action::DeleteObject { kind: "Manifest".into(), namespace: Some("kube-flannel".into()), name: url.clone(), backup: "backups/kube-flannel-installed.yaml".into() },
+                        "Remove Flannel.",
+                        vec![
+                            "kubectl -n kube-flannel get all,cm -o yaml > backups/kube-flannel-installed.yaml".into(),
+                            format!("kubectl delete -f {url}"),
+                        ],
+                        "namespace kube-flannel is gone",
+                        300,
+                    )],
+                )
+            }
+        }
+    }
+}
+
+pub fn helm_cilium(values: &str, description: &str) -> S {
+    s(
+        Action::HelmUpgrade {
+            release: "cilium".into(),
+            namespace: "kube-system".into(),
+            chart: format!("cilium/cilium@{CILIUM_VERSION}"),
+            values: vec![values.to_string()],
+        },
+        description,
+        vec![
+            "helm repo add cilium https://helm.cilium.io".into(),
+            format!(
+                "helm upgrade --install cilium cilium/cilium --version {CILIUM_VERSION} -n kube-system -f {values}"
+            ),
+            "kubectl -n kube-system rollout status ds/cilium --timeout=10m".into(),
+        ],
+        "`helm -n kube-system status cilium` is deployed with these values and ds/cilium is ready",
+        900,
+    )
+}
+
+pub fn helm_uninstall(release: &str, namespace: &str) -> S {
+    s(
+        Action::HelmRollback {
+            release: release.into(),
+            namespace: namespace.into(),
+        },
+        format!("Uninstall (or roll back) the {release} release."),
+        vec![
+            format!("helm -n {namespace} history {release}"),
+            format!(
+                "helm -n {namespace} uninstall {release}  # or: helm -n {namespace} rollback {release} <revision>"
+            ),
+        ],
+        format!("`helm -n {namespace} status {release}` shows the previous state"),
+        600,
+    )
+}
+
+/// Install method the plan uses, and why.
+pub fn method(b: &Builder) -> InstallChoice {
+    b.options.install.unwrap_or(match b.options.target {
+        CniKind::Flannel if b.cluster.talos => InstallChoice::TalosUrls,
+        CniKind::Flannel => InstallChoice::Manifests,
+        _ => InstallChoice::Helm,
+    })
+}

@@ -1,0 +1,296 @@
+//! The planner: facts + target -> a reviewable plan (plan.yaml), generated artifacts and a
+//! runbook for people (runbook.md). Pure: no cluster access; `cniswap apply` executes plans.
+
+mod artifacts;
+mod context;
+mod install;
+mod model;
+mod order;
+mod runbook;
+mod strategies;
+
+pub use context::{
+    CALICO_VERSION, CILIUM_VERSION, FLANNEL_VERSION, InstallChoice, KubeProxyChoice, PlanOptions,
+    StrategyChoice,
+};
+pub use model::*;
+pub use runbook::render as runbook;
+
+use cniswap_model::{CniKind, Facts, Severity};
+use cniswap_snapshot::Snapshot;
+use context::Cluster;
+
+/// The plan and its files (`plan.yaml`, `runbook.md`, `artifacts/...`).
+pub struct Output {
+    pub plan: Plan,
+    /// (path relative to the plan directory, content)
+    pub files: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+pub struct PlanError {
+    pub message: String,
+    pub help: String,
+}
+
+fn error(message: impl Into<String>, help: impl Into<String>) -> PlanError {
+    PlanError {
+        message: message.into(),
+        help: help.into(),
+    }
+}
+
+pub(crate) fn overlap(a: &str, b: &str) -> bool {
+    match (a.parse::<ipnet::IpNet>(), b.parse::<ipnet::IpNet>()) {
+        (Ok(a), Ok(b)) => a.contains(&b.network()) || b.contains(&a.network()),
+        _ => false,
+    }
+}
+
+/// Picks the strategy: not bootstrapped -> fresh; one node -> cutover; rolling when its
+/// prerequisites hold; cutover otherwise. Returns the strategy and why.
+fn choose_strategy(
+    cluster: &Cluster,
+    options: &PlanOptions,
+) -> Result<(StrategyChoice, String), PlanError> {
+    let rolling = strategies::rolling::prerequisites(cluster, options.target);
+    match options.strategy {
+        StrategyChoice::Auto => Ok(if cluster.nodes.is_empty() {
+            (
+                StrategyChoice::Fresh,
+                "no nodes in the snapshot: the cluster is not bootstrapped yet".into(),
+            )
+        } else if cluster.nodes.len() == 1 {
+            (
+                StrategyChoice::Cutover,
+                "a single node cannot keep a pod network while it switches (MIG008)".into(),
+            )
+        } else {
+            match rolling {
+                Ok(why) => (StrategyChoice::Rolling, why),
+                Err(why) => (
+                    StrategyChoice::Cutover,
+                    format!("rolling is not possible: {why}"),
+                ),
+            }
+        }),
+        StrategyChoice::Rolling => {
+            rolling
+                .map(|why| (StrategyChoice::Rolling, why))
+                .map_err(|why| {
+                    error(
+                        format!("--strategy rolling is not possible here: {why}"),
+                        "use --strategy cutover (or auto)",
+                    )
+                })
+        }
+        StrategyChoice::Cutover => Ok((
+            StrategyChoice::Cutover,
+            "requested with --strategy cutover".into(),
+        )),
+        StrategyChoice::Fresh => Ok((
+            StrategyChoice::Fresh,
+            "requested with --strategy fresh".into(),
+        )),
+    }
+}
+
+pub fn plan(
+    snapshot: &Snapshot,
+    facts: &Facts,
+    options: &PlanOptions,
+) -> Result<Output, PlanError> {
+    let target = options.target;
+    if !target.is_target() {
+        return Err(error(
+            format!("{target} is a source only"),
+            "plan --to flannel, calico or cilium",
+        ));
+    }
+    let cluster = Cluster::new(snapshot, facts, target);
+    if cluster.sources.is_empty()
+        && !cluster.nodes.is_empty()
+        && facts.cnis.iter().any(|c| c.kind == target && c.running)
+    {
+        return Err(error(
+            format!("{target} already is the cluster's only CNI"),
+            "nothing to migrate; `cniswap inspect` shows the state",
+        ));
+    }
+    let (strategy, strategy_reason) = choose_strategy(&cluster, options)?;
+    let replace_kube_proxy = match options.kube_proxy {
+        Some(KubeProxyChoice::Replace) => true,
+        Some(KubeProxyChoice::Keep) => false,
+        // Keep what the cluster does today: a cluster without kube-proxy needs a replacement.
+        None => !facts.kube_proxy.present && !cluster.nodes.is_empty(),
+    };
+    if replace_kube_proxy && target == CniKind::Flannel {
+        return Err(error(
+            "Flannel cannot replace kube-proxy (TAL004)",
+            "use --kube-proxy keep, or migrate to Cilium or Calico",
+        ));
+    }
+    let strategy_options = PlanOptions {
+        strategy,
+        ..options.clone()
+    };
+    let mut builder = strategies::Builder::new(&cluster, &strategy_options, replace_kube_proxy);
+
+    let lint_target = cniswap_lint::Target {
+        cni: Some(target),
+        strategy: Some(match strategy {
+            StrategyChoice::Fresh => cniswap_lint::Strategy::Fresh,
+            StrategyChoice::Cutover => cniswap_lint::Strategy::Cutover,
+            _ => cniswap_lint::Strategy::Rolling,
+        }),
+        estimated_outage_minutes: None,
+    };
+    let mut estimates = estimate(&cluster, strategy);
+    let preflight = cniswap_lint::lint(
+        snapshot,
+        facts,
+        cniswap_lint::Target {
+            estimated_outage_minutes: Some(estimates.longest_outage_minutes),
+            ..lint_target
+        },
+        &cniswap_lint::SuppressionConfig::default(),
+    )
+    .findings;
+    estimates.exceeds_token_lifetime = preflight.iter().any(|f| f.rule == "MIG009");
+
+    builder.preflight(&preflight);
+    match strategy {
+        StrategyChoice::Fresh => strategies::fresh::build(&mut builder),
+        StrategyChoice::Cutover => strategies::cutover::build(&mut builder),
+        _ => strategies::rolling::build(&mut builder),
+    }
+    builder.phase(
+        "Verify",
+        "The cluster works on the target: pod-to-pod across nodes, Services, DNS, NetworkPolicy.",
+        vec![strategies::s(
+            Action::Verify { check: "connectivity, DNS, policies".into() },
+            "Run the checks on the migrated cluster.",
+            vec![
+                "kubectl get nodes -o wide; kubectl get pods -A -o wide | grep -v Running".into(),
+                "kubectl run dns-check --rm -it --image=busybox:1.36 --restart=Never -- nslookup kubernetes.default".into(),
+                "cniswap inspect".into(),
+            ],
+            "all nodes Ready, no pod stuck, DNS answers, no error finding",
+            900,
+        )],
+        vec![strategies::s(
+            Action::Verify { check: "nothing to undo".into() },
+            "Verification changes nothing.",
+            vec![],
+            "n/a",
+            0,
+        )],
+    );
+
+    let install = install::method(&builder);
+    let strategies::Builder {
+        artifacts, phases, ..
+    } = builder;
+    let plan = Plan {
+        schema_version: PLAN_SCHEMA_VERSION,
+        cluster: cluster.name.clone(),
+        platform: cluster.platform(),
+        from: cluster.sources.iter().map(|c| c.to_string()).collect(),
+        to: target.to_string(),
+        strategy: match strategy {
+            StrategyChoice::Fresh => "fresh",
+            StrategyChoice::Cutover => "cutover",
+            _ => "rolling",
+        }
+        .into(),
+        strategy_reason,
+        kube_proxy: if replace_kube_proxy {
+            "replace"
+        } else {
+            "keep"
+        }
+        .into(),
+        install: if target == CniKind::Flannel && cluster.talos {
+            "talos (built-in Flannel)".into()
+        } else {
+            install.as_str().into()
+        },
+        preflight,
+        estimates,
+        phases,
+        artifacts: artifacts
+            .files
+            .iter()
+            .map(|(p, _, d)| Artifact {
+                path: p.clone(),
+                description: d.clone(),
+            })
+            .collect(),
+    };
+    let mut files: Vec<(String, String)> = artifacts
+        .files
+        .into_iter()
+        .map(|(p, t, _)| (p, t))
+        .collect();
+    files.push((
+        "plan.yaml".into(),
+        serde_saphyr::to_string(&plan).unwrap_or_default(),
+    ));
+    files.push(("runbook.md".into(), runbook::render(&plan)));
+    Ok(Output { plan, files })
+}
+
+/// Whether the plan must be refused without --force.
+pub fn has_errors(plan: &Plan) -> bool {
+    plan.preflight.iter().any(|f| f.severity == Severity::Error)
+}
+
+/// Per-node and total estimates (stated assumptions, not measurements).
+fn estimate(cluster: &Cluster, strategy: StrategyChoice) -> Estimates {
+    let talos_reboot = if cluster.talos { 180 } else { 240 };
+    let mut per_node = Vec::new();
+    let mut total: u32 = 600; // install and finish
+    for node in &cluster.nodes {
+        let pods = node.pods.len();
+        let pods_u32 = u32::try_from(pods).unwrap_or(u32::MAX);
+        let interruption = match strategy {
+            // Drained pods restart elsewhere; each is down for about its restart.
+            StrategyChoice::Rolling => 30 + pods_u32.min(60),
+            _ => 60 + 2 * pods_u32,
+        };
+        total = total.saturating_add(match strategy {
+            StrategyChoice::Rolling => 120 + talos_reboot + 5 * pods_u32,
+            _ => 90 + 2 * pods_u32,
+        });
+        per_node.push(NodeEstimate {
+            node: node.name.clone(),
+            role: if node.control_plane {
+                "control-plane".into()
+            } else {
+                "worker".into()
+            },
+            pods_recreated: pods,
+            interruption_seconds: interruption,
+        });
+    }
+    let longest = match strategy {
+        // Cutover: from stopping the old CNI until the last batch is switched.
+        StrategyChoice::Cutover => total,
+        _ => per_node
+            .iter()
+            .map(|n| n.interruption_seconds)
+            .max()
+            .unwrap_or(0),
+    };
+    Estimates {
+        per_node,
+        total_minutes: total.div_ceil(60),
+        longest_outage_minutes: longest.div_ceil(60),
+        exceeds_token_lifetime: false,
+        assumptions: vec![
+            "rolling: drain, agent restart and reboot take about 2 min plus 5 s per pod per node; a drained pod is down for its restart (30 s + up to 60 s)".into(),
+            format!("reboot: {talos_reboot} s"),
+            "cutover: the whole cluster's pod network is down from \"Stop the old CNI\" until the last node is switched".into(),
+        ],
+    }
+}

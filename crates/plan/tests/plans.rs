@@ -1,0 +1,401 @@
+//! Plans for the example snapshots: golden plan.yaml and runbook.md, artifacts that lint clean,
+//! and invariants over generated clusters (rollback for every phase, backups before deletes,
+//! kube-proxy never removed without a replacement, control planes last).
+
+#![allow(clippy::unwrap_used)] // test helpers may panic: a panic is a failed test
+
+use cniswap_model::{CniKind, Severity};
+use cniswap_plan::{Action, KubeProxyChoice, Plan, PlanOptions, StrategyChoice};
+use std::path::{Path, PathBuf};
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn options(target: CniKind, strategy: StrategyChoice) -> PlanOptions {
+    PlanOptions {
+        target,
+        strategy,
+        kube_proxy: None,
+        install: None,
+        values: Vec::new(),
+        batch_size: 1,
+    }
+}
+
+fn plan_for(
+    snapshot: &cniswap_snapshot::Snapshot,
+    options: &PlanOptions,
+) -> Option<cniswap_plan::Output> {
+    let facts = cniswap_facts::detect(snapshot);
+    cniswap_plan::plan(snapshot, &facts, options).ok()
+}
+
+const CASES: &[(&str, CniKind)] = &[
+    ("talos-flannel-homelab", CniKind::Cilium),
+    ("talos-flannel-homelab", CniKind::Calico),
+    ("talos-1.14-multidoc", CniKind::Cilium),
+    ("talos-1.14-multidoc", CniKind::Calico),
+    ("kubeadm-calico-vxlan", CniKind::Cilium),
+    ("kubeadm-calico-vxlan", CniKind::Flannel),
+    ("talos-flannel-to-cilium-half-migrated", CniKind::Cilium),
+    ("talos-flannel-to-cilium-half-migrated", CniKind::Flannel),
+];
+
+#[test]
+fn golden_plans_and_runbooks_for_the_examples() {
+    for (example, target) in CASES {
+        let snapshot = cniswap_snapshot::load(&examples().join(example)).unwrap();
+        let output = plan_for(&snapshot, &options(*target, StrategyChoice::Auto)).unwrap();
+        let file = |name: &str| {
+            output
+                .files
+                .iter()
+                .find(|(p, _)| p == name)
+                .unwrap()
+                .1
+                .clone()
+        };
+        insta::assert_snapshot!(format!("{example}-to-{target}-plan"), file("plan.yaml"));
+        insta::assert_snapshot!(format!("{example}-to-{target}-runbook"), file("runbook.md"));
+    }
+}
+
+/// Lints every generated file in the state it is applied in: migration files against the
+/// cluster with the planned strategy; final values as the state after the switch; rollback
+/// patches as a return to the source CNI.
+fn assert_artifacts_lint_clean(example: &str, output: &cniswap_plan::Output) {
+    let plan = &output.plan;
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in &output.files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let target: CniKind = serde_json::from_value(serde_json::json!(plan.to)).unwrap();
+    let source: Option<CniKind> = plan
+        .from
+        .first()
+        .map(|s| serde_json::from_value(serde_json::json!(s)).unwrap());
+    let strategy = match plan.strategy.as_str() {
+        "fresh" => cniswap_lint::Strategy::Fresh,
+        "cutover" => cniswap_lint::Strategy::Cutover,
+        _ => cniswap_lint::Strategy::Rolling,
+    };
+    for artifact in &plan.artifacts {
+        let file = dir.path().join(&artifact.path);
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        // Patches that stop the old CNI are applied together with the steps that delete what
+        // Talos leaves (TAL002/TAL003 are the plan's next steps): check them on their own.
+        let with_follow_up = artifact.path.contains("/talos/") || artifact.path.contains("/omni/");
+        let (mut snapshot, lint_target) = if name.starts_with("rollback-") {
+            (
+                cniswap_snapshot::Snapshot::default(),
+                cniswap_lint::Target {
+                    cni: source,
+                    ..Default::default()
+                },
+            )
+        } else if name.contains("final") || with_follow_up {
+            (
+                cniswap_snapshot::Snapshot::default(),
+                cniswap_lint::Target {
+                    cni: Some(target),
+                    ..Default::default()
+                },
+            )
+        } else {
+            (
+                cniswap_snapshot::load(&examples().join(example)).unwrap(),
+                cniswap_lint::Target {
+                    cni: Some(target),
+                    strategy: Some(strategy),
+                    estimated_outage_minutes: None,
+                },
+            )
+        };
+        cniswap_snapshot::load_paths(&mut snapshot, std::slice::from_ref(&file)).unwrap();
+        let facts = cniswap_facts::detect(&snapshot);
+        let result = cniswap_lint::lint(
+            &snapshot,
+            &facts,
+            lint_target,
+            &cniswap_lint::SuppressionConfig::default(),
+        );
+        let bad: Vec<String> = result
+            .findings
+            .iter()
+            .filter(|f| f.severity >= Severity::Warning)
+            // The generated values replace the cluster's current values on purpose (the plan's
+            // helm upgrade); CIL018 compares the two and reports that they differ.
+            .filter(|f| f.rule != "CIL018")
+            .filter(|f| {
+                f.location
+                    .as_ref()
+                    .is_some_and(|l| l.file.ends_with(&artifact.path))
+            })
+            .map(|f| {
+                format!(
+                    "{} {}: {}",
+                    f.rule,
+                    f.location.as_ref().unwrap().line,
+                    f.message
+                )
+            })
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "{example} -> {target} ({}): {} does not lint clean:\n{}",
+            plan.strategy,
+            artifact.path,
+            bad.join("\n")
+        );
+    }
+}
+
+#[test]
+fn every_generated_file_lints_clean_for_every_strategy() {
+    for (example, target) in CASES {
+        let snapshot = cniswap_snapshot::load(&examples().join(example)).unwrap();
+        for strategy in [
+            StrategyChoice::Auto,
+            StrategyChoice::Cutover,
+            StrategyChoice::Rolling,
+            StrategyChoice::Fresh,
+        ] {
+            for kube_proxy in [KubeProxyChoice::Keep, KubeProxyChoice::Replace] {
+                if kube_proxy == KubeProxyChoice::Replace && *target == CniKind::Flannel {
+                    continue;
+                }
+                let opts = PlanOptions {
+                    kube_proxy: Some(kube_proxy),
+                    ..options(*target, strategy)
+                };
+                let Some(output) = plan_for(&snapshot, &opts) else {
+                    continue;
+                };
+                assert_invariants(&output.plan);
+                assert_artifacts_lint_clean(example, &output);
+            }
+        }
+    }
+}
+
+#[test]
+fn talos_patches_follow_the_config_format() {
+    let v1 = cniswap_snapshot::load(&examples().join("talos-flannel-homelab")).unwrap();
+    let out = plan_for(&v1, &options(CniKind::Cilium, StrategyChoice::Cutover)).unwrap();
+    let patch = &out
+        .files
+        .iter()
+        .find(|(p, _)| p == "artifacts/talos/disable-flannel.yaml")
+        .unwrap()
+        .1;
+    assert!(
+        patch.contains("name: none") && !patch.contains("KubeFlannelCNIConfig"),
+        "{patch}"
+    );
+
+    let multidoc = cniswap_snapshot::load(&examples().join("talos-1.14-multidoc")).unwrap();
+    let opts = PlanOptions {
+        kube_proxy: Some(KubeProxyChoice::Replace),
+        ..options(CniKind::Cilium, StrategyChoice::Cutover)
+    };
+    let out = plan_for(&multidoc, &opts).unwrap();
+    let patch = &out
+        .files
+        .iter()
+        .find(|(p, _)| p == "artifacts/talos/disable-flannel.yaml")
+        .unwrap()
+        .1;
+    assert!(
+        patch.contains("kind: KubeFlannelCNIConfig") && patch.contains("$patch: delete"),
+        "{patch}"
+    );
+    let proxy = &out
+        .files
+        .iter()
+        .find(|(p, _)| p == "artifacts/talos/disable-kube-proxy.yaml")
+        .unwrap()
+        .1;
+    assert!(
+        proxy.contains("kind: KubeProxyConfig") && proxy.contains("enabled: false"),
+        "{proxy}"
+    );
+    let values = &out
+        .files
+        .iter()
+        .find(|(p, _)| p == "artifacts/cilium/values-final.yaml")
+        .unwrap()
+        .1;
+    assert!(
+        values.contains("kubeProxyReplacement: true") && values.contains("k8sServicePort: 7445"),
+        "{values}"
+    );
+}
+
+/// The properties every plan keeps.
+fn assert_invariants(plan: &Plan) {
+    let all: Vec<&cniswap_plan::Step> = plan.phases.iter().flat_map(|p| &p.steps).collect();
+    for phase in &plan.phases {
+        assert!(
+            !phase.rollback.is_empty(),
+            "phase {} has no rollback",
+            phase.name
+        );
+    }
+    for step in plan
+        .phases
+        .iter()
+        .flat_map(|p| p.steps.iter().chain(&p.rollback))
+    {
+        if let Action::DeleteObject { backup, .. } = &step.action {
+            let saved = step
+                .commands
+                .iter()
+                .position(|c| c.contains(&format!("> {backup}")));
+            let deleted = step.commands.iter().position(|c| c.contains(" delete "));
+            let generated = backup.starts_with("artifacts/");
+            assert!(
+                generated || saved.is_some_and(|s| deleted.is_none_or(|d| s < d)),
+                "{} deletes without backing up first: {:?}",
+                step.id,
+                step.commands
+            );
+        }
+    }
+    let removes_kube_proxy = all.iter().any(|s| matches!(&s.action, Action::DeleteObject { name, .. } if name == "kube-proxy"))
+        || all.iter().any(|s| matches!(&s.action, Action::TalosPatch { file, .. } if file.ends_with("disable-kube-proxy.yaml")));
+    if removes_kube_proxy {
+        assert_eq!(plan.kube_proxy, "replace");
+        assert_ne!(
+            plan.to, "flannel",
+            "kube-proxy removed with Flannel as the target"
+        );
+    }
+    // Control planes after workers in every per-node sequence.
+    let node_order: Vec<(&str, bool)> = all
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Drain { node }
+            | Action::NodeClean { node, .. }
+            | Action::RecreatePods { node } => Some(node.as_str()),
+            _ => None,
+        })
+        .map(|n| {
+            (
+                n,
+                plan.estimates
+                    .per_node
+                    .iter()
+                    .any(|e| e.node == n && e.role == "control-plane"),
+            )
+        })
+        .collect();
+    for phase in &plan.phases {
+        let mut seen_control_plane = false;
+        for step in &phase.steps {
+            if let Action::Drain { node } | Action::RecreatePods { node } = &step.action {
+                let cp = node_order.iter().any(|(n, cp)| n == node && *cp);
+                assert!(
+                    cp || !seen_control_plane,
+                    "worker {node} after a control plane in {}",
+                    phase.name
+                );
+                seen_control_plane |= cp;
+            }
+        }
+    }
+}
+
+mod generated {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A kubectl-shaped cluster: `workers` + `control_planes` nodes over `zones` zones, the
+    /// source CNI's DaemonSet and agent pods, an app pod per node, maybe kube-proxy.
+    fn cluster_yaml(
+        source: CniKind,
+        control_planes: usize,
+        workers: usize,
+        zones: usize,
+        kube_proxy: bool,
+    ) -> String {
+        let (ns, ds, image) = match source {
+            CniKind::Calico => (
+                "calico-system",
+                "calico-node",
+                "quay.io/calico/node:v3.29.1",
+            ),
+            CniKind::Cilium => ("kube-system", "cilium", "quay.io/cilium/cilium:v1.16.5"),
+            _ => (
+                "kube-flannel",
+                "kube-flannel-ds",
+                "ghcr.io/flannel-io/flannel:v0.25.1",
+            ),
+        };
+        let mut out = String::new();
+        let total = control_planes + workers;
+        let mut daemonsets = vec![(ns, ds, image)];
+        if kube_proxy {
+            daemonsets.push((
+                "kube-system",
+                "kube-proxy",
+                "registry.k8s.io/kube-proxy:v1.33.2",
+            ));
+        }
+        for i in 0..total {
+            let role = if i < control_planes {
+                "    node-role.kubernetes.io/control-plane: \"\"\n"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "apiVersion: v1\nkind: Node\nmetadata:\n  name: n{i}\n  labels:\n{role}    topology.kubernetes.io/zone: z{}\nspec:\n  podCIDR: 10.244.{i}.0/24\nstatus:\n  addresses:\n  - type: InternalIP\n    address: 192.168.1.{}\n  nodeInfo:\n    osImage: Debian GNU/Linux 12\n    kubeletVersion: v1.33.2\n  conditions:\n  - type: Ready\n    status: \"True\"\n---\n",
+                i % zones.max(1),
+                10 + i
+            ));
+            out.push_str(&format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: app-{i}\n  namespace: default\n  ownerReferences:\n  - kind: ReplicaSet\n    name: app\n    controller: true\nspec:\n  nodeName: n{i}\n  containers:\n  - name: app\n    image: app:1\nstatus:\n  phase: Running\n---\n"));
+        }
+        for (ns, name, image) in daemonsets {
+            out.push_str(&format!("apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    k8s-app: {name}\nspec:\n  selector:\n    matchLabels:\n      k8s-app: {name}\n  template:\n    metadata:\n      labels:\n        k8s-app: {name}\n    spec:\n      containers:\n      - name: {name}\n        image: {image}\nstatus:\n  desiredNumberScheduled: {total}\n  numberReady: {total}\n---\n"));
+            for i in 0..total {
+                out.push_str(&format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}-{i}\n  namespace: {ns}\n  labels:\n    k8s-app: {name}\n  ownerReferences:\n  - kind: DaemonSet\n    name: {name}\n    controller: true\nspec:\n  nodeName: n{i}\n  hostNetwork: true\n  containers:\n  - name: {name}\n    image: {image}\nstatus:\n  phase: Running\n  conditions:\n  - type: Ready\n    status: \"True\"\n---\n"));
+            }
+        }
+        out.push_str("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kubeadm-config\n  namespace: kube-system\ndata:\n  ClusterConfiguration: |\n    networking:\n      podSubnet: 10.244.0.0/16\n      serviceSubnet: 10.96.0.0/12\n");
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_plan_keeps_the_invariants(
+            source in prop::sample::select(vec![CniKind::Flannel, CniKind::Calico, CniKind::Cilium]),
+            target in prop::sample::select(vec![CniKind::Flannel, CniKind::Calico, CniKind::Cilium]),
+            control_planes in 1usize..4,
+            workers in 0usize..6,
+            zones in 1usize..4,
+            kube_proxy in any::<bool>(),
+            strategy in prop::sample::select(vec![StrategyChoice::Auto, StrategyChoice::Cutover, StrategyChoice::Rolling]),
+            replace in any::<bool>(),
+            batch in 1usize..4,
+        ) {
+            prop_assume!(source != target);
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(dir.path().join("cluster")).unwrap();
+            std::fs::write(dir.path().join("cluster/all.yaml"), cluster_yaml(source, control_planes, workers, zones, kube_proxy)).unwrap();
+            let snapshot = cniswap_snapshot::load(dir.path()).unwrap();
+            let kube_proxy_choice = if replace { KubeProxyChoice::Replace } else { KubeProxyChoice::Keep };
+            let opts = PlanOptions { kube_proxy: Some(kube_proxy_choice), batch_size: batch, ..options(target, strategy) };
+            if let Some(output) = plan_for(&snapshot, &opts) {
+                assert_invariants(&output.plan);
+                // Workers are listed before control planes in the estimate order too.
+                let roles: Vec<&str> = output.plan.estimates.per_node.iter().map(|n| n.role.as_str()).collect();
+                let first_cp = roles.iter().position(|r| *r == "control-plane").unwrap_or(roles.len());
+                prop_assert!(roles[first_cp..].iter().all(|r| *r == "control-plane"), "{roles:?}");
+            }
+        }
+    }
+}
