@@ -45,6 +45,18 @@ pub fn target(b: &mut Builder, pool: Option<&str>) -> (Vec<S>, Vec<S>) {
                 "Cilium Helm values once Cilium is the only CNI",
                 &values,
             );
+            let how = method(b);
+            if how != InstallChoice::Helm {
+                return rendered(
+                    b,
+                    how,
+                    "cilium",
+                    "final",
+                    &render_cilium(&file),
+                    "kube-system",
+                    "cilium",
+                );
+            }
             (
                 vec![helm_cilium(&file, "Install Cilium with its final values.")],
                 vec![helm_uninstall("cilium", "kube-system")],
@@ -89,6 +101,21 @@ pub fn target(b: &mut Builder, pool: Option<&str>) -> (Vec<S>, Vec<S>) {
                         60,
                     ));
                 }
+            }
+            if method(b) != InstallChoice::Helm {
+                let (more, undo) = rendered(
+                    b,
+                    method(b),
+                    "calico",
+                    "final",
+                    &format!(
+                        "helm template calico projectcalico/tigera-operator --version {CALICO_VERSION} -n tigera-operator -f {file}"
+                    ),
+                    "calico-system",
+                    "calico-node",
+                );
+                steps.extend(more);
+                return (steps, undo);
             }
             steps.push(s(
                 Action::HelmUpgrade { release: "calico".into(), namespace: "tigera-operator".into(), chart: format!("projectcalico/tigera-operator@{CALICO_VERSION}"), values: vec![file.clone()] },
@@ -177,6 +204,105 @@ pub fn target(b: &mut Builder, pool: Option<&str>) -> (Vec<S>, Vec<S>) {
             }
         }
     }
+}
+
+/// Installs from manifests rendered with `helm template`: applied with kubectl (`manifests`), or
+/// applied by Talos from a pinned URL (`talos-urls`, `omni`), so a bootstrap installs the CNI.
+/// `stage` names the rendering (`migration`, `final`), so each stage has its own file.
+pub fn rendered(
+    b: &mut Builder,
+    method: InstallChoice,
+    cni: &str,
+    stage: &str,
+    render: &str,
+    namespace: &str,
+    daemonset: &str,
+) -> (Vec<S>, Vec<S>) {
+    let manifest = format!("artifacts/{cni}/rendered-{stage}.yaml");
+    let render_step = s(
+        Action::ApplyManifest {
+            file: manifest.clone(),
+        },
+        format!("Render the {cni} manifests from the values (pinned chart version)."),
+        vec![format!("{render} > {manifest}")],
+        format!("{manifest} exists"),
+        300,
+    );
+    let wait = s(
+        Action::WaitDaemonSetReady {
+            namespace: namespace.into(),
+            name: daemonset.into(),
+            node: None,
+        },
+        format!("Wait until {namespace}/{daemonset} runs on every node."),
+        vec![format!(
+            "kubectl -n {namespace} rollout status ds/{daemonset} --timeout=10m"
+        )],
+        format!("{namespace}/{daemonset} is fully ready"),
+        600,
+    );
+    let remove = s(
+        Action::DeleteObject {
+            kind: "Manifest".into(),
+            namespace: Some(namespace.into()),
+            name: manifest.clone(),
+            backup: manifest.clone(),
+        },
+        format!("Remove what the rendered {cni} manifests created."),
+        vec![format!("kubectl delete -f {manifest}")],
+        format!("{namespace}/{daemonset} is gone"),
+        600,
+    );
+    if method == InstallChoice::Manifests || !b.cluster.talos {
+        let apply = s(
+            Action::ApplyManifest {
+                file: manifest.clone(),
+            },
+            format!("Apply the rendered {cni} manifests."),
+            vec![format!("kubectl apply --server-side -f {manifest}")],
+            format!("{namespace}/{daemonset} exists"),
+            300,
+        );
+        return (vec![render_step, apply, wait], vec![remove]);
+    }
+    // Talos fetches the URL at bootstrap and on every upgrade-k8s: it must be pinned (TAL008).
+    let url = format!(
+        "https://REPLACE-WITH-YOUR-HOST/cniswap/{cni}-{}.yaml",
+        if cni == "cilium" {
+            CILIUM_VERSION
+        } else {
+            CALICO_VERSION
+        }
+    );
+    let patch = talos::install_from_url(b.cluster, cni, &url);
+    let host = s(
+        Action::ManualGate {
+            question: format!(
+                "Is {manifest} published at a versioned URL, and is the URL set in artifacts/talos/{}.yaml?",
+                patch.name
+            ),
+        },
+        "Publish the rendered manifest at a pinned URL (never a branch) and put that URL into the patch.",
+        vec![format!(
+            "# upload {manifest}, then replace {url} in artifacts/talos/{}.yaml",
+            patch.name
+        )],
+        "the URL serves the rendered file",
+        0,
+    );
+    let (apply, undo) = b.talos_patch(&patch, &format!("Talos applies the {cni} manifests"));
+    let mut steps = vec![render_step, host];
+    steps.extend(apply);
+    steps.push(wait);
+    let mut rollback = undo;
+    rollback.push(remove);
+    (steps, rollback)
+}
+
+pub fn render_cilium(values: &str) -> String {
+    format!(
+        "helm template cilium cilium/cilium --version {CILIUM_VERSION} -n kube-system -f {values}"
+    )
 }
 
 pub fn helm_cilium(values: &str, description: &str) -> S {

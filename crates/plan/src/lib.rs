@@ -212,6 +212,8 @@ pub fn plan(
         .into(),
         install: if target == CniKind::Flannel && cluster.talos {
             "talos (built-in Flannel)".into()
+        } else if strategies::rolling::uses_calico_migration_manifests(target, strategy) {
+            "manifests (Calico's flannel-migration manifests)".into()
         } else {
             install.as_str().into()
         },

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // test helpers may panic: a panic is a failed test
 
 use cniswap_model::{CniKind, Severity};
-use cniswap_plan::{Action, KubeProxyChoice, Plan, PlanOptions, StrategyChoice};
+use cniswap_plan::{Action, InstallChoice, KubeProxyChoice, Plan, PlanOptions, StrategyChoice};
 use std::path::{Path, PathBuf};
 
 fn examples() -> PathBuf {
@@ -395,6 +395,116 @@ mod generated {
                 let roles: Vec<&str> = output.plan.estimates.per_node.iter().map(|n| n.role.as_str()).collect();
                 let first_cp = roles.iter().position(|r| *r == "control-plane").unwrap_or(roles.len());
                 prop_assert!(roles[first_cp..].iter().all(|r| *r == "control-plane"), "{roles:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn k3s_bundled_flannel_is_switched_off_in_the_distribution_config() {
+    let mut yaml = String::new();
+    for i in 0..3 {
+        let role = if i == 0 {
+            "    node-role.kubernetes.io/control-plane: \"true\"\n"
+        } else {
+            ""
+        };
+        yaml.push_str(&format!(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: k{i}\n  labels:\n{role}    kubernetes.io/hostname: k{i}\n  annotations:\n    flannel.alpha.coreos.com/backend-type: vxlan\nspec:\n  podCIDR: 10.42.{i}.0/24\nstatus:\n  nodeInfo:\n    osImage: Ubuntu 24.04\n    kubeletVersion: v1.33.2+k3s1\n  conditions:\n  - type: Ready\n    status: \"True\"\n---\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("cluster")).unwrap();
+    std::fs::write(dir.path().join("cluster/nodes.yaml"), yaml).unwrap();
+    let snapshot = cniswap_snapshot::load(dir.path()).unwrap();
+    let output = plan_for(&snapshot, &options(CniKind::Cilium, StrategyChoice::Auto)).unwrap();
+    let plan = output.plan;
+    assert_eq!(plan.strategy, "cutover", "{}", plan.strategy_reason);
+    assert!(
+        plan.strategy_reason.contains("bundled into k3s"),
+        "{}",
+        plan.strategy_reason
+    );
+    let settings = plan
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .find(|s| s.description.contains("/etc/rancher/k3s/config.yaml"))
+        .unwrap();
+    assert!(
+        settings
+            .commands
+            .iter()
+            .any(|c| c.contains("flannel-backend: none")),
+        "{:?}",
+        settings.commands
+    );
+    assert_invariants(&plan);
+}
+
+#[test]
+fn every_install_method_yields_files_that_lint_clean() {
+    for (example, target) in CASES {
+        let snapshot = cniswap_snapshot::load(&examples().join(example)).unwrap();
+        let talos = example.starts_with("talos");
+        let installs = [
+            InstallChoice::Manifests,
+            InstallChoice::TalosUrls,
+            InstallChoice::Omni,
+        ];
+        for (install, strategy) in installs
+            .iter()
+            .flat_map(|i| [(*i, StrategyChoice::Cutover), (*i, StrategyChoice::Rolling)])
+        {
+            if !talos && install != InstallChoice::Manifests {
+                continue;
+            }
+            let opts = PlanOptions {
+                install: Some(install),
+                ..options(*target, strategy)
+            };
+            let Some(output) = plan_for(&snapshot, &opts) else {
+                continue;
+            };
+            assert_invariants(&output.plan);
+            assert_artifacts_lint_clean(example, &output);
+            if *target == CniKind::Flannel
+                || (*target == CniKind::Calico && strategy == StrategyChoice::Rolling)
+            {
+                assert_ne!(
+                    output.plan.install, "helm",
+                    "{example} {target:?} {strategy:?}"
+                );
+                continue;
+            }
+            let steps: Vec<_> = output.plan.phases.iter().flat_map(|p| &p.steps).collect();
+            assert!(
+                !steps
+                    .iter()
+                    .any(|s| matches!(s.action, Action::HelmUpgrade { .. })),
+                "{example} {install:?}: --install {} must not run helm upgrade",
+                install.as_str()
+            );
+            let rendered = steps
+                .iter()
+                .flat_map(|s| &s.commands)
+                .any(|c| c.contains("helm template") && c.contains("/rendered-final.yaml"));
+            assert!(
+                rendered,
+                "{example} {target:?} {strategy:?} {install:?}: manifests are rendered"
+            );
+            if install != InstallChoice::Manifests {
+                let patch = output
+                    .files
+                    .iter()
+                    .find(|(p, _)| p.ends_with("install-cni.yaml"))
+                    .unwrap_or_else(|| panic!("{example} {install:?}: no install-cni patch"));
+                let expected = if example.contains("1.14") {
+                    "KubeExternalManifestConfig"
+                } else {
+                    "name: custom"
+                };
+                assert!(patch.1.contains(expected), "{}", patch.1);
             }
         }
     }

@@ -42,6 +42,30 @@ pub fn enable_flannel(cluster: &Cluster) -> TalosPatch {
     }
 }
 
+/// Talos applies a CNI from a manifest URL: `cni.name: custom` with `urls` (v1alpha1), or a
+/// `KubeExternalManifestConfig` document (1.14, where cni.urls fold into extra manifests).
+pub fn install_from_url(cluster: &Cluster, cni: &str, url: &str) -> TalosPatch {
+    if cluster.talos_multidoc {
+        TalosPatch {
+            name: "install-cni",
+            apply: vec![
+                json!({"apiVersion": "v1alpha1", "kind": "KubeExternalManifestConfig", "name": cni, "url": url}),
+            ],
+            rollback: vec![
+                json!({"apiVersion": "v1alpha1", "kind": "KubeExternalManifestConfig", "name": cni, "$patch": "delete"}),
+            ],
+        }
+    } else {
+        TalosPatch {
+            name: "install-cni",
+            apply: vec![
+                json!({"cluster": {"network": {"cni": {"name": "custom", "urls": [url]}}}}),
+            ],
+            rollback: vec![json!({"cluster": {"network": {"cni": {"name": "none"}}}})],
+        }
+    }
+}
+
 pub fn disable_kube_proxy(cluster: &Cluster) -> TalosPatch {
     if cluster.talos_multidoc {
         TalosPatch {

@@ -13,8 +13,7 @@ pub fn build(b: &mut Builder) {
     let sources = b.cluster.sources.clone();
 
     // Stop the old CNI (and kube-proxy when it is replaced).
-    let mut steps = Vec::new();
-    let mut rollback = Vec::new();
+    let (mut steps, mut rollback) = b.distribution_settings();
     if b.cluster.talos && sources.contains(&CniKind::Flannel) {
         let patch = crate::artifacts::talos::disable_flannel(b.cluster);
         let (apply, undo) = b.talos_patch(&patch, "Talos stops deploying Flannel");

@@ -7,8 +7,7 @@ use crate::model::Action;
 use cniswap_model::CniKind;
 
 pub fn build(b: &mut Builder) {
-    let mut steps = Vec::new();
-    let mut rollback = Vec::new();
+    let (mut steps, mut rollback) = b.distribution_settings();
     if b.cluster.talos && b.options.target != CniKind::Flannel {
         let patch = crate::artifacts::talos::disable_flannel(b.cluster);
         let (apply, undo) = b.talos_patch(&patch, "no built-in Flannel");

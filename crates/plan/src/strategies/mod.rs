@@ -285,6 +285,71 @@ impl<'a> Builder<'a> {
         Some((delete, restore))
     }
 
+    /// k3s and RKE2 run their bundled CNI (and kube-proxy) from their own config: the servers
+    /// must stop deploying them before anything else changes. Empty on other platforms.
+    pub fn distribution_settings(&self) -> (Vec<S>, Vec<S>) {
+        use cniswap_model::PlatformKind;
+        let (file, lines, restart): (&str, Vec<String>, &str) =
+            match self.cluster.facts.platform.kind {
+                PlatformKind::K3s => {
+                    let mut lines = vec![
+                        "flannel-backend: none".to_string(),
+                        "disable-network-policy: true".to_string(),
+                    ];
+                    if self.replace_kube_proxy {
+                        lines.push("disable-kube-proxy: true".into());
+                    }
+                    ("/etc/rancher/k3s/config.yaml", lines, "k3s")
+                }
+                PlatformKind::Rke2 => {
+                    let mut lines = vec!["cni: none".to_string()];
+                    if self.replace_kube_proxy {
+                        lines.push("disable-kube-proxy: true".into());
+                    }
+                    ("/etc/rancher/rke2/config.yaml", lines, "rke2-server")
+                }
+                _ => return (Vec::new(), Vec::new()),
+            };
+        let servers: Vec<String> = self
+            .cluster
+            .control_planes()
+            .iter()
+            .map(|n| n.name.clone())
+            .collect();
+        let apply = s(
+            Action::ManualGate {
+                question: format!(
+                    "Is {file} changed and the service restarted on every server ({})?",
+                    servers.join(", ")
+                ),
+            },
+            format!(
+                "Stop the distribution's bundled CNI: set in {file} on every server, then restart {restart} one server at a time."
+            ),
+            vec![
+                format!("# on each server, add to {file}:"),
+                lines
+                    .iter()
+                    .map(|l| format!("#   {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                format!("sudo systemctl restart {restart}"),
+            ],
+            format!("`ps` on each server shows {restart} running with the new flags"),
+            1800,
+        );
+        let undo = s(
+            Action::ManualGate {
+                question: format!("Restore {file} on every server?"),
+            },
+            format!("Remove the added lines from {file} and restart {restart}."),
+            vec![format!("sudo systemctl restart {restart}")],
+            "the bundled CNI runs again",
+            1800,
+        );
+        (vec![apply], vec![undo])
+    }
+
     /// Backs up and deletes kube-proxy (only ever after its replacement is configured).
     pub fn delete_kube_proxy(&self) -> (S, S) {
         let backup = "backups/kube-system-kube-proxy.yaml".to_string();

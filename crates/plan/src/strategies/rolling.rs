@@ -7,7 +7,7 @@
 
 use super::{Builder, S, s};
 use crate::artifacts::cilium;
-use crate::context::CALICO_VERSION;
+use crate::context::{CALICO_VERSION, InstallChoice};
 use crate::install;
 use crate::model::Action;
 use cniswap_model::CniKind;
@@ -16,6 +16,14 @@ use cniswap_model::CniKind;
 pub fn prerequisites(cluster: &crate::context::Cluster, target: CniKind) -> Result<String, String> {
     if cluster.nodes.len() < 2 {
         return Err("a single node cannot keep a pod network while it switches".into());
+    }
+    if cluster
+        .facts
+        .cnis
+        .iter()
+        .any(|c| c.install == Some(cniswap_model::InstallMethod::Bundled))
+    {
+        return Err("the CNI is bundled into k3s/RKE2 and changes only with the distribution's config on every server".into());
     }
     let sources = &cluster.sources;
     if sources.is_empty() {
@@ -44,6 +52,14 @@ pub fn prerequisites(cluster: &crate::context::Cluster, target: CniKind) -> Resu
         }
         _ => Err(format!("no side-by-side procedure exists from {} to {target}", sources.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))),
     }
+}
+
+/// Rolling to Calico is Calico's own flannel-migration, which ships as manifests only.
+pub fn uses_calico_migration_manifests(
+    target: CniKind,
+    strategy: crate::context::StrategyChoice,
+) -> bool {
+    target == CniKind::Calico && strategy == crate::context::StrategyChoice::Rolling
 }
 
 pub fn build(b: &mut Builder) {
@@ -147,7 +163,25 @@ fn to_cilium(b: &mut Builder) {
             300,
         ));
     }
-    prepare.push(install::helm_cilium(&values_file, &format!("Install Cilium beside the old CNI: pool {pool}, VXLAN port {}, no CNI config written yet, no policy enforcement.", cilium::MIGRATION_TUNNEL_PORT)));
+    let uninstall_migration = if install::method(b) == InstallChoice::Helm {
+        prepare.push(install::helm_cilium(&values_file, &format!("Install Cilium beside the old CNI: pool {pool}, VXLAN port {}, no CNI config written yet, no policy enforcement.", cilium::MIGRATION_TUNNEL_PORT)));
+        vec![install::helm_uninstall("cilium", "kube-system")]
+    } else {
+        // The migration stage is always applied with kubectl: only the final state belongs in
+        // the Talos config, where bootstraps and upgrade-k8s apply it again.
+        let render = install::render_cilium(&values_file);
+        let (apply, undo) = install::rendered(
+            b,
+            InstallChoice::Manifests,
+            "cilium",
+            "migration",
+            &render,
+            "kube-system",
+            "cilium",
+        );
+        prepare.extend(apply);
+        undo
+    };
     prepare.push(s(
         Action::ApplyManifest {
             file: node_config.clone(),
@@ -157,7 +191,7 @@ fn to_cilium(b: &mut Builder) {
         "`kubectl -n kube-system get ciliumnodeconfig cilium-default` exists",
         60,
     ));
-    prepare_undo.insert(0, install::helm_uninstall("cilium", "kube-system"));
+    prepare_undo.splice(0..0, uninstall_migration);
     prepare_undo.insert(
         0,
         s(
@@ -276,8 +310,7 @@ fn finalize(b: &mut Builder, pool: Option<&str>) {
     if target == CniKind::Cilium {
         let (install, uninstall) = install::target(b, pool);
         steps.extend(install);
-        rollback.insert(
-            0,
+        let back_to_migration = if install::method(b) == InstallChoice::Helm {
             s(
                 Action::HelmRollback {
                     release: "cilium".into(),
@@ -287,9 +320,28 @@ fn finalize(b: &mut Builder, pool: Option<&str>) {
                 vec!["helm -n kube-system rollback cilium 0  # the previous revision".into()],
                 "helm shows the migration values again",
                 600,
-            ),
-        );
-        drop(uninstall);
+            )
+        } else {
+            let manifest = "artifacts/cilium/rendered-migration.yaml".to_string();
+            s(
+                Action::ApplyManifest {
+                    file: manifest.clone(),
+                },
+                "Put Cilium back on the migration settings.",
+                vec![
+                    format!("kubectl apply --server-side -f {manifest}"),
+                    "kubectl -n kube-system rollout status ds/cilium --timeout=10m".into(),
+                ],
+                "`kubectl -n kube-system get cm cilium-config -o yaml` shows the migration settings",
+                600,
+            )
+        };
+        // Keep the Talos half of the uninstall (the URL patch), so Talos stops applying the
+        // final manifests; the last step would remove Cilium altogether.
+        let mut talos_undo = uninstall;
+        talos_undo.pop();
+        talos_undo.push(back_to_migration);
+        rollback.splice(0..0, talos_undo);
         steps.push(s(
             Action::DeleteObject {
                 kind: "CiliumNodeConfig".into(),
