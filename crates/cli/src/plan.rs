@@ -3,7 +3,7 @@
 use crate::args::{InstallArg, KubeProxyArg, PlanStrategyArg, SourceArgs, TargetCni};
 use crate::error::CliError;
 use crate::{exit, render, source};
-use cniswap_model::{CniKind, Severity};
+use cniswap_model::CniKind;
 use cniswap_plan::{InstallChoice, KubeProxyChoice, PlanOptions, StrategyChoice};
 use std::path::PathBuf;
 
@@ -92,15 +92,14 @@ pub fn run(args: PlanArgs) -> Result<u8, CliError> {
             phase.rollback.len()
         ));
     }
-    let errors: Vec<_> = plan
-        .preflight
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .collect();
+    let errors = cniswap_plan::blocking(plan);
     if !plan.preflight.is_empty() {
         summary.push_str("Preflight findings:\n");
         for f in &plan.preflight {
             summary.push_str(&format!("  {}[{}]: {}\n", f.severity, f.rule, f.message));
+            if let Some(h) = plan.handled.iter().find(|h| h.covers(f)) {
+                summary.push_str(&format!("    resolved by this plan: {}\n", h.by));
+            }
         }
     }
     if !errors.is_empty() && !args.force {

@@ -26,39 +26,42 @@ fn cniswap(args: &[&str]) -> std::process::Output {
 fn error_findings_refuse_the_plan_unless_forced() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("plan");
-    let snapshot = example("talos-flannel-to-cilium-half-migrated");
-    let out = cniswap(&[
-        "plan",
-        "--snapshot",
-        &snapshot,
-        "--to",
-        "cilium",
-        "-o",
-        out_dir.to_str().unwrap(),
-    ]);
+    let plan_args = |snapshot: &str, extra: &[&str]| {
+        let mut args = vec!["plan", "--snapshot", snapshot, "--to", "cilium", "-o"];
+        args.push(out_dir.to_str().unwrap());
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| cniswap(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // A PodDisruptionBudget that allows no disruption: nothing in the plan can fix that.
+    let calico = example("kubeadm-calico-vxlan");
+    let out = run(plan_args(&calico, &[]));
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("Refused:") && text.contains("error[CIL001]"),
+        text.contains("Refused:") && text.contains("error[MIG003]"),
         "{text}"
     );
     assert!(!out_dir.exists(), "a refused plan writes nothing");
-
-    let out = cniswap(&[
-        "plan",
-        "--snapshot",
-        &snapshot,
-        "--to",
-        "cilium",
-        "-o",
-        out_dir.to_str().unwrap(),
-        "--force",
-    ]);
+    let out = run(plan_args(&calico, &["--force"]));
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out_dir.join("plan.yaml").exists());
+    std::fs::remove_dir_all(&out_dir).unwrap();
+
+    // Seed 002: the errors are all in the Cilium values the plan replaces.
+    let half = example("talos-flannel-to-cilium-half-migrated");
+    let out = run(plan_args(&half, &[]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("error[CIL001]") && text.contains("resolved by this plan"),
+        "{text}"
     );
     for file in [
         "plan.yaml",

@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod context;
+mod handled;
 mod install;
 mod model;
 mod order;
@@ -146,13 +147,14 @@ pub fn plan(
         estimated_outage_minutes: None,
     };
     let mut estimates = estimate(&cluster, strategy);
+    let lint_target = cniswap_lint::Target {
+        estimated_outage_minutes: Some(estimates.longest_outage_minutes),
+        ..lint_target
+    };
     let preflight = cniswap_lint::lint(
         snapshot,
         facts,
-        cniswap_lint::Target {
-            estimated_outage_minutes: Some(estimates.longest_outage_minutes),
-            ..lint_target
-        },
+        lint_target,
         &cniswap_lint::SuppressionConfig::default(),
     )
     .findings;
@@ -188,6 +190,13 @@ pub fn plan(
     );
 
     let install = install::method(&builder);
+    let handled = handled::resolved(
+        snapshot,
+        &preflight,
+        &builder.artifacts,
+        &builder.resolves,
+        lint_target,
+    );
     let strategies::Builder {
         artifacts, phases, ..
     } = builder;
@@ -218,6 +227,7 @@ pub fn plan(
             install.as_str().into()
         },
         preflight,
+        handled,
         estimates,
         phases,
         artifacts: artifacts
@@ -244,7 +254,15 @@ pub fn plan(
 
 /// Whether the plan must be refused without --force.
 pub fn has_errors(plan: &Plan) -> bool {
-    plan.preflight.iter().any(|f| f.severity == Severity::Error)
+    !blocking(plan).is_empty()
+}
+
+/// Error findings the plan does not resolve itself.
+pub fn blocking(plan: &Plan) -> Vec<&cniswap_model::Finding> {
+    plan.preflight
+        .iter()
+        .filter(|f| f.severity == Severity::Error && !plan.handled.iter().any(|h| h.covers(f)))
+        .collect()
 }
 
 /// Per-node and total estimates (stated assumptions, not measurements).

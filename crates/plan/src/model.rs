@@ -24,10 +24,37 @@ pub struct Plan {
     pub install: String,
     /// Lint findings for this combination of facts, configs and target.
     pub preflight: Vec<Finding>,
+    /// Preflight findings the plan itself resolves, and how. They do not block the plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handled: Vec<Handled>,
     pub estimates: Estimates,
     pub phases: Vec<Phase>,
     /// Generated files, relative to the plan directory.
     pub artifacts: Vec<Artifact>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Handled {
+    pub rule: String,
+    /// `file:line` or the object of the finding.
+    pub at: String,
+    pub by: String,
+}
+
+impl Handled {
+    /// Where a finding points, in the form `at` uses.
+    pub fn place(finding: &Finding) -> String {
+        finding
+            .location
+            .as_ref()
+            .map(|l| format!("{}:{}", l.file, l.line))
+            .or_else(|| finding.object.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn covers(&self, finding: &Finding) -> bool {
+        self.rule == finding.rule && self.at == Self::place(finding)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

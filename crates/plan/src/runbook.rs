@@ -52,6 +52,9 @@ pub fn render(plan: &Plan) -> String {
             "- **{} {}** [{}]{at}: {}\n  - Fix: {}",
             f.rule, f.name, f.severity, f.message, f.help
         );
+        if let Some(h) = plan.handled.iter().find(|h| h.covers(f)) {
+            let _ = writeln!(out, "  - Resolved by this plan: {}", h.by);
+        }
     }
     let _ = writeln!(out);
 

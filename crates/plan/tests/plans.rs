@@ -509,3 +509,48 @@ fn every_install_method_yields_files_that_lint_clean() {
         }
     }
 }
+
+#[test]
+fn findings_the_plan_resolves_do_not_block_it() {
+    let half =
+        cniswap_snapshot::load(&examples().join("talos-flannel-to-cilium-half-migrated")).unwrap();
+    let plan = plan_for(&half, &options(CniKind::Cilium, StrategyChoice::Auto))
+        .unwrap()
+        .plan;
+    let resolved = |rule: &str| {
+        plan.preflight
+            .iter()
+            .filter(|f| f.rule == rule)
+            .all(|f| plan.handled.iter().any(|h| h.covers(f)))
+    };
+    for rule in ["CIL001", "CIL002", "CIL004", "CIL005"] {
+        assert!(
+            plan.preflight.iter().any(|f| f.rule == rule),
+            "{rule} is still listed"
+        );
+        assert!(
+            resolved(rule),
+            "{rule}: the generated values fix the user's values"
+        );
+    }
+    // The migration values keep policies unenforced on purpose: CIL010 stays a warning to read.
+    assert!(!resolved("CIL010"));
+    assert!(!cniswap_plan::has_errors(&plan));
+
+    let calico = cniswap_snapshot::load(&examples().join("kubeadm-calico-vxlan")).unwrap();
+    let plan = plan_for(&calico, &options(CniKind::Cilium, StrategyChoice::Rolling))
+        .unwrap()
+        .plan;
+    let blocking: Vec<&str> = cniswap_plan::blocking(&plan)
+        .iter()
+        .map(|f| f.rule.as_str())
+        .collect();
+    assert!(
+        plan.handled.iter().any(|h| h.rule == "CAL003"),
+        "a step pins Calico's address detection"
+    );
+    assert!(
+        !blocking.contains(&"CAL003") && blocking.contains(&"MIG003"),
+        "{blocking:?}"
+    );
+}

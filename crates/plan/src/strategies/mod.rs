@@ -19,6 +19,8 @@ pub struct Builder<'a> {
     pub replace_kube_proxy: bool,
     pub artifacts: Artifacts,
     pub phases: Vec<Phase>,
+    /// Rules whose findings a step of this plan resolves, and how.
+    pub resolves: Vec<(&'static str, String)>,
 }
 
 /// A step under construction.
@@ -60,6 +62,7 @@ impl<'a> Builder<'a> {
             replace_kube_proxy,
             artifacts: Artifacts::default(),
             phases: Vec::new(),
+            resolves: Vec::new(),
         }
     }
 

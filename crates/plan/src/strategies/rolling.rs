@@ -148,6 +148,10 @@ fn to_cilium(b: &mut Builder) {
     let mut prepare = Vec::new();
     let mut prepare_undo = Vec::new();
     if b.cluster.sources.contains(&CniKind::Calico) {
+        b.resolves.push((
+            "CAL003",
+            "the first step of \"Install Cilium beside the old CNI\" pins Calico's address detection to the node InternalIP".into(),
+        ));
         prepare.push(s(
             Action::ApplyManifest { file: "Installation/default".into() },
             "Pin Calico's node address detection to the InternalIP before Cilium adds cilium_host (cilium#31273).",
