@@ -554,3 +554,105 @@ fn findings_the_plan_resolves_do_not_block_it() {
         "{blocking:?}"
     );
 }
+
+/// The homelab cluster, managed by Omni: with ConfigPatches, or with a cluster template.
+fn omni_homelab(template: bool) -> (tempfile::TempDir, cniswap_snapshot::Snapshot) {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("cluster");
+    std::fs::create_dir_all(&cluster).unwrap();
+    for entry in std::fs::read_dir(examples().join("talos-flannel-homelab/cluster")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), cluster.join(entry.file_name())).unwrap();
+    }
+    std::fs::create_dir_all(dir.path().join("omni")).unwrap();
+    let file = if template {
+        (
+            "omni/cluster.yaml",
+            "kind: Cluster\nname: homelab\nkubernetes:\n  version: v1.33.2\ntalos:\n  version: v1.10.5\npatches:\n  - name: hostdns\n    inline:\n      machine:\n        features:\n          hostDNS:\n            enabled: true\n---\nkind: ControlPlane\nmachines:\n  - 6d1e0a3c-0000-4000-8000-000000000001\n---\nkind: Workers\nmachines:\n  - 6d1e0a3c-0000-4000-8000-000000000002\n",
+        )
+    } else {
+        (
+            "omni/patch.yaml",
+            "metadata:\n  namespace: default\n  type: ConfigPatches.omni.sidero.dev\n  id: 200-hostdns\n  labels:\n    omni.sidero.dev/cluster: homelab\nspec:\n  data: |\n    machine:\n      features:\n        hostDNS:\n          enabled: true\n",
+        )
+    };
+    std::fs::write(dir.path().join(file.0), file.1).unwrap();
+    let snapshot = cniswap_snapshot::load(dir.path()).unwrap();
+    (dir, snapshot)
+}
+
+#[test]
+fn omni_clusters_get_config_patches_or_template_entries() {
+    let opts = PlanOptions {
+        kube_proxy: Some(KubeProxyChoice::Keep),
+        ..options(CniKind::Cilium, StrategyChoice::Cutover)
+    };
+    let commands = |out: &cniswap_plan::Output| -> Vec<String> {
+        out.plan
+            .phases
+            .iter()
+            .flat_map(|p| p.steps.iter().chain(&p.rollback))
+            .flat_map(|s| s.commands.clone())
+            .collect()
+    };
+
+    let (_dir, standalone) = omni_homelab(false);
+    let out = plan_for(&standalone, &opts).unwrap();
+    let resource = &out
+        .files
+        .iter()
+        .find(|(p, _)| p == "artifacts/omni/400-cniswap-disable-flannel-worker.yaml")
+        .unwrap()
+        .1;
+    assert!(
+        resource.contains("omni.sidero.dev/cluster: homelab")
+            && resource.contains("ConfigPatches.omni.sidero.dev"),
+        "{resource}"
+    );
+    assert!(
+        resource.contains("omni.sidero.dev/machine-set: homelab-workers"),
+        "{resource}"
+    );
+    let cmds = commands(&out);
+    assert!(
+        cmds.iter().any(|c| c
+            == "omnictl apply -f artifacts/omni/400-cniswap-disable-flannel-controlplane.yaml"),
+        "{cmds:?}"
+    );
+    assert!(cmds.iter().any(|c| {
+        c.starts_with(
+            "omnictl delete configpatches.omni.sidero.dev 400-cniswap-disable-flannel-worker",
+        )
+    }));
+    assert!(
+        !cmds
+            .iter()
+            .any(|c| c.contains("talosctl") && c.contains("patch machineconfig")),
+        "Omni owns the configs: {cmds:?}"
+    );
+
+    let (_dir, templated) = omni_homelab(true);
+    let out = plan_for(&templated, &opts).unwrap();
+    assert!(
+        !out.files
+            .iter()
+            .any(|(p, _)| p.starts_with("artifacts/omni/400-")),
+        "template sync would delete standalone patches"
+    );
+    let entry = &out
+        .files
+        .iter()
+        .find(|(p, _)| p == "artifacts/omni/template-disable-flannel-worker.yaml")
+        .unwrap()
+        .1;
+    let parsed: serde_json::Value = serde_saphyr::from_str(entry).unwrap();
+    assert_eq!(parsed[0]["name"], "cniswap-disable-flannel-worker");
+    assert_eq!(parsed[0]["file"], "artifacts/talos/disable-flannel.yaml");
+    let cmds = commands(&out);
+    assert!(
+        cmds.iter()
+            .any(|c| c == "omnictl cluster template sync -f omni/cluster.yaml"),
+        "{cmds:?}"
+    );
+    assert_artifacts_lint_clean("talos-flannel-homelab", &out);
+}

@@ -86,8 +86,7 @@ pub fn disable_kube_proxy(cluster: &Cluster) -> TalosPatch {
     }
 }
 
-/// Writes the patch (and, on Omni, the ConfigPatch resource) and its rollback; returns
-/// (apply file, rollback file).
+/// Writes the patch and its rollback; returns (apply file, rollback file).
 pub fn write(artifacts: &mut Artifacts, cluster: &Cluster, patch: &TalosPatch) -> (String, String) {
     let apply = artifacts.add_documents(
         &format!("talos/{}.yaml", patch.name),
@@ -103,68 +102,110 @@ pub fn write(artifacts: &mut Artifacts, cluster: &Cluster, patch: &TalosPatch) -
         ),
         &patch.rollback,
     );
-    if cluster.omni {
-        // Rollback on Omni deletes the ConfigPatch, so only the forward resource is written.
-        let data: String = patch
-            .apply
-            .iter()
-            .map(super::yaml)
-            .collect::<Vec<_>>()
-            .join("---\n");
-        let resource = json!({
-            "metadata": {
-                "namespace": "default",
-                "type": "ConfigPatches.omni.sidero.dev",
-                "id": format!("400-cniswap-{}", patch.name),
-                "labels": {"omni.sidero.dev/cluster": cluster.name},
-            },
-            "spec": {"data": data},
-        });
-        artifacts.add_yaml(
-            &format!("omni/400-cniswap-{}.yaml", patch.name),
-            &format!(
-                "Omni ConfigPatch for cluster {}: {}",
-                cluster.name, patch.name
-            ),
-            &resource,
-        );
-    }
     (apply, rollback)
 }
 
-/// The commands that apply (or, with `undo`, take back) a Talos patch on a group of nodes.
+/// Omni's machine set for a role, as Omni names the default ones.
+fn machine_set(cluster: &Cluster, role: &str) -> String {
+    if role == "controlplane" {
+        format!("{}-control-planes", cluster.name)
+    } else {
+        format!("{}-workers", cluster.name)
+    }
+}
+
+/// On Omni, writes what carries the patch to one role's machines: an entry for the template's
+/// ControlPlane or Workers document (template sync deletes standalone ConfigPatches), or a
+/// ConfigPatch labelled for the machine set. Rollback removes it, so only the forward form exists.
+pub fn write_omni(
+    artifacts: &mut Artifacts,
+    cluster: &Cluster,
+    patch: &TalosPatch,
+    role: &str,
+    file: &str,
+) {
+    if let Some(template) = &cluster.omni_template {
+        let document = if role == "controlplane" {
+            "ControlPlane"
+        } else {
+            "Workers (every one)"
+        };
+        let entry = json!([{"name": format!("cniswap-{}-{role}", patch.name), "file": file}]);
+        artifacts.add_yaml(
+            &format!("omni/template-{}-{role}.yaml", patch.name),
+            &format!(
+                "Entry for the `patches:` list of the `kind: {document}` document in {template} (paths are relative to where omnictl runs: the plan directory)"
+            ),
+            &entry,
+        );
+        return;
+    }
+    let data: String = patch
+        .apply
+        .iter()
+        .map(super::yaml)
+        .collect::<Vec<_>>()
+        .join("---\n");
+    let resource = json!({
+        "metadata": {
+            "namespace": "default",
+            "type": "ConfigPatches.omni.sidero.dev",
+            "id": format!("400-cniswap-{}-{role}", patch.name),
+            "labels": {
+                "omni.sidero.dev/cluster": cluster.name,
+                "omni.sidero.dev/machine-set": machine_set(cluster, role),
+            },
+        },
+        "spec": {"data": data},
+    });
+    artifacts.add_yaml(
+        &format!("omni/400-cniswap-{}-{role}.yaml", patch.name),
+        &format!(
+            "Omni ConfigPatch for the {} machine set: {}",
+            machine_set(cluster, role),
+            patch.name
+        ),
+        &resource,
+    );
+}
+
+/// The commands that apply (or, with `undo`, take back) a Talos patch on one role's nodes.
 pub fn apply_commands(
     cluster: &Cluster,
     patch: &str,
     file: &str,
     targets: &str,
+    role: &str,
     undo: bool,
 ) -> Vec<String> {
     if cluster.omni {
+        let id = format!("cniswap-{patch}-{role}");
         if let Some(template) = &cluster.omni_template {
-            let change = if undo {
-                "remove the entry"
+            let document = if role == "controlplane" {
+                "ControlPlane"
             } else {
-                "add the entry"
+                "Workers"
+            };
+            let change = if undo {
+                format!("# remove the {id} entry from the {document} patches: in {template}")
+            } else {
+                format!(
+                    "# add the entry in artifacts/omni/template-{patch}-{role}.yaml to the {document} patches: in {template}"
+                )
             };
             return vec![
-                format!(
-                    "# {template} is a cluster template ({change}); standalone ConfigPatches are deleted by template sync:"
-                ),
-                format!(
-                    "#   patches:\n#     - name: cniswap-{patch}\n#       file: artifacts/talos/{patch}.yaml"
-                ),
+                change,
+                format!("omnictl cluster template validate -f {template}"),
+                format!("omnictl cluster template diff -f {template}"),
                 format!("omnictl cluster template sync -f {template}"),
             ];
         }
         if undo {
             return vec![format!(
-                "omnictl delete configpatches.omni.sidero.dev 400-cniswap-{patch}"
+                "omnictl delete configpatches.omni.sidero.dev 400-{id}"
             )];
         }
-        return vec![format!(
-            "omnictl apply -f artifacts/omni/400-cniswap-{patch}.yaml"
-        )];
+        return vec![format!("omnictl apply -f artifacts/omni/400-{id}.yaml")];
     }
     vec![format!(
         "talosctl -n {targets} patch machineconfig --patch @{file}"

@@ -216,6 +216,15 @@ impl<'a> Builder<'a> {
             }
             let targets = Cluster::talos_target(&nodes);
             let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+            if self.cluster.omni {
+                crate::artifacts::talos::write_omni(
+                    &mut self.artifacts,
+                    self.cluster,
+                    patch,
+                    role,
+                    &file,
+                );
+            }
             apply.push(s(
                 Action::TalosPatch {
                     role: role.into(),
@@ -228,6 +237,7 @@ impl<'a> Builder<'a> {
                     patch.name,
                     &file,
                     &targets,
+                    role,
                     false,
                 ),
                 format!("`talosctl -n {targets} get mc -o yaml` shows the patch"),
@@ -247,6 +257,7 @@ impl<'a> Builder<'a> {
                         patch.name,
                         &rollback_file,
                         &targets,
+                        role,
                         true,
                     ),
                     "the previous setting is back in `talosctl get mc`",
