@@ -220,8 +220,9 @@ pub fn rendered(
 ) -> (Vec<S>, Vec<S>) {
     let manifest = format!("artifacts/{cni}/rendered-{stage}.yaml");
     let render_step = s(
-        Action::ApplyManifest {
+        Action::RenderManifest {
             file: manifest.clone(),
+            chart: cni.into(),
         },
         format!("Render the {cni} manifests from the values (pinned chart version)."),
         vec![format!("{render} > {manifest}")],

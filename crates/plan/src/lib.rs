@@ -2,6 +2,7 @@
 //! runbook for people (runbook.md). Pure: no cluster access; `cniswap apply` executes plans.
 
 mod artifacts;
+mod check;
 mod context;
 mod handled;
 mod install;

@@ -77,6 +77,9 @@ pub struct Step {
     pub commands: Vec<String>,
     /// How to tell it is already done (re-running a plan is safe).
     pub done_when: String,
+    /// A shell command that exits 0 when the step is already done, where one can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
     pub timeout_seconds: u32,
     /// Pods that are recreated by this step (per-node steps).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -112,6 +115,19 @@ pub enum Action {
     },
     ApplyManifest {
         file: String,
+    },
+    /// A JSON merge patch on one object; done when `jsonpath` reads `expected`.
+    PatchObject {
+        kind: String,
+        name: String,
+        patch: String,
+        jsonpath: String,
+        expected: String,
+    },
+    /// Renders a chart into a file with `helm template` (manifest and Talos URL installs).
+    RenderManifest {
+        file: String,
+        chart: String,
     },
     DeleteObject {
         kind: String,

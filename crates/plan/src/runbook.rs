@@ -118,6 +118,9 @@ fn step_md(out: &mut String, step: &Step) {
         "Done when: {}.{timeout}",
         step.done_when.trim_end_matches('.')
     );
+    if let Some(check) = &step.check {
+        let _ = writeln!(out, "Already done if this succeeds: `{check}`");
+    }
     if !step.pods_recreated.is_empty() {
         let shown: Vec<&str> = step
             .pods_recreated

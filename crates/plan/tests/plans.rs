@@ -155,6 +155,7 @@ fn assert_artifacts_lint_clean(example: &str, output: &cniswap_plan::Output) {
 
 #[test]
 fn every_generated_file_lints_clean_for_every_strategy() {
+    let mut checks = std::collections::BTreeSet::new();
     for (example, target) in CASES {
         let snapshot = cniswap_snapshot::load(&examples().join(example)).unwrap();
         for strategy in [
@@ -176,8 +177,27 @@ fn every_generated_file_lints_clean_for_every_strategy() {
                 };
                 assert_invariants(&output.plan);
                 assert_artifacts_lint_clean(example, &output);
+                let steps = output
+                    .plan
+                    .phases
+                    .iter()
+                    .flat_map(|p| p.steps.iter().chain(&p.rollback));
+                for step in steps {
+                    checks.extend(step.check.clone());
+                    checks.extend(step.commands.iter().cloned());
+                }
             }
         }
+    }
+    // Every command and "already done" check is valid shell.
+    assert!(checks.len() > 100, "{}", checks.len());
+    for check in &checks {
+        let ok = std::process::Command::new("sh")
+            .args(["-n", "-c", check])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "not valid shell: {check}");
     }
 }
 

@@ -22,8 +22,8 @@ pub fn build(b: &mut Builder) {
     }
     steps.push(s(
         Action::ManualGate { question: "Bootstrapped with these configs?".into() },
-        "Generate the machine configs with these patches and bootstrap (nodes wait for a CNI, ~10 minutes, before rebooting).",
-        vec!["talosctl gen config <cluster> <endpoint> --config-patch @artifacts/talos/<patch>.yaml  # one per patch; or add them to talconfig/Omni".into(), "talosctl bootstrap -n <first control plane>".into()],
+        "Generate the machine configs with these patches and bootstrap (set CLUSTER_NAME, ENDPOINT and FIRST_CONTROL_PLANE_IP first; nodes wait for a CNI, ~10 minutes, before rebooting).",
+        vec![gen_config(b), r#"talosctl bootstrap -n "$FIRST_CONTROL_PLANE_IP""#.into()],
         "`kubectl get nodes` answers (nodes NotReady until the CNI runs)",
         1800,
     ));
@@ -40,4 +40,19 @@ pub fn build(b: &mut Builder) {
         install,
         uninstall,
     );
+}
+
+/// `talosctl gen config` with every forward patch of the plan (set the variables first).
+fn gen_config(b: &Builder) -> String {
+    let patches: String = b
+        .artifacts
+        .files
+        .iter()
+        .map(|(path, _, _)| path)
+        .filter(|p| p.starts_with("artifacts/talos/") && !p.contains("/rollback-"))
+        .map(|p| format!(" --config-patch @{p}"))
+        .collect();
+    format!(
+        r#"talosctl gen config "$CLUSTER_NAME" "https://$ENDPOINT:6443"{patches}  # or add the patches to talconfig/Omni"#
+    )
 }

@@ -87,6 +87,7 @@ impl<'a> Builder<'a> {
                 .enumerate()
                 .map(|(i, s)| Step {
                     id: format!("{prefix}{index}.{}", i + 1),
+                    check: crate::check::already_done(&s.action),
                     action: s.action,
                     description: s.description,
                     commands: s.commands,
@@ -115,7 +116,7 @@ impl<'a> Builder<'a> {
             },
             "Review the preflight findings (listed first in the runbook).",
             vec![format!(
-                "cniswap lint --snapshot <snapshot> --to {} --strategy {}",
+                "cniswap lint --live --to {} --strategy {}",
                 self.options.target,
                 self.strategy_name()
             )],

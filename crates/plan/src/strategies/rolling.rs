@@ -152,18 +152,39 @@ fn to_cilium(b: &mut Builder) {
             "CAL003",
             "the first step of \"Install Cilium beside the old CNI\" pins Calico's address detection to the node InternalIP".into(),
         ));
+        let backup = "backups/calico-autodetection-v4.json";
+        let pin = r#"{"spec":{"calicoNetwork":{"nodeAddressAutodetectionV4":{"firstFound":false,"kubernetes":"NodeInternalIP"}}}}"#;
         prepare.push(s(
-            Action::ApplyManifest { file: "Installation/default".into() },
+            Action::PatchObject {
+                kind: "Installation".into(),
+                name: "default".into(),
+                patch: pin.into(),
+                jsonpath: ".spec.calicoNetwork.nodeAddressAutodetectionV4.kubernetes".into(),
+                expected: "NodeInternalIP".into(),
+            },
             "Pin Calico's node address detection to the InternalIP before Cilium adds cilium_host (cilium#31273).",
-            vec![r#"kubectl patch installation default --type merge -p '{"spec":{"calicoNetwork":{"nodeAddressAutodetectionV4":{"firstFound":false,"kubernetes":"NodeInternalIP"}}}}'"#.into()],
+            vec![
+                format!("test -s {backup} || kubectl get installation default -o jsonpath='{{.spec.calicoNetwork.nodeAddressAutodetectionV4}}' > {backup}"),
+                format!("kubectl patch installation default --type merge -p '{pin}'"),
+            ],
             "the Installation shows nodeAddressAutodetectionV4.kubernetes: NodeInternalIP",
             300,
         ));
         prepare_undo.push(s(
-            Action::ApplyManifest { file: "backups/snapshot".into() },
-            "Restore the previous address detection from the backup.",
-            vec!["kubectl apply -f backups/snapshot/cluster/installations.json  # or edit nodeAddressAutodetectionV4 back".into()],
-            "the Installation matches the backup",
+            Action::PatchObject {
+                kind: "Installation".into(),
+                name: "default".into(),
+                patch: format!("the content of {backup}"),
+                jsonpath: String::new(),
+                expected: String::new(),
+            },
+            "Restore the previous address detection from its backup.",
+            vec![
+                r#"kubectl patch installation default --type merge -p '{"spec":{"calicoNetwork":{"nodeAddressAutodetectionV4":null}}}'"#.into(),
+                // An empty backup means the field was unset: clearing it was the restore.
+                format!(r#"test ! -s {backup} || kubectl patch installation default --type merge -p "{{\"spec\":{{\"calicoNetwork\":{{\"nodeAddressAutodetectionV4\":$(cat {backup})}}}}}}""#),
+            ],
+            format!("the Installation's nodeAddressAutodetectionV4 equals {backup}"),
             300,
         ));
     }
@@ -385,10 +406,7 @@ fn finalize(b: &mut Builder, pool: Option<&str>) {
             check: "one CNI, no leftovers".into(),
         },
         "Check that only the target runs and no node keeps old state.",
-        vec![
-            "cniswap inspect".into(),
-            "cniswap lint --snapshot <new snapshot>".into(),
-        ],
+        vec!["cniswap inspect".into(), "cniswap lint --live".into()],
         "no MIG001, MIG011 or NOD005 finding",
         600,
     ));
