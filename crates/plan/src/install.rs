@@ -1,7 +1,7 @@
 //! Installing (and uninstalling) the target CNI with its final or migration settings.
 
 use crate::artifacts::{calico, cilium, flannel, talos};
-use crate::context::{CALICO_VERSION, CILIUM_VERSION, InstallChoice};
+use crate::context::{CALICO_VERSION, CILIUM_VERSION, Cluster, InstallChoice};
 use crate::model::Action;
 use crate::strategies::{Builder, S, s};
 use cniswap_model::CniKind;
@@ -52,13 +52,17 @@ pub fn target(b: &mut Builder, pool: Option<&str>) -> (Vec<S>, Vec<S>) {
                     how,
                     "cilium",
                     "final",
-                    &render_cilium(&file),
+                    &render_cilium(b.cluster, &file),
                     "kube-system",
                     "cilium",
                 );
             }
             (
-                vec![helm_cilium(&file, "Install Cilium with its final values.")],
+                vec![helm_cilium(
+                    b.cluster,
+                    &file,
+                    "Install Cilium with its final values.",
+                )],
                 vec![helm_uninstall("cilium", "kube-system")],
             )
         }
@@ -270,9 +274,9 @@ pub fn rendered(
     let url = format!(
         "https://REPLACE-WITH-YOUR-HOST/cniswap/{cni}-{}.yaml",
         if cni == "cilium" {
-            CILIUM_VERSION
+            cilium_version(b.cluster)
         } else {
-            CALICO_VERSION
+            CALICO_VERSION.to_string()
         }
     );
     let patch = talos::install_from_url(b.cluster, cni, &url);
@@ -300,25 +304,40 @@ pub fn rendered(
     (steps, rollback)
 }
 
-pub fn render_cilium(values: &str) -> String {
-    format!(
-        "helm template cilium cilium/cilium --version {CILIUM_VERSION} -n kube-system -f {values}"
-    )
+/// The Cilium chart version to install: the running Cilium's, when one runs already (Cilium
+/// upgrades go one minor at a time, and an upgrade does not belong in a CNI migration: MIG012),
+/// else the version cniswap pins.
+pub fn cilium_version(cluster: &Cluster) -> String {
+    cluster
+        .facts
+        .cnis
+        .iter()
+        .find(|c| c.kind == CniKind::Cilium && c.running)
+        .and_then(|c| c.version.as_deref())
+        .map(|v| v.trim_start_matches('v').to_string())
+        .filter(|v| v.split('.').count() == 3 && v.split('.').all(|p| p.parse::<u32>().is_ok()))
+        .unwrap_or_else(|| CILIUM_VERSION.to_string())
 }
 
-pub fn helm_cilium(values: &str, description: &str) -> S {
+pub fn render_cilium(cluster: &Cluster, values: &str) -> String {
+    let version = cilium_version(cluster);
+    format!("helm template cilium cilium/cilium --version {version} -n kube-system -f {values}")
+}
+
+pub fn helm_cilium(cluster: &Cluster, values: &str, description: &str) -> S {
+    let version = cilium_version(cluster);
     s(
         Action::HelmUpgrade {
             release: "cilium".into(),
             namespace: "kube-system".into(),
-            chart: format!("cilium/cilium@{CILIUM_VERSION}"),
+            chart: format!("cilium/cilium@{version}"),
             values: vec![values.to_string()],
         },
         description,
         vec![
             "helm repo add cilium https://helm.cilium.io".into(),
             format!(
-                "helm upgrade --install cilium cilium/cilium --version {CILIUM_VERSION} -n kube-system -f {values}"
+                "helm upgrade --install cilium cilium/cilium --version {version} -n kube-system -f {values}"
             ),
             "kubectl -n kube-system rollout status ds/cilium --timeout=10m".into(),
         ],

@@ -556,6 +556,26 @@ fn findings_the_plan_resolves_do_not_block_it() {
     // The migration values keep policies unenforced on purpose: CIL010 stays a warning to read.
     assert!(!resolved("CIL010"));
     assert!(!cniswap_plan::has_errors(&plan));
+    // Resumes the migration that was started: same pool, port and Cilium version.
+    let install = plan
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .find(|s| matches!(s.action, Action::HelmUpgrade { .. }))
+        .unwrap();
+    assert!(
+        install.description.contains("10.245.0.0/16") && install.description.contains("8473"),
+        "{}",
+        install.description
+    );
+    assert!(
+        install
+            .commands
+            .iter()
+            .any(|c| c.contains("--version 1.16.5")),
+        "{:?}",
+        install.commands
+    );
 
     let calico = cniswap_snapshot::load(&examples().join("kubeadm-calico-vxlan")).unwrap();
     let plan = plan_for(&calico, &options(CniKind::Cilium, StrategyChoice::Rolling))

@@ -4,6 +4,7 @@
 
 use super::{Artifacts, merge};
 use crate::context::Cluster;
+use cniswap_model::CniKind;
 use serde_json::{Value, json};
 
 /// A /16 that overlaps none of the cluster's pod or service ranges, for the migration pool.
@@ -30,6 +31,52 @@ pub fn distinct_pool(cluster: &Cluster) -> String {
 
 /// A tunnel port no source overlay binds (Flannel 8472 or Talos 4789, Calico VXLAN 4789).
 pub const MIGRATION_TUNNEL_PORT: u16 = 8473;
+
+/// The pool and tunnel port of a Cilium that already runs beside the old CNI (a migration that
+/// was started and stopped half-way, as in seed 002), when they still keep the overlays apart.
+/// Resuming with them leaves the pods Cilium already runs untouched; a new pool or port would
+/// cut them off from the nodes that get the new settings first.
+pub fn running_migration(cluster: &Cluster) -> Option<(String, u16)> {
+    let cilium = cluster
+        .facts
+        .cnis
+        .iter()
+        .find(|c| c.kind == CniKind::Cilium && c.running)?;
+    let mode = cilium.cilium.as_ref()?;
+    let tunnel = mode.routing_mode.as_deref().is_none_or(|m| m == "tunnel")
+        && mode.tunnel_protocol.as_deref().is_none_or(|p| p == "vxlan");
+    if mode.ipam_mode.as_deref() != Some("cluster-pool") || !tunnel {
+        return None;
+    }
+    let pool = cilium.pod_cidrs.first()?.clone();
+    let port = mode.tunnel_port?;
+    let pool_net: ipnet::IpNet = pool.parse().ok()?;
+    let others = cluster
+        .facts
+        .cnis
+        .iter()
+        .filter(|c| c.kind != CniKind::Cilium && c.running);
+    for other in others {
+        let other_port = other.flannel.as_ref().and_then(|f| f.port).unwrap_or(8472);
+        if port == other_port || port == 4789 {
+            return None;
+        }
+        let overlaps = other
+            .pod_cidrs
+            .iter()
+            .filter_map(|c| c.parse::<ipnet::IpNet>().ok())
+            .any(|c| c.contains(&pool_net.network()) || pool_net.contains(&c.network()));
+        if overlaps {
+            return None;
+        }
+    }
+    Some((pool, port))
+}
+
+/// The migration's pool and port: the running migration's, or a fresh distinct pool and 8473.
+pub fn migration_network(cluster: &Cluster) -> (String, u16) {
+    running_migration(cluster).unwrap_or_else(|| (distinct_pool(cluster), MIGRATION_TUNNEL_PORT))
+}
 
 fn common(cluster: &Cluster, replace_kube_proxy: bool) -> Value {
     let mut values = json!({
@@ -80,7 +127,7 @@ pub fn migration_values(cluster: &Cluster, user: &[Value], pool: &str) -> Value 
         &json!({
             "routingMode": "tunnel",
             "tunnelProtocol": "vxlan",
-            "tunnelPort": MIGRATION_TUNNEL_PORT,
+            "tunnelPort": migration_network(cluster).1,
             "ipam": {"mode": "cluster-pool", "operator": {"clusterPoolIPv4PodCIDRList": [pool]}},
             "cni": {"customConf": true, "uninstall": false},
             "policyEnforcementMode": "never",
@@ -104,7 +151,7 @@ pub fn final_values(
     merge(&mut values, &common(cluster, replace_kube_proxy));
     let network = match pool {
         Some(pool) => json!({
-            "routingMode": "tunnel", "tunnelProtocol": "vxlan", "tunnelPort": MIGRATION_TUNNEL_PORT,
+            "routingMode": "tunnel", "tunnelProtocol": "vxlan", "tunnelPort": migration_network(cluster).1,
             "ipam": {"mode": "cluster-pool", "operator": {"clusterPoolIPv4PodCIDRList": [pool]}},
         }),
         // Cutover and fresh: the node podCIDRs the control plane already hands out.

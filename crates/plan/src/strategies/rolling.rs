@@ -131,7 +131,8 @@ fn per_node_end(node: &crate::context::PlanNode, check: &str) -> Vec<S> {
 }
 
 fn to_cilium(b: &mut Builder) {
-    let pool = cilium::distinct_pool(b.cluster);
+    let (pool, port) = cilium::migration_network(b.cluster);
+    let resumed = cilium::running_migration(b.cluster).is_some();
     let values = cilium::migration_values(b.cluster, &b.options.values, &pool);
     let values_file = cilium::write_values(
         &mut b.artifacts,
@@ -189,12 +190,21 @@ fn to_cilium(b: &mut Builder) {
         ));
     }
     let uninstall_migration = if install::method(b) == InstallChoice::Helm {
-        prepare.push(install::helm_cilium(&values_file, &format!("Install Cilium beside the old CNI: pool {pool}, VXLAN port {}, no CNI config written yet, no policy enforcement.", cilium::MIGRATION_TUNNEL_PORT)));
+        let what = if resumed {
+            format!(
+                "Re-install the running Cilium with the migration settings, keeping its pool {pool} and VXLAN port {port} so the pods it already runs keep working"
+            )
+        } else {
+            format!(
+                "Install Cilium beside the old CNI: pool {pool}, VXLAN port {port}, no CNI config written yet, no policy enforcement."
+            )
+        };
+        prepare.push(install::helm_cilium(b.cluster, &values_file, &what));
         vec![install::helm_uninstall("cilium", "kube-system")]
     } else {
         // The migration stage is always applied with kubectl: only the final state belongs in
         // the Talos config, where bootstraps and upgrade-k8s apply it again.
-        let render = install::render_cilium(&values_file);
+        let render = install::render_cilium(b.cluster, &values_file);
         let (apply, undo) = install::rendered(
             b,
             InstallChoice::Manifests,
