@@ -62,6 +62,8 @@ pub struct PlanNode {
     pub ip: Option<String>,
     /// Pods on the pod network (recreated when the node switches), `namespace/name`.
     pub pods: Vec<String>,
+    /// Those of them without a controller: drain stops on them, and nobody recreates them.
+    pub bare_pods: Vec<String>,
 }
 
 pub struct Cluster<'a> {
@@ -131,6 +133,13 @@ impl<'a> Cluster<'a> {
                         p.spec.node_name.as_deref() == Some(n.name.as_str()) && !p.spec.host_network
                     })
                     .map(|p| format!("{}/{}", p.metadata.namespace(), p.metadata.name))
+                    .collect(),
+                bare_pods: facts
+                    .workloads
+                    .bare_pods
+                    .iter()
+                    .filter(|p| p.node.as_deref() == Some(n.name.as_str()))
+                    .map(|p| format!("{}/{}", p.namespace.as_deref().unwrap_or("default"), p.name))
                     .collect(),
             })
             .collect();

@@ -46,6 +46,7 @@ mod tests {
             zone: Some(zone.into()),
             ip: None,
             pods: Vec::new(),
+            bare_pods: Vec::new(),
         }
     }
 

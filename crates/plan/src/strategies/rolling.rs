@@ -70,6 +70,17 @@ pub fn build(b: &mut Builder) {
     }
 }
 
+/// A comment line before a drain that would stop on pods without a controller (MIG002).
+fn bare_pod_warning(node: &crate::context::PlanNode) -> Option<String> {
+    (!node.bare_pods.is_empty()).then(|| {
+        format!(
+            "# {} ha{} no controller: drain stops there. Delete (nobody recreates them) or add --force.",
+            node.bare_pods.join(", "),
+            if node.bare_pods.len() == 1 { "s" } else { "ve" }
+        )
+    })
+}
+
 fn per_node_start(node: &crate::context::PlanNode) -> Vec<S> {
     let mut drain = s(
         Action::Drain {
@@ -79,10 +90,13 @@ fn per_node_start(node: &crate::context::PlanNode) -> Vec<S> {
             "Drain {} (evictions respect PodDisruptionBudgets).",
             node.name
         ),
-        vec![format!(
-            "kubectl drain {} --ignore-daemonsets --delete-emptydir-data --timeout=15m",
-            node.name
-        )],
+        bare_pod_warning(node)
+            .into_iter()
+            .chain([format!(
+                "kubectl drain {} --ignore-daemonsets --delete-emptydir-data --timeout=15m",
+                node.name
+            )])
+            .collect(),
         format!("only DaemonSet pods remain on {}", node.name),
         900,
     );
