@@ -5,6 +5,17 @@
 
 use crate::model::Action;
 
+/// A backup made with `kubectl get -o yaml`, minus the fields the server refuses on create
+/// ("resourceVersion should not be set on objects to be created") or that conflict on update.
+pub fn backup_for_apply(file: &str) -> String {
+    format!("sed -e '/^  resourceVersion:/d' -e '/^  uid:/d' {file}")
+}
+
+/// Applies a backup made with `kubectl get -o yaml`.
+pub fn apply_backup(file: &str) -> String {
+    format!("{} | kubectl apply -f -", backup_for_apply(file))
+}
+
 pub fn already_done(action: &Action) -> Option<String> {
     match action {
         Action::Backup { file, .. } => Some(format!("test -s {file}")),
@@ -64,6 +75,10 @@ pub fn already_done(action: &Action) -> Option<String> {
             kind.to_lowercase()
         )),
         // `kubectl diff` exits 0 when the cluster already matches the file.
+        Action::ApplyManifest { file } if file.starts_with("backups/") => Some(format!(
+            "{} | kubectl diff -f - >/dev/null",
+            backup_for_apply(file)
+        )),
         Action::ApplyManifest { file } => Some(format!("kubectl diff -f {file} >/dev/null")),
         Action::DeleteObject {
             kind,
@@ -221,6 +236,23 @@ mod tests {
             0
         ));
         assert!(!run_with_fake_kubectl(&selector, "", 0));
+    }
+
+    #[test]
+    fn backups_lose_the_fields_the_server_refuses_on_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ds.yaml");
+        std::fs::write(&file, "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: kube-flannel\n  resourceVersion: \"123\"\n  uid: 0b1c\nspec:\n  template:\n    metadata:\n      uid: keep\n").unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(backup_for_apply(&file.display().to_string()))
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            text,
+            "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: kube-flannel\nspec:\n  template:\n    metadata:\n      uid: keep\n"
+        );
     }
 
     #[test]

@@ -237,8 +237,11 @@ impl<'a> Cluster<'a> {
     /// The running DaemonSet of a CNI (namespace, name).
     pub fn daemonset_of(&self, cni: CniKind) -> Option<(String, String)> {
         let facts = self.facts.cnis.iter().find(|c| c.kind == cni)?;
-        let (ns, name) = facts.daemonset.as_deref()?.split_once('/')?;
-        Some((ns.to_string(), name.to_string()))
+        let daemonset = facts.daemonset.as_deref()?;
+        match daemonset.split_once('/') {
+            Some((ns, name)) => Some((ns.to_string(), name.to_string())),
+            None => Some((facts.namespace.clone()?, daemonset.to_string())),
+        }
     }
 }
 

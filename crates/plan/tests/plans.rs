@@ -177,6 +177,7 @@ fn every_generated_file_lints_clean_for_every_strategy() {
                 };
                 assert_invariants(&output.plan);
                 assert_artifacts_lint_clean(example, &output);
+                assert_old_daemonsets_removed(&output.plan);
                 let steps = output
                     .plan
                     .phases
@@ -251,6 +252,29 @@ fn talos_patches_follow_the_config_format() {
     assert!(
         values.contains("kubeProxyReplacement: true") && values.contains("k8sServicePort: 7445"),
         "{values}"
+    );
+}
+
+/// Talos never deletes what it rendered, and nothing else removes a replaced CNI's agent
+/// (TAL002): each source's DaemonSet is backed up and deleted, except where Calico's migration
+/// controller removes Flannel itself.
+fn assert_old_daemonsets_removed(plan: &Plan) {
+    if plan.strategy == "fresh" || (plan.strategy == "rolling" && plan.to == "calico") {
+        return;
+    }
+    let deleted = plan
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .filter(|s| matches!(&s.action, Action::DeleteObject { kind, name, .. } if kind == "DaemonSet" && name != "kube-proxy"))
+        .count();
+    assert!(
+        deleted >= plan.from.len(),
+        "{} -> {} ({}): {deleted} DaemonSet deletions for {:?}",
+        plan.cluster,
+        plan.to,
+        plan.strategy,
+        plan.from
     );
 }
 

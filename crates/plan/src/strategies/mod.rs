@@ -76,7 +76,7 @@ impl<'a> Builder<'a> {
                     file: "backups/objects.yaml".into(),
                 },
                 "Put the backed-up objects back.",
-                vec!["kubectl apply -f backups/objects.yaml".into()],
+                vec![crate::check::apply_backup("backups/objects.yaml")],
                 "the objects match the backup",
                 600,
             ));
@@ -293,7 +293,7 @@ impl<'a> Builder<'a> {
                 file: backup.clone(),
             },
             format!("Recreate {ns}/{name} from its backup."),
-            vec![format!("kubectl apply -f {backup}")],
+            vec![crate::check::apply_backup(&backup)],
             format!("`kubectl -n {ns} rollout status ds/{name}` succeeds"),
             600,
         );
@@ -389,7 +389,7 @@ impl<'a> Builder<'a> {
                     file: backup.clone(),
                 },
                 "Recreate kube-proxy from its backup.",
-                vec![format!("kubectl apply -f {backup}")],
+                vec![crate::check::apply_backup(&backup)],
                 "`kubectl -n kube-system rollout status ds/kube-proxy` succeeds",
                 600,
             ),
