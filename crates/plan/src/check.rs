@@ -11,6 +11,12 @@ pub fn backup_for_apply(file: &str) -> String {
     format!("sed -e '/^  resourceVersion:/d' -e '/^  uid:/d' {file}")
 }
 
+/// Applies a List backup (`kubectl get KIND -A -o yaml`): the items' own fields sit 4 deep;
+/// deeper ones (an ownerReference's uid) stay.
+pub fn apply_backup_list(file: &str) -> String {
+    format!("sed -e '/^    resourceVersion:/d' -e '/^    uid:/d' {file} | kubectl apply -f -")
+}
+
 /// Applies a backup made with `kubectl get -o yaml`.
 pub fn apply_backup(file: &str) -> String {
     format!("{} | kubectl apply -f -", backup_for_apply(file))
@@ -64,6 +70,18 @@ pub fn already_done(action: &Action) -> Option<String> {
                 "kubectl -n {namespace} get ds {name} -o jsonpath='{{.spec.template.spec.nodeSelector}}' | grep -qF '\"{key}\":\"{value}\"'"
             ))
         }
+        Action::HelmUninstall {
+            release, namespace, ..
+        } => Some(format!(
+            "out=$(helm -n {namespace} list -a --filter '^{release}$' -q) && [ -z \"$out\" ]"
+        )),
+        Action::ScaleDeployment {
+            namespace,
+            name,
+            replicas,
+        } => Some(format!(
+            "[ \"$(kubectl -n {namespace} get deployment {name} -o jsonpath='{{.spec.replicas}}')\" = {replicas} ]"
+        )),
         Action::PatchObject {
             kind,
             name,
@@ -80,6 +98,12 @@ pub fn already_done(action: &Action) -> Option<String> {
             backup_for_apply(file)
         )),
         Action::ApplyManifest { file } => Some(format!("kubectl diff -f {file} >/dev/null")),
+        // `name` is the pattern of the CRD names (groups) being removed.
+        Action::DeleteObject { kind, name, .. } if kind == "CustomResourceDefinition" => {
+            Some(format!(
+                "crds=$(kubectl get crd -o name) && ! printf '%s\\n' \"$crds\" | grep -qE '{name}'"
+            ))
+        }
         Action::DeleteObject {
             kind,
             namespace,
@@ -204,6 +228,25 @@ mod tests {
             !run_with_fake_kubectl(&delete, "", 1),
             "an unreachable API server is not 'deleted'"
         );
+
+        let crds = already_done(&Action::DeleteObject {
+            kind: "CustomResourceDefinition".into(),
+            namespace: None,
+            name: r"(\.projectcalico\.org|\.tigera\.io)$".into(),
+            backup: "backups/calico-crds".into(),
+        })
+        .unwrap();
+        assert!(run_with_fake_kubectl(
+            &crds,
+            "customresourcedefinition.apiextensions.k8s.io/ciliumnodes.cilium.io",
+            0
+        ));
+        assert!(!run_with_fake_kubectl(
+            &crds,
+            "customresourcedefinition.apiextensions.k8s.io/ippools.crd.projectcalico.org",
+            0
+        ));
+        assert!(!run_with_fake_kubectl(&crds, "", 1));
 
         let cordon = already_done(&Action::Cordon { node: "w1".into() }).unwrap();
         assert!(run_with_fake_kubectl(&cordon, "true", 0));

@@ -235,6 +235,17 @@ impl<'a> Cluster<'a> {
     }
 
     /// The running DaemonSet of a CNI (namespace, name).
+    /// Whether an operator reconciles the CNI's DaemonSet (Calico's Tigera operator).
+    pub fn operator_managed(&self, cni: CniKind) -> bool {
+        self.facts.cnis.iter().any(|c| {
+            c.kind == cni && c.install == Some(cniswap_model::InstallMethod::TigeraOperator)
+        })
+    }
+
+    pub fn install_of(&self, cni: CniKind) -> Option<cniswap_model::InstallMethod> {
+        self.facts.cnis.iter().find(|c| c.kind == cni)?.install
+    }
+
     pub fn daemonset_of(&self, cni: CniKind) -> Option<(String, String)> {
         let facts = self.facts.cnis.iter().find(|c| c.kind == cni)?;
         let daemonset = facts.daemonset.as_deref()?;

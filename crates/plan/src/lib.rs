@@ -190,6 +190,9 @@ pub fn plan(
         )],
     );
 
+    if strategy != StrategyChoice::Fresh {
+        strategies::cleanup::build(&mut builder);
+    }
     let install = install::method(&builder);
     let handled = handled::resolved(
         snapshot,

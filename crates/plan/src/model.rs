@@ -116,6 +116,15 @@ pub enum Action {
     ApplyManifest {
         file: String,
     },
+    /// Puts back what a backup directory holds (several files; no single-file check).
+    RestoreBackup {
+        path: String,
+    },
+    ScaleDeployment {
+        namespace: String,
+        name: String,
+        replicas: u32,
+    },
     /// A JSON merge patch on one object; done when `jsonpath` reads `expected`.
     PatchObject {
         kind: String,
@@ -152,6 +161,11 @@ pub enum Action {
         chart: String,
         values: Vec<String>,
     },
+    HelmUninstall {
+        release: String,
+        namespace: String,
+        backup: String,
+    },
     HelmRollback {
         release: String,
         namespace: String,
@@ -180,7 +194,10 @@ pub enum Action {
 impl Action {
     /// Whether this step removes something (and so needs a backup before it).
     pub fn is_destructive(&self) -> bool {
-        matches!(self, Action::DeleteObject { .. } | Action::NodeClean { .. })
+        matches!(
+            self,
+            Action::DeleteObject { .. } | Action::NodeClean { .. } | Action::HelmUninstall { .. }
+        )
     }
 }
 

@@ -27,10 +27,9 @@ pub fn build(b: &mut Builder) {
         rollback.extend(undo);
     }
     for cni in &sources {
-        if let Some((delete, restore)) = b.delete_daemonset(*cni) {
-            steps.push(delete);
-            rollback.insert(0, restore);
-        }
+        let (stop, undo) = b.stop_agent(*cni);
+        steps.extend(stop);
+        rollback.splice(0..0, undo);
     }
     if b.replace_kube_proxy && b.cluster.facts.kube_proxy.present {
         let (delete, restore) = b.delete_kube_proxy();

@@ -1,5 +1,6 @@
 //! The strategies of DESIGN.md: fresh, cutover, rolling; and the shared step builders.
 
+pub mod cleanup;
 pub mod cutover;
 pub mod fresh;
 pub mod rolling;
@@ -270,7 +271,44 @@ impl<'a> Builder<'a> {
     }
 
     /// Removes a CNI's DaemonSet after backing it up (Talos never deletes bootstrap manifests).
-    pub fn delete_daemonset(&self, cni: CniKind) -> Option<(S, S)> {
+    /// Stops a source CNI's agent for good: whatever would recreate its DaemonSet is stopped
+    /// first (the Tigera operator), then the DaemonSet is backed up and deleted. Returns the
+    /// steps and their rollback (in rollback order).
+    pub fn stop_agent(&self, cni: CniKind) -> (Vec<S>, Vec<S>) {
+        let Some((delete, restore)) = self.delete_daemonset(cni) else {
+            return (Vec::new(), Vec::new());
+        };
+        if !self.cluster.operator_managed(cni) {
+            return (vec![delete], vec![restore]);
+        }
+        let scale = |replicas: u32, why: &str| {
+            s(
+                Action::ScaleDeployment {
+                    namespace: "tigera-operator".into(),
+                    name: "tigera-operator".into(),
+                    replicas,
+                },
+                why,
+                vec![format!(
+                    "kubectl -n tigera-operator scale deployment tigera-operator --replicas={replicas}"
+                )],
+                format!("deployment tigera-operator has {replicas} replica(s)"),
+                120,
+            )
+        };
+        (
+            vec![
+                scale(
+                    0,
+                    "Stop the Tigera operator, or it recreates calico-node at once.",
+                ),
+                delete,
+            ],
+            vec![restore, scale(1, "Start the Tigera operator again.")],
+        )
+    }
+
+    fn delete_daemonset(&self, cni: CniKind) -> Option<(S, S)> {
         let (ns, name) = self.cluster.daemonset_of(cni)?;
         let backup = format!("backups/{ns}-{name}.yaml");
         let delete = s(

@@ -351,10 +351,9 @@ fn finalize(b: &mut Builder, pool: Option<&str>) {
         rollback.extend(undo);
     }
     for cni in &sources {
-        if let Some((delete, restore)) = b.delete_daemonset(*cni) {
-            steps.push(delete);
-            rollback.insert(0, restore);
-        }
+        let (stop, undo) = b.stop_agent(*cni);
+        steps.extend(stop);
+        rollback.splice(0..0, undo);
     }
     if target == CniKind::Cilium {
         let (install, uninstall) = install::target(b, pool);
