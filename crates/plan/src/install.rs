@@ -174,41 +174,74 @@ pub fn target(b: &mut Builder, pool: Option<&str>) -> (Vec<S>, Vec<S>) {
                 ));
                 (apply, undo)
             } else {
-                let network = cluster_pod_cidr(b);
-                let cm = b.artifacts.add_yaml(
-                    "flannel/kube-flannel-cfg.yaml",
-                    "Flannel network config for this cluster",
-                    &flannel::config_map(&network, 8472),
-                );
-                let url = flannel::manifest_url();
-                (
-                    vec![s(
-                        Action::ApplyManifest { file: url.clone() },
-                        "Install Flannel (pinned release) with this cluster's network.",
-                        vec![
-                            format!("kubectl apply -f {url}"),
-                            format!("kubectl apply -f {cm}"),
-                            "kubectl -n kube-flannel rollout restart ds/kube-flannel-ds".into(),
-                            "kubectl -n kube-flannel rollout status ds/kube-flannel-ds --timeout=10m".into(),
-                        ],
-                        "kube-flannel/kube-flannel-ds is fully ready",
-                        600,
-                    )],
-                    vec![s(
-                        Action::DeleteObject { kind: "Manifest".into(), namespace: Some("kube-flannel".into()), name: url.clone(), backup: "backups/kube-flannel-installed.yaml".into() },
-                        "Remove Flannel.",
-                        vec![
-                            "kubectl -n kube-flannel get all,cm -o yaml > backups/kube-flannel-installed.yaml".into(),
-                            format!("kubectl delete -f {url}"),
-                        ],
-                        "namespace kube-flannel is gone",
-                        300,
-                    )],
-                )
+                flannel_manifest(b)
             }
         }
     }
 }
+
+/// Flannel from its pinned release manifest, with the cluster's network written into its
+/// net-conf.json (the manifest ships 10.244.0.0/16). Rolling: a pods=0 quota holds the
+/// DaemonSet until its nodeSelector is set, so Flannel never starts on a node that still runs
+/// the old CNI.
+fn flannel_manifest(b: &Builder) -> (Vec<S>, Vec<S>) {
+    let network = cluster_pod_cidr(b);
+    let url = flannel::manifest_url();
+    let file = "artifacts/flannel/kube-flannel.yml";
+    let mut commands = vec![format!("curl -fsSL {url} -o {file}")];
+    if network != flannel::MANIFEST_NETWORK {
+        commands.push(format!(
+            "sed -i 's#\"Network\": \"{}\"#\"Network\": \"{network}\"#' {file}",
+            flannel::MANIFEST_NETWORK
+        ));
+    }
+    commands.push(format!("grep -q '\"Network\": \"{network}\"' {file}"));
+    let hold = b.options.strategy == crate::context::StrategyChoice::Rolling;
+    if hold {
+        commands.extend([
+            "kubectl create namespace kube-flannel --dry-run=client -o yaml | kubectl apply -f -"
+                .to_string(),
+            "kubectl -n kube-flannel create quota cniswap-hold --hard=pods=0".to_string(),
+        ]);
+    }
+    commands.push(format!("kubectl apply -f {file}"));
+    if hold {
+        commands.extend([
+            format!(r#"kubectl -n kube-flannel patch daemonset kube-flannel-ds -p '{{"spec":{{"template":{{"spec":{{"nodeSelector":{{"{FLANNEL_NODE_LABEL}":"flannel"}}}}}}}}}}'"#),
+            "kubectl -n kube-flannel delete quota cniswap-hold".to_string(),
+        ]);
+    } else {
+        commands
+            .push("kubectl -n kube-flannel rollout status ds/kube-flannel-ds --timeout=10m".into());
+    }
+    let done = if hold {
+        "kube-flannel/kube-flannel-ds exists with its nodeSelector, and the quota is gone"
+    } else {
+        "kube-flannel/kube-flannel-ds is fully ready"
+    };
+    (
+        vec![s(
+            Action::ApplyManifest { file: file.into() },
+            format!("Install Flannel {} (pinned release) with this cluster's network {network}.", crate::context::FLANNEL_VERSION),
+            commands,
+            done,
+            600,
+        )],
+        vec![s(
+            Action::DeleteObject { kind: "Manifest".into(), namespace: Some("kube-flannel".into()), name: file.into(), backup: "backups/kube-flannel-installed.yaml".into() },
+            "Remove Flannel.",
+            vec![
+                "kubectl -n kube-flannel get daemonset,configmap -o yaml > backups/kube-flannel-installed.yaml".into(),
+                format!("kubectl delete -f {file}"),
+            ],
+            "namespace kube-flannel is gone",
+            300,
+        )],
+    )
+}
+
+/// The node label that says which CNI a node runs during a rolling migration to Flannel.
+pub const FLANNEL_NODE_LABEL: &str = "cniswap.io/cni";
 
 /// Installs from manifests rendered with `helm template`: applied with kubectl (`manifests`), or
 /// applied by Talos from a pinned URL (`talos-urls`, `omni`), so a bootstrap installs the CNI.

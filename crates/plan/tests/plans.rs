@@ -720,3 +720,50 @@ fn omni_clusters_get_config_patches_or_template_entries() {
     );
     assert_artifacts_lint_clean("talos-flannel-homelab", &out);
 }
+
+#[test]
+fn rolling_to_flannel_holds_its_daemonset_until_the_selector_is_set() {
+    // The kubeadm Calico cluster, with Calico's pool moved off the node podCIDRs.
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("cluster");
+    std::fs::create_dir_all(&cluster).unwrap();
+    for entry in std::fs::read_dir(examples().join("kubeadm-calico-vxlan/cluster")).unwrap() {
+        let entry = entry.unwrap();
+        let mut text = std::fs::read_to_string(entry.path()).unwrap();
+        if entry.file_name() == "config.yaml" {
+            text = text.replace("cidr: 10.244.0.0/16", "cidr: 192.168.0.0/16");
+        }
+        std::fs::write(cluster.join(entry.file_name()), text).unwrap();
+    }
+    let snapshot = cniswap_snapshot::load(dir.path()).unwrap();
+    let output = plan_for(
+        &snapshot,
+        &options(CniKind::Flannel, StrategyChoice::Rolling),
+    )
+    .unwrap();
+    assert_invariants(&output.plan);
+    let install = output
+        .plan
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .find(|s| s.description.starts_with("Install Flannel"))
+        .unwrap();
+    let at = |needle: &str| {
+        install
+            .commands
+            .iter()
+            .position(|c| c.contains(needle))
+            .unwrap_or_else(|| panic!("{needle}: {:?}", install.commands))
+    };
+    assert!(
+        at("create quota cniswap-hold --hard=pods=0")
+            < at("kubectl apply -f artifacts/flannel/kube-flannel.yml")
+    );
+    assert!(at("kubectl apply -f artifacts/flannel/kube-flannel.yml") < at("nodeSelector"));
+    assert!(at("nodeSelector") < at("delete quota cniswap-hold"));
+    // The network is the cluster's; the manifest already carries it, so no edit is needed.
+    assert!(install.commands.iter().any(
+        |c| c == "grep -q '\"Network\": \"10.244.0.0/16\"' artifacts/flannel/kube-flannel.yml"
+    ));
+}

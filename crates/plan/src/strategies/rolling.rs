@@ -549,18 +549,16 @@ fn to_flannel(b: &mut Builder) {
     }
     let (install, uninstall) = install::target(b, None);
     prepare.extend(install);
-    let (ns, ds) = if b.cluster.talos {
-        ("kube-system", "kube-flannel")
-    } else {
-        install::agent_daemonset(CniKind::Flannel)
-    };
-    prepare.push(s(
-        Action::PatchDaemonSetNodeSelector { namespace: ns.into(), name: ds.into(), selector: "cniswap.io/cni=flannel".into() },
-        "Let Flannel run only on switched nodes.",
-        vec![format!(r#"kubectl -n {ns} patch daemonset {ds} -p '{{"spec":{{"template":{{"spec":{{"nodeSelector":{{"cniswap.io/cni":"flannel"}}}}}}}}}}'"#)],
-        format!("{ns}/{ds} has the nodeSelector"),
-        300,
-    ));
+    if b.cluster.talos {
+        // Talos renders its Flannel without a selector; outside Talos the install sets it.
+        prepare.push(s(
+            Action::PatchDaemonSetNodeSelector { namespace: "kube-system".into(), name: "kube-flannel".into(), selector: "cniswap.io/cni=flannel".into() },
+            "Let Flannel run only on switched nodes.",
+            vec![r#"kubectl -n kube-system patch daemonset kube-flannel -p '{"spec":{"template":{"spec":{"nodeSelector":{"cniswap.io/cni":"flannel"}}}}}'"#.into()],
+            "kube-system/kube-flannel has the nodeSelector",
+            300,
+        ));
+    }
     undo.splice(0..0, uninstall);
     b.phase(
         "Prepare both CNIs",
