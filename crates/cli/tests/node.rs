@@ -800,8 +800,35 @@ mod foreign_objects {
         ]
     }
 
-    fn create(node: &Node, object: &Foreign) -> String {
-        match object {
+    /// Creates the object; None when the CNI's own state already has that name (a generated
+    /// `weav`+`e` is Weave's bridge, `cni`+`0` Flannel's): that object is not foreign.
+    fn create(node: &Node, object: &Foreign) -> Option<String> {
+        let exists = |probe: &str| {
+            Command::new("ip")
+                .args(["netns", "exec", &node.netns, "sh", "-c", probe])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        };
+        let probe = match object {
+            Foreign::Bridge(name) => format!("ip link show {name}"),
+            Foreign::Chain { nft, table, name } => {
+                let tool = if *nft {
+                    "iptables-nft"
+                } else {
+                    "iptables-legacy"
+                };
+                format!("{tool} -t {table} -n -L {name}")
+            }
+            Foreign::Ipset(name) => format!("ipset list -n {name}"),
+            Foreign::NftTable(name) => format!("nft list table inet {name}"),
+            Foreign::File(path) => format!("test -e {}/{path}", node.root().display()),
+        };
+        if exists(&format!("{probe} >/dev/null 2>&1")) {
+            return None;
+        }
+        Some(match object {
             Foreign::Bridge(name) => {
                 node.sh(&format!("ip link add {name} type bridge"));
                 format!("{name}:")
@@ -827,7 +854,7 @@ mod foreign_objects {
                 node.file(path, "foreign");
                 path.clone()
             }
-        }
+        })
     }
 
     proptest! {
@@ -846,9 +873,10 @@ mod foreign_objects {
             for object in &objects {
                 let key = format!("{object:?}");
                 if seen.insert(key) {
-                    markers.push(create(&node, object));
+                    markers.extend(create(&node, object));
                 }
             }
+            prop_assume!(!markers.is_empty());
             let backup = node.root().join(format!("../{}-prop", node.netns));
             let out = node.cniswap(&["clean", "--cni", cni, "--include-kube-proxy", "--backup", backup.to_str().unwrap()]);
             prop_assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
