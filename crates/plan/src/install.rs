@@ -6,21 +6,35 @@ use crate::model::Action;
 use crate::strategies::{Builder, S, s};
 use cniswap_model::CniKind;
 
-/// (namespace, DaemonSet) of a CNI's agent as cniswap installs it.
-pub fn agent_daemonset(cni: CniKind) -> (&'static str, &'static str) {
-    match cni {
+/// (namespace, DaemonSet) of a CNI's agent in this cluster: where it runs now, else where the
+/// plan installs it (Talos renders its Flannel as kube-system/kube-flannel).
+pub fn agent_daemonset(cluster: &Cluster, cni: CniKind) -> (String, String) {
+    if let Some(found) = cluster.daemonset_of(cni) {
+        return found;
+    }
+    let (ns, name) = match cni {
         CniKind::Cilium => ("kube-system", "cilium"),
         CniKind::Calico => ("calico-system", "calico-node"),
+        CniKind::Flannel if cluster.talos => ("kube-system", "kube-flannel"),
         _ => ("kube-flannel", "kube-flannel-ds"),
-    }
+    };
+    (ns.to_string(), name.to_string())
 }
 
-pub fn agent_selector(cni: CniKind) -> &'static str {
-    match cni {
-        CniKind::Cilium => "k8s-app=cilium",
-        CniKind::Calico => "k8s-app=calico-node",
-        _ => "app=flannel",
-    }
+/// Restarts a DaemonSet's pod on one node and waits for the DaemonSet to be ready again. Pods
+/// are found by their generated name (`<daemonset>-xxxxx`), not by labels, which differ
+/// between installs of the same CNI.
+pub fn restart_agent_commands(namespace: &str, daemonset: &str, node: &str) -> Vec<String> {
+    vec![
+        format!(
+            "kubectl -n {namespace} get pods --field-selector spec.nodeName={node} -o name | grep '^pod/{daemonset}-' | xargs -r kubectl -n {namespace} delete"
+        ),
+        wait_agent_command(namespace, daemonset),
+    ]
+}
+
+pub fn wait_agent_command(namespace: &str, daemonset: &str) -> String {
+    format!("kubectl -n {namespace} rollout status ds/{daemonset} --timeout=10m")
 }
 
 /// The cluster pod CIDR the target should use (cutover and fresh keep it).

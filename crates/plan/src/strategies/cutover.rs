@@ -60,14 +60,11 @@ pub fn build(b: &mut Builder) {
                 steps.push(clean);
                 rollback.insert(0, restore);
             }
-            let (ns, ds) = install::agent_daemonset(target);
+            let (ns, ds) = install::agent_daemonset(b.cluster, target);
             steps.push(s(
-                Action::WaitDaemonSetReady { namespace: ns.into(), name: ds.into(), node: Some(node.name.clone()) },
+                Action::WaitDaemonSetReady { namespace: ns.clone(), name: ds.clone(), node: Some(node.name.clone()) },
                 format!("Restart the {target} agent on {} so it writes its CNI config, and wait until it is ready.", node.name),
-                vec![
-                    format!("kubectl -n {ns} delete pod -l {} --field-selector spec.nodeName={}", install::agent_selector(target), node.name),
-                    format!("kubectl -n {ns} wait pod -l {} --field-selector spec.nodeName={} --for=condition=Ready --timeout=5m", install::agent_selector(target), node.name),
-                ],
+                install::restart_agent_commands(&ns, &ds, &node.name),
                 format!("the {target} pod on {} is Ready", node.name),
                 300,
             ));

@@ -503,29 +503,37 @@ impl<'a> Builder<'a> {
         out
     }
 
-    pub fn reboot(&self, node: &PlanNode) -> S {
-        let commands = if self.cluster.talos {
+    /// Reboots a node, then waits until `agent`'s pod is Ready there again: it reinstalls its
+    /// CNI binary (a Talos upgrade re-flashes /opt/cni/bin, seed 002) and its state in /run,
+    /// and a node uncordoned before that fails every new pod.
+    pub fn reboot(&self, node: &PlanNode, agent: CniKind) -> S {
+        let mut commands = if self.cluster.talos {
             vec![format!(
                 "talosctl -n {} reboot --wait",
                 node.ip.clone().unwrap_or_else(|| node.name.clone())
             )]
         } else {
-            vec![
-                format!("ssh {} sudo systemctl reboot", node.name),
-                format!(
-                    "kubectl wait --for=condition=Ready node/{} --timeout=15m",
-                    node.name
-                ),
-            ]
+            vec![format!("ssh {} sudo systemctl reboot", node.name)]
         };
+        let (ns, ds) = crate::install::agent_daemonset(self.cluster, agent);
+        commands.extend([
+            format!(
+                "kubectl wait --for=condition=Ready node/{} --timeout=15m",
+                node.name
+            ),
+            crate::install::wait_agent_command(&ns, &ds),
+        ]);
         s(
             Action::RebootNode {
                 node: node.name.clone(),
             },
             format!("Reboot {} so no old interface or rule survives.", node.name),
             commands,
-            format!("node {} is Ready again", node.name),
-            900,
+            format!(
+                "node {} is Ready again and the {agent} pod on it is Ready",
+                node.name
+            ),
+            1500,
         )
     }
 }

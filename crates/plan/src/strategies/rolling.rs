@@ -283,21 +283,31 @@ fn to_cilium(b: &mut Builder) {
                 60,
             ));
             steps.push(s(
-                Action::WaitDaemonSetReady { namespace: "kube-system".into(), name: "cilium".into(), node: Some(node.name.clone()) },
-                format!("Restart Cilium on {} so it writes 05-cilium.conflist (exclusive), and wait.", node.name),
-                vec![
-                    format!("kubectl -n kube-system delete pod -l k8s-app=cilium --field-selector spec.nodeName={}", node.name),
-                    format!("kubectl -n kube-system wait pod -l k8s-app=cilium --field-selector spec.nodeName={} --for=condition=Ready --timeout=5m", node.name),
-                ],
+                Action::WaitDaemonSetReady {
+                    namespace: "kube-system".into(),
+                    name: "cilium".into(),
+                    node: Some(node.name.clone()),
+                },
+                format!(
+                    "Restart Cilium on {} so it writes 05-cilium.conflist (exclusive), and wait.",
+                    node.name
+                ),
+                install::restart_agent_commands("kube-system", "cilium", &node.name),
                 format!("the Cilium pod on {} is Ready", node.name),
                 300,
             ));
-            steps.push(b.reboot(node));
+            steps.push(b.reboot(node, CniKind::Cilium));
             steps.extend(per_node_end(
                 node,
                 &format!("new pods on the node get addresses from {pool}"),
             ));
-            rollback.insert(0, b.reboot(node));
+            let old = b
+                .cluster
+                .sources
+                .first()
+                .copied()
+                .unwrap_or(CniKind::Flannel);
+            rollback.insert(0, b.reboot(node, old));
             rollback.insert(0, s(
                 Action::ManualGate { question: format!("Remove Cilium's config from {}?", node.name) },
                 format!("Give {} back to the old CNI: drop 05-cilium.conflist, rename *.cilium_bak back.", node.name),
@@ -567,6 +577,7 @@ fn to_flannel(b: &mut Builder) {
         undo,
     );
 
+    let (flannel_ns, flannel_ds) = install::agent_daemonset(b.cluster, CniKind::Flannel);
     let mut steps = Vec::new();
     let mut rollback = Vec::new();
     for batch in b.batches() {
@@ -582,11 +593,17 @@ fn to_flannel(b: &mut Builder) {
                     "Move {} to Flannel: the old agent leaves, Flannel starts.",
                     node.name
                 ),
-                vec![format!(
-                    "kubectl label node {} cniswap.io/cni=flannel --overwrite",
+                vec![
+                    format!(
+                        "kubectl label node {} cniswap.io/cni=flannel --overwrite",
+                        node.name
+                    ),
+                    install::wait_agent_command(&flannel_ns, &flannel_ds),
+                ],
+                format!(
+                    "only Flannel's agent runs on {}, and it is ready",
                     node.name
-                )],
-                format!("only Flannel's agent runs on {}", node.name),
+                ),
                 300,
             ));
             for cni in &sources {
