@@ -64,7 +64,7 @@ fn golden_plans_and_runbooks_for_the_examples() {
 /// Lints every generated file in the state it is applied in: migration files against the
 /// cluster with the planned strategy; final values as the state after the switch; rollback
 /// patches as a return to the source CNI.
-fn assert_artifacts_lint_clean(example: &str, output: &cniswap_plan::Output) {
+fn assert_artifacts_lint_clean(snapshot_dir: &Path, output: &cniswap_plan::Output) {
     let plan = &output.plan;
     let dir = tempfile::tempdir().unwrap();
     for (path, text) in &output.files {
@@ -106,7 +106,7 @@ fn assert_artifacts_lint_clean(example: &str, output: &cniswap_plan::Output) {
             )
         } else {
             (
-                cniswap_snapshot::load(&examples().join(example)).unwrap(),
+                cniswap_snapshot::load(snapshot_dir).unwrap(),
                 cniswap_lint::Target {
                     cni: Some(target),
                     strategy: Some(strategy),
@@ -145,7 +145,8 @@ fn assert_artifacts_lint_clean(example: &str, output: &cniswap_plan::Output) {
             .collect();
         assert!(
             bad.is_empty(),
-            "{example} -> {target} ({}): {} does not lint clean:\n{}",
+            "{} -> {target} ({}): {} does not lint clean:\n{}",
+            snapshot_dir.display(),
             plan.strategy,
             artifact.path,
             bad.join("\n")
@@ -176,7 +177,7 @@ fn every_generated_file_lints_clean_for_every_strategy() {
                     continue;
                 };
                 assert_invariants(&output.plan);
-                assert_artifacts_lint_clean(example, &output);
+                assert_artifacts_lint_clean(&examples().join(example), &output);
                 assert_old_daemonsets_removed(&output.plan);
                 let steps = output
                     .plan
@@ -358,7 +359,7 @@ mod generated {
 
     /// A kubectl-shaped cluster: `workers` + `control_planes` nodes over `zones` zones, the
     /// source CNI's DaemonSet and agent pods, an app pod per node, maybe kube-proxy.
-    fn cluster_yaml(
+    pub(super) fn cluster_yaml(
         source: CniKind,
         control_planes: usize,
         workers: usize,
@@ -372,6 +373,12 @@ mod generated {
                 "quay.io/calico/node:v3.29.1",
             ),
             CniKind::Cilium => ("kube-system", "cilium", "quay.io/cilium/cilium:v1.16.5"),
+            CniKind::Canal => ("kube-system", "canal", "docker.io/calico/node:v3.29.1"),
+            CniKind::Weave => (
+                "kube-system",
+                "weave-net",
+                "ghcr.io/weaveworks/launcher/weave-kube:2.8.1",
+            ),
             _ => (
                 "kube-flannel",
                 "kube-flannel-ds",
@@ -416,7 +423,7 @@ mod generated {
 
         #[test]
         fn every_plan_keeps_the_invariants(
-            source in prop::sample::select(vec![CniKind::Flannel, CniKind::Calico, CniKind::Cilium]),
+            source in prop::sample::select(vec![CniKind::Flannel, CniKind::Calico, CniKind::Cilium, CniKind::Canal, CniKind::Weave]),
             target in prop::sample::select(vec![CniKind::Flannel, CniKind::Calico, CniKind::Cilium]),
             control_planes in 1usize..4,
             workers in 0usize..6,
@@ -433,12 +440,22 @@ mod generated {
             let snapshot = cniswap_snapshot::load(dir.path()).unwrap();
             let kube_proxy_choice = if replace { KubeProxyChoice::Replace } else { KubeProxyChoice::Keep };
             let opts = PlanOptions { kube_proxy: Some(kube_proxy_choice), batch_size: batch, ..options(target, strategy) };
-            if let Some(output) = plan_for(&snapshot, &opts) {
+            let facts = cniswap_facts::detect(&snapshot);
+            prop_assert!(facts.cnis.iter().any(|c| c.kind == source && c.running), "{source} not detected");
+            match cniswap_plan::plan(&snapshot, &facts, &opts) {
+                Err(e) => {
+                    // The only refusals: a strategy that cannot work here, or Flannel as kube-proxy's replacement.
+                    let expected = e.message.contains("is not possible here") || (replace && target == CniKind::Flannel);
+                    prop_assert!(expected, "{source} -> {target} {strategy:?}: {}", e.message);
+                }
+                Ok(output) => {
                 assert_invariants(&output.plan);
+                assert_old_daemonsets_removed(&output.plan);
                 // Workers are listed before control planes in the estimate order too.
                 let roles: Vec<&str> = output.plan.estimates.per_node.iter().map(|n| n.role.as_str()).collect();
                 let first_cp = roles.iter().position(|r| *r == "control-plane").unwrap_or(roles.len());
                 prop_assert!(roles[first_cp..].iter().all(|r| *r == "control-plane"), "{roles:?}");
+                }
             }
         }
     }
@@ -511,7 +528,7 @@ fn every_install_method_yields_files_that_lint_clean() {
                 continue;
             };
             assert_invariants(&output.plan);
-            assert_artifacts_lint_clean(example, &output);
+            assert_artifacts_lint_clean(&examples().join(example), &output);
             if *target == CniKind::Flannel
                 || (*target == CniKind::Calico && strategy == StrategyChoice::Rolling)
             {
@@ -718,7 +735,7 @@ fn omni_clusters_get_config_patches_or_template_entries() {
             .any(|c| c == "omnictl cluster template sync -f omni/cluster.yaml"),
         "{cmds:?}"
     );
-    assert_artifacts_lint_clean("talos-flannel-homelab", &out);
+    assert_artifacts_lint_clean(&examples().join("talos-flannel-homelab"), &out);
 }
 
 #[test]
@@ -766,4 +783,33 @@ fn rolling_to_flannel_holds_its_daemonset_until_the_selector_is_set() {
     assert!(install.commands.iter().any(
         |c| c == "grep -q '\"Network\": \"10.244.0.0/16\"' artifacts/flannel/kube-flannel.yml"
     ));
+}
+
+/// Canal and Weave are sources only: cutover to each target, with files that lint clean.
+#[test]
+fn canal_and_weave_clusters_cut_over_to_every_target() {
+    for source in [CniKind::Canal, CniKind::Weave] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("cluster")).unwrap();
+        std::fs::write(
+            dir.path().join("cluster/all.yaml"),
+            generated::cluster_yaml(source, 1, 3, 2, true),
+        )
+        .unwrap();
+        let snapshot = cniswap_snapshot::load(dir.path()).unwrap();
+        for target in [CniKind::Flannel, CniKind::Calico, CniKind::Cilium] {
+            let output = plan_for(&snapshot, &options(target, StrategyChoice::Auto)).unwrap();
+            assert_eq!(
+                output.plan.strategy, "cutover",
+                "{source} -> {target}: {}",
+                output.plan.strategy_reason
+            );
+            assert_eq!(output.plan.from, vec![source.to_string()]);
+            assert_invariants(&output.plan);
+            assert_old_daemonsets_removed(&output.plan);
+            assert_artifacts_lint_clean(dir.path(), &output);
+            let cleans = output.plan.phases.iter().flat_map(|p| &p.steps).filter(|s| matches!(&s.action, Action::NodeClean { cni, .. } if *cni == source.to_string())).count();
+            assert_eq!(cleans, 4, "{source} -> {target}: one node clean per node");
+        }
+    }
 }
