@@ -58,6 +58,29 @@ fn golden_plans_and_runbooks_for_the_examples() {
         };
         insta::assert_snapshot!(format!("{example}-to-{target}-plan"), file("plan.yaml"));
         insta::assert_snapshot!(format!("{example}-to-{target}-runbook"), file("runbook.md"));
+        // The other strategies that apply here, as plans (the runbook renders the same steps).
+        for strategy in [
+            StrategyChoice::Fresh,
+            StrategyChoice::Cutover,
+            StrategyChoice::Rolling,
+        ] {
+            let Some(other) = plan_for(&snapshot, &options(*target, strategy)) else {
+                continue;
+            };
+            if other.plan.strategy == output.plan.strategy {
+                continue;
+            }
+            let yaml = &other
+                .files
+                .iter()
+                .find(|(p, _)| p == "plan.yaml")
+                .unwrap()
+                .1;
+            insta::assert_snapshot!(
+                format!("{example}-to-{target}-{}-plan", other.plan.strategy),
+                yaml
+            );
+        }
     }
 }
 
