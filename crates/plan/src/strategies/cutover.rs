@@ -6,7 +6,6 @@
 use super::{Builder, s};
 use crate::install;
 use crate::model::Action;
-use cniswap_model::CniKind;
 
 pub fn build(b: &mut Builder) {
     let target = b.options.target;
@@ -14,21 +13,13 @@ pub fn build(b: &mut Builder) {
 
     // Stop the old CNI (and kube-proxy when it is replaced).
     let (mut steps, mut rollback) = b.distribution_settings();
-    if b.cluster.talos && sources.contains(&CniKind::Flannel) {
-        let patch = crate::artifacts::talos::disable_flannel(b.cluster);
-        let (apply, undo) = b.talos_patch(&patch, "Talos stops deploying Flannel");
-        steps.extend(apply);
-        rollback.extend(undo);
-    }
+    let (stop, undo) = b.stop_sources();
+    steps.extend(stop);
+    rollback.splice(0..0, undo);
     if b.replace_kube_proxy && b.cluster.talos {
         let patch = crate::artifacts::talos::disable_kube_proxy(b.cluster);
         let (apply, undo) = b.talos_patch(&patch, "Talos stops deploying kube-proxy");
         steps.extend(apply);
-        rollback.extend(undo);
-    }
-    for cni in &sources {
-        let (stop, undo) = b.stop_agent(*cni);
-        steps.extend(stop);
         rollback.splice(0..0, undo);
     }
     if b.replace_kube_proxy && b.cluster.facts.kube_proxy.present {

@@ -271,6 +271,26 @@ impl<'a> Builder<'a> {
     }
 
     /// Removes a CNI's DaemonSet after backing it up (Talos never deletes bootstrap manifests).
+    /// Stops every source CNI for good: Talos stops rendering its Flannel first (it never
+    /// deletes what it rendered, TAL002), then each agent is stopped. Returns the steps and
+    /// their rollback (in rollback order).
+    pub fn stop_sources(&mut self) -> (Vec<S>, Vec<S>) {
+        let mut steps = Vec::new();
+        let mut rollback = Vec::new();
+        if self.cluster.talos && self.cluster.sources.contains(&CniKind::Flannel) {
+            let patch = crate::artifacts::talos::disable_flannel(self.cluster);
+            let (apply, undo) = self.talos_patch(&patch, "Talos stops deploying Flannel");
+            steps.extend(apply);
+            rollback.extend(undo);
+        }
+        for cni in self.cluster.sources.clone() {
+            let (stop, undo) = self.stop_agent(cni);
+            steps.extend(stop);
+            rollback.splice(0..0, undo);
+        }
+        (steps, rollback)
+    }
+
     /// Stops a source CNI's agent for good: whatever would recreate its DaemonSet is stopped
     /// first (the Tigera operator), then the DaemonSet is backed up and deleted. Returns the
     /// steps and their rollback (in rollback order).

@@ -352,19 +352,7 @@ fn to_cilium(b: &mut Builder) {
 fn finalize(b: &mut Builder, pool: Option<&str>) {
     let target = b.options.target;
     let sources = b.cluster.sources.clone();
-    let mut steps = Vec::new();
-    let mut rollback = Vec::new();
-    if b.cluster.talos && sources.contains(&CniKind::Flannel) {
-        let patch = crate::artifacts::talos::disable_flannel(b.cluster);
-        let (apply, undo) = b.talos_patch(&patch, "Talos stops deploying Flannel");
-        steps.extend(apply);
-        rollback.extend(undo);
-    }
-    for cni in &sources {
-        let (stop, undo) = b.stop_agent(*cni);
-        steps.extend(stop);
-        rollback.splice(0..0, undo);
-    }
+    let (mut steps, mut rollback) = b.stop_sources();
     if target == CniKind::Cilium {
         let (install, uninstall) = install::target(b, pool);
         steps.extend(install);
