@@ -315,7 +315,9 @@ pub enum Command {
     /// and Omni patches, Helm values, CNI resources) and a runbook with the exact commands.
     ///
     /// Reads the cluster like inspect (live and read-only, or --snapshot). Without -o it prints
-    /// a summary. Error-severity preflight findings refuse the plan (exit 1) unless --force.
+    /// a summary. Error-severity preflight findings refuse the plan (exit 1) unless --force;
+    /// findings the plan resolves itself (settings its generated files replace, or a step
+    /// fixes) are listed with how, and do not refuse it.
     #[command(
         after_help = "Exit codes: 0 plan written, 1 refused by error findings (see them, or --force), 2 usage or input error.\n\nExamples:\n  cniswap plan --snapshot ./snap --to cilium\n  cniswap plan --snapshot ./snap --to cilium --strategy cutover --kube-proxy replace -o ./plan\n  cniswap plan --to calico -o ./plan   # the live cluster"
     )]
