@@ -22,11 +22,13 @@ fn main() -> std::process::ExitCode {
     let mut formats = vec![synth::Format::Json, synth::Format::Yaml];
     let mut lint_files = None;
     let mut node_state = false;
+    let mut plan = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--lint-repo" => lint_files = args.next().and_then(|n| n.parse().ok()),
             "--node-state" => node_state = true,
+            "--plan" => plan = true,
             "--nodes" => {
                 nodes = args
                     .next()
@@ -52,7 +54,7 @@ fn main() -> std::process::ExitCode {
             }
             _ => {
                 eprintln!(
-                    "usage: cniswap-bench [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N"
+                    "usage: cniswap-bench [--plan] [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N | --node-state"
                 );
                 return std::process::ExitCode::from(2);
             }
@@ -77,6 +79,9 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::from(2)
             }
         };
+    }
+    if plan {
+        return plan_benchmark(&binary, &nodes, pods_per_node);
     }
     println!(
         "cniswap inspect benchmark ({} per run, {pods_per_node} pods per node)",
@@ -135,6 +140,69 @@ fn main() -> std::process::ExitCode {
             }
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+/// `cniswap plan --to cilium -o DIR` (rolling, every node switched one by one) on synthetic
+/// Flannel clusters: wall time, peak RSS and the size of what it writes.
+fn plan_benchmark(
+    binary: &PathBuf,
+    nodes: &[usize],
+    pods_per_node: usize,
+) -> std::process::ExitCode {
+    println!(
+        "cniswap plan benchmark ({} per run, {pods_per_node} pods per node)",
+        binary.display()
+    );
+    println!(
+        "{:>6} {:>8} {:>9} {:>12} {:>8} {:>13}",
+        "nodes", "pods", "wall s", "peak RSS MiB", "steps", "runbook MiB"
+    );
+    for &n in nodes {
+        let dir = std::env::temp_dir().join(format!("cniswap-bench-plan-{n}"));
+        let out = std::env::temp_dir().join(format!("cniswap-bench-plan-{n}-out"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&out);
+        if let Err(e) = synth::write_snapshot(&dir, n, pods_per_node, synth::Format::Json) {
+            eprintln!("error: cannot write {}: {e}", dir.display());
+            return std::process::ExitCode::from(2);
+        }
+        let args: [&std::ffi::OsStr; 9] = [
+            "plan".as_ref(),
+            "--snapshot".as_ref(),
+            dir.as_os_str(),
+            "--to".as_ref(),
+            "cilium".as_ref(),
+            "--strategy".as_ref(),
+            "rolling".as_ref(),
+            "--force".as_ref(),
+            "-o".as_ref(),
+        ];
+        let mut all: Vec<&std::ffi::OsStr> = args.to_vec();
+        all.push(out.as_os_str());
+        match measure(binary, &all) {
+            Ok((seconds, peak_kib, 0)) => {
+                let plan = std::fs::read_to_string(out.join("plan.yaml")).unwrap_or_default();
+                let steps = plan
+                    .lines()
+                    .filter(|l| l.trim_start().starts_with("- id: ") && l.contains('.'))
+                    .count();
+                let runbook = std::fs::metadata(out.join("runbook.md"))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                println!(
+                    "{n:>6} {:>8} {seconds:>9.2} {:>12.1} {steps:>8} {:>13.1}",
+                    n * pods_per_node,
+                    peak_kib as f64 / 1024.0,
+                    runbook as f64 / 1048576.0
+                );
+            }
+            Ok((_, _, code)) => eprintln!("error: cniswap plan exited {code} on {n} nodes"),
+            Err(e) => eprintln!("error: {e}"),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&out);
     }
     std::process::ExitCode::SUCCESS
 }

@@ -2,6 +2,7 @@
 
 use cniswap_model::{CniKind, Facts, NodeRole, PlatformKind, TalosConfigFormat};
 use cniswap_snapshot::Snapshot;
+use std::collections::HashMap;
 
 /// Chart and manifest versions the generated files pin (all seen released in shared/corpus:
 /// Cilium chart 1.20.1, tigera-operator v3.32.1, Flannel v0.28.9).
@@ -117,6 +118,27 @@ impl<'a> Cluster<'a> {
             .filter(|c| c.running && c.kind != target)
             .map(|c| c.kind)
             .collect();
+        // Grouped once: a per-node scan of every pod is quadratic on large clusters.
+        let mut pods_by_node: HashMap<&str, Vec<String>> = HashMap::new();
+        for p in &snapshot.objects.pods {
+            if let (Some(node), false) = (p.spec.node_name.as_deref(), p.spec.host_network) {
+                pods_by_node.entry(node).or_default().push(format!(
+                    "{}/{}",
+                    p.metadata.namespace(),
+                    p.metadata.name
+                ));
+            }
+        }
+        let mut bare_by_node: HashMap<&str, Vec<String>> = HashMap::new();
+        for p in &facts.workloads.bare_pods {
+            if let Some(node) = p.node.as_deref() {
+                bare_by_node.entry(node).or_default().push(format!(
+                    "{}/{}",
+                    p.namespace.as_deref().unwrap_or("default"),
+                    p.name
+                ));
+            }
+        }
         let mut nodes: Vec<PlanNode> = facts
             .nodes
             .iter()
@@ -125,22 +147,8 @@ impl<'a> Cluster<'a> {
                 control_plane: n.roles.contains(&NodeRole::ControlPlane),
                 zone: n.zone.clone(),
                 ip: n.internal_ip.clone(),
-                pods: snapshot
-                    .objects
-                    .pods
-                    .iter()
-                    .filter(|p| {
-                        p.spec.node_name.as_deref() == Some(n.name.as_str()) && !p.spec.host_network
-                    })
-                    .map(|p| format!("{}/{}", p.metadata.namespace(), p.metadata.name))
-                    .collect(),
-                bare_pods: facts
-                    .workloads
-                    .bare_pods
-                    .iter()
-                    .filter(|p| p.node.as_deref() == Some(n.name.as_str()))
-                    .map(|p| format!("{}/{}", p.namespace.as_deref().unwrap_or("default"), p.name))
-                    .collect(),
+                pods: pods_by_node.remove(n.name.as_str()).unwrap_or_default(),
+                bare_pods: bare_by_node.remove(n.name.as_str()).unwrap_or_default(),
             })
             .collect();
         nodes = crate::order::migration_order(nodes);
