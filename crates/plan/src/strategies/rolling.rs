@@ -552,7 +552,10 @@ fn to_flannel(b: &mut Builder) {
         prepare.push(s(
             Action::PatchDaemonSetNodeSelector { namespace: "kube-system".into(), name: "kube-flannel".into(), selector: "cniswap.io/cni=flannel".into() },
             "Let Flannel run only on switched nodes.",
-            vec![r#"kubectl -n kube-system patch daemonset kube-flannel -p '{"spec":{"template":{"spec":{"nodeSelector":{"cniswap.io/cni":"flannel"}}}}}'"#.into()],
+            vec![
+                r#"kubectl -n kube-system patch daemonset kube-flannel -p '{"spec":{"template":{"spec":{"nodeSelector":{"cniswap.io/cni":"flannel"}}}}}'"#.into(),
+                "# talosctl upgrade-k8s re-applies Talos' manifests: do not run it before the migration ends, or check the selector after it".into(),
+            ],
             "kube-system/kube-flannel has the nodeSelector",
             300,
         ));
