@@ -81,6 +81,8 @@ pub(crate) mod test_support {
         let items: Vec<_> = items
             .iter()
             .map(|(kind, owner, name)| match *kind {
+                "nic" => json!({"kind": "link", "id": format!("link {name} (device)"), "owner": owner, "why": "test",
+                    "detail": {"name": name, "kind": ""}}),
                 "link" => json!({"kind": "link", "id": format!("link {name} (vxlan id 1 port 8472)"), "owner": owner, "why": "test",
                     "detail": {"name": name, "kind": "vxlan", "info_data": {"id": 1, "port": 8472}}}),
                 "iptables-chain" => json!({"kind": "iptables-chain", "id": format!("iptables legacy ipv4 nat chain {name}"), "owner": owner, "why": "test",
