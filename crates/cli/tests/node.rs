@@ -888,3 +888,62 @@ mod foreign_objects {
         }
     }
 }
+
+/// k3s runs its own containerd with its CNI directories under /var/lib/rancher/k3s: the
+/// inventory follows its config, and clean finds Flannel's files there.
+#[test]
+fn k3s_cni_directories_come_from_its_containerd_config() {
+    let node = Node::new();
+    node.file(
+        "var/lib/rancher/k3s/agent/etc/containerd/config.toml",
+        "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"/var/lib/rancher/k3s/data/current/bin\"\n  conf_dir = \"/var/lib/rancher/k3s/agent/etc/cni/net.d\"\n",
+    );
+    node.file(
+        "var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist",
+        r#"{"cniVersion":"1.0.0","name":"cbr0","plugins":[{"type":"flannel"},{"type":"portmap"}]}"#,
+    );
+    node.file("var/lib/rancher/k3s/data/current/bin/flannel", "binary");
+    node.file("var/lib/rancher/k3s/data/current/bin/portmap", "binary");
+    // A stale file in the default directory is not what k3s loads.
+    node.file(
+        "etc/cni/net.d/05-cilium.conflist",
+        r#"{"cniVersion":"0.3.1","name":"cilium","plugins":[{"type":"cilium-cni"}]}"#,
+    );
+
+    let out = node.cniswap(&["inventory", "-o", "json"]);
+    let inventory: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let choice = &inventory["cni_config"];
+    assert_eq!(
+        choice["conf_dir"],
+        "/var/lib/rancher/k3s/agent/etc/cni/net.d"
+    );
+    assert_eq!(
+        choice["dirs_from"],
+        "/var/lib/rancher/k3s/agent/etc/containerd/config.toml"
+    );
+    assert_eq!(
+        choice["containerd"]["file"],
+        "/var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist"
+    );
+    assert_eq!(
+        choice["containerd"]["missing_binaries"],
+        serde_json::json!([])
+    );
+
+    let out = node.cniswap(&["clean", "--cni", "flannel", "--dry-run"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist"),
+        "{text}"
+    );
+    assert!(
+        text.contains("var/lib/rancher/k3s/data/current/bin/flannel"),
+        "{text}"
+    );
+    assert!(!text.contains("05-cilium.conflist"), "{text}");
+}

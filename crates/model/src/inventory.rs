@@ -145,6 +145,10 @@ pub struct RunningAgent {
 pub struct CniConfigChoice {
     pub conf_dir: String,
     pub bin_dir: String,
+    /// The containerd config that set the two directories (k3s and RKE2 move them); absent
+    /// when they are containerd's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dirs_from: Option<String>,
     /// `.conf`, `.conflist` and `.json` files in load (byte) order.
     pub files: Vec<String>,
     /// containerd loads the lexically first file, valid or not.

@@ -1,7 +1,7 @@
 //! Files: CNI configs, plugin binaries, state directories, BPF pins; and which config the
 //! container runtimes will load.
 
-use super::{BIN_DIR, CONF_DIR};
+use super::CniDirs;
 use crate::owner;
 use cniswap_model::{CniConfigChoice, ConfigVerdict, Item, ItemKind, Owner};
 use serde_json::json;
@@ -39,10 +39,10 @@ fn sorted_names(dir: &Path) -> Vec<String> {
     names
 }
 
-pub fn collect(root: &Path, items: &mut Vec<Item>, unreadable: &mut Vec<String>) {
-    let conf_dir = root.join(CONF_DIR);
+pub fn collect(root: &Path, dirs: &CniDirs, items: &mut Vec<Item>, unreadable: &mut Vec<String>) {
+    let conf_dir = root.join(&dirs.conf);
     for name in sorted_names(&conf_dir) {
-        let relative = format!("{CONF_DIR}/{name}");
+        let relative = format!("{}/{name}", dirs.conf);
         let (owner, why) = if name.ends_with(".cilium_bak") {
             (
                 Owner::Cilium,
@@ -56,7 +56,7 @@ pub fn collect(root: &Path, items: &mut Vec<Item>, unreadable: &mut Vec<String>)
         };
         items.push(file_item(root, &relative, owner, why));
     }
-    for name in sorted_names(&root.join(BIN_DIR)) {
+    for name in sorted_names(&root.join(&dirs.bin)) {
         let owner = owner::binary(&name);
         let why = match owner {
             Owner::CniPlugins => {
@@ -65,7 +65,7 @@ pub fn collect(root: &Path, items: &mut Vec<Item>, unreadable: &mut Vec<String>)
             Owner::Unknown => "not a known plugin".to_string(),
             o => format!("{o} CNI plugin binary"),
         };
-        items.push(file_item(root, &format!("{BIN_DIR}/{name}"), owner, why));
+        items.push(file_item(root, &format!("{}/{name}", dirs.bin), owner, why));
     }
     for (relative, owner) in owner::STATE_PATHS {
         if root.join(relative).exists() {
@@ -121,8 +121,8 @@ pub fn plugin_types(text: &str) -> Option<Vec<String>> {
         .collect()
 }
 
-fn verdict(root: &Path, name: &str) -> ConfigVerdict {
-    let path = root.join(CONF_DIR).join(name);
+fn verdict(root: &Path, dirs: &CniDirs, name: &str) -> ConfigVerdict {
+    let path = root.join(&dirs.conf).join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let (parses, plugins, error) = match serde_json::from_str::<serde_json::Value>(&text) {
         Err(e) => (false, Vec::new(), Some(format!("not valid JSON: {e}"))),
@@ -137,11 +137,11 @@ fn verdict(root: &Path, name: &str) -> ConfigVerdict {
     };
     let missing_binaries = plugins
         .iter()
-        .filter(|t| !root.join(BIN_DIR).join(t).exists())
+        .filter(|t| !root.join(&dirs.bin).join(t).exists())
         .cloned()
         .collect();
     ConfigVerdict {
-        file: format!("/{CONF_DIR}/{name}"),
+        file: format!("/{}/{name}", dirs.conf),
         owner: Some(owner::conf_file(name, &plugins)),
         parses,
         error,
@@ -152,23 +152,27 @@ fn verdict(root: &Path, name: &str) -> ConfigVerdict {
 
 /// What containerd (the lexically first file, valid or not) and CRI-O (the first file that
 /// parses and whose binaries exist) will load.
-pub fn config_choice(root: &Path) -> CniConfigChoice {
-    let files: Vec<String> = sorted_names(&root.join(CONF_DIR))
+pub fn config_choice(root: &Path, dirs: &CniDirs) -> CniConfigChoice {
+    let files: Vec<String> = sorted_names(&root.join(&dirs.conf))
         .into_iter()
         .filter(|n| {
             n.rsplit_once('.')
                 .is_some_and(|(_, ext)| CONFIG_EXTENSIONS.contains(&ext))
         })
         .collect();
-    let containerd = files.first().map(|f| verdict(root, f));
+    let containerd = files.first().map(|f| verdict(root, dirs, f));
     let crio = files
         .iter()
-        .map(|f| verdict(root, f))
+        .map(|f| verdict(root, dirs, f))
         .find(|v| v.parses && v.missing_binaries.is_empty());
     CniConfigChoice {
-        conf_dir: format!("/{CONF_DIR}"),
-        bin_dir: format!("/{BIN_DIR}"),
-        files: files.iter().map(|f| format!("/{CONF_DIR}/{f}")).collect(),
+        conf_dir: format!("/{}", dirs.conf),
+        bin_dir: format!("/{}", dirs.bin),
+        dirs_from: dirs.from.clone(),
+        files: files
+            .iter()
+            .map(|f| format!("/{}/{f}", dirs.conf))
+            .collect(),
         containerd,
         crio,
     }

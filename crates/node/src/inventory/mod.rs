@@ -4,6 +4,9 @@
 mod files;
 mod firewall;
 mod network;
+mod runtime;
+
+pub use runtime::{CniDirs, cni_dirs};
 
 pub use files::plugin_types;
 
@@ -15,10 +18,6 @@ pub fn firewall_commands() -> &'static [(&'static str, &'static str, &'static st
 use crate::NodeError;
 use cniswap_model::{INVENTORY_SCHEMA_VERSION, Inventory, Item, RunningAgent};
 use std::path::Path;
-
-/// Where the runtime looks for CNI configs and plugins (containerd and CRI-O defaults).
-pub const CONF_DIR: &str = "etc/cni/net.d";
-pub const BIN_DIR: &str = "opt/cni/bin";
 
 /// Reads the whole inventory. A source that cannot be read (a tool missing, say) is listed
 /// under `unreadable` instead of failing the run.
@@ -40,8 +39,9 @@ pub fn collect(root: &Path) -> Result<Inventory, NodeError> {
     let flannel_network = files::flannel_network(root);
     network::collect(&mut items, &mut inventory.unreadable, flannel_network);
     firewall::collect(&mut items, &mut inventory.unreadable);
-    files::collect(root, &mut items, &mut inventory.unreadable);
-    inventory.cni_config = files::config_choice(root);
+    let dirs = cni_dirs(root);
+    files::collect(root, &dirs, &mut items, &mut inventory.unreadable);
+    inventory.cni_config = files::config_choice(root, &dirs);
     inventory.items = items;
     Ok(inventory)
 }
