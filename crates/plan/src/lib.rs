@@ -167,28 +167,7 @@ pub fn plan(
         StrategyChoice::Cutover => strategies::cutover::build(&mut builder),
         _ => strategies::rolling::build(&mut builder),
     }
-    builder.phase(
-        "Verify",
-        "The cluster works on the target: pod-to-pod across nodes, Services, DNS, NetworkPolicy.",
-        vec![strategies::s(
-            Action::Verify { check: "connectivity, DNS, policies".into() },
-            "Run the checks on the migrated cluster.",
-            vec![
-                "kubectl get nodes -o wide; kubectl get pods -A -o wide | grep -v Running".into(),
-                "kubectl run dns-check --rm -it --image=busybox:1.36 --restart=Never -- nslookup kubernetes.default".into(),
-                "cniswap inspect".into(),
-            ],
-            "all nodes Ready, no pod stuck, DNS answers, no error finding",
-            900,
-        )],
-        vec![strategies::s(
-            Action::Verify { check: "nothing to undo".into() },
-            "Verification changes nothing.",
-            vec![],
-            "n/a",
-            0,
-        )],
-    );
+    strategies::verify::build(&mut builder);
 
     if strategy != StrategyChoice::Fresh {
         strategies::cleanup::build(&mut builder);

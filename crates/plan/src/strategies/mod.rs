@@ -4,6 +4,7 @@ pub mod cleanup;
 pub mod cutover;
 pub mod fresh;
 pub mod rolling;
+pub mod verify;
 
 use crate::artifacts::Artifacts;
 use crate::context::{Cluster, PlanNode, PlanOptions};
