@@ -81,6 +81,8 @@ pub struct Cluster<'a> {
     /// The API server address an agent uses without kube-proxy when KubePrism is not there:
     /// kubeadm's controlPlaneEndpoint, else the first control plane on 6443.
     pub api_endpoint: Option<(String, u16)>,
+    /// Replicas of every Deployment (`namespace/name`), to scale controllers back on rollback.
+    pub deployment_replicas: HashMap<String, u32>,
 }
 
 impl<'a> Cluster<'a> {
@@ -178,8 +180,20 @@ impl<'a> Cluster<'a> {
         })
         .and_then(|p| p.parse().ok())
         .or(if talos { Some(7445) } else { None });
+        let deployment_replicas = snapshot
+            .objects
+            .deployments
+            .iter()
+            .map(|d| {
+                (
+                    format!("{}/{}", d.metadata.namespace(), d.metadata.name),
+                    d.spec.replicas.unwrap_or(1),
+                )
+            })
+            .collect();
         Cluster {
             facts,
+            deployment_replicas,
             name,
             talos,
             talos_multidoc,

@@ -37,6 +37,11 @@ fn leftovers(
         (CniKind::Calico, Some(InstallMethod::TigeraOperator)) => {
             vec![("installation", None, "default")]
         }
+        (CniKind::Cilium, Some(InstallMethod::Helm)) => Vec::new(),
+        (CniKind::Cilium, _) => vec![
+            ("deployment", Some("kube-system"), "cilium-operator"),
+            ("configmap", Some("kube-system"), "cilium-config"),
+        ],
         (CniKind::Calico, _) => vec![
             ("deployment", Some("kube-system"), "calico-kube-controllers"),
             ("configmap", Some("kube-system"), "calico-config"),
@@ -52,7 +57,6 @@ fn leftovers(
             ("clusterrolebinding", None, "weave-net"),
             ("clusterrole", None, "weave-net"),
         ],
-        _ => Vec::new(),
     }
 }
 
@@ -62,17 +66,11 @@ fn remove_source(b: &Builder, cni: CniKind) -> (Vec<S>, Vec<S>) {
     let mut undo = Vec::new();
     if install == Some(InstallMethod::TigeraOperator) {
         // The Installation's finalizer needs the operator that the switch stopped.
-        steps.push(s(
-            Action::ScaleDeployment {
-                namespace: "tigera-operator".into(),
-                name: "tigera-operator".into(),
-                replicas: 1,
-            },
-            "Start the Tigera operator again: deleting the Installation waits for it.",
-            vec!["kubectl -n tigera-operator scale deployment tigera-operator --replicas=1".into()],
-            "deployment tigera-operator has 1 replica(s)",
-            120,
-        ));
+        if let Some((_, mut resume)) = b.pause_controller(cni) {
+            resume.description =
+                "Start the Tigera operator again: deleting the Installation waits for it.".into();
+            steps.push(resume);
+        }
     }
     if cni == CniKind::Cilium && install == Some(InstallMethod::Helm) {
         let backup = "backups/cilium-release-values.yaml";

@@ -299,34 +299,54 @@ impl<'a> Builder<'a> {
         let Some((delete, restore)) = self.delete_daemonset(cni) else {
             return (Vec::new(), Vec::new());
         };
-        if !self.cluster.operator_managed(cni) {
-            return (vec![delete], vec![restore]);
+        match self.pause_controller(cni) {
+            Some((pause, resume)) => (vec![pause, delete], vec![restore, resume]),
+            None => (vec![delete], vec![restore]),
         }
-        let scale = |replicas: u32, why: &str| {
+    }
+
+    /// Scales to 0 (and back, for rollback) a source CNI's controller that acts on pods its
+    /// agent no longer serves: the Tigera operator recreates calico-node at once; Cilium's
+    /// operator restarts every pod Cilium does not manage (unmanagedPodWatcher), cluster-wide.
+    pub fn pause_controller(&self, cni: CniKind) -> Option<(S, S)> {
+        let (namespace, name, why) = match cni {
+            CniKind::Calico if self.cluster.operator_managed(cni) => (
+                "tigera-operator",
+                "tigera-operator",
+                "it recreates calico-node at once",
+            ),
+            CniKind::Cilium => (
+                "kube-system",
+                "cilium-operator",
+                "it restarts every pod Cilium does not manage",
+            ),
+            _ => return None,
+        };
+        let replicas = self
+            .cluster
+            .deployment_replicas
+            .get(&format!("{namespace}/{name}"))
+            .copied()
+            .unwrap_or(1);
+        let scale = |replicas: u32, description: String| {
             s(
                 Action::ScaleDeployment {
-                    namespace: "tigera-operator".into(),
-                    name: "tigera-operator".into(),
+                    namespace: namespace.into(),
+                    name: name.into(),
                     replicas,
                 },
-                why,
+                description,
                 vec![format!(
-                    "kubectl -n tigera-operator scale deployment tigera-operator --replicas={replicas}"
+                    "kubectl -n {namespace} scale deployment {name} --replicas={replicas}"
                 )],
-                format!("deployment tigera-operator has {replicas} replica(s)"),
+                format!("deployment {name} has {replicas} replica(s)"),
                 120,
             )
         };
-        (
-            vec![
-                scale(
-                    0,
-                    "Stop the Tigera operator, or it recreates calico-node at once.",
-                ),
-                delete,
-            ],
-            vec![restore, scale(1, "Start the Tigera operator again.")],
-        )
+        Some((
+            scale(0, format!("Stop {namespace}/{name}, or {why}.")),
+            scale(replicas, format!("Start {namespace}/{name} again.")),
+        ))
     }
 
     fn delete_daemonset(&self, cni: CniKind) -> Option<(S, S)> {

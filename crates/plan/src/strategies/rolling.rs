@@ -528,6 +528,10 @@ fn to_flannel(b: &mut Builder) {
         60,
     )];
     for cni in &sources {
+        if let Some((pause, resume)) = b.pause_controller(*cni) {
+            prepare.push(pause);
+            undo.insert(0, resume);
+        }
         if let Some((ns, name)) = b.cluster.daemonset_of(*cni) {
             prepare.push(s(
                 Action::PatchDaemonSetNodeSelector { namespace: ns.clone(), name: name.clone(), selector: "cniswap.io/cni=old".into() },
