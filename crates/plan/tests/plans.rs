@@ -31,6 +31,16 @@ fn plan_for(
     cniswap_plan::plan(snapshot, &facts, options).ok()
 }
 
+/// A written file of the plan by its path (`plan.yaml`, `artifacts/...`).
+fn file<'a>(output: &'a cniswap_plan::Output, path: &str) -> &'a str {
+    &output
+        .files
+        .iter()
+        .find(|(p, _)| p == path)
+        .unwrap_or_else(|| panic!("{path} not written"))
+        .1
+}
+
 const CASES: &[(&str, CniKind)] = &[
     ("talos-flannel-homelab", CniKind::Cilium),
     ("talos-flannel-homelab", CniKind::Calico),
@@ -47,17 +57,14 @@ fn golden_plans_and_runbooks_for_the_examples() {
     for (example, target) in CASES {
         let snapshot = cniswap_snapshot::load(&examples().join(example)).unwrap();
         let output = plan_for(&snapshot, &options(*target, StrategyChoice::Auto)).unwrap();
-        let file = |name: &str| {
-            output
-                .files
-                .iter()
-                .find(|(p, _)| p == name)
-                .unwrap()
-                .1
-                .clone()
-        };
-        insta::assert_snapshot!(format!("{example}-to-{target}-plan"), file("plan.yaml"));
-        insta::assert_snapshot!(format!("{example}-to-{target}-runbook"), file("runbook.md"));
+        insta::assert_snapshot!(
+            format!("{example}-to-{target}-plan"),
+            file(&output, "plan.yaml")
+        );
+        insta::assert_snapshot!(
+            format!("{example}-to-{target}-runbook"),
+            file(&output, "runbook.md")
+        );
         // The other strategies that apply here, as plans (the runbook renders the same steps).
         for strategy in [
             StrategyChoice::Fresh,
@@ -70,12 +77,7 @@ fn golden_plans_and_runbooks_for_the_examples() {
             if other.plan.strategy == output.plan.strategy {
                 continue;
             }
-            let yaml = &other
-                .files
-                .iter()
-                .find(|(p, _)| p == "plan.yaml")
-                .unwrap()
-                .1;
+            let yaml = file(&other, "plan.yaml");
             insta::assert_snapshot!(
                 format!("{example}-to-{target}-{}-plan", other.plan.strategy),
                 yaml
@@ -230,12 +232,7 @@ fn every_generated_file_lints_clean_for_every_strategy() {
 fn talos_patches_follow_the_config_format() {
     let v1 = cniswap_snapshot::load(&examples().join("talos-flannel-homelab")).unwrap();
     let out = plan_for(&v1, &options(CniKind::Cilium, StrategyChoice::Cutover)).unwrap();
-    let patch = &out
-        .files
-        .iter()
-        .find(|(p, _)| p == "artifacts/talos/disable-flannel.yaml")
-        .unwrap()
-        .1;
+    let patch = file(&out, "artifacts/talos/disable-flannel.yaml");
     assert!(
         patch.contains("name: none") && !patch.contains("KubeFlannelCNIConfig"),
         "{patch}"
@@ -247,32 +244,17 @@ fn talos_patches_follow_the_config_format() {
         ..options(CniKind::Cilium, StrategyChoice::Cutover)
     };
     let out = plan_for(&multidoc, &opts).unwrap();
-    let patch = &out
-        .files
-        .iter()
-        .find(|(p, _)| p == "artifacts/talos/disable-flannel.yaml")
-        .unwrap()
-        .1;
+    let patch = file(&out, "artifacts/talos/disable-flannel.yaml");
     assert!(
         patch.contains("kind: KubeFlannelCNIConfig") && patch.contains("$patch: delete"),
         "{patch}"
     );
-    let proxy = &out
-        .files
-        .iter()
-        .find(|(p, _)| p == "artifacts/talos/disable-kube-proxy.yaml")
-        .unwrap()
-        .1;
+    let proxy = file(&out, "artifacts/talos/disable-kube-proxy.yaml");
     assert!(
         proxy.contains("kind: KubeProxyConfig") && proxy.contains("enabled: false"),
         "{proxy}"
     );
-    let values = &out
-        .files
-        .iter()
-        .find(|(p, _)| p == "artifacts/cilium/values-final.yaml")
-        .unwrap()
-        .1;
+    let values = file(&out, "artifacts/cilium/values-final.yaml");
     assert!(
         values.contains("kubeProxyReplacement: true") && values.contains("k8sServicePort: 7445"),
         "{values}"
@@ -702,12 +684,10 @@ fn omni_clusters_get_config_patches_or_template_entries() {
 
     let (_dir, standalone) = omni_homelab(false);
     let out = plan_for(&standalone, &opts).unwrap();
-    let resource = &out
-        .files
-        .iter()
-        .find(|(p, _)| p == "artifacts/omni/400-cniswap-disable-flannel-worker.yaml")
-        .unwrap()
-        .1;
+    let resource = file(
+        &out,
+        "artifacts/omni/400-cniswap-disable-flannel-worker.yaml",
+    );
     assert!(
         resource.contains("omni.sidero.dev/cluster: homelab")
             && resource.contains("ConfigPatches.omni.sidero.dev"),
@@ -743,12 +723,7 @@ fn omni_clusters_get_config_patches_or_template_entries() {
             .any(|(p, _)| p.starts_with("artifacts/omni/400-")),
         "template sync would delete standalone patches"
     );
-    let entry = &out
-        .files
-        .iter()
-        .find(|(p, _)| p == "artifacts/omni/template-disable-flannel-worker.yaml")
-        .unwrap()
-        .1;
+    let entry = file(&out, "artifacts/omni/template-disable-flannel-worker.yaml");
     let parsed: serde_json::Value = serde_saphyr::from_str(entry).unwrap();
     assert_eq!(parsed[0]["name"], "cniswap-disable-flannel-worker");
     assert_eq!(parsed[0]["file"], "artifacts/talos/disable-flannel.yaml");
