@@ -50,9 +50,11 @@ pub fn run(display_name: &str) -> ExitCode {
 }
 
 fn init_logging(verbose: u8) {
+    // kube-rs logs a failed request at ERROR before returning it; cniswap reports the same
+    // error itself with the server and a next step, so kube-rs speaks only from -vv on.
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "warn,kube_client=off",
+        1 => "info,kube_client=off",
         2 => "debug",
         _ => "trace",
     };

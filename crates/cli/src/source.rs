@@ -55,12 +55,12 @@ fn read_live(source: &SourceArgs) -> Result<Snapshot, CliError> {
     );
     progress.enable_steady_tick(Duration::from_millis(120));
     let result = runtime.block_on(async {
-        let (client, label) = cniswap_kube::connect(&options).await.map_err(|e| {
+        let connection = cniswap_kube::connect(&options).await.map_err(|e| {
             CliError::other(e.to_string(), "check KUBECONFIG/--kubeconfig and --context, or use --snapshot DIR to work offline")
         })?;
-        cniswap_kube::read_cluster(&client, &label, &mut |what, count| progress.set_message(format!("{what} ({count} objects so far)")))
+        cniswap_kube::read_cluster(&connection, &mut |what, count| progress.set_message(format!("{what} ({count} objects so far)")))
             .await
-            .map_err(|e| CliError::other(e.to_string(), "check that the API server is reachable (`kubectl get nodes`), or use --snapshot DIR"))
+            .map_err(|e| CliError::other(e.to_string(), e.hint()))
     });
     progress.finish_and_clear();
     result

@@ -10,21 +10,40 @@ pub struct LiveOptions {
     pub context: Option<String>,
 }
 
+/// A client and where it points, for messages ("https://10.0.0.1:6443, context prod").
+#[derive(Clone)]
+pub struct Connection {
+    pub client: Client,
+    pub server: String,
+    /// The context asked for with `--context`, if any (else the kubeconfig's current one).
+    pub context: Option<String>,
+}
+
+impl Connection {
+    /// `https://host:port (context NAME)`, for error messages and provenance.
+    pub fn describe(&self) -> String {
+        match &self.context {
+            Some(context) => format!("{} (context {context})", self.server),
+            None => self.server.clone(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("cannot read kubeconfig {path}: {source}")]
+    #[error("cannot read kubeconfig {path}: {}", chain(source))]
     Kubeconfig {
         path: PathBuf,
         source: kube::config::KubeconfigError,
     },
     #[error("cannot load cluster credentials: {0}")]
     Infer(String),
-    #[error("cannot create a Kubernetes client: {0}")]
-    Client(String),
+    #[error("cannot create a Kubernetes client for {server}: {message}")]
+    Client { server: String, message: String },
 }
 
 /// Builds a client. Credentials stay inside kube-rs; nothing of them is logged or printed.
-pub async fn connect(options: &LiveOptions) -> Result<(Client, String), ConnectError> {
+pub async fn connect(options: &LiveOptions) -> Result<Connection, ConnectError> {
     let kube_options = KubeConfigOptions {
         context: options.context.clone(),
         ..KubeConfigOptions::default()
@@ -45,15 +64,37 @@ pub async fn connect(options: &LiveOptions) -> Result<(Client, String), ConnectE
         }
         None if options.context.is_some() => Config::from_kubeconfig(&kube_options)
             .await
-            .map_err(|e| ConnectError::Infer(e.to_string()))?,
+            .map_err(|e| ConnectError::Infer(chain(&e)))?,
         None => Config::infer()
             .await
-            .map_err(|e| ConnectError::Infer(e.to_string()))?,
+            .map_err(|e| ConnectError::Infer(chain(&e)))?,
     };
-    let label = options
-        .context
-        .clone()
-        .unwrap_or_else(|| config.cluster_url.to_string());
-    let client = Client::try_from(config).map_err(|e| ConnectError::Client(e.to_string()))?;
-    Ok((client, label))
+    let server = config.cluster_url.to_string();
+    let server = server.trim_end_matches('/').to_string();
+    let client = Client::try_from(config).map_err(|e| ConnectError::Client {
+        server: server.clone(),
+        message: chain(&e),
+    })?;
+    Ok(Connection {
+        client,
+        server,
+        context: options.context.clone(),
+    })
+}
+
+/// An error with its causes, `outer: inner: innermost`, skipping causes whose text the outer
+/// message already contains. kube-rs wraps the useful part ("connection refused", "invalid
+/// peer certificate: UnknownIssuer") several layers deep.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }

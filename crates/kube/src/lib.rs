@@ -9,5 +9,5 @@ mod connect;
 mod list;
 pub mod talosctl;
 
-pub use connect::{ConnectError, LiveOptions, connect};
+pub use connect::{ConnectError, Connection, LiveOptions, chain, connect};
 pub use list::{ReadError, read_cluster};

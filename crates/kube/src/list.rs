@@ -1,3 +1,4 @@
+use crate::connect::Connection;
 use cniswap_snapshot::decode::{CNI_CONFIG_KINDS, CNI_POLICY_KINDS};
 use cniswap_snapshot::objects::{self, CustomResource, RELEVANT_CONFIG_MAPS};
 use cniswap_snapshot::{Object, Snapshot};
@@ -11,8 +12,31 @@ const PAGE_SIZE: u32 = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("cannot list {what}: {source}")]
-    Request { what: String, source: kube::Error },
+    #[error("cannot list {what} from {server}: {}", crate::connect::chain(source))]
+    Request {
+        what: String,
+        server: String,
+        source: kube::Error,
+    },
+}
+
+impl ReadError {
+    /// What to do next, by the kind of failure.
+    pub fn hint(&self) -> &'static str {
+        let ReadError::Request { source, .. } = self;
+        let text = crate::connect::chain(source).to_lowercase();
+        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+            "the server's certificate is not trusted by this kubeconfig: check that the context \
+             points at the right cluster and that its certificate-authority-data is current, \
+             or use --snapshot DIR to work offline"
+        } else if matches!(source, kube::Error::Api(status) if status.code == 401) {
+            "the server refused the credentials: renew them (`kubectl get nodes` shows the same \
+             error), or use --snapshot DIR to work offline"
+        } else {
+            "check that the API server is up and reachable from here (`kubectl get nodes` with \
+             the same kubeconfig and context), or use --snapshot DIR to work offline"
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -82,12 +106,15 @@ fn is_skippable(error: &kube::Error) -> Option<String> {
 /// Reads everything facts need from the cluster into a snapshot. `progress` is told each kind
 /// as it is read, with the number of objects so far.
 pub async fn read_cluster(
-    client: &Client,
-    label: &str,
+    connection: &Connection,
     progress: &mut dyn FnMut(&str, usize),
 ) -> Result<Snapshot, ReadError> {
+    let client = &connection.client;
     let mut snapshot = Snapshot {
-        source: format!("live:{label}"),
+        source: format!(
+            "live:{}",
+            connection.context.as_deref().unwrap_or(&connection.server)
+        ),
         ..Snapshot::default()
     };
 
@@ -106,6 +133,7 @@ pub async fn read_cluster(
                     None => {
                         return Err(ReadError::Request {
                             what: $what.to_string(),
+                            server: connection.describe(),
                             source: error,
                         });
                     }

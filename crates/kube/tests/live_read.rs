@@ -26,6 +26,14 @@ fn pod(name: &str, node: &str) -> serde_json::Value {
     })
 }
 
+fn connection(client: Client) -> cniswap_kube::Connection {
+    cniswap_kube::Connection {
+        client,
+        server: "https://mock:6443".to_string(),
+        context: Some("test".to_string()),
+    }
+}
+
 fn mock_api(log: Arc<Mutex<Vec<String>>>) -> Client {
     let service = tower::service_fn(move |req: Request<kube::client::Body>| {
         let log = log.clone();
@@ -96,10 +104,11 @@ async fn reads_paginated_lists_and_reports_forbidden_kinds() {
     let log = Arc::new(Mutex::new(Vec::new()));
     let client = mock_api(log.clone());
     let mut seen = Vec::new();
-    let snapshot =
-        cniswap_kube::read_cluster(&client, "test", &mut |what, _| seen.push(what.to_string()))
-            .await
-            .unwrap();
+    let snapshot = cniswap_kube::read_cluster(&connection(client), &mut |what, _| {
+        seen.push(what.to_string())
+    })
+    .await
+    .unwrap();
 
     assert_eq!(snapshot.source, "live:test");
     assert_eq!(snapshot.objects.nodes.len(), 1);
@@ -146,8 +155,18 @@ async fn unreachable_server_is_an_error_naming_the_kind() {
         ))
     });
     let client = Client::new(service, "default");
-    let err = cniswap_kube::read_cluster(&client, "test", &mut |_, _| {})
+    let err = cniswap_kube::read_cluster(&connection(client), &mut |_, _| {})
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("cannot list nodes"), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("cannot list nodes"), "{message}");
+    assert!(
+        message.contains("https://mock:6443 (context test)"),
+        "names the server and context: {message}"
+    );
+    assert!(
+        message.contains("connection refused"),
+        "says why: {message}"
+    );
+    assert!(err.hint().contains("reachable"), "{}", err.hint());
 }

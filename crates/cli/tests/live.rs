@@ -1,0 +1,63 @@
+//! Every command that reads a live cluster fails cleanly (exit 2, the server, the context and a
+//! next step) when the server cannot be reached. Against the real API server of the lab, the
+//! same commands are tested in `crates/lab/tests`.
+
+#![allow(clippy::unwrap_used)] // test helpers may panic: a panic is a failed test
+
+use std::process::Command;
+
+/// A kubeconfig for an https server on a port nothing listens on.
+fn unreachable_kubeconfig(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: https://127.0.0.1:9\n    insecure-skip-tls-verify: true\ncontexts:\n- name: nowhere\n  context: {cluster: lab, user: u}\ncurrent-context: nowhere\nusers:\n- name: u\n  user: {token: not-a-real-token}\n",
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn live_commands_report_an_unreachable_server_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = unreachable_kubeconfig(dir.path());
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let out_dir = dir.path().join("out");
+    let out_dir = out_dir.to_str().unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["inspect"],
+        vec!["snapshot", "-o", out_dir],
+        vec!["plan", "--to", "cilium"],
+        vec!["lint", "--live"],
+    ];
+    for binary in [
+        env!("CARGO_BIN_EXE_cniswap"),
+        env!("CARGO_BIN_EXE_kubectl-cniswap"),
+    ] {
+        for command in &commands {
+            let mut args = command.clone();
+            args.extend(["--kubeconfig", kubeconfig, "--context", "nowhere"]);
+            let out = Command::new(binary)
+                .args(&args)
+                .env("NO_COLOR", "1")
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{binary} {args:?}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains("https://127.0.0.1:9 (context nowhere)"),
+                "names the server and context: {args:?}: {stderr}"
+            );
+            assert!(stderr.contains("help:"), "gives a next step: {stderr}");
+            assert!(
+                !stderr.contains("not-a-real-token"),
+                "credentials stay out of messages: {stderr}"
+            );
+            assert!(
+                !stderr.contains("ERROR"),
+                "one message, not kube-rs' log line as well: {stderr}"
+            );
+        }
+    }
+}
