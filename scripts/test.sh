@@ -10,8 +10,19 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     # gcc and pkg-config for crates that build C (ring via rustls); ca-certificates for crates.io;
     # the node agent's tests drive iproute2, iptables (legacy and nft), nftables, ipset and the
     # reference CNI plugins inside throwaway network namespaces.
+    # The lab (crates/lab) runs containerd and runc, and builds images from busybox-static,
+    # iptables, conntrack, ipset and netbase's /etc/protocols; util-linux gives unshare/nsenter.
     apt-get install -y -qq --no-install-recommends build-essential pkg-config ca-certificates \
-        iproute2 iptables nftables ipset containernetworking-plugins >/dev/null
+        iproute2 iptables nftables ipset containernetworking-plugins \
+        containerd runc busybox-static conntrack netbase util-linux >/dev/null
+fi
+# The lab builds Kubernetes, etcd, CoreDNS, Flannel and kwok from pinned Go modules.
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+    export PATH="$PATH:/usr/local/go/bin"
+fi
+if ! command -v go >/dev/null 2>&1; then
+    echo "error: go not found; install Go 1.26 from go.dev; the lab builds Kubernetes from Go modules" >&2
+    exit 2
 fi
 if ! command -v cargo >/dev/null 2>&1; then
     echo "error: cargo not found; install the Rust toolchain (rustup) first" >&2

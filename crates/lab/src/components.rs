@@ -36,6 +36,7 @@ pub const KWOK_VERSION: &str = "v0.8.0";
 
 /// The oldest Go that builds every pinned module (their go.mod files say `go 1.26.0`).
 const MIN_GO_MINOR: u32 = 26;
+const MIN_GO: &str = "go1.26";
 /// Lines of Go's output kept in an error.
 const OUTPUT_TAIL_LINES: usize = 20;
 
@@ -125,12 +126,12 @@ impl std::fmt::Display for Step {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{component} {version} ({module}): {step} failed: {message}{}\nhelp: {hint}", indent_output(.output))]
 pub struct ComponentError {
-    /// Component (project) name, e.g. `kubernetes` or `kubelet`.
-    pub component: String,
+    /// Component (project) name, e.g. `kubernetes` or `flannel`.
+    pub component: &'static str,
     /// Go module, e.g. `k8s.io/kubernetes`.
-    pub module: String,
+    pub module: &'static str,
     /// Pinned version.
-    pub version: String,
+    pub version: &'static str,
     pub step: Step,
     pub message: String,
     /// The last lines of the command's output (empty when no command ran).
@@ -332,15 +333,19 @@ pub(crate) const PROJECTS: &[Project] = &[
 /// Builds (or finds in the cache) every pinned component. `progress` receives one line per
 /// step that takes time ("building kubelet v1.37.2 ..."); nothing is reported for cache hits
 /// beyond one line per project.
+#[allow(
+    clippy::result_large_err,
+    reason = "a build error is rare and carries go's output for the user"
+)]
 pub fn ensure(
     cache_root: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Components, ComponentError> {
     let go = GoToolchain::find(std::env::var_os("PATH").as_deref(), FALLBACK_GO).map_err(|message| {
         ComponentError {
-            component: "go".into(),
-            module: "-".into(),
-            version: format!("go1.{MIN_GO_MINOR}"),
+            component: "go",
+            module: "-",
+            version: MIN_GO,
             step: Step::Toolchain,
             message,
             output: String::new(),
@@ -485,6 +490,10 @@ fn is_complete(dir: &Path, project: &Project) -> bool {
         && dir.join("build.json").is_file()
 }
 
+#[allow(
+    clippy::result_large_err,
+    reason = "a build error is rare and carries go's output for the user"
+)]
 pub(crate) fn ensure_project(
     go: &GoToolchain,
     cache_root: &Path,
@@ -502,9 +511,9 @@ pub(crate) fn ensure_project(
         return Ok(dir.join("bin"));
     }
     let err = |step: Step, message: String, output: String, hint: String| ComponentError {
-        component: project.name.to_string(),
-        module: project.module.to_string(),
-        version: project.version.to_string(),
+        component: project.name,
+        module: project.module,
+        version: project.version,
         step,
         message,
         output,

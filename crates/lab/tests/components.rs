@@ -18,13 +18,23 @@ fn output(path: &Path, args: &[&str]) -> String {
         .env_remove("CNI_COMMAND")
         .output()
         .unwrap_or_else(|e| panic!("run {}: {e}", path.display()));
-    assert!(out.status.success(), "{} {args:?} exited with {}", path.display(), out.status);
+    assert!(
+        out.status.success(),
+        "{} {args:?} exited with {}",
+        path.display(),
+        out.status
+    );
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
 fn is_static(path: &Path) -> bool {
-    let out = Command::new("ldd").arg(path).env("LC_ALL", "C").output().expect("ldd");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let out = Command::new("ldd")
+        .arg(path)
+        .env("LC_ALL", "C")
+        .output()
+        .expect("ldd");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     text.contains("not a dynamic executable") || text.contains("statically linked")
 }
 
@@ -34,7 +44,11 @@ fn every_component_builds_and_reports_its_pinned_version() {
     let started = Instant::now();
     let built = components::ensure(&cache, &mut |line| eprintln!("[components] {line}"))
         .unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("[components] ensure took {:.0} s (cache {})", started.elapsed().as_secs_f64(), cache.display());
+    eprintln!(
+        "[components] ensure took {:.0} s (cache {})",
+        started.elapsed().as_secs_f64(),
+        cache.display()
+    );
 
     let kube = format!("Kubernetes {KUBERNETES_VERSION}");
     for bin in [
@@ -44,34 +58,64 @@ fn every_component_builds_and_reports_its_pinned_version() {
         &built.kubelet,
         &built.kube_proxy,
     ] {
-        assert_eq!(output(&bin.path, &["--version"]).trim(), kube, "{}", bin.name);
+        assert_eq!(
+            output(&bin.path, &["--version"]).trim(),
+            kube,
+            "{}",
+            bin.name
+        );
         assert_eq!(bin.version, KUBERNETES_VERSION);
         assert_eq!(bin.module, "k8s.io/kubernetes");
     }
     let etcd = output(&built.etcd.path, &["--version"]);
     assert!(
-        etcd.lines().next() == Some(&format!("etcd Version: {}", ETCD_VERSION.trim_start_matches('v'))),
+        etcd.lines().next()
+            == Some(&format!(
+                "etcd Version: {}",
+                ETCD_VERSION.trim_start_matches('v')
+            )),
         "{etcd}"
     );
     let coredns = output(&built.coredns.path, &["-version"]);
-    assert!(coredns.starts_with(&format!("CoreDNS-{}", COREDNS_VERSION.trim_start_matches('v'))), "{coredns}");
-    assert_eq!(output(&built.flanneld.path, &["--version"]).trim(), FLANNEL_VERSION);
+    assert!(
+        coredns.starts_with(&format!(
+            "CoreDNS-{}",
+            COREDNS_VERSION.trim_start_matches('v')
+        )),
+        "{coredns}"
+    );
+    assert_eq!(
+        output(&built.flanneld.path, &["--version"]).trim(),
+        FLANNEL_VERSION
+    );
     // A CNI plugin run without CNI_COMMAND prints its "about" line.
     assert_eq!(
         output(&built.flannel_cni.path, &[]).trim(),
         format!("CNI flannel plugin {FLANNEL_CNI_VERSION}")
     );
     let kwok = output(&built.kwok.path, &["--version"]);
-    assert!(kwok.contains(&format!("kwok version {KWOK_VERSION}")), "{kwok}");
+    assert!(
+        kwok.contains(&format!("kwok version {KWOK_VERSION}")),
+        "{kwok}"
+    );
 
     for bin in built.all() {
-        assert!(bin.path.starts_with(&cache), "{} is outside the cache", bin.path.display());
-        assert!(is_static(&bin.path), "{} is not statically linked", bin.path.display());
+        assert!(
+            bin.path.starts_with(&cache),
+            "{} is outside the cache",
+            bin.path.display()
+        );
+        assert!(
+            is_static(&bin.path),
+            "{} is not statically linked",
+            bin.path.display()
+        );
     }
 
     // A second call is a cache hit: no build step runs.
     let mut lines = Vec::new();
-    let again = components::ensure(&cache, &mut |line| lines.push(line.to_string())).expect("cached");
+    let again =
+        components::ensure(&cache, &mut |line| lines.push(line.to_string())).expect("cached");
     assert_eq!(again, built);
     assert!(lines.iter().all(|l| !l.contains("building")), "{lines:?}");
 }

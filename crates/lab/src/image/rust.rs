@@ -21,7 +21,7 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// A static build: `cargo build --profile PROFILE -p PACKAGE --bin BIN` for [`STATIC_TARGET`]
-/// with `RUSTFLAGS=-C target-feature=+crt-static`, in `<workspace>/target/lab-static` so the
+/// with `RUSTFLAGS=-C target-feature=+crt-static`, stripped, in `<workspace>/target/lab-static` so the
 /// workspace's normal builds are untouched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticBuild {
@@ -58,6 +58,14 @@ pub fn build_static(build: &StaticBuild) -> Result<PathBuf, ImageError> {
         .current_dir(&workspace)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .env("CARGO_TARGET_DIR", &target_dir)
+        // Images carry no symbols or debug info (a link-time setting: dependencies are reused).
+        .env(
+            format!(
+                "CARGO_PROFILE_{}_STRIP",
+                build.profile.to_uppercase().replace('-', "_")
+            ),
+            "symbols",
+        )
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS")
         .stdin(Stdio::null())
