@@ -1,17 +1,20 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+// Lines stay under 80 columns: clap wraps after-help text to the terminal, and a wrapped
+// example line is hard to copy.
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success, no error-severity findings
   1  findings at error severity
-  2  usage or input error (bad flag, unreadable or malformed snapshot, cluster unreachable)
+  2  usage or input error (bad flag, unreadable or malformed input,
+     cluster unreachable)
 
 Start here:
   cniswap inspect --snapshot examples/talos-flannel-homelab
-  cniswap lint talos/ kubernetes/ --to cilium   # check configs before you touch the cluster
-  cniswap inspect                       # the cluster of your current kubectl context, read-only
-  cniswap snapshot -o ./snap            # save what inspect reads, secrets redacted, for offline work";
+  cniswap inspect              # your current kubectl context, read-only
+  cniswap lint talos/ kubernetes/ --to cilium  # before you touch the cluster
+  cniswap snapshot --out-dir ./snap    # for offline work, secrets redacted";
 
 /// Change the CNI of a running Kubernetes cluster safely.
 ///
@@ -47,14 +50,48 @@ pub enum ColorWhen {
     Never,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+/// `-o/--output FORMAT`: every command that reports takes it.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
 pub enum OutputFormat {
-    /// A report for people.
+    /// A report for people (coloured on terminals).
+    #[default]
     Text,
-    /// Stable machine-readable form: {"schema_version", "facts", "findings"}.
+    /// Stable, machine-readable JSON.
     Json,
     /// The same document as YAML.
     Yaml,
+}
+
+/// What `-o` of `plan` and `snapshot` means: a format, or (deprecated) the directory that
+/// `--out-dir` now names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormatOrDir {
+    Format(OutputFormat),
+    /// The old spelling `-o DIR`: still accepted, with a deprecation note on stderr.
+    LegacyDir(PathBuf),
+}
+
+/// `text`, `json` and `yaml` are formats; anything else is the old `-o DIR`.
+fn format_or_dir(value: &str) -> Result<FormatOrDir, String> {
+    Ok(match OutputFormat::from_str(value, false) {
+        Ok(format) => FormatOrDir::Format(format),
+        Err(_) if value.is_empty() => return Err("give a format: text, json or yaml".into()),
+        Err(_) => FormatOrDir::LegacyDir(PathBuf::from(value)),
+    })
+}
+
+/// Where `plan` and `snapshot` write their files.
+#[derive(Debug, Args, Clone, Default)]
+pub struct OutDirArgs {
+    /// Directory to write. It must not exist yet or be empty (or pass --overwrite); a
+    /// symbolic link is refused. Files appear all at once: they are written into a new
+    /// directory beside DIR, which is then renamed to DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    /// Replace a non-empty DIR whole: every file in it is removed, none is kept.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -74,9 +111,10 @@ pub enum StrategyArg {
     Rolling,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
 pub enum LintFormat {
     /// rustc-style diagnostics with the source line.
+    #[default]
     Text,
     /// {"findings": [...], "suppressed": [...], "summary": {...}}.
     Json,
@@ -107,9 +145,10 @@ pub enum NodeCommand {
         #[arg(long, value_name = "DIR", default_value = "/")]
         root: PathBuf,
 
-        /// Output format (json is the snapshot's `nodes/<node>.json` format).
-        #[arg(short, long, value_enum, default_value_t = NodeFormat::Text)]
-        output: NodeFormat,
+        /// Output format (json is the snapshot's `nodes/<node>.json` format; yaml is the
+        /// same document).
+        #[arg(short, long, value_name = "FORMAT", value_enum, default_value_t)]
+        output: OutputFormat,
     },
 
     /// Remove only what one CNI owns on this node, in a safe order, after writing a backup.
@@ -145,7 +184,12 @@ pub enum NodeCommand {
     },
 
     /// Put back what `node clean` removed, and say what cannot be put back.
+    #[command(
+        after_help = "Example:\n  sudo cniswap node restore --backup /var/lib/cniswap/backups/flannel-1767225600"
+    )]
     Restore {
+        /// The backup directory `node clean` wrote (it printed the path; the default is
+        /// <root>/var/lib/cniswap/backups/<cni>-<time>).
         #[arg(long, value_name = "DIR")]
         backup: PathBuf,
 
@@ -175,12 +219,6 @@ pub enum InstallArg {
     Manifests,
     TalosUrls,
     Omni,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum NodeFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -243,8 +281,8 @@ pub enum Command {
         #[command(flatten)]
         source: SourceArgs,
 
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
+        /// Output format: json and yaml are {"schema_version", "facts", "findings"}.
+        #[arg(short, long, value_name = "FORMAT", value_enum, default_value_t)]
         output: OutputFormat,
     },
 
@@ -252,16 +290,22 @@ pub enum Command {
     /// into DIR, in the snapshot layout that --snapshot reads back.
     ///
     /// Secret objects are never read; Talos secrets and kubeconfig credentials never reach DIR.
+    /// Files read from a snapshot keep their names (talos/controlplane.yaml stays), and the
+    /// report counts what reading DIR back will find.
     #[command(
-        after_help = "Examples:\n  cniswap snapshot -o ./snap\n  cniswap snapshot -o ./snap --talos-nodes 10.0.1.61\n  cniswap inspect --snapshot ./snap"
+        after_help = "Examples:\n  cniswap snapshot --out-dir ./snap\n  cniswap snapshot --out-dir ./snap --talos-nodes 10.0.1.61\n  cniswap snapshot --out-dir ./snap --overwrite   # replace an older snapshot\n  cniswap inspect --snapshot ./snap"
     )]
     Snapshot {
         #[command(flatten)]
         source: SourceArgs,
 
-        /// Directory to write (created if missing; existing files with the same names are replaced).
-        #[arg(short, long = "output", value_name = "DIR")]
-        output: PathBuf,
+        #[command(flatten)]
+        out: OutDirArgs,
+
+        /// Format of the report of what was written: text, json or yaml. (`-o DIR` is the
+        /// old spelling of --out-dir: still accepted, deprecated.)
+        #[arg(short, long, value_name = "FORMAT", value_parser = format_or_dir)]
+        output: Option<FormatOrDir>,
     },
 
     /// Check Talos/Omni configs, Helm values, Calico and Flannel settings (and cluster facts)
@@ -275,7 +319,7 @@ pub enum Command {
     /// Suppress a finding with `# cniswap:ignore <ID> <reason>` on its line (or the comment
     /// line above), or per path in .cniswap.yaml (format below).
     #[command(
-        after_help = "Exit codes: 0 no findings at or above --severity, 1 findings, 2 usage or input error.\n\n.cniswap.yaml:\n  ignore:\n    - rules: [CIL001]\n      paths: [\"kubernetes/**/cilium/**\"]\n      reason: Multus needs cni.exclusive false\n\nExamples:\n  cniswap lint talos/ kubernetes/apps/kube-system/cilium/\n  cniswap lint helm/cilium.yaml --snapshot ./snap --to cilium --strategy rolling\n  cniswap lint . --format sarif > cniswap.sarif\n  cniswap lint . --format github          # annotations in GitHub Actions"
+        after_help = "Exit codes: 0 no findings at or above --severity, 1 findings, 2 usage or input error.\n\nFiles that are not read (not recognised, Helm chart templates, files that do not parse,\nrollback files) are listed as skipped with the reason; -v says how each file was read.\nA file whose leading comments hold `cniswap:rollback`, or named rollback-*.yaml, is a\nrollback file: it restores the old CNI on purpose and is not checked against --to.\n\n.cniswap.yaml:\n  ignore:\n    - rules: [CIL001]\n      paths: [\"kubernetes/**/cilium/**\"]\n      reason: Multus needs cni.exclusive false\n\nExamples:\n  cniswap lint talos/ kubernetes/apps/kube-system/cilium/\n  cniswap lint helm/cilium.yaml --snapshot ./snap --to cilium --strategy rolling\n  cniswap lint . -o sarif > cniswap.sarif\n  cniswap lint . -o github          # annotations in GitHub Actions"
     )]
     Lint {
         /// Files or directories to lint (Talos configs and patches, Omni resources, talconfig,
@@ -299,8 +343,18 @@ pub enum Command {
         strategy: Option<StrategyArg>,
 
         /// Output format.
-        #[arg(long, value_enum, default_value_t = LintFormat::Text)]
-        format: LintFormat,
+        #[arg(short, long, value_name = "FORMAT", value_enum)]
+        output: Option<LintFormat>,
+
+        /// Deprecated spelling of -o/--output.
+        #[arg(
+            long,
+            value_name = "FORMAT",
+            value_enum,
+            hide = true,
+            conflicts_with = "output"
+        )]
+        format: Option<LintFormat>,
 
         /// Lowest severity that makes the exit code 1 (all findings are shown).
         #[arg(long, value_enum, default_value_t = SeverityArg::Warning)]
@@ -314,12 +368,12 @@ pub enum Command {
     /// Plan a migration: ordered, typed steps with rollback per phase, generated files (Talos
     /// and Omni patches, Helm values, CNI resources) and a runbook with the exact commands.
     ///
-    /// Reads the cluster like inspect (live and read-only, or --snapshot). Without -o it prints
-    /// a summary. Error-severity preflight findings refuse the plan (exit 1) unless --force;
+    /// Reads the cluster like inspect (live and read-only, or --snapshot) and prints a summary
+    /// (-o json|yaml: the plan itself); --out-dir DIR writes the files. Error-severity preflight findings refuse the plan (exit 1) unless --force;
     /// findings the plan resolves itself (settings its generated files replace, or a step
     /// fixes) are listed with how, and do not refuse it.
     #[command(
-        after_help = "Exit codes: 0 plan written, 1 refused by error findings (see them, or --force), 2 usage or input error.\n\nExamples:\n  cniswap plan --snapshot ./snap --to cilium\n  cniswap plan --snapshot ./snap --to cilium --strategy cutover --kube-proxy replace -o ./plan\n  cniswap plan --to calico -o ./plan   # the live cluster"
+        after_help = "Exit codes: 0 plan written, 1 refused by error findings (see them, or --force), 2 usage or input error.\n\nExamples:\n  cniswap plan --snapshot ./snap --to cilium\n  cniswap plan --snapshot ./snap --to cilium --strategy cutover --kube-proxy replace --out-dir ./plan\n  cniswap plan --to calico --out-dir ./plan   # the live cluster\n  cniswap plan --snapshot ./snap --to cilium -o json | jq '.phases[].name'"
     )]
     Plan {
         #[command(flatten)]
@@ -350,9 +404,14 @@ pub enum Command {
         #[arg(long, default_value_t = 1, value_name = "N")]
         batch_size: usize,
 
-        /// Write plan.yaml, runbook.md and artifacts/ into DIR.
-        #[arg(short, long = "output", value_name = "DIR")]
-        output: Option<PathBuf>,
+        /// Write plan.yaml, runbook.md and artifacts/ into --out-dir DIR.
+        #[command(flatten)]
+        out: OutDirArgs,
+
+        /// Output format: text (a summary), json or yaml (the plan document). (`-o DIR` is
+        /// the old spelling of --out-dir: still accepted, deprecated.)
+        #[arg(short, long, value_name = "FORMAT", value_parser = format_or_dir)]
+        output: Option<FormatOrDir>,
 
         /// Write the plan despite error-severity preflight findings.
         #[arg(long)]
@@ -377,6 +436,11 @@ pub enum Command {
         /// List every rule with its severity and title.
         #[arg(long)]
         list: bool,
+
+        /// Output format: text (the rule's documentation), json or yaml (its metadata and
+        /// documentation).
+        #[arg(short, long, value_name = "FORMAT", value_enum, default_value_t)]
+        output: OutputFormat,
     },
 
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -387,7 +451,10 @@ pub enum Command {
     },
 
     /// Write man pages (cniswap.1 and one per subcommand) into DIR.
+    #[command(after_help = "Example:\n  cniswap man --out-dir /usr/local/share/man/man1")]
     Man {
+        /// Directory for the man pages (created when missing; pages of the same name are
+        /// replaced).
         #[arg(long, value_name = "DIR", default_value = ".")]
         out_dir: PathBuf,
     },

@@ -7,13 +7,18 @@ use cniswap_model::{Finding, Severity};
 pub fn dispatch(command: Command, display_name: &str) -> Result<u8, CliError> {
     match command {
         Command::Inspect { source, output } => inspect(&source, output),
-        Command::Snapshot { source, output } => snapshot(&source, &output),
+        Command::Snapshot {
+            source,
+            out,
+            output,
+        } => crate::snapshot::run(&source, out, output),
         Command::Lint {
             paths,
             source,
             live,
             to,
             strategy,
+            output,
             format,
             severity,
             config,
@@ -23,11 +28,13 @@ pub fn dispatch(command: Command, display_name: &str) -> Result<u8, CliError> {
             live,
             to,
             strategy,
-            format,
+            format: crate::lint::format(output, format),
             severity,
             config,
         }),
-        Command::Explain { rule, list } => crate::lint::explain(rule.as_deref(), list),
+        Command::Explain { rule, list, output } => {
+            crate::lint::explain(rule.as_deref(), list, output)
+        }
         Command::Node(command) => crate::node::run(command),
         Command::Plan {
             source,
@@ -37,6 +44,7 @@ pub fn dispatch(command: Command, display_name: &str) -> Result<u8, CliError> {
             install,
             values,
             batch_size,
+            out,
             output,
             force,
         } => crate::plan::run(crate::plan::PlanArgs {
@@ -47,6 +55,7 @@ pub fn dispatch(command: Command, display_name: &str) -> Result<u8, CliError> {
             install,
             values,
             batch_size,
+            out,
             output,
             force,
         }),
@@ -100,24 +109,4 @@ fn inspect(source: &crate::args::SourceArgs, output: OutputFormat) -> Result<u8,
     } else {
         exit::OK
     })
-}
-
-fn snapshot(source: &crate::args::SourceArgs, dir: &std::path::Path) -> Result<u8, CliError> {
-    let snapshot = source::acquire(source)?;
-    let files = cniswap_snapshot::write_snapshot(&snapshot, dir).map_err(|e| {
-        CliError::other(
-            format!("cannot write snapshot to {}: {e}", dir.display()),
-            "check the directory is writable",
-        )
-    })?;
-    eprintln!(
-        "wrote {files} files ({} objects, {} Talos configs) to {}; secrets redacted",
-        snapshot.objects.len(),
-        snapshot.talos.len(),
-        dir.display()
-    );
-    for skipped in &snapshot.skipped {
-        eprintln!("  skipped {}: {}", skipped.path, skipped.reason);
-    }
-    Ok(exit::OK)
 }

@@ -1,4 +1,5 @@
 use anstyle::{AnsiColor, Style};
+use cniswap_model::text::escape_control;
 use cniswap_snapshot::InputError;
 use std::io::Write;
 
@@ -16,6 +17,11 @@ impl CliError {
             help: help.into(),
         }
     }
+
+    /// A flag combination that cannot work (exit 2, like every usage error).
+    pub fn usage(message: impl Into<String>, help: impl Into<String>) -> Self {
+        Self::other(message, help)
+    }
 }
 
 impl From<InputError> for CliError {
@@ -31,6 +37,9 @@ pub fn print(error: &CliError) {
         CliError::Input(e) => (e.to_string(), e.help.clone()),
         CliError::Other { message, help } => (message.clone(), help.clone()),
     };
+    // Messages name files and objects from the input: escape them, so a file name cannot put
+    // a line of its own (or a terminal escape sequence) on stderr.
+    let (message, help) = (escape_control(&message), escape_control(&help));
     let mut err = anstream::stderr();
     let _ = writeln!(err, "{red}error{red:#}{bold}:{bold:#} {message}");
     if !help.is_empty() {

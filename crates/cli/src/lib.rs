@@ -6,8 +6,10 @@ mod commands;
 mod error;
 mod lint;
 mod node;
+mod outdir;
 mod plan;
 mod render;
+mod snapshot;
 mod source;
 
 pub use args::Cli;

@@ -1,7 +1,8 @@
 //! `cniswap lint` and `cniswap explain`: wiring of loader, facts, rule engine and renderers.
 
-use crate::args::{LintFormat, SeverityArg, SourceArgs, StrategyArg, TargetCni};
+use crate::args::{LintFormat, OutputFormat, SeverityArg, SourceArgs, StrategyArg, TargetCni};
 use crate::error::CliError;
+use crate::render::BOLD;
 use crate::{exit, render, source};
 use cniswap_lint::{SuppressionConfig, Target, report};
 use cniswap_model::{CniKind, Severity};
@@ -17,6 +18,14 @@ pub struct LintArgs {
     pub format: LintFormat,
     pub severity: SeverityArg,
     pub config: Option<PathBuf>,
+}
+
+/// `-o FORMAT`, or the deprecated `--format FORMAT` (with a note on stderr).
+pub fn format(output: Option<LintFormat>, format: Option<LintFormat>) -> LintFormat {
+    if format.is_some() {
+        render::warn("`cniswap lint --format` is deprecated: write `-o/--output FORMAT`");
+    }
+    output.or(format).unwrap_or_default()
 }
 
 pub fn lint(args: LintArgs) -> Result<u8, CliError> {
@@ -104,14 +113,56 @@ fn load_suppressions(path: Option<&Path>) -> Result<SuppressionConfig, CliError>
     })
 }
 
-pub fn explain(rule: Option<&str>, list: bool) -> Result<u8, CliError> {
+/// A rule for `explain -o json|yaml`.
+#[derive(serde::Serialize)]
+struct RuleOut {
+    id: &'static str,
+    name: &'static str,
+    severity: Severity,
+    title: &'static str,
+    fix: &'static str,
+    docs_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    docs: Option<&'static str>,
+}
+
+fn rule_out(rule: &cniswap_lint::Rule, docs: bool) -> RuleOut {
+    RuleOut {
+        id: rule.meta.id,
+        name: rule.meta.name,
+        severity: rule.meta.severity,
+        title: rule.meta.title,
+        fix: rule.meta.fix,
+        docs_url: report::docs_url(rule.meta.id),
+        docs: docs.then_some(rule.meta.docs),
+    }
+}
+
+fn machine<T: serde::Serialize>(value: &T, format: OutputFormat) -> String {
+    match format {
+        OutputFormat::Yaml => serde_saphyr::to_string(value).unwrap_or_default(),
+        _ => serde_json::to_string_pretty(value).unwrap_or_default() + "\n",
+    }
+}
+
+pub fn explain(rule: Option<&str>, list: bool, format: OutputFormat) -> Result<u8, CliError> {
     if list {
+        if format != OutputFormat::Text {
+            let rules: Vec<RuleOut> = cniswap_lint::RULES
+                .iter()
+                .map(|r| rule_out(r, false))
+                .collect();
+            render::write_stdout(&machine(&rules, format))?;
+            return Ok(exit::OK);
+        }
         let mut out = String::new();
         for rule in cniswap_lint::RULES {
+            let severity = rule.meta.severity.to_string();
             out.push_str(&format!(
-                "{:<7} {:<8} {:<45} {}\n",
+                "{BOLD}{:<7}{BOLD:#} {}{} {:<45} {}\n",
                 rule.meta.id,
-                rule.meta.severity.to_string(),
+                render::severity(rule.meta.severity),
+                " ".repeat(8usize.saturating_sub(severity.len())),
                 rule.meta.name,
                 rule.meta.title
             ));
@@ -121,8 +172,12 @@ pub fn explain(rule: Option<&str>, list: bool) -> Result<u8, CliError> {
     }
     let key = rule.unwrap_or_default();
     match cniswap_lint::find_rule(key) {
+        Some(rule) if format != OutputFormat::Text => {
+            render::write_stdout(&machine(&rule_out(rule, true), format))?;
+            Ok(exit::OK)
+        }
         Some(rule) => {
-            render::write_stdout(rule.meta.docs)?;
+            render::write_stdout(&render::markdown(rule.meta.docs))?;
             Ok(exit::OK)
         }
         None => {
@@ -139,7 +194,7 @@ pub fn explain(rule: Option<&str>, list: bool) -> Result<u8, CliError> {
                 .min_by_key(|(distance, _)| *distance)
                 .map(|(_, id)| id)
                 .unwrap_or("TAL001");
-            Err(CliError::other(
+            Err(CliError::usage(
                 format!("no rule `{key}`"),
                 format!("did you mean {nearest}? `cniswap explain --list` shows every rule"),
             ))

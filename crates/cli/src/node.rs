@@ -1,8 +1,10 @@
 //! `cniswap node inventory | clean | restore`: wiring of the node agent, the NOD rules and output.
 
-use crate::args::{NodeCommand, NodeFormat, SourceCni};
+use crate::args::{NodeCommand, OutputFormat, SourceCni};
 use crate::error::CliError;
+use crate::render::{BOLD, DIM, GREEN, RED, YELLOW, count};
 use crate::{exit, render};
+use cniswap_model::text::escape_control as esc;
 use cniswap_model::{CniKind, Inventory, Owner, Severity};
 use cniswap_node::NodeError;
 use cniswap_node::clean::{CleanOptions, Plan};
@@ -29,27 +31,30 @@ pub fn run(command: NodeCommand) -> Result<u8, CliError> {
     }
 }
 
-fn inventory(root: &Path, output: NodeFormat) -> Result<u8, CliError> {
+fn inventory(root: &Path, output: OutputFormat) -> Result<u8, CliError> {
     let inventory = cniswap_node::inventory::collect(root)?;
-    if output == NodeFormat::Json {
-        render::write_stdout(
-            &(serde_json::to_string_pretty(&inventory).unwrap_or_default() + "\n"),
-        )?;
-        return Ok(exit::OK);
+    match output {
+        OutputFormat::Json => {
+            render::write_stdout(
+                &(serde_json::to_string_pretty(&inventory).unwrap_or_default() + "\n"),
+            )?;
+            return Ok(exit::OK);
+        }
+        OutputFormat::Yaml => {
+            render::write_stdout(&serde_saphyr::to_string(&inventory).unwrap_or_default())?;
+            return Ok(exit::OK);
+        }
+        OutputFormat::Text => {}
     }
-    let findings = node_findings(&inventory);
+    let (findings, errors) = node_findings(&inventory);
     let mut text = summary(&inventory);
     text.push_str(&findings);
     render::write_stdout(&text)?;
-    Ok(if findings.contains("error[") {
-        exit::FINDINGS
-    } else {
-        exit::OK
-    })
+    Ok(if errors > 0 { exit::FINDINGS } else { exit::OK })
 }
 
-/// The NOD rules over this one inventory, rendered like `cniswap lint`.
-fn node_findings(inventory: &Inventory) -> String {
+/// The NOD rules over this one inventory, rendered like `cniswap lint`, and how many errors.
+fn node_findings(inventory: &Inventory) -> (String, usize) {
     let mut snapshot = cniswap_snapshot::Snapshot::default();
     snapshot
         .node_inventories
@@ -66,7 +71,7 @@ fn node_findings(inventory: &Inventory) -> String {
         &cniswap_lint::SuppressionConfig::default(),
     );
     if result.findings.is_empty() {
-        return "\nNo NOD findings.\n".into();
+        return (format!("\n{GREEN}No NOD findings.{GREEN:#}\n"), 0);
     }
     let mut out = String::from("\n");
     out.push_str(&cniswap_lint::report::text(
@@ -80,17 +85,24 @@ fn node_findings(inventory: &Inventory) -> String {
         .filter(|f| f.severity == Severity::Error)
         .count();
     if errors > 0 {
-        out.push_str(&format!("{errors} error finding(s)\n"));
+        out.push_str(&format!(
+            "{RED}{}{RED:#}\n",
+            count(errors, "error finding", "error findings")
+        ));
     }
-    out
+    (out, errors)
 }
 
 fn summary(inventory: &Inventory) -> String {
-    let mut out = format!("Node {} (root {})\n", inventory.node, inventory.root);
+    let mut out = format!(
+        "{BOLD}Node {}{BOLD:#} {DIM}(root {}){DIM:#}\n",
+        esc(&inventory.node),
+        esc(&inventory.root)
+    );
     let agents: Vec<String> = inventory
         .agents
         .iter()
-        .map(|a| format!("{} (pid {}, {})", a.process, a.pid, a.owner))
+        .map(|a| format!("{} (pid {}, {})", esc(&a.process), a.pid, a.owner))
         .collect();
     out.push_str(&format!(
         "Agents running: {}\n",
@@ -104,22 +116,30 @@ fn summary(inventory: &Inventory) -> String {
     match &choice.containerd {
         Some(v) => out.push_str(&format!(
             "containerd loads {} ({}): {}{}\n",
-            v.file,
+            esc(&v.file),
             v.owner.map_or("unknown".into(), |o| o.to_string()),
-            if v.parses { "parses" } else { "DOES NOT PARSE" },
+            if v.parses {
+                format!("{GREEN}parses{GREEN:#}")
+            } else {
+                format!("{RED}DOES NOT PARSE{RED:#}")
+            },
             if v.missing_binaries.is_empty() {
                 ", plugins present".to_string()
             } else {
-                format!(", MISSING plugin(s) {}", v.missing_binaries.join(", "))
+                format!(
+                    ", {RED}MISSING {}{RED:#} {}",
+                    render::plural(v.missing_binaries.len(), "plugin", "plugins"),
+                    esc(&v.missing_binaries.join(", "))
+                )
             }
         )),
         None => out.push_str(&format!(
-            "containerd finds no CNI config in {}\n",
-            choice.conf_dir
+            "{YELLOW}containerd finds no CNI config{YELLOW:#} in {}\n",
+            esc(&choice.conf_dir)
         )),
     }
     match &choice.crio {
-        Some(v) => out.push_str(&format!("CRI-O loads {}\n", v.file)),
+        Some(v) => out.push_str(&format!("CRI-O loads {}\n", esc(&v.file))),
         None => out.push_str("CRI-O finds no loadable CNI config\n"),
     }
     let mut by_owner: BTreeMap<Owner, Vec<&cniswap_model::Item>> = BTreeMap::new();
@@ -127,13 +147,15 @@ fn summary(inventory: &Inventory) -> String {
         by_owner.entry(item.owner).or_default().push(item);
     }
     for (owner, items) in by_owner {
-        out.push_str(&format!("\n{owner} ({})\n", items.len()));
+        out.push_str(&format!("\n{BOLD}{owner}{BOLD:#} ({})\n", items.len()));
         for item in items {
-            out.push_str(&format!("  {:<70} {}\n", item.id, item.why));
+            let id = esc(&item.id);
+            let pad = " ".repeat(70usize.saturating_sub(id.chars().count()));
+            out.push_str(&format!("  {id}{pad} {DIM}{}{DIM:#}\n", esc(&item.why)));
         }
     }
     for line in &inventory.unreadable {
-        out.push_str(&format!("\nnot read: {line}\n"));
+        out.push_str(&format!("\n{YELLOW}not read{YELLOW:#}: {}\n", esc(line)));
     }
     out
 }
@@ -149,12 +171,16 @@ fn cni_of(cni: SourceCni) -> CniKind {
 }
 
 fn print_plan(plan: &Plan) -> String {
-    let mut out = format!("Plan: clean {} on node {}\n", plan.cni, plan.node);
+    let mut out = format!(
+        "{BOLD}Plan: clean {} on node {}{BOLD:#}\n",
+        plan.cni,
+        esc(&plan.node)
+    );
     if plan.actions.is_empty() {
         out.push_str("  nothing of it is left here\n");
     }
     for (i, action) in plan.actions.iter().enumerate() {
-        out.push_str(&format!("  {:>3}. {}\n", i + 1, action.describe()));
+        out.push_str(&format!("  {:>3}. {}\n", i + 1, esc(&action.describe())));
         if let cniswap_node::clean::Action::IptablesTable {
             removed_chains,
             removed_rules,
@@ -162,14 +188,14 @@ fn print_plan(plan: &Plan) -> String {
         } = action
         {
             for line in removed_chains.iter().chain(removed_rules) {
-                out.push_str(&format!("         - {line}\n"));
+                out.push_str(&format!("         {DIM}- {}{DIM:#}\n", esc(line)));
             }
         }
     }
     if !plan.kept.is_empty() {
-        out.push_str("Left in place:\n");
+        out.push_str(&format!("{BOLD}Left in place{BOLD:#}:\n"));
         for (id, why) in &plan.kept {
-            out.push_str(&format!("  {id}: {why}\n"));
+            out.push_str(&format!("  {}: {DIM}{}{DIM:#}\n", esc(id), esc(why)));
         }
     }
     out
@@ -191,7 +217,9 @@ fn clean(
     let plan = cniswap_node::clean::plan(&inventory, &options)?;
     let mut out = print_plan(&plan);
     if dry_run {
-        out.push_str("Dry run: nothing was changed.\n");
+        out.push_str(&format!(
+            "{YELLOW}Dry run{YELLOW:#}: nothing was changed.\n"
+        ));
         render::write_stdout(&out)?;
         return Ok(exit::OK);
     }
@@ -207,14 +235,14 @@ fn clean(
     };
     let done = cniswap_node::clean::execute(&plan, root, &backup)?;
     out.push_str(&format!(
-        "Done: {} step(s). Backup in {}\nUndo with: cniswap node restore --backup {}{}\n",
-        done.len(),
-        backup.display(),
-        backup.display(),
+        "{GREEN}Done{GREEN:#}: {}. Backup in {}\nUndo with: cniswap node restore --backup {}{}\n",
+        count(done.len(), "step", "steps"),
+        esc(&backup.display().to_string()),
+        esc(&backup.display().to_string()),
         if root == Path::new("/") {
             String::new()
         } else {
-            format!(" --root {}", root.display())
+            format!(" --root {}", esc(&root.display().to_string()))
         }
     ));
     render::write_stdout(&out)?;
@@ -223,14 +251,14 @@ fn clean(
 
 fn restore(backup: &Path, root: &Path) -> Result<u8, CliError> {
     let outcome = cniswap_node::restore::restore(backup, root)?;
-    let mut out = String::from("Restored:\n");
+    let mut out = format!("{GREEN}Restored{GREEN:#}:\n");
     for line in &outcome.restored {
-        out.push_str(&format!("  {line}\n"));
+        out.push_str(&format!("  {}\n", esc(line)));
     }
     if !outcome.not_restored.is_empty() {
-        out.push_str("Not restored:\n");
+        out.push_str(&format!("{YELLOW}Not restored{YELLOW:#}:\n"));
         for line in &outcome.not_restored {
-            out.push_str(&format!("  {line}\n"));
+            out.push_str(&format!("  {}\n", esc(line)));
         }
     }
     render::write_stdout(&out)?;

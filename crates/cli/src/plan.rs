@@ -1,9 +1,14 @@
 //! `cniswap plan`: wiring of the source, facts, planner and the plan directory.
 
-use crate::args::{InstallArg, KubeProxyArg, PlanStrategyArg, SourceArgs, TargetCni};
+use crate::args::{
+    FormatOrDir, InstallArg, KubeProxyArg, OutDirArgs, OutputFormat, PlanStrategyArg, SourceArgs,
+    TargetCni,
+};
 use crate::error::CliError;
-use crate::{exit, render, source};
+use crate::render::{BOLD, DIM, GREEN, RED, count, finding_line};
+use crate::{exit, outdir, render, source};
 use cniswap_model::CniKind;
+use cniswap_model::text::escape_control as esc;
 use cniswap_plan::{InstallChoice, KubeProxyChoice, PlanOptions, StrategyChoice};
 use std::path::PathBuf;
 
@@ -15,11 +20,18 @@ pub struct PlanArgs {
     pub install: Option<InstallArg>,
     pub values: Vec<PathBuf>,
     pub batch_size: usize,
-    pub output: Option<PathBuf>,
+    pub out: OutDirArgs,
+    pub output: Option<FormatOrDir>,
     pub force: bool,
 }
 
 pub fn run(args: PlanArgs) -> Result<u8, CliError> {
+    let (format, out_dir) = outdir::resolve(args.output.clone(), args.out.out_dir.clone(), "plan")?;
+    // Refuse a bad --out-dir before reading a whole cluster.
+    let staging = match &out_dir {
+        Some(dir) => Some(outdir::create(dir, args.out.overwrite)?),
+        None => None,
+    };
     let mut values = Vec::new();
     for path in &args.values {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -66,74 +78,82 @@ pub fn run(args: PlanArgs) -> Result<u8, CliError> {
     let output = cniswap_plan::plan(&snapshot, &facts, &options)
         .map_err(|e| CliError::other(e.message, e.help))?;
     let plan = &output.plan;
-    let mut summary = format!(
-        "Plan: {} -> {} on {} ({})\nStrategy: {} ({})\nkube-proxy: {}; install: {}\nEstimate: about {} min in total, longest pod-network outage about {} min\nPhases:\n",
+    let errors = cniswap_plan::blocking(plan);
+    let refused = !errors.is_empty() && !args.force;
+    let mut summary = summary(plan);
+    if refused {
+        summary.push_str(&format!(
+            "{RED}Refused{RED:#}: {}. Fix them (`cniswap explain <ID>`), or pass --force to write the plan anyway.\n",
+            count(errors.len(), "error finding", "error findings")
+        ));
+    } else {
+        match (staging, &out_dir) {
+            (Some(staging), Some(dir)) => {
+                for (path, text) in &output.files {
+                    staging.write(path, text.as_bytes())?;
+                }
+                staging.commit()?;
+                summary.push_str(&format!(
+                    "{GREEN}Wrote{GREEN:#} {} to {} (plan.yaml, runbook.md, artifacts/).\n",
+                    count(output.files.len(), "file", "files"),
+                    esc(&dir.display().to_string())
+                ));
+            }
+            _ => summary
+                .push_str("Use --out-dir DIR to write plan.yaml, runbook.md and the artifacts.\n"),
+        }
+    }
+    match format {
+        OutputFormat::Text => render::write_stdout(&summary)?,
+        OutputFormat::Json => {
+            render::write_stdout(&(serde_json::to_string_pretty(plan).unwrap_or_default() + "\n"))?
+        }
+        OutputFormat::Yaml => {
+            render::write_stdout(&serde_saphyr::to_string(plan).unwrap_or_default())?
+        }
+    }
+    Ok(if refused { exit::FINDINGS } else { exit::OK })
+}
+
+/// The plan for people: what, how, how long, the phases and the preflight findings.
+fn summary(plan: &cniswap_plan::Plan) -> String {
+    let mut out = format!(
+        "{BOLD}Plan: {} -> {} on {} ({}){BOLD:#}\nStrategy: {} {DIM}({}){DIM:#}\nkube-proxy: {}; install: {}\nEstimate: about {} min in total, longest pod-network outage about {} min\n{BOLD}Phases{BOLD:#}:\n",
         if plan.from.is_empty() {
             "nothing".to_string()
         } else {
-            plan.from.join(" + ")
+            esc(&plan.from.join(" + ")).into_owned()
         },
         plan.to,
-        plan.cluster,
-        plan.platform,
+        esc(&plan.cluster),
+        esc(&plan.platform),
         plan.strategy,
-        plan.strategy_reason,
+        esc(&plan.strategy_reason),
         plan.kube_proxy,
         plan.install,
         plan.estimates.total_minutes,
         plan.estimates.longest_outage_minutes,
     );
     for (i, phase) in plan.phases.iter().enumerate() {
-        summary.push_str(&format!(
-            "  {}. {} ({} steps, {} rollback steps)\n",
+        out.push_str(&format!(
+            "  {}. {} ({}, {})\n",
             i + 1,
-            phase.name,
-            phase.steps.len(),
-            phase.rollback.len()
+            esc(&phase.name),
+            count(phase.steps.len(), "step", "steps"),
+            count(phase.rollback.len(), "rollback step", "rollback steps")
         ));
     }
-    let errors = cniswap_plan::blocking(plan);
     if !plan.preflight.is_empty() {
-        summary.push_str("Preflight findings:\n");
+        out.push_str(&format!("{BOLD}Preflight findings{BOLD:#}:\n"));
         for f in &plan.preflight {
-            summary.push_str(&format!("  {}[{}]: {}\n", f.severity, f.rule, f.message));
+            out.push_str(&format!("  {}\n", finding_line(f)));
             if let Some(h) = plan.handled.iter().find(|h| h.covers(f)) {
-                summary.push_str(&format!("    resolved by this plan: {}\n", h.by));
+                out.push_str(&format!(
+                    "    {GREEN}resolved by this plan{GREEN:#}: {}\n",
+                    esc(&h.by)
+                ));
             }
         }
     }
-    if !errors.is_empty() && !args.force {
-        summary.push_str(&format!(
-            "Refused: {} error finding(s). Fix them (`cniswap explain <ID>`), or pass --force to write the plan anyway.\n",
-            errors.len()
-        ));
-        render::write_stdout(&summary)?;
-        return Ok(exit::FINDINGS);
-    }
-    match &args.output {
-        Some(dir) => {
-            for (path, text) in &output.files {
-                let path = dir.join(path);
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        CliError::other(
-                            format!("{}: {e}", parent.display()),
-                            "check the -o directory",
-                        )
-                    })?;
-                }
-                std::fs::write(&path, text).map_err(|e| {
-                    CliError::other(format!("{}: {e}", path.display()), "check the -o directory")
-                })?;
-            }
-            summary.push_str(&format!(
-                "Wrote {} files to {} (plan.yaml, runbook.md, artifacts/).\n",
-                output.files.len(),
-                dir.display()
-            ));
-        }
-        None => summary.push_str("Use -o DIR to write plan.yaml, runbook.md and the artifacts.\n"),
-    }
-    render::write_stdout(&summary)?;
-    Ok(exit::OK)
+    out
 }

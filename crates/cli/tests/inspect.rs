@@ -454,7 +454,7 @@ fn talos_secrets_never_reach_output_or_snapshots() {
         "snapshot",
         "--snapshot",
         dir.path().to_str().unwrap(),
-        "-o",
+        "--out-dir",
         written.path().to_str().unwrap(),
     ]);
     assert_eq!(
@@ -503,7 +503,7 @@ fn snapshot_round_trip_keeps_facts() {
             "snapshot",
             "--snapshot",
             src.to_str().unwrap(),
-            "-o",
+            "--out-dir",
             dir.path().to_str().unwrap(),
         ]);
         assert_eq!(

@@ -43,7 +43,7 @@ fn text_output_is_rustc_style_with_source_line_and_help() {
 
 #[test]
 fn json_output_has_the_documented_finding_fields() {
-    let out = cniswap_in(&root(), &["lint", SEED_002, "--format", "json"]);
+    let out = cniswap_in(&root(), &["lint", SEED_002, "-o", "json"]);
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let first = &report["findings"][0];
@@ -55,7 +55,7 @@ fn json_output_has_the_documented_finding_fields() {
 
 #[test]
 fn sarif_output_has_real_regions() {
-    let out = cniswap_in(&root(), &["lint", SEED_002, "--format", "sarif"]);
+    let out = cniswap_in(&root(), &["lint", SEED_002, "-o", "sarif"]);
     let sarif: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(sarif["version"], "2.1.0");
     let results = sarif["runs"][0]["results"].as_array().unwrap();
@@ -75,7 +75,7 @@ fn github_output_is_workflow_commands() {
         &[
             "lint",
             &format!("{SEED_002}/helm/cilium.yaml"),
-            "--format",
+            "-o",
             "github",
         ],
     );
@@ -93,10 +93,7 @@ fn github_output_is_workflow_commands() {
 fn the_seed_002_pitfalls_are_all_found() {
     // The post-mortem's failures: cni.exclusive false, kubeProxyReplacement strict, Flannel still
     // deployed after `cni: none`, two CNIs, an upgrade in flight, storage on the pod network.
-    let out = cniswap_in(
-        &root(),
-        &["lint", SEED_002, "--to", "cilium", "--format", "json"],
-    );
+    let out = cniswap_in(&root(), &["lint", SEED_002, "--to", "cilium", "-o", "json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rules: Vec<&str> = report["findings"]
         .as_array()
@@ -140,7 +137,7 @@ fn inline_and_config_suppressions_are_counted() {
         "cni:\n  # cniswap:ignore CIL001 Multus owns the CNI config directory\n  exclusive: false\ncgroup:\n  automount: {enabled: false}\n",
     )
     .unwrap();
-    let out = cniswap_in(dir.path(), &["lint", ".", "--format", "json"]);
+    let out = cniswap_in(dir.path(), &["lint", ".", "-o", "json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["summary"]["suppressed"], 1);
     assert_eq!(
@@ -156,7 +153,7 @@ fn inline_and_config_suppressions_are_counted() {
     );
 
     std::fs::write(dir.path().join(".cniswap.yaml"), "ignore:\n  - rules: [CIL017]\n    paths: [\"./cilium-*.yaml\", \"cilium-*.yaml\"]\n    reason: reviewed\n").unwrap();
-    let out = cniswap_in(dir.path(), &["lint", ".", "--format", "json"]);
+    let out = cniswap_in(dir.path(), &["lint", ".", "-o", "json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["summary"]["suppressed"], 2, "{report}");
     assert_eq!(out.status.code(), Some(0));
@@ -180,7 +177,7 @@ fn secrets_never_appear_in_lint_output() {
     )
     .unwrap();
     for format in ["text", "json", "sarif", "github"] {
-        let out = cniswap_in(dir.path(), &["lint", ".", "--format", format]);
+        let out = cniswap_in(dir.path(), &["lint", ".", "-o", format]);
         let text = stdout(&out);
         assert!(text.contains("TAL015"), "{format}: {text}");
         assert!(
@@ -272,7 +269,7 @@ fn every_corpus_repository_lints_without_panic_or_input_error() {
     for repo in &repos {
         let name = repo.file_name().unwrap().to_string_lossy().to_string();
         materialise(repo, &work.path().join(&name));
-        let out = cniswap_in(work.path(), &["lint", &name, "--format", "json"]);
+        let out = cniswap_in(work.path(), &["lint", &name, "-o", "json"]);
         assert!(
             matches!(out.status.code(), Some(0 | 1)),
             "{name}: exit {:?}\n{}",

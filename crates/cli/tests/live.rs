@@ -26,7 +26,7 @@ fn live_commands_report_an_unreachable_server_without_panicking() {
     let out_dir = out_dir.to_str().unwrap();
     let commands: Vec<Vec<&str>> = vec![
         vec!["inspect"],
-        vec!["snapshot", "-o", out_dir],
+        vec!["snapshot", "--out-dir", out_dir],
         vec!["plan", "--to", "cilium"],
         vec!["lint", "--live"],
     ];

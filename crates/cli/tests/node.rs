@@ -532,6 +532,17 @@ fn inventory_labels_owners_and_the_config_containerd_loads() {
     );
     let inventory: cniswap_model::Inventory = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(inventory.node, "node-1");
+    // -o yaml is the same document.
+    let yaml = node.cniswap(&["inventory", "-o", "yaml"]);
+    assert!(
+        yaml.status.success(),
+        "{}",
+        String::from_utf8_lossy(&yaml.stderr)
+    );
+    let from_yaml: cniswap_model::Inventory =
+        serde_saphyr::from_str(&String::from_utf8_lossy(&yaml.stdout)).unwrap();
+    assert_eq!(from_yaml.node, inventory.node);
+    assert_eq!(from_yaml.items.len(), inventory.items.len());
     let owner = |id: &str| {
         inventory
             .items

@@ -27,7 +27,14 @@ fn error_findings_refuse_the_plan_unless_forced() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("plan");
     let plan_args = |snapshot: &str, extra: &[&str]| {
-        let mut args = vec!["plan", "--snapshot", snapshot, "--to", "cilium", "-o"];
+        let mut args = vec![
+            "plan",
+            "--snapshot",
+            snapshot,
+            "--to",
+            "cilium",
+            "--out-dir",
+        ];
         args.push(out_dir.to_str().unwrap());
         args.extend_from_slice(extra);
         args.into_iter().map(String::from).collect::<Vec<_>>()
@@ -98,7 +105,7 @@ fn a_clean_cluster_gets_its_plan_and_a_summary() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("Strategy: cutover") && text.contains("Use -o DIR"),
+        text.contains("Strategy: cutover") && text.contains("Use --out-dir DIR"),
         "{text}"
     );
 }

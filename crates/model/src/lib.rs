@@ -9,6 +9,7 @@ mod facts;
 mod finding;
 mod inventory;
 mod platform;
+pub mod text;
 
 pub use cni::CniKind;
 pub use facts::*;

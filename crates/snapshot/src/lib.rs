@@ -20,4 +20,4 @@ pub use store::{
     HelmValues, LINTED_CONFIG_MAPS, LINTED_KINDS, Manifest, NodeInventory, Objects,
     OmniTemplateSource, Snapshot, SourceFile, TalosSource, is_linted_manifest,
 };
-pub use write::write_snapshot;
+pub use write::{Written, write_snapshot};

@@ -795,6 +795,17 @@ fn describe(doc: &YamlNode) -> String {
     format!("{kind} {name}")
 }
 
+/// What reading `text` back as the snapshot file `rel` yields: for the writer, which must know
+/// the objects a copied config file brings back with it.
+pub(crate) fn probe(rel: &str, text: &str) -> Snapshot {
+    let mut snapshot = Snapshot::default();
+    if let Ok(redacted) = redact::redact_yaml(text) {
+        let area = area_of(Path::new(rel));
+        let _ = classify_documents(&mut snapshot, Path::new(rel), rel, area, redacted);
+    }
+    snapshot
+}
+
 /// Adds Talos YAML that did not come from a file (talosctl output) under the name `label`.
 pub fn load_talos_text(snapshot: &mut Snapshot, label: &str, text: &str) -> Result<(), InputError> {
     let redacted = redact::redact_yaml(text).map_err(|e| {

@@ -90,6 +90,65 @@ impl Objects {
         self.len() == 0
     }
 
+    /// Removes one equal object for each object of `other` (those that are present).
+    pub fn remove_each(&mut self, other: &Objects) {
+        fn take<T: PartialEq>(from: &mut Vec<T>, items: &[T]) {
+            for item in items {
+                if let Some(i) = from.iter().position(|x| x == item) {
+                    from.remove(i);
+                }
+            }
+        }
+        // Destructured so that a new kind cannot be forgotten here.
+        let Objects {
+            nodes,
+            pods,
+            daemonsets,
+            deployments,
+            statefulsets,
+            config_maps,
+            pdbs,
+            validating_webhooks,
+            mutating_webhooks,
+            services,
+            network_policies,
+            namespaces,
+            csi_drivers,
+            crds,
+            storage_classes,
+            cni_configs,
+            cni_policies,
+            other_kinds,
+            secrets_dropped,
+        } = other;
+        take(&mut self.nodes, nodes);
+        take(&mut self.pods, pods);
+        take(&mut self.daemonsets, daemonsets);
+        take(&mut self.deployments, deployments);
+        take(&mut self.statefulsets, statefulsets);
+        take(&mut self.config_maps, config_maps);
+        take(&mut self.pdbs, pdbs);
+        take(&mut self.validating_webhooks, validating_webhooks);
+        take(&mut self.mutating_webhooks, mutating_webhooks);
+        take(&mut self.services, services);
+        take(&mut self.network_policies, network_policies);
+        take(&mut self.namespaces, namespaces);
+        take(&mut self.csi_drivers, csi_drivers);
+        take(&mut self.crds, crds);
+        take(&mut self.storage_classes, storage_classes);
+        take(&mut self.cni_configs, cni_configs);
+        take(&mut self.cni_policies, cni_policies);
+        for (kind, n) in other_kinds {
+            if let Some(count) = self.other_kinds.get_mut(kind) {
+                *count = count.saturating_sub(*n);
+                if *count == 0 {
+                    self.other_kinds.remove(kind);
+                }
+            }
+        }
+        self.secrets_dropped = self.secrets_dropped.saturating_sub(*secrets_dropped);
+    }
+
     pub fn daemonset(&self, namespace: &str, name: &str) -> Option<&Workload> {
         self.daemonsets
             .iter()
