@@ -64,7 +64,9 @@ fn init_logging(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // anstream strips the level colours in pipes and with --color never.
+        .with_writer(anstream::stderr)
+        .with_target(verbose >= 3)
         .without_time()
         .try_init();
 }

@@ -47,16 +47,10 @@ pub fn lint(args: LintArgs) -> Result<u8, CliError> {
     };
     let result = cniswap_lint::lint(&snapshot, &facts, target, &suppressions);
     let rendered = match args.format {
-        LintFormat::Text => {
-            let mut text = report::text(&result, &snapshot, &report::TextOptions { color: true });
-            for skipped in &snapshot.skipped {
-                text.push_str(&format!("skipped {}: {}\n", skipped.path, skipped.reason));
-            }
-            text
-        }
+        LintFormat::Text => report::text(&result, &snapshot, &report::TextOptions { color: true }),
         LintFormat::Json => report::json(&result, &snapshot.skipped),
-        LintFormat::Sarif => report::sarif(&result),
-        LintFormat::Github => report::github(&result),
+        LintFormat::Sarif => report::sarif(&result, &snapshot.skipped),
+        LintFormat::Github => report::github(&result, &snapshot.skipped),
     };
     render::write_stdout(&rendered)?;
     let threshold = match args.severity {
@@ -74,26 +68,32 @@ pub fn lint(args: LintArgs) -> Result<u8, CliError> {
 /// Files only; files plus a snapshot or the live cluster; or the cluster alone.
 fn gather(args: &LintArgs) -> Result<Snapshot, CliError> {
     if args.paths.is_empty() {
-        return source::acquire(&args.source);
+        return source::acquire_as_given(&args.source);
     }
     let mut snapshot = if args.source.snapshot.is_some() || args.live {
-        source::acquire(&args.source)?
+        source::acquire_as_given(&args.source)?
     } else {
         Snapshot::default()
     };
-    let before = snapshot.files_read;
-    cniswap_snapshot::load_paths(&mut snapshot, &args.paths)?;
-    if snapshot.files_read == before {
+    let read = cniswap_snapshot::load_repository(&mut snapshot, &args.paths)?;
+    if snapshot.unreadable > 0 {
+        render::warn(&format!(
+            "{} could not be read and {} not checked (listed as skipped, with the error)",
+            render::count(snapshot.unreadable, "file", "files"),
+            render::plural(snapshot.unreadable, "was", "were")
+        ));
+    }
+    if read == 0 {
         // Like other linters on an empty tree: say so, do not fail the pipeline.
-        eprintln!(
-            "warning: nothing to lint in {}: no Talos, Omni, Helm, Calico or Flannel configuration could be read ({} file(s) skipped, listed in the report)",
+        render::warn(&format!(
+            "nothing to lint in {}: no Talos, Omni, Helm, Calico or Flannel configuration could be read ({} skipped, listed in the report)",
             args.paths
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
-            snapshot.skipped.len()
-        );
+            render::count(snapshot.skipped.len(), "file", "files")
+        ));
     }
     Ok(snapshot)
 }
@@ -106,10 +106,12 @@ fn load_suppressions(path: Option<&Path>) -> Result<SuppressionConfig, CliError>
         None => return Ok(SuppressionConfig::default()),
     };
     SuppressionConfig::load(path).map_err(|e| {
-        CliError::other(
-            e.to_string(),
+        let text = e.to_string();
+        let (message, help) = text.split_once("\nhelp: ").unwrap_or((
+            &text,
             "fix .cniswap.yaml (see `cniswap lint --help` for its format)",
-        )
+        ));
+        CliError::other(message, help)
     })
 }
 

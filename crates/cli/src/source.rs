@@ -8,7 +8,18 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 pub fn acquire(source: &SourceArgs) -> Result<Snapshot, CliError> {
+    acquire_with(source, false)
+}
+
+/// Like [`acquire`], but snapshot files are named by the path as given (`snap/talos/x.yaml`),
+/// so that lint findings open from the working directory.
+pub fn acquire_as_given(source: &SourceArgs) -> Result<Snapshot, CliError> {
+    acquire_with(source, true)
+}
+
+fn acquire_with(source: &SourceArgs, as_given: bool) -> Result<Snapshot, CliError> {
     let mut snapshot = match &source.snapshot {
+        Some(path) if as_given => cniswap_snapshot::load_as_given(path)?,
         Some(path) => cniswap_snapshot::load(path)?,
         None => read_live(source)?,
     };

@@ -71,6 +71,11 @@ pub fn detect(snapshot: &Snapshot, cnis: &[CniFacts]) -> Vec<NodeFacts> {
                     .filter(|c| c.active_nodes.iter().any(|n| n == &node.metadata.name))
                     .map(|c| c.kind)
                     .collect(),
+                cni_agents_not_ready: cnis
+                    .iter()
+                    .filter(|c| c.not_ready_nodes.iter().any(|n| n == &node.metadata.name))
+                    .map(|c| c.kind)
+                    .collect(),
                 pods,
                 pod_network_pods,
             }

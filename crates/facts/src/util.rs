@@ -38,6 +38,17 @@ pub fn active_nodes(pods: &[Pod], ds: &Workload) -> Vec<String> {
         .collect()
 }
 
+/// Nodes with a pod of the DaemonSet that is not running and ready.
+pub fn not_ready_nodes(pods: &[Pod], ds: &Workload) -> Vec<String> {
+    let ready = active_nodes(pods, ds);
+    daemonset_pods(pods, ds)
+        .filter_map(|p| p.spec.node_name.clone())
+        .filter(|n| !ready.contains(n))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 pub fn is_helm_managed(w: &Workload) -> bool {
     w.metadata
         .labels

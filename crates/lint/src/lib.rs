@@ -17,7 +17,7 @@ mod suppress;
 pub use context::{Context, Strategy, Target};
 pub use registry::{RULES, find_rule};
 pub use rule::{Draft, Emitter, Input, Rule, RuleMeta};
-pub use suppress::{Suppressed, SuppressionConfig, SuppressionError};
+pub use suppress::{Suppressed, SuppressionConfig, SuppressionError, UnknownSuppression};
 
 use cniswap_model::{Facts, Finding};
 use cniswap_snapshot::Snapshot;
@@ -33,6 +33,8 @@ pub struct LintResult {
     pub rules_run: usize,
     /// Rules that did not run, with the inputs they were missing.
     pub rules_skipped: Vec<(&'static str, Vec<&'static str>)>,
+    /// Inline `# cniswap:ignore` comments that name no rule ID (they suppress nothing).
+    pub unknown_suppressions: Vec<UnknownSuppression>,
 }
 
 /// Runs every rule whose inputs the snapshot provides.
@@ -72,6 +74,7 @@ pub fn lint(
     let (kept, suppressed) = suppress::apply(findings, snapshot, suppressions);
     result.findings = kept;
     result.suppressed = suppressed;
+    result.unknown_suppressions = suppress::unknown_inline(snapshot);
     result
 }
 

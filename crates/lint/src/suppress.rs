@@ -8,7 +8,7 @@
 //!     reason: Multus needs cni.exclusive false
 //! ```
 
-use cniswap_model::Finding;
+use cniswap_model::{Finding, Location};
 use cniswap_snapshot::Snapshot;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
@@ -144,6 +144,66 @@ pub(crate) fn apply(
     (kept, suppressed)
 }
 
+/// A `# cniswap:ignore` comment that names something that is not a rule ID: it suppresses
+/// nothing, and the user should know.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnknownSuppression {
+    pub location: Location,
+    /// What the comment names.
+    pub rule: String,
+    /// What to write instead.
+    pub hint: String,
+}
+
+/// Every inline suppression comment of every file read that names no rule ID.
+pub(crate) fn unknown_inline(snapshot: &Snapshot) -> Vec<UnknownSuppression> {
+    let mut out = Vec::new();
+    for source in &snapshot.sources {
+        for (i, line) in source.text.lines().enumerate() {
+            let Some(hash) = line.find('#') else {
+                continue;
+            };
+            let Some(at) = line[hash..].find(MARKER).map(|n| hash + n) else {
+                continue;
+            };
+            let rest = line[at + MARKER.len()..].trim_start();
+            let ids = rest.split_whitespace().next().unwrap_or_default();
+            let location = Location {
+                file: source.path.clone(),
+                line: i + 1,
+                column: line[..at].chars().count() + 1,
+            };
+            if ids.is_empty() {
+                out.push(UnknownSuppression {
+                    location,
+                    rule: String::new(),
+                    hint: "the comment names no rule: write `# cniswap:ignore <ID> <reason>`"
+                        .into(),
+                });
+                continue;
+            }
+            for id in ids.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+                let hint = match crate::find_rule(id) {
+                    Some(rule) if rule.meta.id.eq_ignore_ascii_case(id) => continue,
+                    Some(rule) => format!(
+                        "`{id}` is the name of {}; inline comments take the ID: `# cniswap:ignore {} <reason>`",
+                        rule.meta.id, rule.meta.id
+                    ),
+                    None => format!(
+                        "`{id}` is not a rule ID, so the comment suppresses nothing (`cniswap explain --list` shows every rule)"
+                    ),
+                };
+                out.push(UnknownSuppression {
+                    location: location.clone(),
+                    rule: id.to_string(),
+                    hint,
+                });
+            }
+        }
+    }
+    out
+}
+
 fn inline_reason(finding: &Finding, snapshot: &Snapshot) -> Option<String> {
     let location = finding.location.as_ref()?;
     let source = snapshot.sources.iter().find(|s| s.path == location.file)?;
@@ -202,6 +262,29 @@ mod tests {
         );
         assert_eq!(ignore_comment("# cniswap:ignore CIL010 x", "CIL001"), None);
         assert_eq!(ignore_comment("exclusive: false", "CIL001"), None);
+    }
+
+    #[test]
+    fn unknown_inline_rule_ids_are_found() {
+        let mut snapshot = Snapshot::default();
+        snapshot.sources.push(cniswap_snapshot::SourceFile {
+            path: "values.yaml".into(),
+            text: "cni:\n  # cniswap:ignore CIL999 typo\n  exclusive: false # cniswap:ignore CIL001,cni-exclusive-disabled ok\nx: 1 # cniswap:ignore\n".into(),
+        });
+        let unknown = unknown_inline(&snapshot);
+        let found: Vec<(&str, usize, usize)> = unknown
+            .iter()
+            .map(|u| (u.rule.as_str(), u.location.line, u.location.column))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("CIL999", 2, 5),
+                ("cni-exclusive-disabled", 3, 22),
+                ("", 4, 8)
+            ]
+        );
+        assert!(unknown[1].hint.contains("name of CIL001"));
     }
 
     #[test]

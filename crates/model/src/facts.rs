@@ -84,6 +84,9 @@ pub struct NodeFacts {
     pub unschedulable: bool,
     /// CNIs whose agent pod runs on this node.
     pub cni_agents: Vec<CniKind>,
+    /// CNIs whose agent pod on this node exists but is not running and ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cni_agents_not_ready: Vec<CniKind>,
     /// Number of pods scheduled on the node, and how many of them use the pod network.
     pub pods: usize,
     pub pod_network_pods: usize,
@@ -137,6 +140,9 @@ pub struct CniFacts {
     pub ready: u32,
     /// Nodes where an agent pod of this CNI runs.
     pub active_nodes: Vec<String>,
+    /// Nodes that have an agent pod of this CNI that is not running and ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ready_nodes: Vec<String>,
     /// True when agents run, false when only leftovers (CRDs, config) were found.
     pub running: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -161,6 +167,7 @@ impl CniFacts {
             desired: 0,
             ready: 0,
             active_nodes: Vec::new(),
+            not_ready_nodes: Vec::new(),
             running: false,
             flannel: None,
             calico: None,

@@ -15,9 +15,13 @@ mod write;
 
 pub use decode::Object;
 pub use error::InputError;
-pub use load::{Format, load, load_paths, load_reader, load_talos_text};
+pub use load::{
+    Format, ROLLBACK_MARKER, is_rollback_file, load, load_as_given, load_paths, load_reader,
+    load_repository, load_talos_text,
+};
 pub use store::{
-    HelmValues, LINTED_CONFIG_MAPS, LINTED_KINDS, Manifest, NodeInventory, Objects,
-    OmniTemplateSource, Snapshot, SourceFile, TalosSource, is_linted_manifest,
+    HelmValues, LINTED_CONFIG_MAPS, LINTED_KINDS, Manifest, NOT_YAML_OR_JSON, NodeInventory,
+    Objects, OmniTemplateSource, ROLLBACK_FILE, Snapshot, SourceFile, TalosSource,
+    is_linted_manifest,
 };
 pub use write::{Written, write_snapshot};

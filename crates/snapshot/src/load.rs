@@ -7,9 +7,11 @@ use crate::store::{
     is_linted_manifest,
 };
 use cniswap_config::{Node as YamlNode, helm, omni, redact, talhelper, talos};
+use cniswap_model::text::escape_control as esc;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Component, Path};
+use tracing::{debug, info};
 
 /// Files larger than this outside `cluster/` are streamed as Kubernetes objects instead of
 /// being parsed into a positioned tree.
@@ -32,8 +34,33 @@ enum Area {
     Elsewhere,
 }
 
-/// Loads a snapshot from a directory (recursively) or from a single file.
+/// How files are read and named.
+#[derive(Debug, Clone, Copy)]
+struct Mode<'a> {
+    /// Files are named `<prefix>/<path below the root>`: the path as the user gave it, so
+    /// findings open from the working directory. `None`: relative to the snapshot root.
+    label_prefix: Option<&'a Path>,
+    /// `lint PATH...` reads repositories, where `cluster/` or `talos/` are just folder names:
+    /// classify by content there, not by the snapshot layout.
+    by_content: bool,
+    /// A file that cannot be read is listed as skipped, with the error, instead of ending the
+    /// run: one bad file in a repository must not hide the findings of the rest.
+    lenient: bool,
+}
+
+/// Loads a snapshot from a directory (recursively) or from a single file. Files are named
+/// relative to the snapshot (`talos/controlplane.yaml`).
 pub fn load(path: &Path) -> Result<Snapshot, InputError> {
+    load_snapshot(path, false)
+}
+
+/// Like [`load`], but files are named by the path as given (`snap/talos/controlplane.yaml`),
+/// so that findings about them open from the working directory (`lint PATH --snapshot S`).
+pub fn load_as_given(path: &Path) -> Result<Snapshot, InputError> {
+    load_snapshot(path, true)
+}
+
+fn load_snapshot(path: &Path, as_given: bool) -> Result<Snapshot, InputError> {
     let meta = std::fs::metadata(path).map_err(|e| {
         InputError::new(
             path,
@@ -45,20 +72,26 @@ pub fn load(path: &Path) -> Result<Snapshot, InputError> {
         source: format!("snapshot:{}", path.display()),
         ..Snapshot::default()
     };
+    let (root, prefix) = if meta.is_dir() {
+        (path, clean_prefix(path))
+    } else {
+        let parent = path.parent().unwrap_or(Path::new(""));
+        (parent, clean_prefix(parent))
+    };
+    let mode = Mode {
+        label_prefix: if as_given { prefix } else { None },
+        by_content: false,
+        lenient: false,
+    };
     if meta.is_dir() {
         let mut files = Vec::new();
-        collect_files(path, path, &mut files, &mut snapshot)?;
+        collect_files(root, root, &mut files, &mut snapshot, mode)?;
         files.sort();
         for file in &files {
-            load_file(&mut snapshot, path, file, None)?;
+            load_file(&mut snapshot, root, file, mode)?;
         }
     } else {
-        load_file(
-            &mut snapshot,
-            path.parent().unwrap_or(Path::new(".")),
-            path,
-            None,
-        )?;
+        load_file(&mut snapshot, root, path, mode)?;
     }
     if snapshot.files_read == 0 {
         return Err(InputError::new(
@@ -71,33 +104,81 @@ pub fn load(path: &Path) -> Result<Snapshot, InputError> {
                     snapshot.skipped.len()
                 )
             },
-            "point --snapshot at `kubectl get -o yaml|json` output or a directory written by `cniswap snapshot -o DIR`",
+            "point --snapshot at `kubectl get -o yaml|json` output or a directory written by `cniswap snapshot --out-dir DIR`",
         ));
     }
     Ok(snapshot)
 }
 
-/// Loads several files or directories into one snapshot, for `cniswap lint PATH...`. Files are
-/// named as the user gave them (`dir/sub/file.yaml`), so findings point at paths that open.
-/// Directories are classified like snapshots (`talos/`, `helm/`, ...) relative to themselves.
-/// They are added to `snapshot` (empty, or a cluster snapshot the files are checked against).
+/// `prefix` without leading `./` components; `None` when nothing is left.
+fn clean_prefix(prefix: &Path) -> Option<&Path> {
+    let mut rest = prefix;
+    while let Ok(stripped) = rest.strip_prefix(".") {
+        if stripped == rest {
+            break;
+        }
+        rest = stripped;
+    }
+    (!rest.as_os_str().is_empty()).then_some(rest)
+}
+
+/// Loads several files or directories into one snapshot. Files are named as the user gave
+/// them (`dir/sub/file.yaml`), so findings point at paths that open. Directories are read by
+/// content (only `helm/` and `nodes/` keep their meaning). They are added to `snapshot`
+/// (empty, or a cluster snapshot the files are checked against); a file that is already part
+/// of it (the paths overlap the snapshot) is not read twice. Any unreadable file is an error.
 pub fn load_paths(snapshot: &mut Snapshot, paths: &[std::path::PathBuf]) -> Result<(), InputError> {
+    load_paths_with(snapshot, paths, false).map(|_| ())
+}
+
+/// [`load_paths`] for `cniswap lint PATH...`: a file that cannot be read (invalid YAML, no
+/// permission) is listed as skipped with the error and its position, and counted in
+/// [`Snapshot::unreadable`]; only a PATH that does not exist is an error. Returns how many
+/// files of the PATHs are part of the snapshot now (read now, or already read with it).
+pub fn load_repository(
+    snapshot: &mut Snapshot,
+    paths: &[std::path::PathBuf],
+) -> Result<usize, InputError> {
+    let before = snapshot.files_read;
+    let again = load_paths_with(snapshot, paths, true)?;
+    Ok(snapshot.files_read - before + again)
+}
+
+/// Returns how many files were not read because the snapshot already held them.
+fn load_paths_with(
+    snapshot: &mut Snapshot,
+    paths: &[std::path::PathBuf],
+    lenient: bool,
+) -> Result<usize, InputError> {
+    let mut again = 0;
     for path in paths {
         let meta = std::fs::metadata(path)
             .map_err(|e| InputError::new(path, format!("cannot read: {e}"), "check the path"))?;
-        if meta.is_dir() {
-            let mut files = Vec::new();
-            collect_files(path, path, &mut files, snapshot)?;
-            files.sort();
-            for file in &files {
-                load_file(snapshot, path, file, Some(path))?;
-            }
+        let root = if meta.is_dir() {
+            path.as_path()
         } else {
-            let parent = path.parent().unwrap_or(Path::new(""));
-            load_file(snapshot, parent, path, Some(parent))?;
+            path.parent().unwrap_or(Path::new(""))
+        };
+        let mode = Mode {
+            label_prefix: clean_prefix(root),
+            by_content: true,
+            lenient,
+        };
+        let mut files = Vec::new();
+        if meta.is_dir() {
+            collect_files(root, root, &mut files, snapshot, mode)?;
+            files.sort();
+        } else {
+            files.push(path.clone());
+        }
+        for file in &files {
+            if std::fs::canonicalize(file).is_ok_and(|c| snapshot.read_files.contains(&c)) {
+                again += 1;
+            }
+            load_file(snapshot, root, file, mode)?;
         }
     }
-    Ok(())
+    Ok(again)
 }
 
 fn collect_files(
@@ -105,6 +186,7 @@ fn collect_files(
     dir: &Path,
     files: &mut Vec<std::path::PathBuf>,
     snapshot: &mut Snapshot,
+    mode: Mode,
 ) -> Result<(), InputError> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         InputError::new(
@@ -128,12 +210,12 @@ fn collect_files(
             .map_err(|e| InputError::new(&path, e.to_string(), "check permissions"))?;
         if name.starts_with('.') {
             if file_type.is_file() {
-                snapshot.skip(relative(root, &path), "hidden file");
+                snapshot.skip(label(root, &path, mode), "hidden file");
             }
             continue;
         }
         if file_type.is_dir() {
-            collect_files(root, &path, files, snapshot)?;
+            collect_files(root, &path, files, snapshot, mode)?;
         } else {
             files.push(path);
         }
@@ -141,11 +223,13 @@ fn collect_files(
     Ok(())
 }
 
-fn relative(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .display()
-        .to_string()
+/// A file's name in findings and reports (see [`Mode::label_prefix`]).
+fn label(root: &Path, path: &Path, mode: Mode) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    match mode.label_prefix {
+        Some(prefix) => prefix.join(rel).display().to_string(),
+        None => rel.display().to_string(),
+    }
 }
 
 fn area_of(rel: &Path) -> Area {
@@ -166,19 +250,73 @@ fn load_file(
     snapshot: &mut Snapshot,
     root: &Path,
     path: &Path,
-    label_root: Option<&Path>,
+    mode: Mode,
 ) -> Result<(), InputError> {
     let rel_path = path.strip_prefix(root).unwrap_or(path);
-    // `cniswap lint PATH...` reads repositories, where `cluster/` or `talos/` are just folder
-    // names: classify by content there, not by the snapshot layout.
-    let area = match (area_of(rel_path), label_root) {
-        (Area::Cluster | Area::Talos | Area::Omni, Some(_)) => Area::Elsewhere,
+    let area = match (area_of(rel_path), mode.by_content) {
+        (Area::Cluster | Area::Talos | Area::Omni, true) => Area::Elsewhere,
         (area, _) => area,
     };
-    let rel = match label_root {
-        Some(prefix) => prefix.join(rel_path).display().to_string(),
-        None => rel_path.display().to_string(),
-    };
+    let rel = label(root, path, mode);
+    // The same file through two paths (`lint snap/talos --snapshot snap`) is read once.
+    if let Ok(canonical) = std::fs::canonicalize(path)
+        && !snapshot.read_files.insert(canonical)
+    {
+        debug!("{}: already read under another name", esc(&rel));
+        return Ok(());
+    }
+    match read_file(snapshot, path, rel.clone(), area) {
+        Err(e) if mode.lenient => {
+            let at = match (e.line, e.column) {
+                (Some(line), Some(column)) => format!(" at {line}:{column}"),
+                (Some(line), None) => format!(" at line {line}"),
+                _ => String::new(),
+            };
+            snapshot.unreadable += 1;
+            snapshot.skip(
+                rel,
+                format!(
+                    "cannot be read{at}: {} (its settings were not checked)",
+                    e.message
+                ),
+            );
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// The directory of the Helm chart whose `templates/` holds `path`, if any.
+fn helm_chart_of(path: &Path) -> Option<&Path> {
+    path.ancestors()
+        .skip(1)
+        .filter(|dir| dir.file_name().is_some_and(|n| n == "templates"))
+        .filter_map(Path::parent)
+        .find(|chart| chart.join("Chart.yaml").is_file())
+}
+
+/// Whether a file is a rollback file: it restores the configuration from before a migration
+/// on purpose, so it is not checked against the target or merged with the forward configs.
+/// Marked by a `cniswap:rollback` comment among the file's leading comment lines, or by a
+/// name starting with `rollback-` (what `cniswap plan` writes).
+pub fn is_rollback_file(name: &str, text: &str) -> bool {
+    name.starts_with("rollback-")
+        || text
+            .lines()
+            .map(str::trim)
+            .take_while(|l| l.is_empty() || l.starts_with('#'))
+            .any(|l| l.contains(ROLLBACK_MARKER))
+}
+
+/// The marker comment of a rollback file: `# cniswap:rollback <what it restores>`.
+pub const ROLLBACK_MARKER: &str = "cniswap:rollback";
+
+fn read_file(
+    snapshot: &mut Snapshot,
+    path: &Path,
+    rel: String,
+    area: Area,
+) -> Result<(), InputError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_lowercase())
@@ -200,9 +338,33 @@ fn load_file(
         _ => None,
     };
     let Some(format) = format else {
-        snapshot.skip(rel, "not a YAML or JSON file (by extension)");
+        snapshot.skip(rel, crate::store::NOT_YAML_OR_JSON);
         return Ok(());
     };
+    if let Some(chart) = helm_chart_of(path) {
+        let chart = chart.file_name().map_or_else(
+            || chart.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        snapshot.skip(
+            rel,
+            format!(
+                "Helm chart template (chart `{chart}`): render it (`helm template`) and lint the output",
+            ),
+        );
+        return Ok(());
+    }
+    if matches!(name.as_str(), "chart.yaml" | "chart.lock") {
+        snapshot.skip(
+            rel,
+            "Helm chart metadata: the chart's values and rendered templates are what cniswap checks",
+        );
+        return Ok(());
+    }
+    if name.starts_with("rollback-") {
+        snapshot.skip(rel, crate::store::ROLLBACK_FILE);
+        return Ok(());
+    }
 
     let file = File::open(path).map_err(|e| {
         InputError::new(
@@ -255,7 +417,8 @@ fn load_file(
             );
         }
         (Area::Cluster, Format::Yaml) => {
-            stream_objects(snapshot, path, reader, Format::Yaml)?;
+            let n = stream_objects(snapshot, path, reader, Format::Yaml)?;
+            info!("read {} as {n} Kubernetes objects", esc(&rel));
             snapshot.files_read += 1;
             return Ok(());
         }
@@ -280,9 +443,13 @@ fn load_file(
             "save the file as UTF-8",
         )
     })?;
+    if is_rollback_file(&name, &text) {
+        snapshot.skip(rel, crate::store::ROLLBACK_FILE);
+        return Ok(());
+    }
     let redacted = match redact::redact_yaml(&text) {
         Ok(r) => r,
-        Err(e) if is_template => {
+        Err(e) if is_template || text.contains("{{") || text.contains("{%") => {
             // Lint what can be read: blank out the template syntax, keep every line in place.
             match cniswap_config::template::neutralise(&text)
                 .and_then(|plain| redact::redact_yaml(&plain).ok())
@@ -328,6 +495,7 @@ fn load_inventory(
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    info!("read {} as the node inventory of {}", esc(rel), esc(&node));
     snapshot.node_inventories.push(NodeInventory {
         node,
         file: rel.to_string(),
@@ -361,9 +529,11 @@ fn stream_file(
     format: Format,
     empty_reason: &str,
 ) -> Result<(), InputError> {
-    if stream_objects(snapshot, path, reader, format)? == 0 {
+    let n = stream_objects(snapshot, path, reader, format)?;
+    if n == 0 {
         snapshot.skip(rel, empty_reason);
     } else {
+        info!("read {} as {n} Kubernetes objects", esc(&rel));
         snapshot.files_read += 1;
     }
     Ok(())
@@ -436,19 +606,52 @@ pub fn load_reader(
     Ok(())
 }
 
+/// Charts whose values cniswap reads (by name, as part of a chart or directory name).
+const CNI_CHARTS: [&str; 4] = ["cilium", "tigera-operator", "calico", "flannel"];
+
+/// The chart a values file belongs to: a CNI chart named by the file or, nearest first, one of
+/// its directories (`cilium/values.yaml`, `kube-system/cilium/app/values.yaml`); else the
+/// file's own name, or its directory's when the file is just `values.yaml`.
 fn chart_from_file_name(path: &Path) -> Option<String> {
     let stem = path.file_stem()?.to_string_lossy().to_lowercase();
-    ["cilium", "tigera-operator", "calico", "flannel"]
-        .into_iter()
-        .find(|c| stem.contains(c))
-        .map(str::to_string)
-        .or_else(|| {
-            Some(
-                stem.trim_end_matches("-values")
-                    .trim_end_matches(".values")
-                    .to_string(),
-            )
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let dirs: Vec<String> = absolute
+        .parent()
+        .map(|p| {
+            p.components()
+                .rev()
+                .filter_map(|c| match c {
+                    Component::Normal(n) => Some(n.to_string_lossy().to_lowercase()),
+                    _ => None,
+                })
+                .collect()
         })
+        .unwrap_or_default();
+    let known = std::iter::once(&stem)
+        .chain(&dirs)
+        .find_map(|name| CNI_CHARTS.into_iter().find(|c| name.contains(c)));
+    if let Some(chart) = known {
+        return Some(chart.to_string());
+    }
+    let own = stem
+        .trim_end_matches("-values")
+        .trim_end_matches(".values")
+        .to_string();
+    Some(match (own.as_str(), dirs.first()) {
+        ("values", Some(dir)) => dir.clone(),
+        _ => own,
+    })
+}
+
+/// Whether Helm values are for a CNI chart cniswap checks: by chart name, or by their keys
+/// (Cilium's own, or an umbrella chart's `cilium:` section).
+fn is_cni_values(chart: &str, values: &YamlNode) -> bool {
+    let chart = chart.to_ascii_lowercase();
+    CNI_CHARTS.iter().any(|c| chart.contains(c))
+        || helm::looks_like_cilium_values(values)
+        || values
+            .get("cilium")
+            .is_some_and(helm::looks_like_cilium_values)
 }
 
 fn classify_documents(
@@ -476,9 +679,14 @@ fn classify_documents(
     let mut talos_docs = Vec::new();
     let mut used = false;
     let mut not_understood = 0;
+    // What each document was read as, for `-v` (the file) and `-vv` (each document).
+    let mut read_as: Vec<String> = Vec::new();
+    let mut other_charts: Vec<String> = Vec::new();
 
     for doc in &docs {
+        let before = read_as.len();
         if let Some((node, inner)) = talos::unwrap_talosctl_resource(doc) {
+            read_as.push("Talos machine config (talosctl resource)".into());
             let inner = redact::redact_yaml(inner).map_err(|e| {
                 InputError::new(
                     path,
@@ -499,6 +707,7 @@ fn classify_documents(
             snapshot.talos.push(TalosSource::new(summary, inner_docs));
             used = true;
         } else if omni::is_config_patch(doc) {
+            read_as.push("Omni ConfigPatch".into());
             let patch = omni::read_config_patch(doc, source).map_err(|e| {
                 InputError::new(path, e.message, "fix the Talos patch in spec.data")
                     .at(e.line, e.column)
@@ -530,14 +739,21 @@ fn classify_documents(
             });
             used = true;
         } else if omni::is_template_document(doc) {
+            read_as.push("Omni cluster template".into());
             // Whole template handled once below.
             used = true;
         } else if talhelper::is_talconfig(doc) {
+            read_as.push("talhelper config".into());
             read_talconfig(snapshot, rel, doc, source);
             used = true;
         } else if talos::is_v1alpha1_document(doc) || talos::is_named_document(doc) {
+            read_as.push(match talos::document_kind(doc) {
+                Some(kind) => format!("Talos {kind} document"),
+                None => "Talos v1alpha1 config".into(),
+            });
             talos_docs.push(doc.clone());
         } else if let Some((name, tag)) = helm::oci_repository_tag(doc) {
+            read_as.push("Flux OCIRepository".into());
             snapshot.oci_tags.insert(name, tag);
             used = true;
         } else if matches!(
@@ -551,14 +767,22 @@ fn classify_documents(
                 .unwrap_or_default();
             let chart_version = helm::chart_version_of(doc)
                 .or_else(|| helm::chart_ref_of(doc).map(|name| format!("ociRepository:{name}")));
-            snapshot.helm.push(HelmValues {
-                file: rel.to_string(),
-                chart,
-                chart_version,
-                values,
-                release: true,
-            });
-            used = true;
+            if is_cni_values(&chart, &values) || area == Area::Helm {
+                read_as.push(format!(
+                    "{} with Helm values (chart {chart})",
+                    describe(doc)
+                ));
+                snapshot.helm.push(HelmValues {
+                    file: rel.to_string(),
+                    chart,
+                    chart_version,
+                    values,
+                    release: true,
+                });
+                used = true;
+            } else {
+                other_charts.push(chart);
+            }
         } else if doc.get("kind").is_some() && doc.get("apiVersion").is_some() {
             let object: Object = serde_json::from_value(doc.to_json()).map_err(|e| {
                 InputError::new(
@@ -574,6 +798,7 @@ fn classify_documents(
                     doc: doc.clone(),
                 });
             }
+            read_as.push(format!("Kubernetes object {}", describe(doc).trim()));
             used |= snapshot.objects.add(object) > 0;
         } else if doc.is_map()
             && (area == Area::Helm
@@ -581,17 +806,31 @@ fn classify_documents(
                 || helm::looks_like_cilium_values(doc))
         {
             let chart = chart_from_file_name(path).unwrap_or_default();
-            snapshot.helm.push(HelmValues {
-                file: rel.to_string(),
-                chart,
-                chart_version: None,
-                values: doc.clone(),
-                release: false,
-            });
-            used = true;
+            if is_cni_values(&chart, doc) || area == Area::Helm {
+                read_as.push(format!("Helm values (chart {chart})"));
+                snapshot.helm.push(HelmValues {
+                    file: rel.to_string(),
+                    chart,
+                    chart_version: None,
+                    values: doc.clone(),
+                    release: false,
+                });
+                used = true;
+            } else {
+                other_charts.push(chart);
+            }
         } else {
             not_understood += 1;
         }
+        if read_as.len() == before {
+            read_as.push("not recognised".into());
+        }
+        debug!(
+            "{}:{}: {}",
+            esc(rel),
+            doc.pos.line,
+            read_as.last().map_or("", String::as_str)
+        );
     }
 
     if docs.iter().any(omni::is_template_document) {
@@ -665,8 +904,21 @@ fn classify_documents(
             path: rel.to_string(),
             text,
         });
+        let mut kinds: Vec<&str> = read_as
+            .iter()
+            .map(String::as_str)
+            .filter(|w| *w != "not recognised")
+            .collect();
+        kinds.dedup();
+        info!("read {} as {}", esc(rel), esc(&kinds.join(", ")));
         if not_understood > 0 {
-            snapshot.skip(rel, format!("{not_understood} document(s) not recognised (no apiVersion/kind, not Talos, Omni or Helm values)"));
+            snapshot.skip(
+                rel,
+                format!(
+                    "{not_understood} {} not recognised (no apiVersion/kind, not Talos, Omni or Helm values)",
+                    if not_understood == 1 { "document" } else { "documents" }
+                ),
+            );
         }
     } else if matches!(area, Area::Talos | Area::Omni) {
         return Err(InputError::new(
@@ -675,6 +927,13 @@ fn classify_documents(
             "talos/ holds `talosctl get mc -o yaml` output or Talos patches; omni/ holds ConfigPatches or cluster templates",
         )
         .at(docs[0].pos.line, docs[0].pos.column));
+    } else if let Some(chart) = other_charts.first() {
+        snapshot.skip(
+            rel,
+            format!(
+                "Helm values of chart `{chart}`: cniswap checks the values of Cilium, Calico (tigera-operator) and Flannel"
+            ),
+        );
     } else {
         snapshot.skip(
             rel,

@@ -1,6 +1,7 @@
 use crate::decode::Object;
 use crate::objects::*;
 use cniswap_config::Node as YamlNode;
+use cniswap_model::text::escape_control;
 use cniswap_model::{SkippedInput, TalosConfigFacts};
 use std::collections::BTreeMap;
 
@@ -280,7 +281,18 @@ pub struct Snapshot {
     pub sources: Vec<SourceFile>,
     pub files_read: usize,
     pub skipped: Vec<SkippedInput>,
+    /// Files listed in `skipped` because they could not be read (invalid YAML, no permission):
+    /// only `lint PATH...` goes on after such a file.
+    pub unreadable: usize,
+    /// Canonical paths of the files read, so overlapping inputs are read once.
+    pub read_files: std::collections::BTreeSet<std::path::PathBuf>,
 }
+
+/// Why a file with another extension was not read.
+pub const NOT_YAML_OR_JSON: &str = "not a YAML or JSON file (by extension)";
+
+/// Why a rollback file was not read with the others (see `load::is_rollback_file`).
+pub const ROLLBACK_FILE: &str = "rollback file (marked `# cniswap:rollback`, or named rollback-*): it restores the configuration from before the migration on purpose, so it is not checked against --to or merged with the other configs";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceFile {
@@ -295,9 +307,12 @@ impl Snapshot {
     }
 
     pub fn skip(&mut self, path: impl Into<String>, reason: impl Into<String>) {
-        self.skipped.push(SkippedInput {
-            path: path.into(),
-            reason: reason.into(),
-        });
+        let (path, reason) = (path.into(), reason.into());
+        tracing::info!(
+            "skipped {}: {}",
+            escape_control(&path),
+            escape_control(&reason)
+        );
+        self.skipped.push(SkippedInput { path, reason });
     }
 }

@@ -1,18 +1,42 @@
 //! The human report: grouped, aligned, coloured on terminals (anstream strips colour in pipes).
 
-use anstyle::{AnsiColor, Style};
+use super::{BOLD, DIM, GREEN, RED, YELLOW, count, finding_line};
+use cniswap_model::text::escape_control;
 use cniswap_model::{CniFacts, Facts, Finding, NodeRole};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::fmt::Write;
 
-const BOLD: Style = Style::new().bold();
-const DIM: Style = Style::new().dimmed();
-const GREEN: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Green)));
-const YELLOW: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Yellow)));
-const RED: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Red)));
 /// Rows shown per list before pointing at `-o json`.
 const MAX_ROWS: usize = 25;
 
+/// A copy of `value` with every string escaped ([`escape_control`]): names, paths and values
+/// in the report come from the input, and must not put lines or escape sequences of their own
+/// on the terminal.
+fn escaped<T: Serialize + DeserializeOwned + Clone>(value: &T) -> T {
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(s) => {
+                if let std::borrow::Cow::Owned(e) = escape_control(s) {
+                    *s = e;
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            serde_json::Value::Object(map) => map.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|mut v| {
+            walk(&mut v);
+            serde_json::from_value(v).ok()
+        })
+        .unwrap_or_else(|| value.clone())
+}
+
 pub fn report(facts: &Facts, findings: &[Finding]) -> String {
+    let facts = &escaped(facts);
     let mut out = String::new();
     let o = &mut out;
     let inputs = &facts.inputs;
@@ -58,15 +82,33 @@ pub fn report(facts: &Facts, findings: &[Finding]) -> String {
         .kubernetes
         .versions
         .iter()
-        .map(|v| format!("{} on {} node(s)", v.version, v.nodes))
+        .map(|v| format!("{} on {}", v.version, count(v.nodes, "node", "nodes")))
         .collect();
     if !versions.is_empty() {
-        let mixed = if facts.kubernetes.mixed_versions {
-            format!("  {YELLOW}mixed versions: an upgrade is in flight{YELLOW:#}")
+        let mixed = if versions.len() > 1 {
+            format!("  {YELLOW}kubelet versions differ: an upgrade is in flight{YELLOW:#}")
         } else {
             String::new()
         };
         let _ = writeln!(o, "  Kubernetes {}{mixed}", versions.join(", "));
+    }
+    // Say which versions are mixed: Talos and kubelet upgrades are separate.
+    let mut talos: std::collections::BTreeMap<&str, usize> = Default::default();
+    for node in &facts.nodes {
+        if let Some(v) = &node.talos_version {
+            *talos.entry(v).or_default() += 1;
+        }
+    }
+    if talos.len() > 1 {
+        let list: Vec<String> = talos
+            .iter()
+            .map(|(v, n)| format!("{v} on {}", count(*n, "node", "nodes")))
+            .collect();
+        let _ = writeln!(
+            o,
+            "  {YELLOW}Talos versions differ ({}): an upgrade is in flight{YELLOW:#}",
+            list.join(", ")
+        );
     }
 
     section(o, &format!("Nodes ({})", facts.nodes.len()));
@@ -102,7 +144,7 @@ pub fn report(facts: &Facts, findings: &[Finding]) -> String {
             if let Some(reason) = &n.network_unavailable {
                 status.push(format!("NetworkUnavailable({reason})"));
             }
-            let cnis: Vec<String> = n.cni_agents.iter().map(|c| c.to_string()).collect();
+            let cnis = agents_cell(&n.cni_agents, &n.cni_agents_not_ready);
             rows.push(vec![
                 n.name.clone(),
                 role.to_string(),
@@ -119,11 +161,7 @@ pub fn report(facts: &Facts, findings: &[Finding]) -> String {
                 } else {
                     n.pod_cidrs.join(",")
                 },
-                if cnis.is_empty() {
-                    "-".into()
-                } else {
-                    cnis.join("+")
-                },
+                cnis,
                 format!("{}", n.pods),
                 status.join(","),
             ]);
@@ -294,7 +332,7 @@ pub fn report(facts: &Facts, findings: &[Finding]) -> String {
                 if c.redacted.is_empty() {
                     "-".into()
                 } else {
-                    format!("{} secret(s)", c.redacted.len())
+                    count(c.redacted.len(), "secret", "secrets")
                 },
             ]);
         }
@@ -307,7 +345,7 @@ pub fn report(facts: &Facts, findings: &[Finding]) -> String {
     if !inputs.skipped.is_empty() {
         section(o, &format!("Skipped inputs ({})", inputs.skipped.len()));
         for s in inputs.skipped.iter().take(MAX_ROWS) {
-            let _ = writeln!(o, "  {} {DIM}{}{DIM:#}", s.path, s.reason);
+            let _ = writeln!(o, "  {}: {DIM}{}{DIM:#}", s.path, s.reason);
         }
         more(o, inputs.skipped.len());
     }
@@ -316,13 +354,30 @@ pub fn report(facts: &Facts, findings: &[Finding]) -> String {
     if findings.is_empty() {
         let _ = writeln!(
             o,
-            "  none {DIM}(rule checks arrive with `cniswap lint`; this report lists facts only){DIM:#}"
+            "  {GREEN}none{GREEN:#} {DIM}(the rules these inputs support found nothing; `cniswap lint` checks config files too){DIM:#}"
         );
     }
     for f in findings {
-        let _ = writeln!(o, "  {}[{}]: {}", f.severity, f.rule, f.message);
+        let _ = writeln!(o, "  {}", finding_line(f));
     }
     out
+}
+
+/// The CNI column: agents that run, and those whose pod exists but is not ready (`-`: none).
+fn agents_cell(ready: &[cniswap_model::CniKind], not_ready: &[cniswap_model::CniKind]) -> String {
+    let join = |kinds: &[cniswap_model::CniKind]| {
+        kinds
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join("+")
+    };
+    match (ready.is_empty(), not_ready.is_empty()) {
+        (true, true) => "-".into(),
+        (false, true) => join(ready),
+        (true, false) => format!("{} not ready", join(not_ready)),
+        (false, false) => format!("{}, {} not ready", join(ready), join(not_ready)),
+    }
 }
 
 fn workloads(o: &mut String, facts: &Facts) {
@@ -346,8 +401,8 @@ fn workloads(o: &mut String, facts: &Facts) {
         warn(
             o,
             format!(
-                "{} bare pod(s) without a controller, deleted and not recreated on a switch: {}{}",
-                w.bare_pods.len(),
+                "{} without a controller, deleted and not recreated on a switch: {}{}",
+                count(w.bare_pods.len(), "bare pod", "bare pods"),
                 names.join(", "),
                 ellipsis(w.bare_pods.len(), 5)
             ),
@@ -405,8 +460,8 @@ fn workloads(o: &mut String, facts: &Facts) {
         warn(
             o,
             format!(
-                "{} leftover(s) of CNIs that no longer run: {}{}",
-                w.stale_cni_resources.len(),
+                "{} of CNIs that no longer run: {}{}",
+                count(w.stale_cni_resources.len(), "leftover", "leftovers"),
                 items.join(", "),
                 ellipsis(w.stale_cni_resources.len(), 8)
             ),

@@ -6,7 +6,7 @@ mod cilium;
 mod flannel;
 mod weave;
 
-use crate::util::{active_nodes, is_helm_managed};
+use crate::util::{active_nodes, is_helm_managed, not_ready_nodes};
 use cniswap_config::talos::image_tag;
 use cniswap_model::{CniFacts, CniKind, InstallMethod, PlatformFacts, PlatformKind, TalosFacts};
 use cniswap_snapshot::Snapshot;
@@ -51,6 +51,7 @@ fn from_daemonset(
     facts.ready = ds.status.number_ready.unwrap_or(0);
     facts.version = ds.image_containing(image_needle).and_then(image_tag);
     facts.active_nodes = active_nodes(&snapshot.objects.pods, ds);
+    facts.not_ready_nodes = not_ready_nodes(&snapshot.objects.pods, ds);
     facts.running = facts.ready > 0 || !facts.active_nodes.is_empty();
     facts.install = Some(if is_helm_managed(ds) {
         InstallMethod::Helm

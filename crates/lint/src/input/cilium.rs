@@ -11,6 +11,8 @@ pub struct CiliumValues {
     /// The file, or `ConfigMap kube-system/cilium-config`.
     pub label: String,
     pub version: Option<ChartVersion>,
+    /// The version is the one running in the cluster (the values do not pin one).
+    pub version_from_cluster: bool,
     pub values: Node,
     /// Read back from a running cluster's ConfigMap rather than from values.
     pub from_cluster: bool,
@@ -19,6 +21,15 @@ pub struct CiliumValues {
 }
 
 impl CiliumValues {
+    /// `Cilium 1.16.5`, `Cilium 1.16.5 (running in the cluster)`, or `an unknown Cilium version`.
+    pub fn describe_version(&self) -> String {
+        match (self.version, self.version_from_cluster) {
+            (Some(v), false) => format!("Cilium {v}"),
+            (Some(v), true) => format!("Cilium {v}, running in the cluster"),
+            (None, _) => "an unknown Cilium version".into(),
+        }
+    }
+
     /// A value by dotted path (`cni.exclusive`).
     pub fn get(&self, path: &str) -> Option<&Node> {
         path.split('.')
@@ -109,9 +120,12 @@ pub fn collect(snapshot: &Snapshot, cluster_version: Option<&str>) -> Vec<Cilium
                 None => v,
             })
             .and_then(ChartVersion::parse);
+        // Values that pin no version describe the install that runs, when a cluster is known.
+        let running = cluster_version.and_then(ChartVersion::parse);
         out.push(CiliumValues {
             label: helm.file.clone(),
-            version,
+            version_from_cluster: version.is_none() && running.is_some(),
+            version: version.or(running),
             values: values.clone(),
             from_cluster: false,
             release: helm.release,
@@ -130,6 +144,7 @@ pub fn collect(snapshot: &Snapshot, cluster_version: Option<&str>) -> Vec<Cilium
                 cm.metadata.namespace.as_deref().unwrap_or("kube-system")
             ),
             version: cluster_version.and_then(ChartVersion::parse),
+            version_from_cluster: true,
             values: from_config_map(&cm.data),
             from_cluster: true,
             release: false,

@@ -359,7 +359,8 @@ fn group_views(
             out.push(TalosView {
                 label: match files.as_slice() {
                     [one] => one.clone(),
-                    _ => format!("{} Talos patches", files.len()),
+                    // A subject that takes a singular verb: "... lists cni.urls".
+                    _ => format!("the config merged from {} Talos patches", files.len()),
                 },
                 role: role.map(str::to_string),
                 version,

@@ -12,6 +12,8 @@ struct Report<'a> {
     suppressed: Vec<SuppressedOut<'a>>,
     /// Inputs that could not be read, with why (templates that do not parse, unknown files).
     skipped: &'a [SkippedInput],
+    /// Inline `# cniswap:ignore` comments naming no rule ID (they suppress nothing).
+    unknown_suppressions: &'a [crate::UnknownSuppression],
     summary: Summary,
 }
 
@@ -46,6 +48,7 @@ pub fn render(result: &LintResult, skipped: &[SkippedInput]) -> String {
             })
             .collect(),
         skipped,
+        unknown_suppressions: &result.unknown_suppressions,
         summary: Summary {
             errors: count(Severity::Error),
             warnings: count(Severity::Warning),

@@ -2,11 +2,23 @@
 //! that ran, help URIs to the rule docs.
 
 use crate::{LintResult, RULES};
-use cniswap_model::Severity;
+use cniswap_model::{Severity, SkippedInput};
 use serde_sarif::sarif::{
-    ArtifactLocation, Location, Message, MultiformatMessageString, PhysicalLocation, Region,
-    ReportingDescriptor, Result as SarifResult, ResultLevel, Run, Sarif, Tool, ToolComponent,
+    ArtifactLocation, Invocation, Location, Message, MultiformatMessageString, Notification,
+    PhysicalLocation, Region, ReportingDescriptor, Result as SarifResult, ResultLevel, Run, Sarif,
+    Tool, ToolComponent,
 };
+
+fn file_location(file: &str, region: Option<Region>) -> Location {
+    let physical = PhysicalLocation::builder()
+        .artifact_location(ArtifactLocation::builder().uri(file).build());
+    Location::builder()
+        .physical_location(match region {
+            Some(region) => physical.region(region).build(),
+            None => physical.build(),
+        })
+        .build()
+}
 
 fn level(severity: Severity) -> ResultLevel {
     match severity {
@@ -28,7 +40,7 @@ fn region(l: &cniswap_model::Location) -> Region {
     }
 }
 
-pub fn render(result: &LintResult) -> String {
+pub fn render(result: &LintResult, skipped: &[SkippedInput]) -> String {
     let rules: Vec<ReportingDescriptor> = RULES
         .iter()
         .map(|r| {
@@ -50,9 +62,11 @@ pub fn render(result: &LintResult) -> String {
         .iter()
         .map(|f| {
             let text = match &f.object {
-                Some(object) if f.location.is_none() => {
-                    format!("{object}: {} (help: {})", f.message, f.help)
-                }
+                Some(object) if f.location.is_none() => format!(
+                    "{} (help: {})",
+                    super::text::with_object(Some(object), &f.message),
+                    f.help
+                ),
                 _ => format!("{} (help: {})", f.message, f.help),
             };
             let builder = SarifResult::builder()
@@ -61,24 +75,50 @@ pub fn render(result: &LintResult) -> String {
                 .message(Message::builder().text(text).build());
             match &f.location {
                 Some(l) => builder
-                    .locations(vec![
-                        Location::builder()
-                            .physical_location(
-                                PhysicalLocation::builder()
-                                    .artifact_location(
-                                        ArtifactLocation::builder().uri(l.file.as_str()).build(),
-                                    )
-                                    .region(region(l))
-                                    .build(),
-                            )
-                            .build(),
-                    ])
+                    .locations(vec![file_location(&l.file, Some(region(l)))])
                     .build(),
                 None => builder.build(),
             }
         })
         .collect();
+    // Inputs that were not read, and inline suppressions naming no rule: notifications, so
+    // code scanning shows them next to the results.
+    let configuration: Vec<Notification> = result
+        .unknown_suppressions
+        .iter()
+        .map(|u| {
+            let region = Region::builder()
+                .start_line(i64::try_from(u.location.line).unwrap_or(1))
+                .start_column(i64::try_from(u.location.column).unwrap_or(1))
+                .build();
+            Notification::builder()
+                .level(serde_json::json!("warning"))
+                .message(Message::builder().text(u.hint.as_str()).build())
+                .locations(vec![file_location(&u.location.file, Some(region))])
+                .build()
+        })
+        .collect();
+    let execution: Vec<Notification> = skipped
+        .iter()
+        .map(|s| {
+            Notification::builder()
+                .level(serde_json::json!("note"))
+                .message(
+                    Message::builder()
+                        .text(format!("skipped: {}", s.reason))
+                        .build(),
+                )
+                .locations(vec![file_location(&s.path, None)])
+                .build()
+        })
+        .collect();
+    let invocation = Invocation::builder()
+        .execution_successful(true)
+        .tool_configuration_notifications(configuration)
+        .tool_execution_notifications(execution)
+        .build();
     let run = Run::builder()
+        .invocations(vec![invocation])
         .tool(
             Tool::builder()
                 .driver(

@@ -10,10 +10,21 @@ pub mod talos;
 
 /// What every rule file uses.
 pub(crate) mod prelude {
+    pub(crate) use super::{count, plural};
     pub use crate::context::Context;
     pub use crate::rule::{Emitter, Input, Rule, RuleMeta};
     pub use cniswap_config::Node;
     pub use cniswap_model::{CniKind, Severity};
+}
+
+/// `one` or `many`, by `n`.
+pub(crate) fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}
+
+/// `1 pod`, `2 pods`.
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", plural(n, one, many))
 }
 
 /// Whether two CIDRs overlap; unparsable text never overlaps.

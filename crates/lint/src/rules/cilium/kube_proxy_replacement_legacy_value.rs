@@ -25,11 +25,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
         let current = values
             .version
             .is_none_or(|v| v >= ChartVersion::new(1, 16, 0));
-        let version = values
-            .version
-            .map_or("an unknown Cilium version".into(), |v| {
-                format!("Cilium {v}")
-            });
+        let version = values.describe_version();
         let effect = match value.as_str() {
             "partial" => "fails to start on 1.16+ (\"Invalid value for --kube-proxy-replacement\")",
             "strict" => "was removed after 1.15 and did not mean the same as `true` on 1.15",
@@ -73,6 +69,35 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].severity, Severity::Error);
         assert_eq!(found[0].help, "use `kubeProxyReplacement: true`");
+    }
+
+    #[test]
+    fn names_the_version_that_runs_in_the_cluster() {
+        // Values without a chart version, next to a cluster that runs Cilium v1.16.5.
+        let ds = cluster(
+            2,
+            &[("kube-system/cilium", "quay.io/cilium/cilium:v1.16.5")],
+            "",
+        );
+        let found = fired(
+            "CIL002",
+            &[
+                ("cluster/cluster.yaml", ds.as_str()),
+                (
+                    "helm/cilium.yaml",
+                    "kubeProxyReplacement: strict\nipam: {mode: kubernetes}\n",
+                ),
+            ],
+            Target::default(),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0]
+                .message
+                .contains("(Cilium 1.16.5, running in the cluster)"),
+            "{}",
+            found[0].message
+        );
     }
 
     #[test]

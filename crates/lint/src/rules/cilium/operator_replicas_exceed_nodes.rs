@@ -23,8 +23,9 @@ fn check(ctx: &Context, out: &mut Emitter) {
         if replicas > nodes {
             out.push(
                 out.finding(format!(
-                    "operator.replicas is {replicas}{} but the cluster has {nodes} node(s): the extra replicas stay Pending (pod anti-affinity)",
-                    if node.is_none() { " (chart default)" } else { "" }
+                    "operator.replicas is {replicas}{} but the cluster has {}: the extra replicas stay Pending (pod anti-affinity)",
+                    if node.is_none() { " (chart default)" } else { "" },
+                    count(nodes, "node", "nodes")
                 ))
                 .at(ctx.location_or_file(node, values.anchor()))
                 .object(values.label.clone()),

@@ -24,8 +24,8 @@ fn check(ctx: &Context, out: &mut Emitter) {
         .collect();
     out.push(
         out.finding(format!(
-            "{} pod(s) have no controller ({}): switching a node's CNI recreates its pods, and nobody recreates these",
-            pods.len(),
+            "{} no controller ({}): switching a node's CNI recreates its pods, and nobody recreates these",
+            count(pods.len(), "pod has", "pods have"),
             super::some_of(&names, 5)
         ))
         .object(format!("Pod/{}", names[0])),

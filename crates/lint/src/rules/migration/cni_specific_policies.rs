@@ -24,11 +24,14 @@ fn check(ctx: &Context, out: &mut Emitter) {
     {
         out.push(
             out.finding(format!(
-                "{} {} object(s) exist and {} is being replaced by {}: they are deleted with the CRDs and enforce nothing on the new CNI",
+                "{} {} {} and {} is being replaced by {}: {} deleted with the CRDs and {} nothing on the new CNI",
                 kinds.count,
                 kinds.kind,
+                plural(kinds.count, "object exists", "objects exist"),
                 kinds.owner.as_str(),
-                target.as_str()
+                target.as_str(),
+                plural(kinds.count, "it is", "they are"),
+                plural(kinds.count, "enforces", "enforce"),
             ))
             .object(kinds.kind.clone()),
         );

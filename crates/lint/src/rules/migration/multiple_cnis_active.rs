@@ -31,9 +31,9 @@ fn check(ctx: &Context, out: &mut Emitter) {
     let cnis: Vec<&str> = first.cni_agents.iter().map(|k| k.as_str()).collect();
     out.push(
         out.finding(format!(
-            "{} agents run together on {} node(s) ({}) and no migration target was given: pods get whichever CNI's config sorts first",
+            "{} agents run together on {} ({}) and no migration target was given: pods get whichever CNI's config sorts first",
             cnis.join(" and "),
-            mixed.len(),
+            count(mixed.len(), "node", "nodes"),
             super::some_of(&mixed, 5)
         ))
         .object(format!("Node/{}", first.name)),

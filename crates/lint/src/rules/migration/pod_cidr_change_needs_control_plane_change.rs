@@ -59,8 +59,8 @@ fn check(ctx: &Context, out: &mut Emitter) {
                     String::new()
                 } else {
                     format!(
-                        " ({} node podCIDR(s) lie outside it, e.g. {})",
-                        outside.len(),
+                        " ({} outside it, e.g. {})",
+                        count(outside.len(), "node podCIDR lies", "node podCIDRs lie"),
                         outside[0]
                     )
                 },

@@ -26,9 +26,9 @@ fn check(ctx: &Context, out: &mut Emitter) {
             .collect();
         out.push(
             out.finding(format!(
-                "{} no longer runs but left {} object(s): {}",
+                "{} no longer runs but left {}: {}",
                 owner.as_str(),
-                items.len(),
+                count(items.len(), "object", "objects"),
                 super::some_of(&items, 6)
             ))
             .object(items[0].clone()),

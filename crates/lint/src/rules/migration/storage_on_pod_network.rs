@@ -20,8 +20,9 @@ fn check(ctx: &Context, out: &mut Emitter) {
     }
     out.push(
         out.finding(format!(
-            "{} use the pod network: volumes cannot attach or replicate while a node's pod network is down",
-            storage.join(", ")
+            "{} {} the pod network: volumes cannot attach or replicate while a node's pod network is down",
+            storage.join(", "),
+            plural(storage.len(), "uses", "use")
         ))
         .object(storage[0].clone()),
     );

@@ -34,8 +34,9 @@ fn check(ctx: &Context, out: &mut Emitter) {
             let shown: Vec<&str> = ids.iter().take(5).copied().collect();
             out.push(
                 out.finding(format!(
-                    "{} object(s) of {owner} remain on a node that runs {} ({}{}): leftovers send traffic to the wrong place and slow the node",
-                    ids.len(),
+                    "{} of {owner} {} on a node that runs {} ({}{}): leftovers send traffic to the wrong place and slow the node",
+                    count(ids.len(), "object", "objects"),
+                    plural(ids.len(), "remains", "remain"),
                     names(&expected),
                     shown.join(", "),
                     if ids.len() > 5 { ", ..." } else { "" }

@@ -35,10 +35,10 @@ fn check(ctx: &Context, out: &mut Emitter) {
         {
             continue;
         }
-        let version = values.version.map_or(
-            "an unknown Cilium version (assumed >= 1.16.5)".into(),
-            |v| format!("Cilium {v}"),
-        );
+        let version = match values.version {
+            Some(_) => values.describe_version(),
+            None => "an unknown Cilium version (assumed >= 1.16.5)".into(),
+        };
         let source = if forward.node.is_some_and(Node::has_position) {
             format!("in {}", view.describe())
         } else {

@@ -51,17 +51,34 @@ fn check(ctx: &Context, out: &mut Emitter) {
             let Some(section) = v1.path_key(path) else {
                 continue;
             };
-            let at = ctx.location(section).or_else(|| ctx.location(doc));
+            let section_at = ctx.location(section);
+            let doc_at = ctx.location(doc);
+            let at = section_at.clone().or_else(|| doc_at.clone());
             if !seen.insert((kind, at.clone().map(|l| (l.file, l.line)))) {
                 continue;
             }
-            out.push(
-                out.finding(format!(
-                    "{label} has a {kind} document and the v1alpha1 section `{}`: Talos rejects the config (V1Alpha1ConflictValidate)",
+            // Name the file that holds each part: after merging, the section may come from a
+            // patch and the document from the machine config.
+            let file = |l: &Option<cniswap_model::Location>| {
+                l.as_ref()
+                    .map_or_else(|| "a Talos default".to_string(), |l| l.file.clone())
+            };
+            let (doc_file, section_file) = (file(&doc_at), file(&section_at));
+            let message = if doc_file == section_file {
+                format!(
+                    "{doc_file} has a {kind} document and the v1alpha1 section `{}`: Talos rejects the config (V1Alpha1ConflictValidate)",
                     path.join(".")
-                ))
-                .at(at)
-                .object(format!("Talos config {label}")),
+                )
+            } else {
+                format!(
+                    "{section_file} sets the v1alpha1 section `{}`, and the config it is merged into ({label}) has a {kind} document from {doc_file}: Talos rejects the merged config (V1Alpha1ConflictValidate)",
+                    path.join(".")
+                )
+            };
+            out.push(
+                out.finding(message)
+                    .at(at)
+                    .object(format!("Talos config {label}")),
             );
         }
     }
@@ -78,6 +95,38 @@ mod tests {
         let found = fired("TAL011", &[("talos/w.yaml", config)], Target::default());
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].location.as_ref().unwrap().line, 5);
+        assert!(
+            found[0]
+                .message
+                .starts_with("talos/w.yaml has a KubeProxyConfig document")
+        );
+    }
+
+    #[test]
+    fn names_the_file_of_each_part_when_a_patch_brings_the_section() {
+        // The 1.14 example: the documents are in the machine config, `cluster.network` comes
+        // from a patch; the finding must not say the machine config holds the section.
+        let config = "version: v1alpha1\nmachine:\n  type: controlplane\n---\napiVersion: v1alpha1\nkind: KubeNetworkConfig\npodSubnets: [10.244.0.0/16]\n";
+        let patch = "cluster:\n  network:\n    cni:\n      name: none\n";
+        let found = fired(
+            "TAL011",
+            &[
+                ("talos/controlplane.yaml", config),
+                ("talos/cni-none.yaml", patch),
+            ],
+            Target::default(),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        let message = &found[0].message;
+        assert!(
+            message.starts_with("talos/cni-none.yaml sets the v1alpha1 section `cluster.network`")
+                && message.contains("KubeNetworkConfig document from talos/controlplane.yaml"),
+            "{message}"
+        );
+        assert_eq!(
+            found[0].location.as_ref().unwrap().file,
+            "talos/cni-none.yaml"
+        );
     }
 
     #[test]
