@@ -6,7 +6,7 @@
 //! child process, and prints wall time and peak resident memory (from wait4's rusage).
 //! `--lint-repo N` instead generates a GitOps repository of N files (Talos patches, a
 //! talconfig, Omni patches, Cilium HelmReleases and values, Calico resources, unrelated
-//! manifests) and times `cniswap lint DIR --format json` on it. `--node-state` builds a network
+//! manifests) and times `cniswap lint DIR -o json` on it. `--node-state` builds a network
 //! namespace holding 500 pod veths, 5,000 routes and 20,000 iptables rules of Cilium and times
 //! `cniswap node inventory` and `cniswap node clean --cni cilium` in it.
 
@@ -177,7 +177,7 @@ fn plan_benchmark(
             "--strategy".as_ref(),
             "rolling".as_ref(),
             "--force".as_ref(),
-            "-o".as_ref(),
+            "--out-dir".as_ref(),
         ];
         let mut all: Vec<&std::ffi::OsStr> = args.to_vec();
         all.push(out.as_os_str());
@@ -354,7 +354,7 @@ fn lint_benchmark(binary: &PathBuf, files: usize) -> std::process::ExitCode {
             &[
                 "lint".as_ref(),
                 dir.as_os_str(),
-                "--format".as_ref(),
+                "-o".as_ref(),
                 "json".as_ref(),
             ],
         ) {

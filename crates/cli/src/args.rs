@@ -159,7 +159,7 @@ pub enum NodeCommand {
     /// and only when kube-proxy is not running. Shared plugins (bridge, host-local, portmap,
     /// ...), runtime namespaces and anything unrecognised are never touched.
     #[command(
-        after_help = "Examples:\n  sudo cniswap node clean --cni flannel --dry-run\n  sudo cniswap node clean --cni flannel --backup /var/lib/cniswap/backup-flannel\n  sudo cniswap node restore --backup /var/lib/cniswap/backup-flannel"
+        after_help = "Examples:\n  sudo cniswap node clean --cni flannel --dry-run\n  sudo cniswap node clean --cni flannel --backup /var/lib/cniswap/bk-flannel\n  sudo cniswap node restore --backup /var/lib/cniswap/bk-flannel"
     )]
     Clean {
         /// The CNI whose state to remove.
@@ -185,7 +185,7 @@ pub enum NodeCommand {
 
     /// Put back what `node clean` removed, and say what cannot be put back.
     #[command(
-        after_help = "Example:\n  sudo cniswap node restore --backup /var/lib/cniswap/backups/flannel-1767225600"
+        after_help = "Example:\n  sudo cniswap node restore \\\n      --backup /var/lib/cniswap/backups/flannel-1767225600\n  (the path `node clean` printed)"
     )]
     Restore {
         /// The backup directory `node clean` wrote (it printed the path; the default is
@@ -293,7 +293,7 @@ pub enum Command {
     /// Files read from a snapshot keep their names (talos/controlplane.yaml stays), and the
     /// report counts what reading DIR back will find.
     #[command(
-        after_help = "Examples:\n  cniswap snapshot --out-dir ./snap\n  cniswap snapshot --out-dir ./snap --talos-nodes 10.0.1.61\n  cniswap snapshot --out-dir ./snap --overwrite   # replace an older snapshot\n  cniswap inspect --snapshot ./snap"
+        after_help = "Examples:\n  cniswap snapshot --out-dir ./snap\n  cniswap snapshot --out-dir ./snap --talos-nodes 10.0.1.61\n  cniswap snapshot --out-dir ./snap --overwrite  # replace an older snapshot\n  cniswap inspect --snapshot ./snap"
     )]
     Snapshot {
         #[command(flatten)]
@@ -319,7 +319,7 @@ pub enum Command {
     /// Suppress a finding with `# cniswap:ignore <ID> <reason>` on its line (or the comment
     /// line above), or per path in .cniswap.yaml (format below).
     #[command(
-        after_help = "Exit codes: 0 no findings at or above --severity, 1 findings, 2 usage or input error.\n\nFiles that are not read (not recognised, Helm chart templates, files that do not parse,\nrollback files) are listed as skipped with the reason; -v says how each file was read.\nA file whose leading comments hold `cniswap:rollback`, or named rollback-*.yaml, is a\nrollback file: it restores the old CNI on purpose and is not checked against --to.\n\n.cniswap.yaml:\n  ignore:\n    - rules: [CIL001]\n      paths: [\"kubernetes/**/cilium/**\"]\n      reason: Multus needs cni.exclusive false\n\nExamples:\n  cniswap lint talos/ kubernetes/apps/kube-system/cilium/\n  cniswap lint helm/cilium.yaml --snapshot ./snap --to cilium --strategy rolling\n  cniswap lint . -o sarif > cniswap.sarif\n  cniswap lint . -o github          # annotations in GitHub Actions"
+        after_help = "Exit codes: 0 no findings at or above --severity, 1 findings,\n  2 usage or input error.\n\nFiles that are not read (not recognised, Helm chart templates, files that do\nnot parse, rollback files) are listed as skipped with the reason; -v says how\neach file was read. A file whose leading comments hold `cniswap:rollback`, or\nnamed rollback-*.yaml, is a rollback file: it restores the old CNI on purpose\nand is not checked against --to.\n\n.cniswap.yaml:\n  ignore:\n    - rules: [CIL001]\n      paths: [\"kubernetes/**/cilium/**\"]\n      reason: Multus needs cni.exclusive false\n\nExamples:\n  cniswap lint talos/ kubernetes/apps/kube-system/cilium/\n  cniswap lint helm/cilium.yaml --snapshot ./snap --to cilium\n  cniswap lint . -o sarif > cniswap.sarif\n  cniswap lint . -o github          # annotations in GitHub Actions"
     )]
     Lint {
         /// Files or directories to lint (Talos configs and patches, Omni resources, talconfig,
@@ -373,7 +373,7 @@ pub enum Command {
     /// findings the plan resolves itself (settings its generated files replace, or a step
     /// fixes) are listed with how, and do not refuse it.
     #[command(
-        after_help = "Exit codes: 0 plan written, 1 refused by error findings (see them, or --force), 2 usage or input error.\n\nExamples:\n  cniswap plan --snapshot ./snap --to cilium\n  cniswap plan --snapshot ./snap --to cilium --strategy cutover --kube-proxy replace --out-dir ./plan\n  cniswap plan --to calico --out-dir ./plan   # the live cluster\n  cniswap plan --snapshot ./snap --to cilium -o json | jq '.phases[].name'"
+        after_help = "Exit codes: 0 plan written, 1 refused by error findings (see them, or\n  --force), 2 usage or input error.\n\nExamples:\n  cniswap plan --snapshot ./snap --to cilium\n  cniswap plan --snapshot ./snap --to cilium --out-dir ./plan\n  cniswap plan --to calico --strategy cutover --out-dir ./plan   # live cluster\n  cniswap plan --snapshot ./snap --to cilium -o json | jq '.phases[].name'"
     )]
     Plan {
         #[command(flatten)]
@@ -446,6 +446,7 @@ pub enum Command {
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Example:\n  cniswap completions bash > /etc/bash_completion.d/cniswap")]
     Completions {
+        /// The shell to write the script for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -458,4 +459,59 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value = ".")]
         out_dir: PathBuf,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    fn all(cmd: &clap::Command) -> Vec<clap::Command> {
+        let mut out = vec![cmd.clone()];
+        for sub in cmd.get_subcommands() {
+            out.extend(all(sub));
+        }
+        out
+    }
+
+    #[test]
+    fn clap_accepts_the_definition() {
+        Cli::command().debug_assert();
+    }
+
+    /// clap wraps after-help text to the terminal: a longer line breaks mid-example.
+    #[test]
+    fn after_help_lines_fit_80_columns() {
+        for cmd in all(&Cli::command()) {
+            let text = cmd
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            for line in text.lines() {
+                assert!(
+                    line.chars().count() < 80,
+                    "`{}` after-help line is {} columns: {line}",
+                    cmd.get_name(),
+                    line.chars().count()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_argument_says_what_it_is_for() {
+        for cmd in all(&Cli::command()) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || matches!(id, "help" | "version") {
+                    continue;
+                }
+                assert!(
+                    arg.get_help().is_some() || arg.get_long_help().is_some(),
+                    "`{} --{id}` has no help text",
+                    cmd.get_name()
+                );
+            }
+        }
+    }
 }

@@ -214,3 +214,127 @@ fn explain_has_machine_formats() {
     let rules: serde_json::Value = serde_saphyr::from_str(&text(&out.stdout)).unwrap();
     assert_eq!(rules.as_array().unwrap().len(), 69);
 }
+
+fn cniswap_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cniswap"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("KUBECONFIG")
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run cniswap")
+}
+
+#[test]
+fn colour_with_color_always_and_plain_in_pipes() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let half = example(HALF);
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["plan", "--snapshot", &half, "--to", "cilium"],
+        vec!["explain", "CIL001"],
+        vec!["explain", "--list"],
+        vec!["inspect", "--snapshot", &half],
+        vec!["node", "inventory", "--root", root.to_str().unwrap()],
+    ];
+    for args in commands {
+        let always = cniswap_in(work.path(), &[&["--color", "always"][..], &args].concat());
+        assert!(
+            text(&always.stdout).contains("\u{1b}["),
+            "{args:?}: no colour with --color always"
+        );
+        let piped = cniswap_in(work.path(), &args);
+        assert!(
+            !text(&piped.stdout).contains('\u{1b}'),
+            "{args:?}: colour in a pipe"
+        );
+    }
+    // inspect colours its findings, not only headings.
+    let out = cniswap_in(
+        work.path(),
+        &["--color", "always", "inspect", "--snapshot", &half],
+    );
+    let findings = text(&out.stdout);
+    let findings = &findings[findings.find("Findings").unwrap()..];
+    assert!(
+        findings.lines().skip(1).all(|l| l.contains("\u{1b}[")),
+        "{findings}"
+    );
+}
+
+/// Lines of `text` that a terminal or a CI runner would act on: a workflow command at the
+/// start of a line, or an escape sequence anywhere.
+fn forged(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.trim_start().starts_with("::") || l.contains('\u{1b}'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn control_characters_in_names_never_reach_a_line_start_or_the_terminal() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    // A finding points into this file, so its name is printed in every format.
+    let evil = "x\n::error file=a.yaml,line=1::forged\u{1b}[2J-cilium-values.yaml";
+    std::fs::write(
+        repo.join(evil),
+        "cni:\n  exclusive: false\nipam:\n  mode: kubernetes\n",
+    )
+    .unwrap();
+    // A skipped file, and a value with an escape sequence that a finding quotes.
+    std::fs::write(
+        repo.join("\u{1b}]0;owned\u{7}\n::warning::x.yaml"),
+        "a: [\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("talos.yaml"),
+        "machine:\n  type: worker\ncluster:\n  network:\n    cni:\n      name: \"none\u{1b}[31m\\n::error::x\"\n      urls: [\"https://example.com/\u{1b}[2J/main/x.yaml\"]\n",
+    )
+    .unwrap();
+
+    for args in [
+        vec!["lint", "repo"],
+        vec!["lint", "repo", "-v"],
+        vec!["lint", "repo", "-vv", "--to", "cilium"],
+        vec!["snapshot", "--snapshot", "repo", "--out-dir", "snap"],
+        vec!["inspect", "--snapshot", "repo"],
+        vec!["inspect", "--snapshot", "no\nsuch\u{1b}[2J::error::dir"],
+    ] {
+        let out = cniswap_env(work.path(), &args, &[("NO_COLOR", "1")]);
+        assert!(
+            matches!(out.status.code(), Some(0..=2)),
+            "{args:?}: exit {:?}",
+            out.status.code()
+        );
+        for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            let lines = forged(&text(bytes));
+            assert!(lines.is_empty(), "{args:?} {stream}: {lines:#?}");
+        }
+    }
+    let out = cniswap_env(work.path(), &["lint", "repo", "-o", "github"], &[]);
+    let github = text(&out.stdout);
+    for line in github.lines() {
+        assert!(
+            line.starts_with("::error ")
+                || line.starts_with("::warning ")
+                || line.starts_with("::notice ")
+                || line.starts_with("cniswap: "),
+            "not a workflow command of ours: {line:?}\n{github}"
+        );
+        if let Some(rest) = line.strip_prefix("::") {
+            // Exactly one command per line: the forged `::error` of the file name is escaped.
+            assert_eq!(rest.matches("::").count(), 1, "{line}");
+        }
+    }
+    assert!(
+        github.contains("file=repo/x%0A%3A%3Aerror file=a.yaml%2Cline=1%3A%3Aforged"),
+        "{github}"
+    );
+}

@@ -224,19 +224,24 @@ fn explain_prints_docs_and_lists_rules() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean CIL001"));
 }
 
-/// shared/corpus: real public configs, flattened as `path__to__file`. The test needs them;
-/// CNISWAP_CORPUS points elsewhere when the checkout is not next to ../shared.
+/// shared/corpus: real public configs, flattened as `path__to__file`. The test needs them and
+/// fails (never skips) without them: `CNISWAP_CORPUS` names the directory, else it is
+/// `../shared/corpus` next to the repository.
 fn corpus() -> PathBuf {
-    let candidates = [
-        std::env::var_os("CNISWAP_CORPUS").map(PathBuf::from),
-        Some(root().join("../shared/corpus")),
-        Some(PathBuf::from("/work/shared/corpus")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.is_dir())
-        .expect("shared/corpus not found: set CNISWAP_CORPUS to its directory")
+    let (path, from) = match std::env::var_os("CNISWAP_CORPUS") {
+        Some(dir) => (PathBuf::from(dir), "CNISWAP_CORPUS"),
+        None => (
+            root().join("../shared/corpus"),
+            "../shared/corpus next to the repository",
+        ),
+    };
+    assert!(
+        path.is_dir(),
+        "the corpus of public configurations is missing: {} ({from}) is not a directory. \
+         Set CNISWAP_CORPUS to the corpus directory (see README.md, \"Set up and try it\").",
+        path.display()
+    );
+    path
 }
 
 /// Restores a corpus repository's directory layout (talconfig patches refer to relative paths).
@@ -298,4 +303,316 @@ fn every_corpus_repository_lints_without_panic_or_input_error() {
     }
     // Every line of this snapshot was reviewed against the repository (see the issue note).
     insta::assert_snapshot!("corpus_findings", summary);
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn write(dir: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}
+
+fn skipped(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["path"].as_str().unwrap().to_string(),
+                s["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A GitOps repository as people have them: an app chart with templates, a Cilium values file
+/// in a `cilium/` directory, another chart's values, a broken file and a README.
+fn gitops_repo(dir: &Path) {
+    write(
+        dir,
+        &[
+            (
+                "charts/app/Chart.yaml",
+                "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+            ),
+            ("charts/app/values.yaml", "replicas: 1\n"),
+            (
+                "charts/app/templates/deployment.yaml",
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n  labels:\n    {{- include \"app.labels\" . | nindent 4 }}\n",
+            ),
+            (
+                "kubernetes/cilium/values.yaml",
+                "cni:\n  exclusive: false\n",
+            ),
+            (
+                "kubernetes/ingress/values.yaml",
+                "controller:\n  replicas: 2\n",
+            ),
+            ("kubernetes/broken.yaml", "a: [\n"),
+            ("README.md", "# repo\n"),
+        ],
+    );
+}
+
+#[test]
+fn a_helm_chart_and_a_broken_file_do_not_hide_the_other_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    gitops_repo(dir.path());
+    let out = cniswap_in(dir.path(), &["lint", ".", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = json(&out);
+    let rules: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    // cilium/values.yaml is Cilium's values by its directory, and its finding is reported.
+    assert_eq!(rules, ["CIL001"], "{report}");
+    assert_eq!(
+        report["findings"][0]["location"]["file"],
+        "kubernetes/cilium/values.yaml"
+    );
+    let skipped = skipped(&report);
+    let reason = |path: &str| {
+        skipped
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, r)| r.as_str())
+            .unwrap_or_else(|| panic!("{path} not listed as skipped: {skipped:?}"))
+    };
+    assert!(reason("charts/app/templates/deployment.yaml").contains("Helm chart template"));
+    assert!(reason("charts/app/Chart.yaml").contains("Helm chart metadata"));
+    assert!(reason("kubernetes/ingress/values.yaml").contains("Helm values of chart `ingress`"));
+    assert!(reason("kubernetes/broken.yaml").starts_with("cannot be read at 2:1: invalid YAML"));
+    assert!(reason("README.md").contains("not a YAML or JSON file"));
+    assert!(
+        stderr(&out).contains("1 file could not be read and was not checked"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The text report lists every skipped input with why.
+    let out = cniswap_in(dir.path(), &["lint", "."]);
+    let text = stdout(&out);
+    for line in [
+        "charts/app/templates/deployment.yaml: Helm chart template (chart `app`)",
+        "kubernetes/ingress/values.yaml: Helm values of chart `ingress`",
+        "kubernetes/broken.yaml: cannot be read at 2:1",
+        "not read: 1 file not YAML or JSON by extension (README.md)",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+}
+
+#[test]
+fn verbose_says_how_each_file_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    gitops_repo(dir.path());
+    write(
+        dir.path(),
+        &[(
+            "talos/cp.yaml",
+            "machine:\n  type: controlplane\n---\napiVersion: v1alpha1\nkind: KubePrismConfig\nport: 7445\n",
+        )],
+    );
+    let out = cniswap_in(dir.path(), &["lint", ".", "-v"]);
+    let log = stderr(&out);
+    for line in [
+        "INFO read kubernetes/cilium/values.yaml as Helm values (chart cilium)",
+        "INFO read talos/cp.yaml as Talos v1alpha1 config, Talos KubePrismConfig document",
+        "INFO skipped charts/app/templates/deployment.yaml: Helm chart template",
+        "INFO skipped kubernetes/ingress/values.yaml: Helm values of chart `ingress`",
+    ] {
+        assert!(log.contains(line), "{line}\n{log}");
+    }
+    assert!(!log.contains("DEBUG"), "{log}");
+    // -vv: each document, with its line.
+    let log = stderr(&cniswap_in(dir.path(), &["lint", ".", "-vv"]));
+    assert!(
+        log.contains("DEBUG talos/cp.yaml:4: Talos KubePrismConfig document"),
+        "{log}"
+    );
+    // Without -v, stderr has only the warning about the broken file.
+    let log = stderr(&cniswap_in(dir.path(), &["lint", "."]));
+    assert!(!log.contains("INFO"), "{log}");
+}
+
+#[test]
+fn paths_overlapping_the_snapshot_are_read_once_and_open_as_printed() {
+    let root = root();
+    let alone = cniswap_in(&root, &["lint", "--snapshot", SEED_002, "-o", "json"]);
+    let alone = json(&alone);
+    for paths in [
+        vec![SEED_002],
+        vec![
+            "examples/talos-flannel-to-cilium-half-migrated/talos",
+            "examples/talos-flannel-to-cilium-half-migrated/helm/cilium.yaml",
+        ],
+    ] {
+        let mut args = vec!["lint"];
+        args.extend(&paths);
+        args.extend(["--snapshot", SEED_002, "-o", "json"]);
+        let report = json(&cniswap_in(&root, &args));
+        assert_eq!(
+            report["findings"], alone["findings"],
+            "{paths:?}: findings differ from the snapshot alone (read twice?)"
+        );
+    }
+    // Every location opens from the working directory as printed.
+    let findings = alone["findings"].as_array().unwrap();
+    assert!(findings.iter().any(|f| f["location"].is_object()));
+    for f in findings {
+        if let Some(file) = f["location"]["file"].as_str() {
+            assert!(
+                file.starts_with(&format!("{SEED_002}/")),
+                "{file} is not relative to the working directory"
+            );
+            assert!(root.join(file).is_file(), "{file} does not open");
+        }
+    }
+}
+
+#[test]
+fn an_unknown_rule_in_an_inline_suppression_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[(
+            "cilium-values.yaml",
+            "cni:\n  exclusive: false # cniswap:ignore CIL0001 Multus\nipam:\n  mode: kubernetes # cniswap:ignore cni-exclusive-disabled\n",
+        )],
+    );
+    let out = cniswap_in(dir.path(), &["lint", "."]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("warning: inline suppression names no known rule")
+            && text.contains("at cilium-values.yaml:2:22: `CIL0001` is not a rule ID")
+            && text.contains("`cni-exclusive-disabled` is the name of CIL001"),
+        "{text}"
+    );
+    let report = json(&cniswap_in(dir.path(), &["lint", ".", "-o", "json"]));
+    assert_eq!(report["unknown_suppressions"][0]["rule"], "CIL0001");
+    assert_eq!(report["unknown_suppressions"][0]["location"]["line"], 2);
+    let github = stdout(&cniswap_in(dir.path(), &["lint", ".", "-o", "github"]));
+    assert!(
+        github.contains("::warning file=cilium-values.yaml,line=2,col=22,"),
+        "{github}"
+    );
+    let sarif = json(&cniswap_in(dir.path(), &["lint", ".", "-o", "sarif"]));
+    let notes = &sarif["runs"][0]["invocations"][0]["toolConfigurationNotifications"];
+    assert_eq!(notes.as_array().map(Vec::len), Some(2), "{sarif}");
+}
+
+#[test]
+fn carets_cover_the_whole_value() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[(
+            "talos/patch.yaml",
+            "cluster:\n  network:\n    cni:\n      name: custom\n      urls:\n        - https://raw.githubusercontent.com/cilium/cilium/main/install/kubernetes/quick-install.yaml\n",
+        )],
+    );
+    let out = cniswap_in(dir.path(), &["lint", "."]);
+    insta::assert_snapshot!("tal008_caret_covers_url", stdout(&out));
+}
+
+#[test]
+fn rollback_files_are_not_checked_against_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 1.14 forward patch that removes Flannel, and its rollback that brings it back: the
+    // rollback is marked by its comment (named anything) or by its name.
+    write(
+        dir.path(),
+        &[
+            (
+                "talos/disable-flannel.yaml",
+                "apiVersion: v1alpha1\nkind: KubeFlannelCNIConfig\n$patch: delete\n",
+            ),
+            (
+                "talos/undo.yaml",
+                "# cniswap:rollback restores Flannel\napiVersion: v1alpha1\nkind: KubeFlannelCNIConfig\nbackendType: vxlan\n",
+            ),
+            (
+                "talos/rollback-other.yaml",
+                "apiVersion: v1alpha1\nkind: KubeFlannelCNIConfig\nbackendType: vxlan\n",
+            ),
+        ],
+    );
+    let out = cniswap_in(dir.path(), &["lint", ".", "--to", "cilium", "-o", "json"]);
+    let report = json(&out);
+    assert_eq!(report["findings"], serde_json::json!([]), "{report}");
+    let skipped = skipped(&report);
+    for file in ["talos/undo.yaml", "talos/rollback-other.yaml"] {
+        assert!(
+            skipped
+                .iter()
+                .any(|(p, r)| p == file && r.starts_with("rollback file")),
+            "{file}: {skipped:?}"
+        );
+    }
+}
+
+/// Every plan cniswap writes lints clean as shipped: its artifacts, with the plan's own target.
+#[test]
+fn generated_plan_artifacts_lint_clean() {
+    let root = root();
+    let work = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for example in [
+        "talos-flannel-homelab",
+        "talos-1.14-multidoc",
+        "kubeadm-calico-vxlan",
+        "talos-flannel-to-cilium-half-migrated",
+    ] {
+        for to in ["flannel", "calico", "cilium"] {
+            let dir = work.path().join(format!("{example}-{to}"));
+            let out = cniswap_in(
+                &root,
+                &[
+                    "plan",
+                    "--snapshot",
+                    &format!("examples/{example}"),
+                    "--to",
+                    to,
+                    "--force",
+                    "--out-dir",
+                    dir.to_str().unwrap(),
+                ],
+            );
+            if out.status.code() == Some(2) || !dir.join("artifacts").is_dir() {
+                continue; // not a plan for this pair (the CNI already runs), or no files
+            }
+            let out = cniswap_in(
+                &root,
+                &[
+                    "lint",
+                    dir.join("artifacts").to_str().unwrap(),
+                    "--to",
+                    to,
+                    "-o",
+                    "json",
+                ],
+            );
+            let report = json(&out);
+            assert_eq!(
+                report["findings"],
+                serde_json::json!([]),
+                "{example} -> {to}: generated artifacts have findings"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "only {checked} plans had artifacts");
 }

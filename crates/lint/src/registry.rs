@@ -82,3 +82,29 @@ pub fn find_rule(key: &str) -> Option<&'static Rule> {
         .copied()
         .find(|r| r.meta.id.eq_ignore_ascii_case(key) || r.meta.name == key)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RULES;
+
+    /// docs/rules/README.md is the catalogue the README links to: it lists every rule with its
+    /// page, name, default severity and title.
+    #[test]
+    fn the_docs_index_lists_every_rule() {
+        let index = include_str!("../../../docs/rules/README.md");
+        for rule in RULES {
+            let row = format!(
+                "| [{id}]({id}.md) | `{}` | {} | {} |",
+                rule.meta.name,
+                rule.meta.severity,
+                rule.meta.title.replace('|', "\\|"),
+                id = rule.meta.id,
+            );
+            assert!(
+                index.contains(&row),
+                "docs/rules/README.md lacks or differs: {row}"
+            );
+        }
+        assert_eq!(index.matches("| [").count(), RULES.len());
+    }
+}
