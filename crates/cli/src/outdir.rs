@@ -210,6 +210,17 @@ impl Staging {
             let _ = std::fs::remove_dir_all(&staged);
             return Err(fail(e));
         }
+        // Make the rename itself durable (best effort: not every filesystem supports it).
+        if let Some(parent) = self.target.parent() {
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
+            if let Ok(dir) = std::fs::File::open(parent) {
+                let _ = dir.sync_all();
+            }
+        }
         if let Some(aside) = aside {
             std::fs::remove_dir_all(&aside).map_err(|e| {
                 CliError::other(

@@ -103,6 +103,12 @@ pub fn run(args: PlanArgs) -> Result<u8, CliError> {
                 .push_str("Use --out-dir DIR to write plan.yaml, runbook.md and the artifacts.\n"),
         }
     }
+    if refused && format != OutputFormat::Text {
+        render::warn(&format!(
+            "plan refused by {} (listed under `preflight`); fix them, or pass --force",
+            count(errors.len(), "error finding", "error findings")
+        ));
+    }
     match format {
         OutputFormat::Text => render::write_stdout(&summary)?,
         OutputFormat::Json => {

@@ -609,9 +609,10 @@ pub fn load_reader(
 /// Charts whose values cniswap reads (by name, as part of a chart or directory name).
 const CNI_CHARTS: [&str; 4] = ["cilium", "tigera-operator", "calico", "flannel"];
 
-/// The chart a values file belongs to: a CNI chart named by the file or, nearest first, one of
-/// its directories (`cilium/values.yaml`, `kube-system/cilium/app/values.yaml`); else the
-/// file's own name, or its directory's when the file is just `values.yaml`.
+/// The chart a values file belongs to: a CNI chart named in the file name
+/// (`cilium-values.yaml`), or a directory among the nearest three named exactly like one
+/// (`cilium/values.yaml`, `kube-system/cilium/app/values.yaml`; not `cilium-gitops/`, which only
+/// names a repository); else the file's own name, or its directory's when it is `values.yaml`.
 fn chart_from_file_name(path: &Path) -> Option<String> {
     let stem = path.file_stem()?.to_string_lossy().to_lowercase();
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -624,13 +625,18 @@ fn chart_from_file_name(path: &Path) -> Option<String> {
                     Component::Normal(n) => Some(n.to_string_lossy().to_lowercase()),
                     _ => None,
                 })
+                .take(3)
                 .collect()
         })
         .unwrap_or_default();
-    let known = std::iter::once(&stem)
-        .chain(&dirs)
-        .find_map(|name| CNI_CHARTS.into_iter().find(|c| name.contains(c)));
-    if let Some(chart) = known {
+    let by_stem = CNI_CHARTS.into_iter().find(|c| stem.contains(c));
+    let by_dir = || {
+        dirs.iter().find_map(|dir| match dir.as_str() {
+            "kube-flannel" => Some("flannel"),
+            dir => CNI_CHARTS.into_iter().find(|c| *c == dir),
+        })
+    };
+    if let Some(chart) = by_stem.or_else(by_dir) {
         return Some(chart.to_string());
     }
     let own = stem
@@ -1076,4 +1082,45 @@ pub fn load_talos_text(snapshot: &mut Snapshot, label: &str, text: &str) -> Resu
         .at(e.line, e.column)
     })?;
     classify_documents(snapshot, Path::new(label), label, Area::Talos, redacted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{chart_from_file_name, is_rollback_file};
+    use std::path::Path;
+
+    #[test]
+    fn charts_come_from_the_file_or_a_near_directory_named_like_one() {
+        let chart = |p: &str| chart_from_file_name(Path::new(p)).unwrap_or_default();
+        assert_eq!(chart("helm/cilium.yaml"), "cilium");
+        assert_eq!(chart("apps/cilium-values.yaml"), "cilium");
+        assert_eq!(chart("kubernetes/cilium/values.yaml"), "cilium");
+        assert_eq!(chart("kube-system/cilium/app/values.yaml"), "cilium");
+        assert_eq!(chart("kube-system/kube-flannel/values.yaml"), "flannel");
+        // A repository named after Cilium does not make every values file Cilium's.
+        assert_eq!(
+            chart("/home/me/cilium-gitops/apps/ingress/values.yaml"),
+            "ingress"
+        );
+        assert_eq!(chart("/srv/cilium/a/b/c/values.yaml"), "c");
+        assert_eq!(chart("apps/ingress-values.yaml"), "ingress");
+    }
+
+    #[test]
+    fn rollback_files_by_marker_or_name() {
+        assert!(is_rollback_file("rollback-disable-flannel.yaml", "a: 1\n"));
+        assert!(is_rollback_file(
+            "undo.yaml",
+            "# Talos patch: undo x\n\n# cniswap:rollback restores Flannel\ncluster: {}\n"
+        ));
+        // Only the leading comments count: a marker further down is just text.
+        assert!(!is_rollback_file(
+            "patch.yaml",
+            "cluster: {}\n# cniswap:rollback\n"
+        ));
+        assert!(!is_rollback_file(
+            "disable-flannel.yaml",
+            "# forward\nx: 1\n"
+        ));
+    }
 }
