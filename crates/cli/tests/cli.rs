@@ -338,3 +338,42 @@ fn control_characters_in_names_never_reach_a_line_start_or_the_terminal() {
         "{github}"
     );
 }
+
+#[test]
+fn reports_say_what_the_facts_say() {
+    let work = tempfile::tempdir().unwrap();
+    let out = cniswap_in(work.path(), &["inspect", "--snapshot", &example(HALF)]);
+    let report = text(&out.stdout);
+    // Only Talos versions differ: say so, and which.
+    assert!(
+        report.contains("Talos versions differ (v1.10.2 on 4 nodes, v1.10.5 on 2 nodes)"),
+        "{report}"
+    );
+    assert!(!report.contains("mixed versions"), "{report}");
+    assert!(
+        report.contains("Kubernetes v1.33.1 on 6 nodes\n"),
+        "{report}"
+    );
+    // Agents whose pods exist but are not ready are shown, not `-`.
+    let row = report
+        .lines()
+        .find(|l| l.trim_start().starts_with("talos-cp-02"))
+        .unwrap();
+    assert!(row.contains("flannel+cilium not ready"), "{row}");
+
+    // Counts agree with their nouns.
+    let out = cniswap_in(
+        work.path(),
+        &[
+            "plan",
+            "--snapshot",
+            &example("talos-flannel-homelab"),
+            "--to",
+            "cilium",
+            "--force",
+        ],
+    );
+    let summary = text(&out.stdout);
+    assert!(summary.contains("(3 steps, 1 rollback step)"), "{summary}");
+    assert!(!summary.contains("1 rollback steps"), "{summary}");
+}

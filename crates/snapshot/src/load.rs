@@ -188,13 +188,25 @@ fn collect_files(
     snapshot: &mut Snapshot,
     mode: Mode,
 ) -> Result<(), InputError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        InputError::new(
-            dir,
-            format!("cannot list directory: {e}"),
-            "check permissions on the snapshot directory",
-        )
-    })?;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // In a repository, one directory that cannot be listed does not hide the rest.
+        Err(e) if mode.lenient && dir != root => {
+            snapshot.unreadable += 1;
+            snapshot.skip(
+                label(root, dir, mode),
+                format!("cannot list directory: {e} (its files were not checked)"),
+            );
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(InputError::new(
+                dir,
+                format!("cannot list directory: {e}"),
+                "check permissions on the snapshot directory",
+            ));
+        }
+    };
     for entry in entries {
         let entry = entry.map_err(|e| {
             InputError::new(

@@ -49,6 +49,31 @@ mod tests {
     }
 
     #[test]
+    fn a_merge_of_patches_is_one_subject() {
+        // Three patches merged for every node: "3 Talos patches lists" was the message.
+        let files = [
+            (
+                "talos/a.yaml",
+                "cluster:\n  network:\n    cni:\n      name: none\n",
+            ),
+            (
+                "talos/b.yaml",
+                "cluster:\n  network:\n    cni:\n      urls: [https://example.com/v1/cni.yaml]\n",
+            ),
+            ("talos/c.yaml", "machine:\n  kubelet: {}\n"),
+        ];
+        let found = fired("TAL009", &files, Target::default());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0]
+                .message
+                .starts_with("the config merged from 3 Talos patches lists cni.urls"),
+            "{}",
+            found[0].message
+        );
+    }
+
+    #[test]
     fn quiet_with_custom() {
         let patch = "cluster:\n  network:\n    cni:\n      name: custom\n      urls: [https://example.com/v1/cni.yaml]\n";
         assert!(fired("TAL009", &[("patch.yaml", patch)], Target::default()).is_empty());
