@@ -75,10 +75,7 @@ pub fn detect(
             .get("config.conf")
             .map(String::as_str)
             .unwrap_or_default();
-        let mode = config
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("mode:"))
-            .map(|m| m.trim().trim_matches(['"', '\'']).to_string());
+        let mode = config_mode(config);
         facts.mode = match mode.as_deref() {
             // An empty mode means the platform default: iptables on Linux.
             Some("") => Some("iptables".to_string()),
@@ -113,4 +110,30 @@ pub fn detect(
         ));
     }
     facts
+}
+
+/// `mode` of a KubeProxyConfiguration, which kubeadm writes as YAML (a `mode:` line) and other
+/// installers as JSON.
+fn config_mode(config: &str) -> Option<String> {
+    if let Ok(serde_json::Value::Object(json)) = serde_json::from_str(config) {
+        return json.get("mode").and_then(|m| m.as_str()).map(str::to_string);
+    }
+    config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("mode:"))
+        .map(|m| m.trim().trim_matches(['"', '\'']).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::config_mode;
+
+    #[test]
+    fn reads_the_mode_of_yaml_and_json_configs() {
+        let yaml = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: \"nftables\"\n";
+        assert_eq!(config_mode(yaml).as_deref(), Some("nftables"));
+        let json = "{\n  \"kind\": \"KubeProxyConfiguration\",\n  \"mode\": \"iptables\"\n}";
+        assert_eq!(config_mode(json).as_deref(), Some("iptables"));
+        assert_eq!(config_mode("{}"), None);
+    }
 }
