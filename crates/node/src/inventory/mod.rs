@@ -55,17 +55,28 @@ fn hostname(root: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// CNI and kube-proxy agents, from `<root>/proc/<pid>/comm`.
+/// CNI and kube-proxy agents, from `<root>/proc/<pid>/comm`. Agents run in the node's network
+/// namespace (they are hostNetwork pods or host services), as the inventory itself does: a
+/// process in another network namespace (another node sharing the PID namespace, as in a
+/// lab, or a pod's own namespace) is not this node's agent.
 fn agents(root: &Path) -> Vec<RunningAgent> {
+    use std::os::unix::fs::MetadataExt;
     let Ok(entries) = std::fs::read_dir(root.join("proc")) else {
         return Vec::new();
     };
+    let own_netns = std::fs::metadata("/proc/self/ns/net").map(|m| m.ino()).ok();
     let mut agents: Vec<RunningAgent> = entries
         .flatten()
         .filter_map(|e| {
             let pid: u32 = e.file_name().to_str()?.parse().ok()?;
             let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
             let comm = comm.trim();
+            let netns = std::fs::metadata(e.path().join("ns/net")).map(|m| m.ino());
+            if let (Some(own), Ok(theirs)) = (own_netns, netns)
+                && own != theirs
+            {
+                return None;
+            }
             Some(RunningAgent {
                 owner: crate::owner::process(comm)?,
                 process: comm.to_string(),
