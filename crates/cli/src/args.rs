@@ -388,7 +388,7 @@ pub enum Command {
         strategy: PlanStrategyArg,
 
         /// Keep kube-proxy, or let the target replace it (Cilium KPR, Calico eBPF). Default:
-        /// whatever the cluster does today.
+        /// whatever the cluster does today; when the snapshot cannot tell, the plan asks.
         #[arg(long, value_enum)]
         kube_proxy: Option<KubeProxyArg>,
 
@@ -403,6 +403,12 @@ pub enum Command {
         /// Nodes switched together (workers only; control planes go one by one, last).
         #[arg(long, default_value_t = 1, value_name = "N")]
         batch_size: usize,
+
+        /// The cniswap node agent image the plan runs on nodes (node clean, inventory). Every
+        /// node must be able to pull it; mirror it into your registry and name it here.
+        /// [default: ghcr.io/cniswap/cniswap:<this version>]
+        #[arg(long, value_name = "IMAGE")]
+        agent_image: Option<String>,
 
         /// Write plan.yaml, runbook.md and artifacts/ into --out-dir DIR.
         #[command(flatten)]

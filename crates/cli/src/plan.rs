@@ -20,6 +20,7 @@ pub struct PlanArgs {
     pub install: Option<InstallArg>,
     pub values: Vec<PathBuf>,
     pub batch_size: usize,
+    pub agent_image: Option<String>,
     pub out: OutDirArgs,
     pub output: Option<FormatOrDir>,
     pub force: bool,
@@ -74,6 +75,7 @@ pub fn run(args: PlanArgs) -> Result<u8, CliError> {
         }),
         values,
         batch_size: args.batch_size,
+        agent_image: args.agent_image,
     };
     let output = cniswap_plan::plan(&snapshot, &facts, &options)
         .map_err(|e| CliError::other(e.message, e.help))?;
@@ -124,7 +126,7 @@ pub fn run(args: PlanArgs) -> Result<u8, CliError> {
 /// The plan for people: what, how, how long, the phases and the preflight findings.
 fn summary(plan: &cniswap_plan::Plan) -> String {
     let mut out = format!(
-        "{BOLD}Plan: {} -> {} on {} ({}){BOLD:#}\nStrategy: {} {DIM}({}){DIM:#}\nkube-proxy: {}; install: {}\nEstimate: about {} min in total, longest pod-network outage about {} min\n{BOLD}Phases{BOLD:#}:\n",
+        "{BOLD}Plan: {} -> {} on {} ({}){BOLD:#}\nStrategy: {} {DIM}({}){DIM:#}\nkube-proxy: {}; install: {}; node agent image: {} (every node must pull it)\nEstimate: about {} min in total, longest pod-network outage about {} min\n{BOLD}Phases{BOLD:#}:\n",
         if plan.from.is_empty() {
             "nothing".to_string()
         } else {
@@ -137,6 +139,7 @@ fn summary(plan: &cniswap_plan::Plan) -> String {
         esc(&plan.strategy_reason),
         plan.kube_proxy,
         plan.install,
+        esc(&plan.agent_image),
         plan.estimates.total_minutes,
         plan.estimates.longest_outage_minutes,
     );
@@ -148,6 +151,18 @@ fn summary(plan: &cniswap_plan::Plan) -> String {
             count(phase.steps.len(), "step", "steps"),
             count(phase.rollback.len(), "rollback step", "rollback steps")
         ));
+    }
+    if !plan.estimates.risks.is_empty() {
+        out.push_str(&format!(
+            "{BOLD}Also affected, and handled by the plan{BOLD:#}:\n"
+        ));
+        for risk in &plan.estimates.risks {
+            out.push_str(&format!(
+                "  - {}\n    handled: {}\n",
+                esc(&risk.effect),
+                esc(&risk.handling)
+            ));
+        }
     }
     if !plan.preflight.is_empty() {
         out.push_str(&format!("{BOLD}Preflight findings{BOLD:#}:\n"));

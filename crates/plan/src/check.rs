@@ -1,201 +1,333 @@
-//! Machine-checkable "already done" tests: a shell command per step that exits 0 when the
-//! step's effect is already in place, so a re-run (or an executor) can skip it. Steps whose
-//! effect cannot be read back safely (a drain, a reboot, a Talos patch) have none; their
-//! `done_when` says what a person checks, and running them again is harmless.
+//! Machine-checkable "already done" tests, derived from each step's typed action alone: a
+//! shell command that exits 0 when the step's own effect is in place, so a re-run (or an
+//! executor) can skip it. Each fails closed: an unreachable API server never reads as "done".
+//! Steps whose effect cannot be read back (a drain's evictions are, a reboot is not), and
+//! verifications and gates, which always run, have none.
 
-use crate::model::Action;
+use crate::model::{Action, ObjectRef};
+use crate::shell::{Code, Sh};
 
-/// A backup made with `kubectl get -o yaml`, minus the fields the server refuses on create
-/// ("resourceVersion should not be set on objects to be created") or that conflict on update.
-pub fn backup_for_apply(file: &str) -> String {
-    format!("sed -e '/^  resourceVersion:/d' -e '/^  uid:/d' {file}")
+/// `-n NS get KIND NAME` (or cluster-scoped) as one fragment.
+fn get(object: &ObjectRef) -> Sh {
+    match &object.namespace {
+        Some(ns) => sh!("kubectl -n {} get {} {}", ns, object.kind, object.name),
+        None => sh!("kubectl get {} {}", object.kind, object.name),
+    }
 }
 
-/// Applies a List backup (`kubectl get KIND -A -o yaml`): the items' own fields sit 4 deep;
-/// deeper ones (an ownerReference's uid) stay.
-pub fn apply_backup_list(file: &str) -> String {
-    format!("sed -e '/^    resourceVersion:/d' -e '/^    uid:/d' {file} | kubectl apply -f -")
+/// A jsonpath output argument for a key of `.metadata.annotations` (dots escaped).
+fn annotation_path(key: &str) -> String {
+    format!("{{.metadata.annotations.{}}}", key.replace('.', "\\."))
 }
 
-/// Applies a backup made with `kubectl get -o yaml`.
-pub fn apply_backup(file: &str) -> String {
-    format!("{} | kubectl apply -f -", backup_for_apply(file))
+/// A JSON string, as jsonpath and `kubectl get -o jsonpath` print map keys and values.
+fn json(text: &str) -> String {
+    serde_json::Value::String(text.to_string()).to_string()
 }
 
-pub fn already_done(action: &Action) -> Option<String> {
-    match action {
-        Action::Backup { file, .. } => Some(format!("test -s {file}")),
-        Action::RenderManifest { file, .. } => Some(format!("test -s {file}")),
-        Action::Cordon { node } => Some(format!(
-            "[ \"$(kubectl get node {node} -o jsonpath='{{.spec.unschedulable}}')\" = true ]"
-        )),
-        Action::Uncordon { node } => Some(format!(
-            "out=$(kubectl get node {node} -o jsonpath='{{.spec.unschedulable}}') && [ \"$out\" != true ]"
-        )),
-        Action::LabelNode {
-            node,
-            label,
-            remove,
-        } => {
-            let key = label.split('=').next().unwrap_or(label);
-            // kubectl refuses a name together with -l: name the node with a field selector.
-            let (nodes, want) = if node == "all" {
-                ("nodes".to_string(), true)
-            } else {
-                (
-                    format!("nodes --field-selector metadata.name={node}"),
-                    false,
-                )
-            };
-            // With --all: done when no node lacks the label (or still has it, for removal).
-            let selector = match (remove, want) {
-                (false, false) => label.clone(),
-                (true, false) => format!("!{key}"),
-                (false, true) => format!("!{key}"),
-                (true, true) => key.to_string(),
-            };
-            let test = if want { "-z" } else { "-n" };
-            Some(format!(
-                "out=$(kubectl get {nodes} -l '{selector}' -o name) && [ {test} \"$out\" ]"
-            ))
+/// An extended regular expression that matches `text` literally.
+pub fn ere_literal(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if "\\^$.|?*+()[]{}".contains(c) {
+            out.push('\\');
         }
-        Action::PatchDaemonSetNodeSelector {
+        out.push(c);
+    }
+    out
+}
+
+/// What a node's label selector says about `key=value`: (selector, `true` when the check
+/// wants some node to match, `false` when it wants none).
+fn node_label_selector(key: &str, value: Option<&str>) -> String {
+    match value {
+        Some(v) => format!("{key}={v}"),
+        None => format!("!{key}"),
+    }
+}
+
+pub fn already_done(action: &Action) -> Option<Sh> {
+    Some(match action {
+        Action::Backup { file, .. } => sh!("test -e {}", file),
+        Action::Snapshot { dir } => sh!("test -d {}", dir),
+        Action::EtcdSnapshot { file, .. }
+        | Action::Download { file, .. }
+        | Action::RenderManifest { file, .. } => sh!("test -s {}", file),
+        Action::Cordon { node, annotation } => {
+            let path = format!(
+                "jsonpath={{.spec.unschedulable}},{}",
+                annotation_path(annotation)
+            );
+            sh!(
+                "out=$(kubectl get node {} -o {}) && case \"$out\" in true,true|true,false) ;; *) false ;; esac",
+                node,
+                path
+            )
+        }
+        Action::Uncordon { node, annotation } => {
+            let path = format!("jsonpath={}", annotation_path(annotation));
+            sh!(
+                "out=$(kubectl get node {} -o {}) && [ -z \"$out\" ]",
+                node,
+                path
+            )
+        }
+        Action::Drain { node, .. } => {
+            let selector =
+                format!("spec.nodeName={node},status.phase!=Succeeded,status.phase!=Failed");
+            // Left on a drained node: DaemonSet pods and mirror pods (owned by the Node). Each
+            // line starts with `pod:`, so a pod without an owner is a line too.
+            sh!(
+                "out=$(kubectl get pods -A --field-selector {} -o jsonpath='{{range .items[*]}}pod:{{.metadata.ownerReferences[0].kind}}{{\"\\n\"}}{{end}}') && {{ [ -z \"$out\" ] || ! printf '%s\\n' \"$out\" | grep -qvxE 'pod:(DaemonSet|Node)'; }}",
+                selector
+            )
+        }
+        Action::LabelNode { node, key, value } => {
+            let field = format!("metadata.name={node}");
+            let selector = node_label_selector(key, value.as_deref());
+            sh!(
+                "out=$(kubectl get nodes --field-selector {} -l {} -o name) && [ -n \"$out\" ]",
+                field,
+                selector
+            )
+        }
+        Action::LabelAllNodes { key, value } => {
+            // Done when no node differs: none without the value (or none with the key).
+            let selector = match value {
+                Some(v) => format!("{key}!={v}"),
+                None => key.clone(),
+            };
+            sh!(
+                "out=$(kubectl get nodes -l {} -o name) && [ -z \"$out\" ]",
+                selector
+            )
+        }
+        Action::NodeSelector {
             namespace,
-            name,
-            selector,
+            daemonset,
+            key,
+            value,
         } => {
-            // Other selector keys may stay; ours must be there. Resetting has no check.
-            let (key, value) = selector.split_once('=')?;
-            Some(format!(
-                "kubectl -n {namespace} get ds {name} -o jsonpath='{{.spec.template.spec.nodeSelector}}' | grep -qF '\"{key}\":\"{value}\"'"
-            ))
+            let read = sh!(
+                "out=$(kubectl -n {} get daemonset {} -o jsonpath='{{.spec.template.spec.nodeSelector}}')",
+                namespace,
+                daemonset
+            );
+            match value {
+                Some(v) => {
+                    let needle = format!("{}:{}", json(key), json(v));
+                    sh!(
+                        "{} && printf '%s' \"$out\" | grep -qF -- {}",
+                        Code(&read),
+                        needle
+                    )
+                }
+                None => {
+                    let needle = format!("{}:", json(key));
+                    sh!(
+                        "{} && ! printf '%s' \"$out\" | grep -qF -- {}",
+                        Code(&read),
+                        needle
+                    )
+                }
+            }
         }
-        Action::HelmUninstall {
-            release, namespace, ..
-        } => Some(format!(
-            "out=$(helm -n {namespace} list -a --filter '^{release}$' -q) && [ -z \"$out\" ]"
-        )),
+        Action::ApplyManifest { file } => sh!(
+            "kubectl diff --server-side --force-conflicts -f {} >/dev/null",
+            file
+        ),
+        Action::RestoreBackup {
+            path,
+            replace: false,
+        } if !path.ends_with('/') => crate::backup::restored(path),
         Action::ScaleDeployment {
             namespace,
             name,
             replicas,
-        } => Some(format!(
-            "[ \"$(kubectl -n {namespace} get deployment {name} -o jsonpath='{{.spec.replicas}}')\" = {replicas} ]"
-        )),
-        Action::PatchObject {
-            kind,
-            name,
-            jsonpath,
-            expected,
-            ..
-        } if !jsonpath.is_empty() => Some(format!(
-            "[ \"$(kubectl get {} {name} -o jsonpath='{{{jsonpath}}}')\" = '{expected}' ]",
-            kind.to_lowercase()
-        )),
-        // `kubectl diff` exits 0 when the cluster already matches the file.
-        Action::ApplyManifest { file } if file.starts_with("backups/") => Some(format!(
-            "{} | kubectl diff -f - >/dev/null",
-            backup_for_apply(file)
-        )),
-        Action::ApplyManifest { file } => Some(format!("kubectl diff -f {file} >/dev/null")),
-        // `name` is the pattern of the CRD names (groups) being removed.
-        Action::DeleteObject { kind, name, .. } if kind == "CustomResourceDefinition" => {
-            Some(format!(
-                "crds=$(kubectl get crd -o name) && ! printf '%s\\n' \"$crds\" | grep -qE '{name}'"
-            ))
-        }
-        Action::DeleteObject {
-            kind,
+        } => sh!(
+            "out=$(kubectl -n {} get deployment {} -o jsonpath='{{.spec.replicas}}') && [ \"$out\" = {} ]",
             namespace,
             name,
+            replicas
+        ),
+        Action::PatchObject {
+            object,
+            field,
+            expected,
             ..
         } => {
-            let get = if kind == "Manifest" {
-                format!("kubectl get -f {name}")
+            let path = format!("jsonpath={{{field}}}");
+            sh!(
+                "out=$({} -o {}) && [ \"$out\" = {} ]",
+                Code(&get(object)),
+                path,
+                expected
+            )
+        }
+        Action::DeleteObject { object, .. } => sh!(
+            "out=$({} --ignore-not-found -o name) && [ -z \"$out\" ]",
+            Code(&get(object))
+        ),
+        Action::DeleteManifest { file, .. } => sh!(
+            "out=$(kubectl get -f {} --ignore-not-found -o name) && [ -z \"$out\" ]",
+            file
+        ),
+        Action::DeleteCrds { groups, .. } => {
+            let pattern = crd_pattern(groups);
+            sh!(
+                "crds=$(kubectl get crd -o name) && ! printf '%s\\n' \"$crds\" | grep -qE -- {}",
+                pattern
+            )
+        }
+        Action::ClearNodeCondition { node, condition } => {
+            let path =
+                format!("jsonpath={{.status.conditions[?(@.type==\"{condition}\")].status}}");
+            sh!(
+                "out=$(kubectl get node {} -o {}) && [ \"$out\" != True ]",
+                node,
+                path
+            )
+        }
+        Action::OmniConfigPatch {
+            patch_id: id,
+            remove,
+            ..
+        } => {
+            let list = sh!("out=$(omnictl get configpatches.omni.sidero.dev)");
+            if *remove {
+                sh!(
+                    "{} && ! printf '%s\\n' \"$out\" | grep -qwF -- {}",
+                    Code(&list),
+                    id
+                )
             } else {
-                let ns = namespace
-                    .as_ref()
-                    .map(|n| format!("-n {n} "))
-                    .unwrap_or_default();
-                format!("kubectl {ns}get {} {name}", kind.to_lowercase())
-            };
-            // An unreachable API server fails the assignment, so it never reads as "deleted".
-            Some(format!(
-                "out=$({get} --ignore-not-found -o name) && [ -z \"$out\" ]"
-            ))
+                sh!(
+                    "{} && printf '%s\\n' \"$out\" | grep -qwF -- {}",
+                    Code(&list),
+                    id
+                )
+            }
         }
         Action::HelmUpgrade {
             release,
             namespace,
-            chart,
+            values_sha256,
             ..
         } => {
-            let (name, version) = chart.split_once('@')?;
-            let chart_name = name.rsplit('/').next().unwrap_or(name);
-            Some(format!(
-                "helm -n {namespace} list --deployed --filter '^{release}$' -o json | grep -q '\"chart\":\"{chart_name}-{version}\"'"
-            ))
+            let description = format!("\"description\":{}", json(&helm_description(values_sha256)));
+            sh!(
+                "out=$(helm -n {} status {} -o json) && printf '%s' \"$out\" | grep -qF '\"status\":\"deployed\"' && printf '%s' \"$out\" | grep -qF -- {}",
+                namespace,
+                release,
+                description
+            )
         }
-        Action::WaitDaemonSetReady {
+        Action::HelmUninstall {
+            release, namespace, ..
+        } => {
+            let filter = format!("^{}$", ere_literal(release));
+            sh!(
+                "out=$(helm -n {} list -a --filter {} -q) && [ -z \"$out\" ]",
+                namespace,
+                filter
+            )
+        }
+        Action::HelmRollback {
+            release,
+            namespace,
+            revision_file,
+        } => {
+            let filter = format!("^{}$", ere_literal(release));
+            sh!(
+                "r=$(cat {}) && if [ -z \"$r\" ]; then out=$(helm -n {} list -a --filter {} -q) && [ -z \"$out\" ]; else out=$(helm -n {} history {} --max 1 -o json) && printf '%s' \"$out\" | grep -qF \"\\\"description\\\":\\\"Rollback to $r\\\"\"; fi",
+                revision_file,
+                namespace,
+                filter,
+                namespace,
+                release
+            )
+        }
+        Action::WaitDaemonSetReady { namespace, name } => {
+            let ds = format!("ds/{name}");
+            sh!(
+                "kubectl -n {} rollout status {} --timeout=5s >/dev/null",
+                namespace,
+                ds
+            )
+        }
+        Action::RolloutRestart {
+            kind,
             namespace,
             name,
-            node: None,
-        } => Some(format!(
-            "kubectl -n {namespace} rollout status ds/{name} --timeout=5s >/dev/null"
-        )),
-        _ => None,
-    }
+            token,
+        } => {
+            let path = format!(
+                "jsonpath={{.spec.template.metadata.annotations.{}}}",
+                RESTART_ANNOTATION.replace('.', "\\.")
+            );
+            let target = format!("{kind}/{name}");
+            sh!(
+                "out=$(kubectl -n {} get {} -o {}) && [ \"$out\" = {} ] && kubectl -n {} rollout status {} --timeout=5s >/dev/null",
+                namespace,
+                target,
+                path,
+                token,
+                namespace,
+                target
+            )
+        }
+        Action::WaitJob { namespace, name } => {
+            let job = format!("job/{name}");
+            sh!(
+                "kubectl -n {} wait {} --for=condition=Complete --timeout=5s >/dev/null",
+                namespace,
+                job
+            )
+        }
+        _ => return None,
+    })
+}
+
+/// The pod-template annotation a RolloutRestart sets.
+pub const RESTART_ANNOTATION: &str = "cniswap.io/restart";
+
+/// The Helm release description that records which values a release runs with.
+pub fn helm_description(values_sha256: &str) -> String {
+    format!("cniswap values sha256:{values_sha256}")
+}
+
+/// The pattern of CRD names (`kubectl get crd -o name`) of these API groups.
+pub fn crd_pattern(groups: &[String]) -> String {
+    let alternatives: Vec<String> = groups
+        .iter()
+        .map(|g| format!("\\.{}", ere_literal(g)))
+        .collect();
+    format!("({})$", alternatives.join("|"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::CORDON_ANNOTATION;
 
-    #[test]
-    fn label_checks_use_selectors_not_jsonpath() {
-        let one = Action::LabelNode {
-            node: "w1".into(),
-            label: "a.io/b=true".into(),
-            remove: false,
-        };
-        assert_eq!(
-            already_done(&one).unwrap(),
-            "out=$(kubectl get nodes --field-selector metadata.name=w1 -l 'a.io/b=true' -o name) && [ -n \"$out\" ]"
-        );
-        let all = Action::LabelNode {
-            node: "all".into(),
-            label: "a.io/b=old".into(),
-            remove: false,
-        };
-        assert_eq!(
-            already_done(&all).unwrap(),
-            "out=$(kubectl get nodes -l '!a.io/b' -o name) && [ -z \"$out\" ]"
-        );
-        let gone = Action::LabelNode {
-            node: "all".into(),
-            label: "a.io/b".into(),
-            remove: true,
-        };
-        assert_eq!(
-            already_done(&gone).unwrap(),
-            "out=$(kubectl get nodes -l 'a.io/b' -o name) && [ -z \"$out\" ]"
-        );
-    }
-
-    /// Runs a check with `kubectl` replaced by a script that prints `stdout` and exits `code`.
-    fn run_with_fake_kubectl(check: &str, stdout: &str, code: i32) -> bool {
-        let dir = tempfile::tempdir().unwrap();
-        let fake = dir.path().join("kubectl");
-        std::fs::write(
-            &fake,
-            format!("#!/bin/sh\nprintf '%s' '{stdout}'\nexit {code}\n"),
-        )
-        .unwrap();
-        std::process::Command::new("chmod")
-            .arg("+x")
-            .arg(&fake)
-            .status()
-            .unwrap();
+    /// Runs a check with `kubectl`, `helm` and `omnictl` replaced by a script that prints
+    /// `stdout` and exits `code`.
+    fn run_with_fake_kubectl(check: &Sh, stdout: &str, code: i32) -> bool {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        for tool in ["kubectl", "helm", "omnictl"] {
+            let fake = dir.path().join(tool);
+            std::fs::write(
+                &fake,
+                format!("#!/bin/sh\nprintf '%s' '{stdout}'\nexit {code}\n"),
+            )
+            .unwrap_or_default();
+            std::process::Command::new("chmod")
+                .arg("+x")
+                .arg(&fake)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or_default();
+        }
         let path = format!(
             "{}:{}",
             dir.path().display(),
@@ -203,39 +335,38 @@ mod tests {
         );
         std::process::Command::new("sh")
             .arg("-c")
-            .arg(check)
+            .arg(check.as_str())
             .env("PATH", path)
             .status()
-            .unwrap()
-            .success()
+            .map(|s| s.success())
+            .unwrap_or_default()
+    }
+
+    fn check(action: Action) -> Sh {
+        already_done(&action).unwrap_or_else(|| panic!("no check for {action:?}"))
     }
 
     #[test]
     fn checks_read_the_state_and_fail_closed() {
-        let delete = already_done(&Action::DeleteObject {
-            kind: "DaemonSet".into(),
-            namespace: Some("kube-system".into()),
-            name: "kube-flannel".into(),
+        let delete = check(Action::DeleteObject {
+            object: ObjectRef::new("daemonset", Some("kube-system"), "kube-flannel"),
             backup: "b.yaml".into(),
-        })
-        .unwrap();
+        });
         assert!(run_with_fake_kubectl(&delete, "", 0), "gone");
-        assert!(
-            !run_with_fake_kubectl(&delete, "daemonset.apps/kube-flannel", 0),
-            "still there"
-        );
+        assert!(!run_with_fake_kubectl(
+            &delete,
+            "daemonset.apps/kube-flannel",
+            0
+        ));
         assert!(
             !run_with_fake_kubectl(&delete, "", 1),
-            "an unreachable API server is not 'deleted'"
+            "unreachable is not gone"
         );
 
-        let crds = already_done(&Action::DeleteObject {
-            kind: "CustomResourceDefinition".into(),
-            namespace: None,
-            name: r"(\.projectcalico\.org|\.tigera\.io)$".into(),
+        let crds = check(Action::DeleteCrds {
+            groups: vec!["projectcalico.org".into(), "tigera.io".into()],
             backup: "backups/calico-crds".into(),
-        })
-        .unwrap();
+        });
         assert!(run_with_fake_kubectl(
             &crds,
             "customresourcedefinition.apiextensions.k8s.io/ciliumnodes.cilium.io",
@@ -248,68 +379,113 @@ mod tests {
         ));
         assert!(!run_with_fake_kubectl(&crds, "", 1));
 
-        let cordon = already_done(&Action::Cordon { node: "w1".into() }).unwrap();
-        assert!(run_with_fake_kubectl(&cordon, "true", 0));
-        assert!(!run_with_fake_kubectl(&cordon, "", 0));
-        let uncordon = already_done(&Action::Uncordon { node: "w1".into() }).unwrap();
+        let cordon = check(Action::Cordon {
+            node: "w1".into(),
+            annotation: CORDON_ANNOTATION.into(),
+        });
+        assert!(run_with_fake_kubectl(&cordon, "true,false", 0));
+        assert!(run_with_fake_kubectl(&cordon, "true,true", 0));
+        assert!(
+            !run_with_fake_kubectl(&cordon, "true,", 0),
+            "not remembered"
+        );
+        assert!(!run_with_fake_kubectl(&cordon, ",false", 0), "not cordoned");
+        let uncordon = check(Action::Uncordon {
+            node: "w1".into(),
+            annotation: CORDON_ANNOTATION.into(),
+        });
         assert!(run_with_fake_kubectl(&uncordon, "", 0));
+        assert!(!run_with_fake_kubectl(&uncordon, "false", 0));
         assert!(!run_with_fake_kubectl(&uncordon, "", 1));
 
-        let label = already_done(&Action::LabelNode {
-            node: "all".into(),
-            label: "a.io/b=old".into(),
-            remove: false,
-        })
-        .unwrap();
+        let drain = check(Action::Drain {
+            node: "w1".into(),
+            eviction_timeout_seconds: 900,
+            bare_pods: Vec::new(),
+            bare_pods_backup: None,
+        });
+        assert!(run_with_fake_kubectl(
+            &drain,
+            "pod:DaemonSet\npod:Node\n",
+            0
+        ));
+        assert!(run_with_fake_kubectl(&drain, "", 0));
+        assert!(!run_with_fake_kubectl(
+            &drain,
+            "pod:DaemonSet\npod:ReplicaSet\n",
+            0
+        ));
         assert!(
-            run_with_fake_kubectl(&label, "", 0),
-            "no node lacks the label"
+            !run_with_fake_kubectl(&drain, "pod:DaemonSet\npod:\n", 0),
+            "a bare pod is left"
         );
-        assert!(!run_with_fake_kubectl(&label, "node/w2", 0));
+        assert!(!run_with_fake_kubectl(&drain, "", 1));
 
-        let selector = already_done(&Action::PatchDaemonSetNodeSelector {
+        let all = check(Action::LabelAllNodes {
+            key: "a.io/b".into(),
+            value: Some("old".into()),
+        });
+        assert!(run_with_fake_kubectl(&all, "", 0), "no node differs");
+        assert!(!run_with_fake_kubectl(&all, "node/w2", 0));
+
+        let selector = check(Action::NodeSelector {
             namespace: "kube-flannel".into(),
-            name: "kube-flannel-ds".into(),
-            selector: "cniswap.io/cni=old".into(),
-        })
-        .unwrap();
+            daemonset: "kube-flannel-ds".into(),
+            key: "cniswap.io/cni".into(),
+            value: Some("old".into()),
+        });
         assert!(run_with_fake_kubectl(
             &selector,
             r#"{"cniswap.io/cni":"old"}"#,
             0
         ));
         assert!(!run_with_fake_kubectl(&selector, "", 0));
+        let reset = check(Action::NodeSelector {
+            namespace: "kube-flannel".into(),
+            daemonset: "kube-flannel-ds".into(),
+            key: "cniswap.io/cni".into(),
+            value: None,
+        });
+        assert!(run_with_fake_kubectl(
+            &reset,
+            r#"{"kubernetes.io/os":"linux"}"#,
+            0
+        ));
+        assert!(!run_with_fake_kubectl(
+            &reset,
+            r#"{"cniswap.io/cni":"old"}"#,
+            0
+        ));
+        assert!(!run_with_fake_kubectl(&reset, "", 1));
     }
 
     #[test]
-    fn backups_lose_the_fields_the_server_refuses_on_create() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("ds.yaml");
-        std::fs::write(&file, "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: kube-flannel\n  resourceVersion: \"123\"\n  uid: 0b1c\nspec:\n  template:\n    metadata:\n      uid: keep\n").unwrap();
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(backup_for_apply(&file.display().to_string()))
-            .output()
-            .unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        assert_eq!(
-            text,
-            "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: kube-flannel\nspec:\n  template:\n    metadata:\n      uid: keep\n"
-        );
-    }
-
-    #[test]
-    fn helm_check_matches_the_pinned_chart() {
-        let up = Action::HelmUpgrade {
-            release: "calico".into(),
-            namespace: "tigera-operator".into(),
-            chart: "projectcalico/tigera-operator@v3.32.1".into(),
-            values: vec![],
-        };
-        assert!(
-            already_done(&up)
-                .unwrap()
-                .ends_with("grep -q '\"chart\":\"tigera-operator-v3.32.1\"'")
-        );
+    fn helm_checks_prove_the_values_digest() {
+        let up = check(Action::HelmUpgrade {
+            release: "cilium".into(),
+            namespace: "kube-system".into(),
+            repo: "https://helm.cilium.io".into(),
+            chart: "cilium/cilium".into(),
+            version: "1.16.5".into(),
+            values: vec!["artifacts/cilium/values-final.yaml".into()],
+            values_sha256: "abc".into(),
+            revision_backup: None,
+        });
+        let as_kubectl = up;
+        assert!(run_with_fake_kubectl(
+            &as_kubectl,
+            r#"{"info":{"status":"deployed","description":"cniswap values sha256:abc"}}"#,
+            0
+        ));
+        assert!(!run_with_fake_kubectl(
+            &as_kubectl,
+            r#"{"info":{"status":"deployed","description":"cniswap values sha256:def"}}"#,
+            0
+        ));
+        assert!(!run_with_fake_kubectl(
+            &as_kubectl,
+            r#"{"info":{"status":"failed","description":"cniswap values sha256:abc"}}"#,
+            0
+        ));
     }
 }

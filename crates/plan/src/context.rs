@@ -52,6 +52,13 @@ pub struct PlanOptions {
     /// Extra Helm values for the target chart, merged under cniswap's required settings.
     pub values: Vec<serde_json::Value>,
     pub batch_size: usize,
+    /// The node agent image (`--agent-image`); default [`default_agent_image`].
+    pub agent_image: Option<String>,
+}
+
+/// The node agent image of this build.
+pub fn default_agent_image() -> String {
+    format!("ghcr.io/cniswap/cniswap:{}", env!("CARGO_PKG_VERSION"))
 }
 
 /// A node in migration order.
@@ -65,11 +72,23 @@ pub struct PlanNode {
     pub pods: Vec<String>,
     /// Those of them without a controller: drain stops on them, and nobody recreates them.
     pub bare_pods: Vec<String>,
+    /// Cordoned when the snapshot was taken (the plan keeps such cordons).
+    pub unschedulable: bool,
 }
 
 pub struct Cluster<'a> {
     pub facts: &'a Facts,
     pub name: String,
+    /// The Omni cluster name (from the snapshot's Omni patches, template, or the nodes'
+    /// `omni.sidero.dev/cluster` label), when Omni manages the cluster and one was found.
+    pub omni_cluster: Option<String>,
+    /// Omni ConfigPatches of the snapshot: (id, file).
+    pub omni_patches: Vec<(String, String)>,
+    /// Whether kube-proxy runs: `None` when the snapshot cannot tell (no kube-system
+    /// DaemonSet was read, and nothing else says).
+    pub kube_proxy: Option<bool>,
+    /// The cluster DNS domain (CoreDNS' `kubernetes` plugin zone), default cluster.local.
+    pub dns_domain: String,
     pub talos: bool,
     pub talos_multidoc: bool,
     pub omni: bool,
@@ -83,6 +102,10 @@ pub struct Cluster<'a> {
     pub api_endpoint: Option<(String, u16)>,
     /// Replicas of every Deployment (`namespace/name`), to scale controllers back on rollback.
     pub deployment_replicas: HashMap<String, u32>,
+    /// CNI-specific policy objects: (owner, kind, apiVersion, namespace, name).
+    pub cni_policies: Vec<(CniKind, String, String, Option<String>, String)>,
+    /// Pod-template labels of every DaemonSet (`namespace/name`).
+    pub snapshot_daemonset_labels: HashMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 impl<'a> Cluster<'a> {
@@ -108,11 +131,31 @@ impl<'a> Cluster<'a> {
                 .iter()
                 .any(|t| t.summary.kind.starts_with("omni"));
         let omni_template = snapshot.omni_templates.first().map(|t| t.file.clone());
-        let name = snapshot
+        let omni_cluster = snapshot
             .omni_templates
             .iter()
             .find_map(|t| t.cluster.clone())
             .or_else(|| snapshot.talos.iter().find_map(|t| t.omni_cluster.clone()))
+            .or_else(|| {
+                snapshot
+                    .objects
+                    .nodes
+                    .iter()
+                    .find_map(|n| n.metadata.labels.get("omni.sidero.dev/cluster").cloned())
+            })
+            .filter(|_| omni);
+        let omni_patches = snapshot
+            .talos
+            .iter()
+            .filter_map(|t| {
+                let id = t.omni_metadata.as_ref()?.get("id")?.as_str()?.to_string();
+                // `file#id` names the patch in a file of several.
+                let file = t.summary.file.split('#').next().unwrap_or_default();
+                Some((id, file.to_string()))
+            })
+            .collect();
+        let name = omni_cluster
+            .clone()
             .unwrap_or_else(|| "cluster".to_string());
         let sources: Vec<CniKind> = facts
             .cnis
@@ -151,6 +194,7 @@ impl<'a> Cluster<'a> {
                 ip: n.internal_ip.clone(),
                 pods: pods_by_node.remove(n.name.as_str()).unwrap_or_default(),
                 bare_pods: bare_by_node.remove(n.name.as_str()).unwrap_or_default(),
+                unschedulable: n.unschedulable,
             })
             .collect();
         nodes = crate::order::migration_order(nodes);
@@ -174,12 +218,18 @@ impl<'a> Cluster<'a> {
                 .find_map(get)
                 .or_else(|| configs.iter().rev().find_map(get))
         };
-        let kube_prism_port = effective(&|c| {
-            (c.kube_prism_enabled == Some(true))
-                .then(|| c.kube_prism_port.unwrap_or(7445).to_string())
-        })
-        .and_then(|p| p.parse().ok())
-        .or(if talos { Some(7445) } else { None });
+        // KubePrism: the effective config's setting; on Talos without any, the generated
+        // default (enabled on 7445). Explicitly disabled: none (the API endpoint is used).
+        let prism = effective(&|c| {
+            c.kube_prism_enabled
+                .map(|on| format!("{on}:{}", c.kube_prism_port.unwrap_or(7445)))
+        });
+        let kube_prism_port = match prism.as_deref().and_then(|p| p.split_once(':')) {
+            Some(("true", port)) => port.parse().ok(),
+            Some(_) => None,
+            None if talos => Some(7445),
+            None => None,
+        };
         let deployment_replicas = snapshot
             .objects
             .deployments
@@ -191,10 +241,46 @@ impl<'a> Cluster<'a> {
                 )
             })
             .collect();
+        let snapshot_daemonset_labels = snapshot
+            .objects
+            .daemonsets
+            .iter()
+            .map(|d| {
+                (
+                    format!("{}/{}", d.metadata.namespace(), d.metadata.name),
+                    d.spec.template.metadata.labels.clone(),
+                )
+            })
+            .collect();
+        let cni_policies = snapshot
+            .objects
+            .cni_policies
+            .iter()
+            .map(|p| {
+                let owner = if p.api_version.starts_with("cilium.io") {
+                    CniKind::Cilium
+                } else {
+                    CniKind::Calico
+                };
+                (
+                    owner,
+                    p.kind.clone(),
+                    p.api_version.clone(),
+                    p.metadata.namespace.clone(),
+                    p.metadata.name.clone(),
+                )
+            })
+            .collect();
         Cluster {
+            cni_policies,
+            snapshot_daemonset_labels,
             facts,
             deployment_replicas,
             name,
+            omni_cluster,
+            omni_patches,
+            kube_proxy: kube_proxy_known(snapshot, facts),
+            dns_domain: dns_domain(snapshot),
             talos,
             talos_multidoc,
             omni,
@@ -204,6 +290,34 @@ impl<'a> Cluster<'a> {
             kube_prism_port,
             api_endpoint: api_endpoint(snapshot, &nodes),
             nodes,
+        }
+    }
+
+    /// Seconds a reboot takes (an assumption stated in the estimates).
+    pub fn reboot_seconds(&self) -> u32 {
+        if self.talos { 180 } else { 240 }
+    }
+
+    /// A label selector for a CNI's agent pods (only the agent: `k8s-app=cilium` is not
+    /// cilium-envoy or the operator): the DaemonSet's own template labels when the snapshot
+    /// has them, else the CNI's usual label.
+    pub fn agent_selector(&self, cni: CniKind) -> String {
+        let (ns, ds) = crate::install::agent_daemonset(self, cni);
+        let labels = self.snapshot_daemonset_labels.get(&format!("{ns}/{ds}"));
+        if let Some(labels) = labels {
+            for key in ["k8s-app", "app", "app.kubernetes.io/name"] {
+                if let Some(value) = labels.get(key) {
+                    return format!("{key}={value}");
+                }
+            }
+        }
+        match cni {
+            CniKind::Cilium => "k8s-app=cilium".into(),
+            CniKind::Calico => "k8s-app=calico-node".into(),
+            CniKind::Flannel if self.talos => "k8s-app=flannel".into(),
+            CniKind::Flannel => "app=flannel".into(),
+            CniKind::Canal => "k8s-app=canal".into(),
+            CniKind::Weave => "name=weave-net".into(),
         }
     }
 
@@ -248,12 +362,11 @@ impl<'a> Cluster<'a> {
     }
 
     /// How talosctl addresses nodes: their IP when known, else their name.
-    pub fn talos_target(nodes: &[&PlanNode]) -> String {
+    pub fn talos_endpoints(nodes: &[&PlanNode]) -> Vec<String> {
         nodes
             .iter()
             .map(|n| n.ip.clone().unwrap_or_else(|| n.name.clone()))
-            .collect::<Vec<_>>()
-            .join(",")
+            .collect()
     }
 
     /// The running DaemonSet of a CNI (namespace, name).
@@ -276,6 +389,45 @@ impl<'a> Cluster<'a> {
             None => Some((facts.namespace.clone()?, daemonset.to_string())),
         }
     }
+}
+
+/// Whether kube-proxy runs, when the snapshot can tell: it was found; Talos, k3s or a
+/// replacing CNI says it is off; or the kube-system DaemonSets were read and it is not among
+/// them. A snapshot without kube-system DaemonSets says nothing.
+fn kube_proxy_known(snapshot: &Snapshot, facts: &Facts) -> Option<bool> {
+    let kp = &facts.kube_proxy;
+    if kp.present {
+        return Some(true);
+    }
+    if kp.disabled_in_talos == Some(true) || !kp.evidence.is_empty() {
+        return Some(false);
+    }
+    let kube_system_read = snapshot
+        .objects
+        .daemonsets
+        .iter()
+        .any(|d| d.metadata.namespace() == "kube-system");
+    kube_system_read.then_some(false)
+}
+
+/// The zone CoreDNS serves the cluster from (`kubernetes <zone> ...` in its Corefile).
+fn dns_domain(snapshot: &Snapshot) -> String {
+    snapshot
+        .objects
+        .config_map("kube-system", "coredns")
+        .and_then(|cm| cm.data.get("Corefile"))
+        .and_then(|corefile| {
+            corefile.lines().find_map(|l| {
+                let mut words = l.split_whitespace();
+                (words.next() == Some("kubernetes")).then(|| words.next())?
+            })
+        })
+        .filter(|zone| {
+            zone.split('.')
+                .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| "cluster.local".to_string())
 }
 
 fn minor(version: &str) -> Option<u32> {

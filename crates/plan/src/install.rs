@@ -1,10 +1,13 @@
-//! Installing (and uninstalling) the target CNI with its final or migration settings.
+//! Installing (and uninstalling) the target CNI with its final or migration settings, and
+//! proving the agents run with them.
 
 use crate::artifacts::{calico, cilium, flannel, talos};
 use crate::context::{CALICO_VERSION, CILIUM_VERSION, Cluster, InstallChoice};
-use crate::model::Action;
-use crate::strategies::{Builder, S, s};
+use crate::model::{Action, AgentReport, ObjectRef, Render, Setting};
+use crate::ops::{self, S, s};
+use crate::strategies::Builder;
 use cniswap_model::CniKind;
+use serde_json::json;
 
 /// (namespace, DaemonSet) of a CNI's agent in this cluster: where it runs now, else where the
 /// plan installs it (Talos renders its Flannel as kube-system/kube-flannel).
@@ -21,20 +24,10 @@ pub fn agent_daemonset(cluster: &Cluster, cni: CniKind) -> (String, String) {
     (ns.to_string(), name.to_string())
 }
 
-/// Restarts a DaemonSet's pod on one node and waits for the DaemonSet to be ready again. Pods
-/// are found by their generated name (`<daemonset>-xxxxx`), not by labels, which differ
-/// between installs of the same CNI.
-pub fn restart_agent_commands(namespace: &str, daemonset: &str, node: &str) -> Vec<String> {
-    vec![
-        format!(
-            "kubectl -n {namespace} get pods --field-selector spec.nodeName={node} -o name | grep '^pod/{daemonset}-' | xargs -r kubectl -n {namespace} delete"
-        ),
-        wait_agent_command(namespace, daemonset),
-    ]
-}
-
-pub fn wait_agent_command(namespace: &str, daemonset: &str) -> String {
-    format!("kubectl -n {namespace} rollout status ds/{daemonset} --timeout=10m")
+/// Restarts the target agent on one node and waits for it.
+pub fn restart_agent(cluster: &Cluster, cni: CniKind, node: &str, description: String) -> S {
+    let (ns, ds) = agent_daemonset(cluster, cni);
+    ops::restart_agent(&ns, &ds, &cluster.agent_selector(cni), node, description)
 }
 
 /// The cluster pod CIDR the target should use (cutover and fresh keep it).
@@ -66,19 +59,14 @@ pub fn target(b: &mut Builder, pool: Option<&str>) -> (Vec<S>, Vec<S>) {
                     how,
                     "cilium",
                     "final",
-                    &render_cilium(b.cluster, &file),
+                    cilium_render(b.cluster, &file),
                     "kube-system",
                     "cilium",
                 );
             }
-            (
-                vec![helm_cilium(
-                    b.cluster,
-                    &file,
-                    "Install Cilium with its final values.",
-                )],
-                vec![helm_uninstall("cilium", "kube-system")],
-            )
+            let (install, undo) =
+                helm_cilium(b, &file, "final", "Install Cilium with its final values.");
+            (vec![install], vec![undo])
         }
         CniKind::Calico => {
             let bpf = b.replace_kube_proxy;
@@ -90,6 +78,7 @@ pub fn target(b: &mut Builder, pool: Option<&str>) -> (Vec<S>, Vec<S>) {
                 &values,
             );
             let mut steps = Vec::new();
+            let mut undo = Vec::new();
             if bpf {
                 let cm = b.artifacts.add_yaml(
                     "calico/kubernetes-services-endpoint.yaml",
@@ -99,8 +88,11 @@ pub fn target(b: &mut Builder, pool: Option<&str>) -> (Vec<S>, Vec<S>) {
                 steps.push(s(
                     Action::ApplyManifest { file: cm.clone() },
                     "Create the kubernetes-services-endpoint ConfigMap before the operator starts.",
-                    vec!["kubectl create namespace tigera-operator --dry-run=client -o yaml | kubectl apply -f -".into(), format!("kubectl apply -f {cm}")],
-                    "`kubectl -n tigera-operator get cm kubernetes-services-endpoint` exists",
+                    vec![
+                        sh!("kubectl create namespace tigera-operator --dry-run=client -o yaml | kubectl apply -f -"),
+                        sh!("kubectl apply --server-side -f {}", cm),
+                    ],
+                    "`kubectl -n tigera-operator get cm kubernetes-services-endpoint` matches the file",
                     60,
                 ));
                 if b.cluster.talos {
@@ -114,79 +106,55 @@ pub fn target(b: &mut Builder, pool: Option<&str>) -> (Vec<S>, Vec<S>) {
                             file: felix.clone(),
                         },
                         "Point Felix at Talos' cgroup2 mount (calico#7892).",
-                        vec![format!("kubectl apply -f {felix}")],
+                        vec![sh!("kubectl apply --server-side -f {}", felix)],
                         "`kubectl get felixconfiguration default -o yaml` shows cgroupV2Path",
                         60,
                     ));
                 }
             }
-            if method(b) != InstallChoice::Helm {
-                let (more, undo) = rendered(
+            let how = method(b);
+            if how != InstallChoice::Helm {
+                let render = Render::Helm {
+                    repo: "https://docs.tigera.io/calico/charts".into(),
+                    chart: "tigera-operator".into(),
+                    version: CALICO_VERSION.into(),
+                    release: "calico".into(),
+                    namespace: "tigera-operator".into(),
+                    values: vec![file.clone()],
+                };
+                let (more, more_undo) = rendered(
                     b,
-                    method(b),
+                    how,
                     "calico",
                     "final",
-                    &format!(
-                        "helm template calico projectcalico/tigera-operator --version {CALICO_VERSION} -n tigera-operator -f {file}"
-                    ),
+                    render,
                     "calico-system",
                     "calico-node",
                 );
                 steps.extend(more);
+                undo.extend(more_undo);
                 return (steps, undo);
             }
-            steps.push(s(
-                Action::HelmUpgrade { release: "calico".into(), namespace: "tigera-operator".into(), chart: format!("projectcalico/tigera-operator@{CALICO_VERSION}"), values: vec![file.clone()] },
+            let (install, uninstall) = helm(
+                b,
+                "calico",
+                "tigera-operator",
+                "https://docs.tigera.io/calico/charts",
+                "tigera-operator",
+                CALICO_VERSION,
+                &file,
                 "Install the Tigera operator and Calico.",
-                vec![
-                    "helm repo add projectcalico https://docs.tigera.io/calico/charts".into(),
-                    format!("helm upgrade --install calico projectcalico/tigera-operator --version {CALICO_VERSION} -n tigera-operator --create-namespace -f {file}"),
-                    "kubectl wait --for=condition=Available tigerastatus/calico --timeout=10m".into(),
-                ],
-                "`kubectl get tigerastatus calico` is Available and not Degraded",
-                900,
-            ));
-            (steps, vec![helm_uninstall("calico", "tigera-operator")])
+                vec![sh!(
+                    "kubectl wait --for=condition=Available tigerastatus/calico --timeout=10m"
+                )],
+            );
+            steps.push(install);
+            undo.push(uninstall);
+            (steps, undo)
         }
         _ => {
             if b.cluster.talos {
-                let patch = talos::enable_flannel(b.cluster);
-                let (mut apply, mut undo) =
-                    b.talos_patch(&patch, "Talos deploys its built-in Flannel (VXLAN 4789)");
-                // Talos never deletes what it rendered: undoing the patch leaves the DaemonSet.
-                let backup = "backups/kube-system-kube-flannel.yaml".to_string();
-                undo.push(s(
-                    Action::DeleteObject {
-                        kind: "DaemonSet".into(),
-                        namespace: Some("kube-system".into()),
-                        name: "kube-flannel".into(),
-                        backup: backup.clone(),
-                    },
-                    "Back up and delete the kube-flannel DaemonSet Talos created.",
-                    vec![
-                        format!(
-                            "kubectl -n kube-system get daemonset kube-flannel -o yaml > {backup}"
-                        ),
-                        "kubectl -n kube-system delete daemonset kube-flannel".into(),
-                    ],
-                    "`kubectl -n kube-system get ds kube-flannel` says NotFound",
-                    300,
-                ));
-                apply.push(s(
-                    Action::WaitDaemonSetReady {
-                        namespace: "kube-system".into(),
-                        name: "kube-flannel".into(),
-                        node: None,
-                    },
-                    "Wait until Talos' Flannel runs on every node.",
-                    vec![
-                        "kubectl -n kube-system rollout status ds/kube-flannel --timeout=10m"
-                            .into(),
-                    ],
-                    "kube-system/kube-flannel is fully ready",
-                    600,
-                ));
-                (apply, undo)
+                talos_flannel(b)
             } else {
                 flannel_manifest(b)
             }
@@ -194,68 +162,201 @@ pub fn target(b: &mut Builder, pool: Option<&str>) -> (Vec<S>, Vec<S>) {
     }
 }
 
+/// Talos' built-in Flannel, switched on by a patch; Talos never deletes what it rendered, so
+/// undoing the patch also deletes the DaemonSet.
+fn talos_flannel(b: &mut Builder) -> (Vec<S>, Vec<S>) {
+    let patch = talos::enable_flannel(b.cluster);
+    let (mut apply, mut undo) =
+        b.talos_patch(&patch, "Talos deploys its built-in Flannel (VXLAN 4789)");
+    let (delete, _) = ops::delete_object(
+        ObjectRef::new("daemonset", Some("kube-system"), "kube-flannel"),
+        " that Talos created",
+    );
+    undo.push(delete);
+    apply.push(ops::wait_daemonset(
+        "kube-system",
+        "kube-flannel",
+        "Wait until Talos' Flannel runs on every node it may.".into(),
+    ));
+    (apply, undo)
+}
+
 /// Flannel from its pinned release manifest, with the cluster's network written into its
-/// net-conf.json (the manifest ships 10.244.0.0/16). Rolling: a pods=0 quota holds the
-/// DaemonSet until its nodeSelector is set, so Flannel never starts on a node that still runs
-/// the old CNI.
-fn flannel_manifest(b: &Builder) -> (Vec<S>, Vec<S>) {
+/// net-conf.json (the manifest ships 10.244.0.0/16) by a generated kustomize patch; rolling
+/// adds a nodeSelector so Flannel never starts on a node that still runs the old CNI.
+fn flannel_manifest(b: &mut Builder) -> (Vec<S>, Vec<S>) {
     let network = cluster_pod_cidr(b);
-    let url = flannel::manifest_url();
-    let file = "artifacts/flannel/kube-flannel.yml";
-    let mut commands = vec![format!("curl -fsSL {url} -o {file}")];
-    if network != flannel::MANIFEST_NETWORK {
-        commands.push(format!(
-            "sed -i 's#\"Network\": \"{}\"#\"Network\": \"{network}\"#' {file}",
-            flannel::MANIFEST_NETWORK
+    let rolling = b.options.strategy == crate::context::StrategyChoice::Rolling;
+    let dir = "artifacts/flannel";
+    let upstream = format!("{dir}/kube-flannel.yml");
+    let mut patches = vec![json!({"path": "net-conf-patch.yaml"})];
+    b.artifacts.add_yaml(
+        "flannel/net-conf-patch.yaml",
+        "Flannel's net-conf.json with this cluster's network",
+        &flannel::net_conf_patch(&network),
+    );
+    if rolling {
+        b.artifacts.add_yaml(
+            "flannel/node-selector-patch.yaml",
+            "Flannel runs only on nodes switched to it",
+            &flannel::node_selector_patch(FLANNEL_NODE_LABEL, "flannel"),
+        );
+        patches.push(json!({"path": "node-selector-patch.yaml"}));
+    }
+    b.artifacts.add_yaml(
+        "flannel/kustomization.yaml",
+        "Flannel's release manifest with this cluster's settings",
+        &json!({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": ["kube-flannel.yml"],
+            "patches": patches,
+        }),
+    );
+    let rendered = format!("{dir}/rendered.yaml");
+    let needle = format!("\"Network\":\"{network}\"");
+    let download = download(
+        &flannel::manifest_url(),
+        &upstream,
+        "Download Flannel's pinned release manifest.",
+    );
+    let render = s(
+        Action::RenderManifest {
+            file: rendered.clone(),
+            render: Render::Kustomize { dir: dir.into() },
+        },
+        format!(
+            "Render Flannel {} with this cluster's network {network}.",
+            crate::context::FLANNEL_VERSION
+        ),
+        vec![
+            atomic_output(&sh!("kubectl kustomize {}", dir), &rendered),
+            sh!("grep -qF -- {} {}", needle, rendered),
+        ],
+        format!("{rendered} exists and carries the network {network}"),
+        120,
+    );
+    let apply = s(
+        Action::ApplyManifest {
+            file: rendered.clone(),
+        },
+        "Apply Flannel.",
+        vec![sh!("kubectl apply --server-side -f {}", rendered)],
+        "the objects of the rendered manifest exist as rendered",
+        300,
+    );
+    let mut steps = vec![download, render, apply];
+    if !rolling {
+        steps.push(ops::wait_daemonset(
+            "kube-flannel",
+            "kube-flannel-ds",
+            "Wait until Flannel runs on every node.".into(),
         ));
     }
-    commands.push(format!("grep -q '\"Network\": \"{network}\"' {file}"));
-    let hold = b.options.strategy == crate::context::StrategyChoice::Rolling;
-    if hold {
-        commands.extend([
-            "kubectl create namespace kube-flannel --dry-run=client -o yaml | kubectl apply -f -"
-                .to_string(),
-            "kubectl -n kube-flannel create quota cniswap-hold --hard=pods=0".to_string(),
-        ]);
-    }
-    commands.push(format!("kubectl apply -f {file}"));
-    if hold {
-        commands.extend([
-            format!(r#"kubectl -n kube-flannel patch daemonset kube-flannel-ds -p '{{"spec":{{"template":{{"spec":{{"nodeSelector":{{"{FLANNEL_NODE_LABEL}":"flannel"}}}}}}}}}}'"#),
-            "kubectl -n kube-flannel delete quota cniswap-hold".to_string(),
-        ]);
-    } else {
-        commands
-            .push("kubectl -n kube-flannel rollout status ds/kube-flannel-ds --timeout=10m".into());
-    }
-    let done = if hold {
-        "kube-flannel/kube-flannel-ds exists with its nodeSelector, and the quota is gone"
-    } else {
-        "kube-flannel/kube-flannel-ds is fully ready"
-    };
-    (
-        vec![s(
-            Action::ApplyManifest { file: file.into() },
-            format!("Install Flannel {} (pinned release) with this cluster's network {network}.", crate::context::FLANNEL_VERSION),
-            commands,
-            done,
-            600,
-        )],
-        vec![s(
-            Action::DeleteObject { kind: "Manifest".into(), namespace: Some("kube-flannel".into()), name: file.into(), backup: "backups/kube-flannel-installed.yaml".into() },
-            "Remove Flannel.",
-            vec![
-                "kubectl -n kube-flannel get daemonset,configmap -o yaml > backups/kube-flannel-installed.yaml".into(),
-                format!("kubectl delete -f {file}"),
-            ],
-            "namespace kube-flannel is gone",
-            300,
-        )],
+    let remove = s(
+        Action::DeleteManifest {
+            file: rendered.clone(),
+            backup: "backups/flannel-installed.yaml".into(),
+        },
+        "Back up and remove what the Flannel manifest created.",
+        vec![
+            crate::backup::write_once(
+                &sh!("kubectl get -f {} --ignore-not-found -o yaml", rendered),
+                "backups/flannel-installed.yaml",
+            ),
+            sh!("kubectl delete -f {} --ignore-not-found", rendered),
+        ],
+        "no object of the rendered manifest is left",
+        600,
+    );
+    (steps, vec![remove])
+}
+
+/// Writes what `producer` prints to `file` via a temporary file.
+pub fn atomic_output(producer: &crate::shell::Sh, file: &str) -> crate::shell::Sh {
+    let tmp = format!("{file}.tmp");
+    sh!(
+        "{} > {} && mv {} {}",
+        crate::shell::Code(producer),
+        tmp,
+        tmp,
+        file
     )
+}
+
+/// Downloads a pinned upstream file into the plan directory (the directory is created).
+pub fn download(url: &str, file: &str, description: &str) -> S {
+    let dir = file.rsplit_once('/').map_or(".", |(d, _)| d);
+    let tmp = format!("{file}.tmp");
+    s(
+        Action::Download {
+            url: url.into(),
+            file: file.into(),
+        },
+        description,
+        vec![sh!(
+            "mkdir -p {} && curl -fsSL {} -o {} && mv {} {}",
+            dir,
+            url,
+            tmp,
+            tmp,
+            file
+        )],
+        format!("{file} exists"),
+        300,
+    )
+    .note(format!("Needs curl and access to {url}."))
 }
 
 /// The node label that says which CNI a node runs during a rolling migration to Flannel.
 pub const FLANNEL_NODE_LABEL: &str = "cniswap.io/cni";
+
+fn render_command(render: &Render, file: &str) -> crate::shell::Sh {
+    match render {
+        Render::Helm {
+            chart,
+            version,
+            release,
+            namespace,
+            values,
+            repo,
+        } => {
+            let mut words = vec![
+                "helm".to_string(),
+                "template".into(),
+                release.clone(),
+                chart.clone(),
+                "--repo".into(),
+                repo.clone(),
+                "--version".into(),
+                version.clone(),
+                "-n".into(),
+                namespace.clone(),
+            ];
+            for v in values {
+                words.push("-f".into());
+                words.push(v.clone());
+            }
+            atomic_output(&crate::shell::argv(&words), file)
+        }
+        Render::Kustomize { dir } => atomic_output(&sh!("kubectl kustomize {}", dir), file),
+    }
+}
+
+/// Renders manifests into a file.
+pub fn render_step(render: Render, file: &str, description: &str) -> S {
+    s(
+        Action::RenderManifest {
+            file: file.into(),
+            render: render.clone(),
+        },
+        description,
+        vec![render_command(&render, file)],
+        format!("{file} exists"),
+        300,
+    )
+    .note("Needs helm and access to the chart repository.")
+}
 
 /// Installs from manifests rendered with `helm template`: applied with kubectl (`manifests`), or
 /// applied by Talos from a pinned URL (`talos-urls`, `omni`), so a bootstrap installs the CNI.
@@ -265,44 +366,36 @@ pub fn rendered(
     method: InstallChoice,
     cni: &str,
     stage: &str,
-    render: &str,
+    render: Render,
     namespace: &str,
     daemonset: &str,
 ) -> (Vec<S>, Vec<S>) {
     let manifest = format!("artifacts/{cni}/rendered-{stage}.yaml");
-    let render_step = s(
-        Action::RenderManifest {
-            file: manifest.clone(),
-            chart: cni.into(),
-        },
-        format!("Render the {cni} manifests from the values (pinned chart version)."),
-        vec![format!("{render} > {manifest}")],
-        format!("{manifest} exists"),
-        300,
+    let render_step = render_step(
+        render,
+        &manifest,
+        &format!("Render the {cni} manifests from the values (pinned chart version)."),
     );
-    let wait = s(
-        Action::WaitDaemonSetReady {
-            namespace: namespace.into(),
-            name: daemonset.into(),
-            node: None,
-        },
+    let wait = ops::wait_daemonset(
+        namespace,
+        daemonset,
         format!("Wait until {namespace}/{daemonset} runs on every node."),
-        vec![format!(
-            "kubectl -n {namespace} rollout status ds/{daemonset} --timeout=10m"
-        )],
-        format!("{namespace}/{daemonset} is fully ready"),
-        600,
     );
+    let backup = format!("backups/{cni}-rendered-{stage}-objects.yaml");
     let remove = s(
-        Action::DeleteObject {
-            kind: "Manifest".into(),
-            namespace: Some(namespace.into()),
-            name: manifest.clone(),
-            backup: manifest.clone(),
+        Action::DeleteManifest {
+            file: manifest.clone(),
+            backup: backup.clone(),
         },
-        format!("Remove what the rendered {cni} manifests created."),
-        vec![format!("kubectl delete -f {manifest}")],
-        format!("{namespace}/{daemonset} is gone"),
+        format!("Back up and remove what the rendered {cni} manifests created."),
+        vec![
+            crate::backup::write_once(
+                &sh!("kubectl get -f {} --ignore-not-found -o yaml", manifest),
+                &backup,
+            ),
+            sh!("kubectl delete -f {} --ignore-not-found", manifest),
+        ],
+        format!("no object of {manifest} is left"),
         600,
     );
     if method == InstallChoice::Manifests || !b.cluster.talos {
@@ -311,8 +404,8 @@ pub fn rendered(
                 file: manifest.clone(),
             },
             format!("Apply the rendered {cni} manifests."),
-            vec![format!("kubectl apply --server-side -f {manifest}")],
-            format!("{namespace}/{daemonset} exists"),
+            vec![sh!("kubectl apply --server-side -f {}", manifest)],
+            format!("the objects of {manifest} exist as rendered"),
             300,
         );
         return (vec![render_step, apply, wait], vec![remove]);
@@ -327,21 +420,19 @@ pub fn rendered(
         }
     );
     let patch = talos::install_from_url(b.cluster, cni, &url);
-    let host = s(
-        Action::ManualGate {
-            question: format!(
-                "Is {manifest} published at a versioned URL, and is the URL set in artifacts/talos/{}.yaml?",
-                patch.name
-            ),
-        },
-        "Publish the rendered manifest at a pinned URL (never a branch) and put that URL into the patch.",
-        vec![format!(
-            "# upload {manifest}, then replace {url} in artifacts/talos/{}.yaml",
+    let host = ops::gate(
+        format!(
+            "Is {manifest} published at a versioned URL, and is the URL set in artifacts/talos/{}.yaml?",
             patch.name
-        )],
+        ),
+        "Publish the rendered manifest at a pinned URL (never a branch) and put that URL into the patch.",
+        Vec::new(),
         "the URL serves the rendered file",
-        0,
-    );
+    )
+    .note(format!(
+        "Upload {manifest}, then replace {url} in artifacts/talos/{}.yaml.",
+        patch.name
+    ));
     let (apply, undo) = b.talos_patch(&patch, &format!("Talos applies the {cni} manifests"));
     let mut steps = vec![render_step, host];
     steps.extend(apply);
@@ -366,52 +457,272 @@ pub fn cilium_version(cluster: &Cluster) -> String {
         .unwrap_or_else(|| CILIUM_VERSION.to_string())
 }
 
-pub fn render_cilium(cluster: &Cluster, values: &str) -> String {
-    let version = cilium_version(cluster);
-    format!("helm template cilium cilium/cilium --version {version} -n kube-system -f {values}")
+pub fn cilium_render(cluster: &Cluster, values: &str) -> Render {
+    Render::Helm {
+        repo: "https://helm.cilium.io".into(),
+        chart: "cilium".into(),
+        version: cilium_version(cluster),
+        release: "cilium".into(),
+        namespace: "kube-system".into(),
+        values: vec![values.to_string()],
+    }
 }
 
-pub fn helm_cilium(cluster: &Cluster, values: &str, description: &str) -> S {
-    let version = cilium_version(cluster);
-    s(
+/// `helm upgrade --install` of a pinned chart from its repository URL, recording the values'
+/// digest in the release description and the revision before (for rollback). Returns the
+/// step and its undo (a rollback to that revision, or an uninstall when there was none).
+#[allow(clippy::too_many_arguments)]
+pub fn helm(
+    b: &Builder,
+    release: &str,
+    namespace: &str,
+    repo: &str,
+    chart: &str,
+    version: &str,
+    values_file: &str,
+    description: &str,
+    then: Vec<crate::shell::Sh>,
+) -> (S, S) {
+    let text = b.artifacts.text(values_file).unwrap_or_default();
+    let sha = crate::names::sha256(text);
+    let revision = format!(
+        "backups/helm-{}-{}-revision-before-{}.txt",
+        crate::names::file_part(namespace),
+        crate::names::file_part(release),
+        &sha[..12]
+    );
+    let filter = format!("^{}$", crate::check::ere_literal(release));
+    // No release: an empty file. An unreachable cluster: no file (the step fails).
+    let record = crate::backup::write_once(
+        &sh!(
+            "{{ out=$(helm -n {} list -a --filter {} -q) && {{ [ -z \"$out\" ] || helm -n {} history {} --max 1 -o json | sed -n 's/.*\"revision\":\\([0-9][0-9]*\\).*/\\1/p'; }}; }}",
+            namespace,
+            filter,
+            namespace,
+            release
+        ),
+        &revision,
+    );
+    let description_arg = format!("--description={}", crate::check::helm_description(&sha));
+    let mut commands = vec![
+        record,
+        sh!(
+            "helm upgrade --install {} {} --repo {} --version {} -n {} --create-namespace -f {} {} --wait --timeout 15m",
+            release,
+            chart,
+            repo,
+            version,
+            namespace,
+            values_file,
+            description_arg
+        ),
+    ];
+    commands.extend(then);
+    let install = s(
         Action::HelmUpgrade {
-            release: "cilium".into(),
-            namespace: "kube-system".into(),
-            chart: format!("cilium/cilium@{version}"),
-            values: vec![values.to_string()],
+            release: release.into(),
+            namespace: namespace.into(),
+            repo: repo.into(),
+            chart: chart.into(),
+            version: version.into(),
+            values: vec![values_file.into()],
+            values_sha256: sha.clone(),
+            revision_backup: Some(revision.clone()),
         },
         description,
-        vec![
-            "helm repo add cilium https://helm.cilium.io".into(),
-            format!(
-                "helm upgrade --install cilium cilium/cilium --version {version} -n kube-system -f {values}"
-            ),
-            "kubectl -n kube-system rollout status ds/cilium --timeout=10m".into(),
-        ],
-        "`helm -n kube-system status cilium` is deployed with these values and ds/cilium is ready",
-        900,
+        commands,
+        format!(
+            "`helm -n {namespace} status {release}` is deployed with description `{}`",
+            crate::check::helm_description(&sha)
+        ),
+        1200,
     )
-}
-
-pub fn helm_uninstall(release: &str, namespace: &str) -> S {
-    s(
+    .note("Needs helm and access to the chart repository.");
+    let undo = s(
         Action::HelmRollback {
             release: release.into(),
             namespace: namespace.into(),
+            revision_file: revision.clone(),
         },
-        format!("Uninstall (or roll back) the {release} release."),
-        vec![
-            format!("helm -n {namespace} history {release}"),
-            format!(
-                "helm -n {namespace} uninstall {release}  # or: helm -n {namespace} rollback {release} <revision>"
-            ),
-        ],
-        format!("`helm -n {namespace} status {release}` shows the previous state"),
+        format!(
+            "Put the {release} release back as it was before (uninstall it if there was none)."
+        ),
+        vec![sh!(
+            "r=$(cat {}) && if [ -n \"$r\" ]; then helm -n {} rollback {} \"$r\" --wait --timeout 15m; else out=$(helm -n {} list -a --filter {} -q) && {{ [ -z \"$out\" ] || helm -n {} uninstall {} --wait; }}; fi",
+            revision,
+            namespace,
+            release,
+            namespace,
+            filter,
+            namespace,
+            release
+        )],
+        format!("the {release} release is at the revision in {revision}, or gone"),
+        1200,
+    );
+    (install, undo)
+}
+
+/// Cilium with a values file (`stage`: migration or final).
+pub fn helm_cilium(b: &Builder, values: &str, stage: &str, description: &str) -> (S, S) {
+    let version = cilium_version(b.cluster);
+    let _ = stage;
+    helm(
+        b,
+        "cilium",
+        "kube-system",
+        "https://helm.cilium.io",
+        "cilium",
+        &version,
+        values,
+        description,
+        vec![sh!(
+            "kubectl -n kube-system rollout status ds/cilium --timeout=10m"
+        )],
+    )
+}
+
+/// The settings the Cilium agents must run with for a values file, as cilium-config keys.
+pub fn cilium_settings(values: &serde_json::Value) -> Vec<Setting> {
+    let mut out = Vec::new();
+    let bool_text = |v: &serde_json::Value| match v {
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        serde_json::Value::String(s) => Some(s.clone()),
+        _ => None,
+    };
+    if let Some(kpr) = values.get("kubeProxyReplacement").and_then(bool_text) {
+        out.push(Setting {
+            key: "kube-proxy-replacement".into(),
+            value: kpr,
+        });
+    }
+    if let Some(mode) = values.get("policyEnforcementMode").and_then(|v| v.as_str()) {
+        out.push(Setting {
+            key: "enable-policy".into(),
+            value: mode.into(),
+        });
+    }
+    if let Some(custom) = values.pointer("/cni/customConf").and_then(bool_text) {
+        out.push(Setting {
+            key: "custom-cni-conf".into(),
+            value: custom,
+        });
+    }
+    if let Some(exclusive) = values.pointer("/cni/exclusive").and_then(bool_text) {
+        out.push(Setting {
+            key: "cni-exclusive".into(),
+            value: exclusive,
+        });
+    }
+    out
+}
+
+/// Restarts the Cilium agents and operator so they read values they do not pick up by
+/// themselves (the chart's `rollOutCiliumPods` is false), then checks that the ConfigMap and
+/// every agent carry the settings. `token` names the values (their digest).
+pub fn settle_cilium(
+    b: &Builder,
+    values: &serde_json::Value,
+    token: &str,
+    restart: bool,
+) -> Vec<S> {
+    let mut steps = Vec::new();
+    if restart {
+        steps.push(ops::rollout_restart(
+            "daemonset",
+            "kube-system",
+            "cilium",
+            token,
+            "so every agent runs with the new values",
+        ));
+        steps.push(ops::rollout_restart(
+            "deployment",
+            "kube-system",
+            "cilium-operator",
+            token,
+            "so the operator runs with the new values",
+        ));
+    }
+    steps.push(verify_cilium_settings(b, values));
+    steps
+}
+
+/// Checks that cilium-config holds the values' settings and every agent reports its kube-proxy
+/// replacement as set.
+pub fn verify_cilium_settings(b: &Builder, values: &serde_json::Value) -> S {
+    let settings = cilium_settings(values);
+    let selector = b.cluster.agent_selector(CniKind::Cilium);
+    let kpr = settings
+        .iter()
+        .find(|s| s.key == "kube-proxy-replacement")
+        .map(|s| s.value == "true")
+        .unwrap_or(false);
+    let report = AgentReport {
+        container: "cilium-agent".into(),
+        command: vec![cilium_dbg(b.cluster).into(), "status".into()],
+        line: format!(
+            "^KubeProxyReplacement:[[:space:]]+{}",
+            if kpr { "True" } else { "False" }
+        ),
+    };
+    let mut commands: Vec<crate::shell::Sh> = settings
+        .iter()
+        .map(|setting| {
+            let path = format!("jsonpath={{.data.{}}}", setting.key.replace('.', "\\."));
+            sh!(
+                "out=$(kubectl -n kube-system get configmap cilium-config -o {}) && [ \"$out\" = {} ]",
+                path,
+                setting.value
+            )
+        })
+        .collect();
+    let status = crate::shell::argv(&report.command);
+    commands.push(sh!(
+        "pods=$(kubectl -n kube-system get pods -l {} -o name) && [ -n \"$pods\" ] && printf '%s\\n' \"$pods\" | while read -r p; do kubectl -n kube-system exec \"$p\" -c {} -- {} | grep -qE -- {} || {{ echo \"$p does not report it\"; exit 1; }}; done",
+        selector,
+        report.container,
+        crate::shell::Code(&status),
+        report.line
+    ));
+    let shown: Vec<String> = settings
+        .iter()
+        .map(|s| format!("{}={}", s.key, s.value))
+        .collect();
+    s(
+        Action::VerifySettings {
+            namespace: "kube-system".into(),
+            configmap: "cilium-config".into(),
+            settings,
+            daemonset: "cilium".into(),
+            selector,
+            report: Some(report),
+        },
+        format!(
+            "Check that cilium-config and every Cilium agent run with the new settings ({}).",
+            shown.join(", ")
+        ),
+        commands,
+        "every setting reads as set and every agent reports its kube-proxy replacement as set",
         600,
     )
 }
 
-/// Install method the plan uses, and why.
+/// `cilium-dbg` from Cilium 1.15 on, `cilium` before.
+fn cilium_dbg(cluster: &Cluster) -> &'static str {
+    let version = cilium_version(cluster);
+    let minor: u32 = version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(99);
+    if version.starts_with("1.") && minor < 15 {
+        "cilium"
+    } else {
+        "cilium-dbg"
+    }
+}
+
+/// Install method the plan uses.
 pub fn method(b: &Builder) -> InstallChoice {
     b.options.install.unwrap_or(match b.options.target {
         CniKind::Flannel if b.cluster.talos => InstallChoice::TalosUrls,

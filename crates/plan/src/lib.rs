@@ -1,22 +1,30 @@
 //! The planner: facts + target -> a reviewable plan (plan.yaml), generated artifacts and a
 //! runbook for people (runbook.md). Pure: no cluster access; `cniswap apply` executes plans.
 
+#[macro_use]
+mod shell;
+mod agent;
 mod artifacts;
+mod backup;
 mod check;
 mod context;
 mod handled;
 mod install;
 mod model;
+mod names;
+mod ops;
 mod order;
+mod probe;
 mod runbook;
 mod strategies;
 
 pub use context::{
     CALICO_VERSION, CILIUM_VERSION, FLANNEL_VERSION, InstallChoice, KubeProxyChoice, PlanOptions,
-    StrategyChoice,
+    StrategyChoice, default_agent_image,
 };
 pub use model::*;
 pub use runbook::render as runbook;
+pub use shell::quote;
 
 use cniswap_model::{CniKind, Facts, Severity};
 use cniswap_snapshot::Snapshot;
@@ -86,15 +94,66 @@ fn choose_strategy(
                     )
                 })
         }
+        StrategyChoice::Cutover if cluster.nodes.is_empty() => Err(error(
+            "--strategy cutover needs a running cluster, and the snapshot has no nodes",
+            "use --strategy fresh to configure a cluster before bootstrap",
+        )),
         StrategyChoice::Cutover => Ok((
             StrategyChoice::Cutover,
             "requested with --strategy cutover".into(),
+        )),
+        StrategyChoice::Fresh if !cluster.nodes.is_empty() => Err(error(
+            format!(
+                "--strategy fresh configures a cluster before bootstrap, and this one runs {} node(s)",
+                cluster.nodes.len()
+            ),
+            "use --strategy cutover or rolling (or auto) for a running cluster",
         )),
         StrategyChoice::Fresh => Ok((
             StrategyChoice::Fresh,
             "requested with --strategy fresh".into(),
         )),
     }
+}
+
+/// Refuses options that cannot work on this cluster, with the reason.
+fn check_options(cluster: &Cluster, options: &PlanOptions) -> Result<(), PlanError> {
+    if options.batch_size == 0 {
+        return Err(error(
+            "--batch-size 0 would switch no node",
+            "pass --batch-size 1 or more (control planes always go one at a time)",
+        ));
+    }
+    match options.install {
+        Some(InstallChoice::Omni) if !cluster.omni => {
+            return Err(error(
+                "--install omni: Omni does not manage this cluster (no Omni ConfigPatch, template or omni.sidero.dev label in the snapshot)",
+                "use --install talos-urls (Talos) or helm/manifests",
+            ));
+        }
+        Some(InstallChoice::TalosUrls | InstallChoice::Omni) if !cluster.talos => {
+            return Err(error(
+                "--install talos-urls: this cluster does not run Talos",
+                "use --install helm or manifests",
+            ));
+        }
+        _ => {}
+    }
+    if cluster.omni && cluster.omni_cluster.is_none() {
+        return Err(error(
+            "Omni manages this cluster, but the snapshot does not say its Omni cluster name (needed to label ConfigPatches)",
+            "add one of the cluster's Omni ConfigPatches (omnictl get configpatches -o yaml) or its cluster template under omni/ in the snapshot",
+        ));
+    }
+    if let Some(image) = &options.agent_image
+        && (image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err(error(
+            format!("--agent-image {image:?} is not an image reference"),
+            "pass an image every node can pull, e.g. registry.example.com/cniswap/cniswap:0.1.0",
+        ));
+    }
+    Ok(())
 }
 
 pub fn plan(
@@ -119,12 +178,22 @@ pub fn plan(
             "nothing to migrate; `cniswap inspect` shows the state",
         ));
     }
+    check_options(&cluster, options)?;
     let (strategy, strategy_reason) = choose_strategy(&cluster, options)?;
     let replace_kube_proxy = match options.kube_proxy {
         Some(KubeProxyChoice::Replace) => true,
         Some(KubeProxyChoice::Keep) => false,
         // Keep what the cluster does today: a cluster without kube-proxy needs a replacement.
-        None => !facts.kube_proxy.present && !cluster.nodes.is_empty(),
+        None if cluster.nodes.is_empty() => false,
+        None => match cluster.kube_proxy {
+            Some(present) => !present,
+            None => {
+                return Err(error(
+                    "kube-proxy: the snapshot cannot tell whether it runs (no kube-system DaemonSet was read)",
+                    "say what the plan should do: --kube-proxy keep (kube-proxy runs and stays) or --kube-proxy replace (the target takes over Services and kube-proxy is removed)",
+                ));
+            }
+        },
     };
     if replace_kube_proxy && target == CniKind::Flannel {
         return Err(error(
@@ -148,6 +217,7 @@ pub fn plan(
         estimated_outage_minutes: None,
     };
     let mut estimates = estimate(&cluster, strategy);
+    builder.outage_minutes = estimates.longest_outage_minutes;
     let lint_target = cniswap_lint::Target {
         estimated_outage_minutes: Some(estimates.longest_outage_minutes),
         ..lint_target
@@ -161,28 +231,36 @@ pub fn plan(
     .findings;
     estimates.exceeds_token_lifetime = preflight.iter().any(|f| f.rule == "MIG009");
 
-    builder.preflight(&preflight);
+    builder.preflight();
+    let restores = strategies::safeguards::relax(&mut builder, &preflight);
+    builder.replace_broken_omni_patches(&preflight);
     match strategy {
         StrategyChoice::Fresh => strategies::fresh::build(&mut builder),
         StrategyChoice::Cutover => strategies::cutover::build(&mut builder),
         _ => strategies::rolling::build(&mut builder),
     }
     strategies::verify::build(&mut builder);
-
+    strategies::safeguards::restore(&mut builder, restores);
     if strategy != StrategyChoice::Fresh {
         strategies::cleanup::build(&mut builder);
     }
     let install = install::method(&builder);
     let handled = handled::resolved(
         snapshot,
+        &cluster,
         &preflight,
         &builder.artifacts,
         &builder.resolves,
         lint_target,
     );
+    let agent_image = builder.agent_image();
     let strategies::Builder {
-        artifacts, phases, ..
+        artifacts,
+        phases,
+        risks,
+        ..
     } = builder;
+    estimates.risks = risks;
     let plan = Plan {
         schema_version: PLAN_SCHEMA_VERSION,
         cluster: cluster.name.clone(),
@@ -209,6 +287,7 @@ pub fn plan(
         } else {
             install.as_str().into()
         },
+        agent_image,
         preflight,
         handled,
         estimates,
@@ -250,7 +329,7 @@ pub fn blocking(plan: &Plan) -> Vec<&cniswap_model::Finding> {
 
 /// Per-node and total estimates (stated assumptions, not measurements).
 fn estimate(cluster: &Cluster, strategy: StrategyChoice) -> Estimates {
-    let talos_reboot = if cluster.talos { 180 } else { 240 };
+    let talos_reboot = cluster.reboot_seconds();
     let mut per_node = Vec::new();
     let mut total: u32 = 600; // install and finish
     for node in &cluster.nodes {
@@ -290,6 +369,7 @@ fn estimate(cluster: &Cluster, strategy: StrategyChoice) -> Estimates {
         total_minutes: total.div_ceil(60),
         longest_outage_minutes: longest.div_ceil(60),
         exceeds_token_lifetime: false,
+        risks: Vec::new(),
         assumptions: vec![
             "rolling: drain, agent restart and reboot take about 2 min plus 5 s per pod per node; a drained pod is down for its restart (30 s + up to 60 s)".into(),
             format!("reboot: {talos_reboot} s"),

@@ -47,6 +47,7 @@ mod tests {
             ip: None,
             pods: Vec::new(),
             bare_pods: Vec::new(),
+            unschedulable: false,
         }
     }
 

@@ -3,6 +3,26 @@
 use crate::model::{Plan, Step};
 use std::fmt::Write;
 
+/// A Markdown code fence longer than any run of backticks in `text`, so no value can close it.
+fn fence(text: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        if c == '`' {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    "`".repeat((longest + 1).max(3))
+}
+
+/// Text on one Markdown line: control characters become spaces.
+fn line(text: &str) -> String {
+    crate::artifacts::comment_line(text)
+}
+
 pub fn render(plan: &Plan) -> String {
     let mut out = String::new();
     let from = if plan.from.is_empty() {
@@ -13,10 +33,29 @@ pub fn render(plan: &Plan) -> String {
     let _ = writeln!(
         out,
         "# Runbook: {from} -> {} on {}\n",
-        plan.to, plan.cluster
+        plan.to,
+        line(&plan.cluster)
     );
+    let blocking = crate::blocking(plan);
+    if !blocking.is_empty() {
+        let _ = writeln!(
+            out,
+            "## Unresolved: fix these before you start\n\nThe plan was written with --force. No step of it resolves these error findings:\n"
+        );
+        for f in &blocking {
+            let _ = writeln!(
+                out,
+                "- **{} {}**: {}\n  - Fix: {}",
+                f.rule,
+                f.name,
+                line(&f.message),
+                line(&f.help)
+            );
+        }
+        let _ = writeln!(out);
+    }
     let _ = writeln!(out, "| | |\n|---|---|");
-    let _ = writeln!(out, "| platform | {} |", plan.platform);
+    let _ = writeln!(out, "| platform | {} |", line(&plan.platform));
     let _ = writeln!(
         out,
         "| strategy | **{}**: {} |",
@@ -26,11 +65,22 @@ pub fn render(plan: &Plan) -> String {
     let _ = writeln!(out, "| install | {} |", plan.install);
     let _ = writeln!(
         out,
-        "| estimate | about {} min in total; longest pod-network outage about {} min{} |\n",
+        "| estimate | about {} min in total; longest pod-network outage about {} min{} |",
         plan.estimates.total_minutes,
         plan.estimates.longest_outage_minutes,
         if plan.estimates.exceeds_token_lifetime {
             " (**over the 1 h token lifetime: MIG009**)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(out, "| node agent | `{}` |\n", line(&plan.agent_image));
+    let _ = writeln!(
+        out,
+        "Steps that work on nodes run the node agent image `{}` in a privileged pod in kube-system: every node must be able to pull it (mirror it and pass `--agent-image` otherwise). Commands need kubectl{}, curl for downloads, and awk.\n",
+        line(&plan.agent_image),
+        if plan.platform.starts_with("talos") {
+            ", talosctl"
         } else {
             ""
         }
@@ -44,23 +94,45 @@ pub fn render(plan: &Plan) -> String {
         let at = f
             .location
             .as_ref()
-            .map(|l| format!(" ({}:{})", l.file, l.line))
-            .or_else(|| f.object.as_ref().map(|o| format!(" ({o})")))
+            .map(|l| format!(" ({}:{})", line(&l.file), l.line))
+            .or_else(|| f.object.as_ref().map(|o| format!(" ({})", line(o))))
             .unwrap_or_default();
         let _ = writeln!(
             out,
             "- **{} {}** [{}]{at}: {}\n  - Fix: {}",
-            f.rule, f.name, f.severity, f.message, f.help
+            f.rule,
+            f.name,
+            f.severity,
+            line(&f.message),
+            line(&f.help)
         );
         if let Some(h) = plan.handled.iter().find(|h| h.covers(f)) {
-            let _ = writeln!(out, "  - Resolved by this plan: {}", h.by);
+            let _ = writeln!(out, "  - Resolved by this plan: {}", line(&h.by));
         }
     }
     let _ = writeln!(out);
 
+    if !plan.estimates.risks.is_empty() {
+        let _ = writeln!(out, "## What else the migration affects\n");
+        for r in &plan.estimates.risks {
+            let rule = r
+                .rule
+                .as_deref()
+                .map(|r| format!("{r}: "))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "- {rule}{}\n  - Handled: {}",
+                line(&r.effect),
+                line(&r.handling)
+            );
+        }
+        let _ = writeln!(out);
+    }
+
     let _ = writeln!(out, "## Files\n");
     for a in &plan.artifacts {
-        let _ = writeln!(out, "- `{}`: {}", a.path, a.description);
+        let _ = writeln!(out, "- `{}`: {}", a.path, line(&a.description));
     }
     let _ = writeln!(
         out,
@@ -75,7 +147,10 @@ pub fn render(plan: &Plan) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} s |",
-            n.node, n.role, n.pods_recreated, n.interruption_seconds
+            line(&n.node),
+            n.role,
+            n.pods_recreated,
+            n.interruption_seconds
         );
     }
     let _ = writeln!(
@@ -103,10 +178,29 @@ pub fn render(plan: &Plan) -> String {
     out
 }
 
+fn list(names: &[String]) -> String {
+    let shown: Vec<String> = names.iter().take(20).map(|n| line(n)).collect();
+    let more = names.len().saturating_sub(20);
+    format!(
+        "{}{}",
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    )
+}
+
 fn step_md(out: &mut String, step: &Step) {
-    let _ = writeln!(out, "**{}** {}\n", step.id, step.description);
+    let _ = writeln!(out, "**{}** {}\n", step.id, line(&step.description));
+    for note in &step.notes {
+        let _ = writeln!(out, "> {}\n", line(note));
+    }
     if !step.commands.is_empty() {
-        let _ = writeln!(out, "```sh\n{}\n```", step.commands.join("\n"));
+        let body = step.commands.join("\n");
+        let fence = fence(&body);
+        let _ = writeln!(out, "{fence}sh\n{body}\n{fence}");
     }
     let timeout = if step.timeout_seconds > 0 {
         format!(" Timeout: {} s.", step.timeout_seconds)
@@ -116,28 +210,23 @@ fn step_md(out: &mut String, step: &Step) {
     let _ = writeln!(
         out,
         "Done when: {}.{timeout}",
-        step.done_when.trim_end_matches('.')
+        line(step.done_when.trim_end_matches('.'))
     );
     if let Some(check) = &step.check {
-        let _ = writeln!(out, "Already done if this succeeds: `{check}`");
-    }
-    if !step.pods_recreated.is_empty() {
-        let shown: Vec<&str> = step
-            .pods_recreated
-            .iter()
-            .take(20)
-            .map(String::as_str)
-            .collect();
-        let more = step.pods_recreated.len().saturating_sub(20);
+        let fence = fence(check);
         let _ = writeln!(
             out,
-            "Pods recreated: {}{}.",
-            shown.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
+            "Already done if this succeeds:\n{fence}sh\n{check}\n{fence}"
+        );
+    }
+    if !step.pods_recreated.is_empty() {
+        let _ = writeln!(out, "Pods recreated: {}.", list(&step.pods_recreated));
+    }
+    if !step.pods_deleted.is_empty() {
+        let _ = writeln!(
+            out,
+            "Pods deleted and not recreated (no controller): {}.",
+            list(&step.pods_deleted)
         );
     }
     let _ = writeln!(out);

@@ -4,42 +4,12 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: a panic is a failed test
 
+mod common;
+
 use cniswap_model::{CniKind, Severity};
 use cniswap_plan::{Action, InstallChoice, KubeProxyChoice, Plan, PlanOptions, StrategyChoice};
-use std::path::{Path, PathBuf};
-
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
-}
-
-fn options(target: CniKind, strategy: StrategyChoice) -> PlanOptions {
-    PlanOptions {
-        target,
-        strategy,
-        kube_proxy: None,
-        install: None,
-        values: Vec::new(),
-        batch_size: 1,
-    }
-}
-
-fn plan_for(
-    snapshot: &cniswap_snapshot::Snapshot,
-    options: &PlanOptions,
-) -> Option<cniswap_plan::Output> {
-    let facts = cniswap_facts::detect(snapshot);
-    cniswap_plan::plan(snapshot, &facts, options).ok()
-}
-
-/// A written file of the plan by its path (`plan.yaml`, `artifacts/...`).
-fn file<'a>(output: &'a cniswap_plan::Output, path: &str) -> &'a str {
-    &output
-        .files
-        .iter()
-        .find(|(p, _)| p == path)
-        .unwrap_or_else(|| panic!("{path} not written"))
-        .1
-}
+use common::{assert_invariants, examples, file, options, plan_for};
+use std::path::Path;
 
 const CASES: &[(&str, CniKind)] = &[
     ("talos-flannel-homelab", CniKind::Cilium),
@@ -263,16 +233,16 @@ fn talos_patches_follow_the_config_format() {
 
 /// Talos never deletes what it rendered, and nothing else removes a replaced CNI's agent
 /// (TAL002): each source's DaemonSet is backed up and deleted, except where Calico's migration
-/// controller removes Flannel itself.
+/// controller removes Flannel itself (the plan's delete then finds it gone).
 fn assert_old_daemonsets_removed(plan: &Plan) {
-    if plan.strategy == "fresh" || (plan.strategy == "rolling" && plan.to == "calico") {
+    if plan.strategy == "fresh" {
         return;
     }
     let deleted = plan
         .phases
         .iter()
         .flat_map(|p| &p.steps)
-        .filter(|s| matches!(&s.action, Action::DeleteObject { kind, name, .. } if kind == "DaemonSet" && name != "kube-proxy"))
+        .filter(|s| matches!(&s.action, Action::DeleteObject { object, .. } if object.kind == "daemonset" && object.name != "kube-proxy"))
         .count();
     assert!(
         deleted >= plan.from.len(),
@@ -284,144 +254,10 @@ fn assert_old_daemonsets_removed(plan: &Plan) {
     );
 }
 
-/// The properties every plan keeps.
-fn assert_invariants(plan: &Plan) {
-    let all: Vec<&cniswap_plan::Step> = plan.phases.iter().flat_map(|p| &p.steps).collect();
-    for phase in &plan.phases {
-        assert!(
-            !phase.rollback.is_empty(),
-            "phase {} has no rollback",
-            phase.name
-        );
-    }
-    for step in plan
-        .phases
-        .iter()
-        .flat_map(|p| p.steps.iter().chain(&p.rollback))
-    {
-        if let Action::DeleteObject { backup, .. } = &step.action {
-            let saved = step
-                .commands
-                .iter()
-                .position(|c| c.contains(&format!("> {backup}")));
-            let deleted = step.commands.iter().position(|c| c.contains(" delete "));
-            let generated = backup.starts_with("artifacts/");
-            assert!(
-                generated || saved.is_some_and(|s| deleted.is_none_or(|d| s < d)),
-                "{} deletes without backing up first: {:?}",
-                step.id,
-                step.commands
-            );
-        }
-    }
-    let removes_kube_proxy = all.iter().any(|s| matches!(&s.action, Action::DeleteObject { name, .. } if name == "kube-proxy"))
-        || all.iter().any(|s| matches!(&s.action, Action::TalosPatch { file, .. } if file.ends_with("disable-kube-proxy.yaml")));
-    if removes_kube_proxy {
-        assert_eq!(plan.kube_proxy, "replace");
-        assert_ne!(
-            plan.to, "flannel",
-            "kube-proxy removed with Flannel as the target"
-        );
-    }
-    // Control planes after workers in every per-node sequence.
-    let node_order: Vec<(&str, bool)> = all
-        .iter()
-        .filter_map(|s| match &s.action {
-            Action::Drain { node }
-            | Action::NodeClean { node, .. }
-            | Action::RecreatePods { node } => Some(node.as_str()),
-            _ => None,
-        })
-        .map(|n| {
-            (
-                n,
-                plan.estimates
-                    .per_node
-                    .iter()
-                    .any(|e| e.node == n && e.role == "control-plane"),
-            )
-        })
-        .collect();
-    for phase in &plan.phases {
-        let mut seen_control_plane = false;
-        for step in &phase.steps {
-            if let Action::Drain { node } | Action::RecreatePods { node } = &step.action {
-                let cp = node_order.iter().any(|(n, cp)| n == node && *cp);
-                assert!(
-                    cp || !seen_control_plane,
-                    "worker {node} after a control plane in {}",
-                    phase.name
-                );
-                seen_control_plane |= cp;
-            }
-        }
-    }
-}
-
 mod generated {
     use super::*;
+    use common::cluster_yaml;
     use proptest::prelude::*;
-
-    /// A kubectl-shaped cluster: `workers` + `control_planes` nodes over `zones` zones, the
-    /// source CNI's DaemonSet and agent pods, an app pod per node, maybe kube-proxy.
-    pub(super) fn cluster_yaml(
-        source: CniKind,
-        control_planes: usize,
-        workers: usize,
-        zones: usize,
-        kube_proxy: bool,
-    ) -> String {
-        let (ns, ds, image) = match source {
-            CniKind::Calico => (
-                "calico-system",
-                "calico-node",
-                "quay.io/calico/node:v3.29.1",
-            ),
-            CniKind::Cilium => ("kube-system", "cilium", "quay.io/cilium/cilium:v1.16.5"),
-            CniKind::Canal => ("kube-system", "canal", "docker.io/calico/node:v3.29.1"),
-            CniKind::Weave => (
-                "kube-system",
-                "weave-net",
-                "ghcr.io/weaveworks/launcher/weave-kube:2.8.1",
-            ),
-            _ => (
-                "kube-flannel",
-                "kube-flannel-ds",
-                "ghcr.io/flannel-io/flannel:v0.25.1",
-            ),
-        };
-        let mut out = String::new();
-        let total = control_planes + workers;
-        let mut daemonsets = vec![(ns, ds, image)];
-        if kube_proxy {
-            daemonsets.push((
-                "kube-system",
-                "kube-proxy",
-                "registry.k8s.io/kube-proxy:v1.33.2",
-            ));
-        }
-        for i in 0..total {
-            let role = if i < control_planes {
-                "    node-role.kubernetes.io/control-plane: \"\"\n"
-            } else {
-                ""
-            };
-            out.push_str(&format!(
-                "apiVersion: v1\nkind: Node\nmetadata:\n  name: n{i}\n  labels:\n{role}    topology.kubernetes.io/zone: z{}\nspec:\n  podCIDR: 10.244.{i}.0/24\nstatus:\n  addresses:\n  - type: InternalIP\n    address: 192.168.1.{}\n  nodeInfo:\n    osImage: Debian GNU/Linux 12\n    kubeletVersion: v1.33.2\n  conditions:\n  - type: Ready\n    status: \"True\"\n---\n",
-                i % zones.max(1),
-                10 + i
-            ));
-            out.push_str(&format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: app-{i}\n  namespace: default\n  ownerReferences:\n  - kind: ReplicaSet\n    name: app\n    controller: true\nspec:\n  nodeName: n{i}\n  containers:\n  - name: app\n    image: app:1\nstatus:\n  phase: Running\n---\n"));
-        }
-        for (ns, name, image) in daemonsets {
-            out.push_str(&format!("apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    k8s-app: {name}\nspec:\n  selector:\n    matchLabels:\n      k8s-app: {name}\n  template:\n    metadata:\n      labels:\n        k8s-app: {name}\n    spec:\n      containers:\n      - name: {name}\n        image: {image}\nstatus:\n  desiredNumberScheduled: {total}\n  numberReady: {total}\n---\n"));
-            for i in 0..total {
-                out.push_str(&format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}-{i}\n  namespace: {ns}\n  labels:\n    k8s-app: {name}\n  ownerReferences:\n  - kind: DaemonSet\n    name: {name}\n    controller: true\nspec:\n  nodeName: n{i}\n  hostNetwork: true\n  containers:\n  - name: {name}\n    image: {image}\nstatus:\n  phase: Running\n  conditions:\n  - type: Ready\n    status: \"True\"\n---\n"));
-            }
-        }
-        out.push_str("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kubeadm-config\n  namespace: kube-system\ndata:\n  ClusterConfiguration: |\n    networking:\n      podSubnet: 10.244.0.0/16\n      serviceSubnet: 10.96.0.0/12\n");
-        out
-    }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
@@ -439,10 +275,7 @@ mod generated {
             batch in 1usize..4,
         ) {
             prop_assume!(source != target);
-            let dir = tempfile::tempdir().unwrap();
-            std::fs::create_dir_all(dir.path().join("cluster")).unwrap();
-            std::fs::write(dir.path().join("cluster/all.yaml"), cluster_yaml(source, control_planes, workers, zones, kube_proxy)).unwrap();
-            let snapshot = cniswap_snapshot::load(dir.path()).unwrap();
+            let (_dir, snapshot) = common::generated_snapshot(&cluster_yaml(source, control_planes, workers, zones, kube_proxy));
             let kube_proxy_choice = if replace { KubeProxyChoice::Replace } else { KubeProxyChoice::Keep };
             let opts = PlanOptions { kube_proxy: Some(kube_proxy_choice), batch_size: batch, ..options(target, strategy) };
             let facts = cniswap_facts::detect(&snapshot);
@@ -454,12 +287,12 @@ mod generated {
                     prop_assert!(expected, "{source} -> {target} {strategy:?}: {}", e.message);
                 }
                 Ok(output) => {
-                assert_invariants(&output.plan);
-                assert_old_daemonsets_removed(&output.plan);
-                // Workers are listed before control planes in the estimate order too.
-                let roles: Vec<&str> = output.plan.estimates.per_node.iter().map(|n| n.role.as_str()).collect();
-                let first_cp = roles.iter().position(|r| *r == "control-plane").unwrap_or(roles.len());
-                prop_assert!(roles[first_cp..].iter().all(|r| *r == "control-plane"), "{roles:?}");
+                    assert_invariants(&output.plan);
+                    assert_old_daemonsets_removed(&output.plan);
+                    // Workers are listed before control planes in the estimate order too.
+                    let roles: Vec<&str> = output.plan.estimates.per_node.iter().map(|n| n.role.as_str()).collect();
+                    let first_cp = roles.iter().position(|r| *r == "control-plane").unwrap_or(roles.len());
+                    prop_assert!(roles[first_cp..].iter().all(|r| *r == "control-plane"), "{roles:?}");
                 }
             }
         }
@@ -483,7 +316,13 @@ fn k3s_bundled_flannel_is_switched_off_in_the_distribution_config() {
     std::fs::create_dir_all(dir.path().join("cluster")).unwrap();
     std::fs::write(dir.path().join("cluster/nodes.yaml"), yaml).unwrap();
     let snapshot = cniswap_snapshot::load(dir.path()).unwrap();
-    let output = plan_for(&snapshot, &options(CniKind::Cilium, StrategyChoice::Auto)).unwrap();
+    // No kube-system DaemonSet and no k3s node-args: whether kube-proxy runs is unknown.
+    assert!(plan_for(&snapshot, &options(CniKind::Cilium, StrategyChoice::Auto)).is_none());
+    let opts = PlanOptions {
+        kube_proxy: Some(KubeProxyChoice::Keep),
+        ..options(CniKind::Cilium, StrategyChoice::Auto)
+    };
+    let output = plan_for(&snapshot, &opts).unwrap();
     let plan = output.plan;
     assert_eq!(plan.strategy, "cutover", "{}", plan.strategy_reason);
     assert!(
@@ -499,11 +338,11 @@ fn k3s_bundled_flannel_is_switched_off_in_the_distribution_config() {
         .unwrap();
     assert!(
         settings
-            .commands
+            .notes
             .iter()
             .any(|c| c.contains("flannel-backend: none")),
         "{:?}",
-        settings.commands
+        settings.notes
     );
     assert_invariants(&plan);
 }
@@ -635,8 +474,14 @@ fn findings_the_plan_resolves_do_not_block_it() {
         plan.handled.iter().any(|h| h.rule == "CAL003"),
         "a step pins Calico's address detection"
     );
+    // The PodDisruptionBudget that allows no disruption is relaxed for the window and
+    // restored after verification: it no longer refuses the plan.
     assert!(
-        !blocking.contains(&"CAL003") && blocking.contains(&"MIG003"),
+        plan.handled.iter().any(|h| h.rule == "MIG003"),
+        "a step relaxes the blocking PDB"
+    );
+    assert!(
+        !blocking.contains(&"CAL003") && !blocking.contains(&"MIG003"),
         "{blocking:?}"
     );
 }
@@ -757,44 +602,47 @@ fn rolling_to_flannel_holds_its_daemonset_until_the_selector_is_set() {
     )
     .unwrap();
     assert_invariants(&output.plan);
-    let install = output
-        .plan
-        .phases
+    // Flannel's manifest is rendered with a nodeSelector, so it never starts on a node that
+    // still runs the old CNI, and with the cluster's network.
+    let selector = file(&output, "artifacts/flannel/node-selector-patch.yaml");
+    let parsed: serde_json::Value = serde_saphyr::from_str(selector).unwrap();
+    assert_eq!(
+        parsed["spec"]["template"]["spec"]["nodeSelector"]["cniswap.io/cni"],
+        "flannel"
+    );
+    let kustomization: serde_json::Value =
+        serde_saphyr::from_str(file(&output, "artifacts/flannel/kustomization.yaml")).unwrap();
+    assert_eq!(kustomization["resources"][0], "kube-flannel.yml");
+    assert_eq!(kustomization["patches"].as_array().unwrap().len(), 2);
+    let net_conf: serde_json::Value =
+        serde_saphyr::from_str(file(&output, "artifacts/flannel/net-conf-patch.yaml")).unwrap();
+    let net_conf: serde_json::Value =
+        serde_json::from_str(net_conf["data"]["net-conf.json"].as_str().unwrap()).unwrap();
+    assert_eq!(net_conf["Network"], "10.244.0.0/16");
+    let steps = common::steps(&output.plan);
+    let render = steps
         .iter()
-        .flat_map(|p| &p.steps)
-        .find(|s| s.description.starts_with("Install Flannel"))
+        .position(|s| matches!(&s.action, Action::RenderManifest { file, .. } if file == "artifacts/flannel/rendered.yaml"))
         .unwrap();
-    let at = |needle: &str| {
-        install
+    let apply = steps
+        .iter()
+        .position(|s| matches!(&s.action, Action::ApplyManifest { file } if file == "artifacts/flannel/rendered.yaml"))
+        .unwrap();
+    assert!(render < apply);
+    assert!(
+        steps[render]
             .commands
             .iter()
-            .position(|c| c.contains(needle))
-            .unwrap_or_else(|| panic!("{needle}: {:?}", install.commands))
-    };
-    assert!(
-        at("create quota cniswap-hold --hard=pods=0")
-            < at("kubectl apply -f artifacts/flannel/kube-flannel.yml")
+            .any(|c| c.contains("\"Network\":\"10.244.0.0/16\""))
     );
-    assert!(at("kubectl apply -f artifacts/flannel/kube-flannel.yml") < at("nodeSelector"));
-    assert!(at("nodeSelector") < at("delete quota cniswap-hold"));
-    // The network is the cluster's; the manifest already carries it, so no edit is needed.
-    assert!(install.commands.iter().any(
-        |c| c == "grep -q '\"Network\": \"10.244.0.0/16\"' artifacts/flannel/kube-flannel.yml"
-    ));
 }
 
 /// Canal and Weave are sources only: cutover to each target, with files that lint clean.
 #[test]
 fn canal_and_weave_clusters_cut_over_to_every_target() {
     for source in [CniKind::Canal, CniKind::Weave] {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("cluster")).unwrap();
-        std::fs::write(
-            dir.path().join("cluster/all.yaml"),
-            generated::cluster_yaml(source, 1, 3, 2, true),
-        )
-        .unwrap();
-        let snapshot = cniswap_snapshot::load(dir.path()).unwrap();
+        let (dir, snapshot) =
+            common::generated_snapshot(&common::cluster_yaml(source, 1, 3, 2, true));
         for target in [CniKind::Flannel, CniKind::Calico, CniKind::Cilium] {
             let output = plan_for(&snapshot, &options(target, StrategyChoice::Auto)).unwrap();
             assert_eq!(
@@ -806,7 +654,7 @@ fn canal_and_weave_clusters_cut_over_to_every_target() {
             assert_invariants(&output.plan);
             assert_old_daemonsets_removed(&output.plan);
             assert_artifacts_lint_clean(dir.path(), &output);
-            let cleans = output.plan.phases.iter().flat_map(|p| &p.steps).filter(|s| matches!(&s.action, Action::NodeClean { cni, .. } if *cni == source.to_string())).count();
+            let cleans = output.plan.phases.iter().flat_map(|p| &p.steps).filter(|s| matches!(&s.action, Action::NodeClean { cni, dry_run: false, .. } if *cni == source.to_string())).count();
             assert_eq!(cleans, 4, "{source} -> {target}: one node clean per node");
         }
     }

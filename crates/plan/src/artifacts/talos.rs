@@ -3,7 +3,9 @@
 //! `KubeProxyConfig enabled: false`; in v1alpha1 by `cni.name: none` and `proxy.disabled`.
 
 use super::Artifacts;
-use crate::context::Cluster;
+use crate::context::{Cluster, PlanNode};
+use crate::model::Action;
+use crate::ops::{S, s};
 use serde_json::{Value, json};
 
 /// A patch and its inverse.
@@ -106,108 +108,171 @@ pub fn write(artifacts: &mut Artifacts, cluster: &Cluster, patch: &TalosPatch) -
 }
 
 /// Omni's machine set for a role, as Omni names the default ones.
-fn machine_set(cluster: &Cluster, role: &str) -> String {
+fn machine_set(cluster: &str, role: &str) -> String {
     if role == "controlplane" {
-        format!("{}-control-planes", cluster.name)
+        format!("{cluster}-control-planes")
     } else {
-        format!("{}-workers", cluster.name)
+        format!("{cluster}-workers")
     }
 }
 
-/// On Omni, writes what carries the patch to one role's machines: an entry for the template's
-/// ControlPlane or Workers document (template sync deletes standalone ConfigPatches), or a
-/// ConfigPatch labelled for the machine set. Rollback removes it, so only the forward form exists.
-pub fn write_omni(
+/// The id of cniswap's Omni ConfigPatch for a patch and role (weight 400: machine sets).
+pub fn omni_id(patch: &TalosPatch, role: &str) -> String {
+    format!("400-cniswap-{}-{role}", patch.name)
+}
+
+/// The Omni ConfigPatch resource that carries a Talos patch to one role's machine set.
+pub fn omni_config_patch(cluster: &str, patch: &TalosPatch, role: &str) -> Value {
+    json!({
+        "metadata": {
+            "namespace": "default",
+            "type": "ConfigPatches.omni.sidero.dev",
+            "id": omni_id(patch, role),
+            "labels": {
+                "omni.sidero.dev/cluster": cluster,
+                "omni.sidero.dev/machine-set": machine_set(cluster, role),
+            },
+        },
+        // The patch documents, serialized as Talos reads them.
+        "spec": {"data": super::documents(&patch.apply)},
+    })
+}
+
+/// The step that applies a Talos patch to one role's nodes (talosctl, an Omni ConfigPatch, or
+/// an Omni template entry), and the step that takes it back.
+pub fn steps(
     artifacts: &mut Artifacts,
     cluster: &Cluster,
     patch: &TalosPatch,
     role: &str,
-    file: &str,
-) {
+    nodes: &[&PlanNode],
+    (file, rollback_file): (&str, &str),
+    why: &str,
+) -> (S, S) {
+    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let endpoints = Cluster::talos_endpoints(nodes);
     if let Some(template) = &cluster.omni_template {
         let document = if role == "controlplane" {
             "ControlPlane"
         } else {
-            "Workers (every one)"
+            "Workers"
         };
-        let entry = json!([{"name": format!("cniswap-{}-{role}", patch.name), "file": file}]);
-        artifacts.add_yaml(
+        let entry_name = format!("cniswap-{}-{role}", patch.name);
+        let entry = artifacts.add_yaml(
             &format!("omni/template-{}-{role}.yaml", patch.name),
             &format!(
                 "Entry for the `patches:` list of the `kind: {document}` document in {template} (paths are relative to where omnictl runs: the plan directory)"
             ),
-            &entry,
+            &json!([{"name": entry_name, "file": file}]),
         );
-        return;
-    }
-    let data: String = patch
-        .apply
-        .iter()
-        .map(super::yaml)
-        .collect::<Vec<_>>()
-        .join("---\n");
-    let resource = json!({
-        "metadata": {
-            "namespace": "default",
-            "type": "ConfigPatches.omni.sidero.dev",
-            "id": format!("400-cniswap-{}-{role}", patch.name),
-            "labels": {
-                "omni.sidero.dev/cluster": cluster.name,
-                "omni.sidero.dev/machine-set": machine_set(cluster, role),
-            },
-        },
-        "spec": {"data": data},
-    });
-    artifacts.add_yaml(
-        &format!("omni/400-cniswap-{}-{role}.yaml", patch.name),
-        &format!(
-            "Omni ConfigPatch for the {} machine set: {}",
-            machine_set(cluster, role),
-            patch.name
-        ),
-        &resource,
-    );
-}
-
-/// The commands that apply (or, with `undo`, take back) a Talos patch on one role's nodes.
-pub fn apply_commands(
-    cluster: &Cluster,
-    patch: &str,
-    file: &str,
-    targets: &str,
-    role: &str,
-    undo: bool,
-) -> Vec<String> {
-    if cluster.omni {
-        let id = format!("cniswap-{patch}-{role}");
-        if let Some(template) = &cluster.omni_template {
-            let document = if role == "controlplane" {
-                "ControlPlane"
-            } else {
-                "Workers"
+        let sync = |remove: bool| {
+            let action = Action::OmniTemplatePatch {
+                template: template.clone(),
+                document: document.into(),
+                entry: entry.clone(),
+                remove,
             };
-            let change = if undo {
-                format!("# remove the {id} entry from the {document} patches: in {template}")
+            let note = if remove {
+                format!(
+                    "Remove the {entry_name} entry from the {document} document's patches: in {template}."
+                )
             } else {
                 format!(
-                    "# add the entry in artifacts/omni/template-{patch}-{role}.yaml to the {document} patches: in {template}"
+                    "Add the entry in {entry} to the {document} document's patches: in {template}."
                 )
             };
-            return vec![
-                change,
-                format!("omnictl cluster template validate -f {template}"),
-                format!("omnictl cluster template diff -f {template}"),
-                format!("omnictl cluster template sync -f {template}"),
-            ];
-        }
-        if undo {
-            return vec![format!(
-                "omnictl delete configpatches.omni.sidero.dev 400-{id}"
-            )];
-        }
-        return vec![format!("omnictl apply -f artifacts/omni/400-{id}.yaml")];
+            s(
+                action,
+                if remove {
+                    format!(
+                        "Take the {role} patch ({}) out of the Omni cluster template.",
+                        patch.name
+                    )
+                } else {
+                    format!("Patch the {role} machines through the Omni cluster template: {why}.")
+                },
+                vec![
+                    sh!("omnictl cluster template validate -f {}", template),
+                    sh!("omnictl cluster template diff -f {}", template),
+                    sh!("omnictl cluster template sync -f {}", template),
+                ],
+                if remove {
+                    "`omnictl cluster template diff` shows nothing and the entry is gone"
+                        .to_string()
+                } else {
+                    "`omnictl cluster template diff` shows nothing and the entry is in the template"
+                        .to_string()
+                },
+                600,
+            )
+            .note(note)
+        };
+        return (sync(false), sync(true));
     }
-    vec![format!(
-        "talosctl -n {targets} patch machineconfig --patch @{file}"
-    )]
+    if cluster.omni {
+        let omni_cluster = cluster.omni_cluster.clone().unwrap_or_default();
+        let id = omni_id(patch, role);
+        let resource = artifacts.add_yaml(
+            &format!("omni/{id}.yaml"),
+            &format!(
+                "Omni ConfigPatch for the {} machine set: {}",
+                machine_set(&omni_cluster, role),
+                patch.name
+            ),
+            &omni_config_patch(&omni_cluster, patch, role),
+        );
+        let apply = s(
+            Action::OmniConfigPatch {
+                patch_id: id.clone(),
+                cluster: omni_cluster.clone(),
+                file: resource.clone(),
+                remove: false,
+                backup: None,
+            },
+            format!("Patch the {role} machines through Omni: {why}."),
+            vec![sh!("omnictl apply -f {}", resource)],
+            format!("`omnictl get configpatches.omni.sidero.dev {id}` exists"),
+            600,
+        );
+        let undo = s(
+            Action::OmniConfigPatch {
+                patch_id: id.clone(),
+                cluster: omni_cluster,
+                file: resource.clone(),
+                remove: true,
+                backup: Some(resource),
+            },
+            format!("Delete the Omni ConfigPatch {id} ({role}, {}).", patch.name),
+            vec![sh!("omnictl delete configpatches.omni.sidero.dev {}", id)],
+            format!("`omnictl get configpatches.omni.sidero.dev` lists no {id}"),
+            600,
+        );
+        return (apply, undo);
+    }
+    let talosctl = |file: &str, undo: bool| {
+        let targets = endpoints.join(",");
+        let patch_arg = format!("@{file}");
+        s(
+            Action::TalosPatch {
+                role: role.into(),
+                nodes: names.clone(),
+                endpoints: endpoints.clone(),
+                file: file.into(),
+            },
+            if undo {
+                format!("Undo the {role} patch ({}).", patch.name)
+            } else {
+                format!("Patch the {role} Talos configs: {why}.")
+            },
+            vec![sh!(
+                "talosctl -n {} patch machineconfig --mode=no-reboot --patch {}",
+                targets,
+                patch_arg
+            )],
+            format!("`talosctl -n {targets} get machineconfig -o yaml` shows {file} applied"),
+            300,
+        )
+        .note("--mode=no-reboot: a change that needs a reboot fails instead of rebooting the node.")
+    };
+    (talosctl(file, false), talosctl(rollback_file, true))
 }

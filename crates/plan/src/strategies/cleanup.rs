@@ -3,9 +3,9 @@
 //! Left behind, these keep reconciling, hold stale IPAM and policies, and confuse the next
 //! person who reads the cluster (MIG011).
 
-use super::{Builder, S, s};
-use crate::check::{apply_backup, apply_backup_list};
-use crate::model::Action;
+use super::Builder;
+use crate::model::{Action, ObjectRef, Probe};
+use crate::ops::{self, S, s};
 use cniswap_model::{CniKind, InstallMethod};
 
 /// CRD groups a CNI owns.
@@ -34,9 +34,7 @@ fn leftovers(
             ("clusterrolebinding", None, "flannel"),
             ("clusterrole", None, "flannel"),
         ],
-        (CniKind::Calico, Some(InstallMethod::TigeraOperator)) => {
-            vec![("installation", None, "default")]
-        }
+        (CniKind::Calico, Some(InstallMethod::TigeraOperator)) => Vec::new(),
         (CniKind::Cilium, Some(InstallMethod::Helm)) => Vec::new(),
         (CniKind::Cilium, _) => vec![
             ("deployment", Some("kube-system"), "cilium-operator"),
@@ -60,99 +58,156 @@ fn leftovers(
     }
 }
 
+/// The Tigera operator's Calico: the Installation is deleted first (with the operator still
+/// stopped, it only gets its deletion mark), then the operator is started so it tears Calico
+/// down and lets the Installation go; started while the Installation still stood, it would
+/// recreate calico-node, whose 10-calico.conflist sorts before Flannel's. Then every node is
+/// checked: no Calico CNI config, no NetworkUnavailable left by the stopping agents.
+fn tigera(b: &Builder, steps: &mut Vec<S>, undo: &mut Vec<S>) {
+    let installation = ObjectRef::new("installation", None, "default");
+    let backup = ops::backup_file(&installation);
+    steps.push(s(
+        Action::DeleteObject {
+            object: installation.clone(),
+            backup: backup.clone(),
+        },
+        "Back up the Installation and mark it for deletion (the stopped operator holds its finalizer; nothing is recreated).",
+        vec![
+            crate::backup::write_once(&crate::backup::get_yaml(&installation), &backup),
+            sh!("kubectl delete installation default --ignore-not-found --wait=false"),
+        ],
+        "the Installation is gone or being deleted",
+        120,
+    ));
+    if let Some((_, mut resume)) = b.pause_controller(CniKind::Calico) {
+        resume.description =
+            "Start the Tigera operator: it removes Calico and releases the Installation.".into();
+        steps.push(resume);
+    }
+    steps.push(ops::verify(
+        "the Installation is gone",
+        vec![Probe::Absent {
+            object: installation.clone(),
+        }],
+        "Wait until the operator released the Installation.".into(),
+        "`kubectl get installation default` says NotFound",
+    ));
+    for node in &b.cluster.nodes {
+        steps.push(ops::node_files(
+            &node.name,
+            &[
+                "/etc/cni/net.d/10-calico.conflist",
+                "/etc/cni/net.d/calico-kubeconfig",
+            ],
+            None,
+            format!(
+                "Remove any Calico CNI config the operator's teardown left on {}.",
+                node.name
+            ),
+        ));
+        steps.push(ops::clear_network_unavailable(&node.name));
+    }
+    let inventory_probes: Vec<Probe> = b
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| Probe::NodeInventory {
+            node: n.name.clone(),
+            pod: crate::agent::pod(
+                "inventory",
+                &n.name,
+                &b.agent_image(),
+                crate::agent::cniswap(&["node", "inventory", "--root", "/host"]),
+            ),
+        })
+        .collect();
+    steps.push(ops::verify(
+        "each node's first CNI config is the target's",
+        inventory_probes,
+        "Check every node: the node agent finds no error (NOD001: a stale config sorting first)."
+            .into(),
+        "the node agent exits 0 on every node",
+    ));
+    undo.insert(
+        0,
+        ops::restore_backup(&backup, "Recreate the Installation from its backup.".into()),
+    );
+    let tigera_backup = "backups/tigera-operator-namespace.yaml";
+    let namespace = ObjectRef::new("namespace", None, "tigera-operator");
+    steps.push(s(
+        Action::DeleteObject {
+            object: namespace.clone(),
+            backup: tigera_backup.into(),
+        },
+        "Back up and remove the Tigera operator (its Helm release, if any, and its namespace).",
+        vec![
+            crate::backup::write_once(
+                &sh!("kubectl -n tigera-operator get deployment,serviceaccount,configmap --ignore-not-found -o yaml"),
+                tigera_backup,
+            ),
+            sh!("out=$(helm -n tigera-operator list -a --filter '^calico$' -q) && {{ [ -z \"$out\" ] || helm -n tigera-operator uninstall calico --wait; }}"),
+            sh!("kubectl delete namespace tigera-operator --ignore-not-found --timeout=10m"),
+        ],
+        "`kubectl get namespace tigera-operator` says NotFound",
+        900,
+    ));
+    undo.insert(
+        0,
+        ops::gate(
+            "Is the Tigera operator reinstalled as it was?",
+            format!("Reinstall the Tigera operator the way it was installed (Helm chart or tigera-operator.yaml, same version; {tigera_backup} shows what ran); the Installation is restored next."),
+            vec![sh!("kubectl create namespace tigera-operator")],
+            "deployment tigera-operator is Available",
+        ),
+    );
+}
+
 fn remove_source(b: &Builder, cni: CniKind) -> (Vec<S>, Vec<S>) {
     let install = b.cluster.install_of(cni);
     let mut steps = Vec::new();
     let mut undo = Vec::new();
     if install == Some(InstallMethod::TigeraOperator) {
-        // The Installation's finalizer needs the operator that the switch stopped.
-        if let Some((_, mut resume)) = b.pause_controller(cni) {
-            resume.description =
-                "Start the Tigera operator again: deleting the Installation waits for it.".into();
-            steps.push(resume);
-        }
+        tigera(b, &mut steps, &mut undo);
     }
     if cni == CniKind::Cilium && install == Some(InstallMethod::Helm) {
-        let backup = "backups/cilium-release-values.yaml";
+        let backup = "backups/helm-kube-system-cilium-values.yaml";
         steps.push(s(
             Action::HelmUninstall {
                 release: "cilium".into(),
                 namespace: "kube-system".into(),
                 backup: backup.into(),
             },
-            "Uninstall the old Cilium release (operator, config, RBAC).",
+            "Back up the old Cilium release's values and uninstall it (operator, config, RBAC).",
             vec![
-                format!("helm -n kube-system get values cilium --all -o yaml > {backup}"),
-                "helm -n kube-system uninstall cilium --wait".into(),
+                crate::backup::write_once(
+                    &sh!("helm -n kube-system get values cilium --all -o yaml"),
+                    backup,
+                ),
+                sh!("out=$(helm -n kube-system list -a --filter '^cilium$' -q) && {{ [ -z \"$out\" ] || helm -n kube-system uninstall cilium --wait; }}"),
             ],
             "`helm -n kube-system status cilium` says not found",
             600,
         ));
-        undo.push(s(
-            Action::ManualGate { question: "Reinstall the old Cilium?".into() },
-            "Reinstall the old Cilium release with its saved values.",
-            vec![format!("helm upgrade --install cilium cilium/cilium -n kube-system -f {backup}  # with the version it had")],
+        let version = b
+            .cluster
+            .facts
+            .cnis
+            .iter()
+            .find(|c| c.kind == CniKind::Cilium)
+            .and_then(|c| c.version.clone())
+            .unwrap_or_else(|| "the version it had".into());
+        undo.push(ops::gate(
+            "Reinstall the old Cilium?",
+            format!("Reinstall the old Cilium release ({version}) with its saved values."),
+            Vec::new(),
             "ds/cilium is ready",
-            900,
-        ));
+        ).note(format!("helm upgrade --install cilium cilium --repo https://helm.cilium.io --version {version} -n kube-system -f {backup}")));
     }
     for (kind, namespace, name) in leftovers(cni, install) {
-        let ns = namespace.map(|n| format!("-n {n} ")).unwrap_or_default();
-        let backup = format!("backups/{cni}-{kind}-{name}.yaml");
-        steps.push(s(
-            Action::DeleteObject {
-                kind: kind.into(),
-                namespace: namespace.map(str::to_string),
-                name: name.into(),
-                backup: backup.clone(),
-            },
-            format!(
-                "Back up and delete {kind} {}{name} ({cni}).",
-                namespace.map(|n| format!("{n}/")).unwrap_or_default()
-            ),
-            vec![
-                format!("kubectl {ns}get {kind} {name} --ignore-not-found -o yaml > {backup}"),
-                format!("kubectl {ns}delete {kind} {name} --ignore-not-found --timeout=10m"),
-            ],
-            format!("`kubectl {ns}get {kind} {name}` says NotFound"),
-            600,
-        ));
-        undo.insert(
-            0,
-            s(
-                Action::ApplyManifest {
-                    file: backup.clone(),
-                },
-                format!("Recreate {kind} {name} from its backup."),
-                vec![format!("test ! -s {backup} || {}", apply_backup(&backup))],
-                format!("{kind} {name} exists again (if it existed)"),
-                300,
-            ),
-        );
-    }
-    if install == Some(InstallMethod::TigeraOperator) {
-        let backup = "backups/calico-tigera-operator.yaml";
-        steps.push(s(
-            Action::DeleteObject { kind: "namespace".into(), namespace: None, name: "tigera-operator".into(), backup: backup.into() },
-            "Back up and remove the Tigera operator (its Helm release, if any, and its namespace).",
-            vec![
-                format!("kubectl -n tigera-operator get deployment,serviceaccount,configmap -o yaml > {backup}"),
-                "helm -n tigera-operator list -q | grep -qx calico && helm -n tigera-operator uninstall calico  # when installed with Helm".into(),
-                "kubectl delete namespace tigera-operator --ignore-not-found --timeout=10m".into(),
-            ],
-            "`kubectl get namespace tigera-operator` says NotFound",
-            600,
-        ));
-        undo.insert(
-            0,
-            s(
-                Action::ManualGate { question: "Reinstall the Tigera operator?".into() },
-                format!("Reinstall the Tigera operator the way it was installed (Helm chart or tigera-operator.yaml, same version; {backup} shows what ran); the Installation is restored next."),
-                vec!["kubectl create namespace tigera-operator".into()],
-                "deployment tigera-operator is Available",
-                900,
-            ),
-        );
+        let (delete, restore) =
+            ops::delete_object(ObjectRef::new(kind, namespace, name), &format!(" ({cni})"));
+        steps.push(delete);
+        undo.insert(0, restore);
     }
     let groups = crd_groups(cni);
     // Canal's CRDs are Calico's: keep them when Calico is the target.
@@ -160,58 +215,53 @@ fn remove_source(b: &Builder, cni: CniKind) -> (Vec<S>, Vec<S>) {
         .iter()
         .any(|g| groups.contains(g));
     if !groups.is_empty() && !shared {
-        let pattern = groups
-            .iter()
-            .map(|g| format!("\\.{}", g.replace('.', "\\.")))
-            .collect::<Vec<_>>()
-            .join("|");
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        let pattern = crate::check::crd_pattern(&groups);
         let dir = format!("backups/{cni}-crds");
+        let tmp = format!("{dir}.tmp");
         steps.push(s(
-            Action::DeleteObject { kind: "CustomResourceDefinition".into(), namespace: None, name: format!("({pattern})$"), backup: dir.clone() },
+            Action::DeleteCrds { groups: groups.clone(), backup: dir.clone() },
             format!("Back up {cni}'s custom resources and CRDs, then delete the CRDs (their objects, policies included, go with them: MIG007)."),
             vec![
-                format!("mkdir -p {dir}"),
-                format!("for crd in $(kubectl get crd -o name | grep -E '({pattern})$'); do n=${{crd#*/}}; kubectl get crd \"$n\" -o yaml > {dir}/crd-$n.yaml; kubectl get \"$n\" -A -o yaml > {dir}/objects-$n.yaml; done"),
-                format!("for crd in $(kubectl get crd -o name | grep -E '({pattern})$'); do kubectl delete \"$crd\" --timeout=5m; done"),
+                // The whole directory is written aside and renamed when every file is in it.
+                // The CRD list is read first: an API server that fails writes no backup.
+                sh!(
+                    "test -e {} || {{ rm -rf {} && mkdir -p {} && crds=$(kubectl get crd -o name) && ( for crd in $(printf '%s\\n' \"$crds\" | grep -E -- {}); do n=${{crd#*/}}; kubectl get crd \"$n\" -o yaml > {}/\"crd-$n.yaml\" && kubectl get \"$n\" -A -o yaml > {}/\"objects-$n.yaml\" || exit 1; done ) && mv {} {}; }}",
+                    dir, tmp, tmp, pattern, tmp, tmp, tmp, dir
+                ),
+                sh!(
+                    "crds=$(kubectl get crd -o name) && ( for crd in $(printf '%s\\n' \"$crds\" | grep -E -- {}); do kubectl delete \"$crd\" --timeout=5m || exit 1; done )",
+                    pattern
+                ),
             ],
-            format!("`kubectl get crd | grep -E '{}'` lists nothing", groups.join("|")),
+            format!("no CRD of {} is left", groups.join(", ")),
             600,
         ));
-        undo.insert(
-            0,
-            s(
-                Action::RestoreBackup { path: dir.clone() },
-                format!("Recreate {cni}'s CRDs, then their objects, from the backup."),
-                vec![
-                    format!(
-                        "for f in {dir}/crd-*.yaml; do {}; done",
-                        apply_backup("\"$f\"")
-                    ),
-                    format!(
-                        "for f in {dir}/objects-*.yaml; do {}; done",
-                        apply_backup_list("\"$f\"")
-                    ),
-                ],
-                "the CRDs and their objects exist again",
-                600,
-            ),
+        let mut restore = s(
+            Action::RestoreBackup {
+                path: format!("{dir}/"),
+                replace: false,
+            },
+            format!("Recreate {cni}'s CRDs, then their objects, from the backup."),
+            crate::backup::restore_crds(&dir),
+            "the CRDs and their objects exist again",
+            600,
         );
+        restore
+            .notes
+            .push("CRDs first: their objects need them.".into());
+        undo.insert(0, restore);
     }
     (steps, undo)
 }
 
 /// Adds the cleanup phase for every source CNI; nothing when there is nothing to remove.
 pub fn build(b: &mut Builder) {
-    let mut steps = vec![s(
-        Action::ManualGate {
-            question:
-                "Has the cluster run well on the target long enough to give up the quick way back?"
-                    .into(),
-        },
+    let mut steps = vec![ops::gate(
+        "Has the cluster run well on the target long enough to give up the quick way back?",
         "Confirm the verification passed and the cluster has run on the target for a while: after this phase the old CNI can only come back from backups.",
-        vec!["cniswap inspect".into()],
+        vec![ops::cniswap(&["inspect"])],
         "you accept that rollback is from backups from here on",
-        0,
     )];
     let mut rollback = Vec::new();
     for cni in b.cluster.sources.clone() {

@@ -1,18 +1,54 @@
-//! Cutover: one window. Talos stops rendering the old CNI (control planes, then workers), the
-//! old CNI is backed up and removed, the target installed; then per batch of nodes the old
-//! node state is cleaned and the node's pods recreated. Cross-node traffic between switched and
-//! unswitched nodes is down during the window; the plan says how long.
+//! Cutover: one window. What can fail without harm is done first (manifests downloaded and
+//! rendered, the chart and values checked); then, behind a gate that opens the outage, Talos
+//! stops rendering the old CNI (control planes, then workers), the old CNI is backed up and
+//! removed, the target installed; then per batch of nodes the old node state is cleaned, the
+//! target's agent restarted there and the node's pods recreated. Cross-node traffic between
+//! switched and unswitched nodes is down during the window; the plan says how long.
 
-use super::{Builder, s};
+use super::Builder;
 use crate::install;
-use crate::model::Action;
+use crate::model::{Action, Probe, Render};
+use crate::ops::{self, s};
+use cniswap_model::CniKind;
 
 pub fn build(b: &mut Builder) {
     let target = b.options.target;
-    let sources = b.cluster.sources.clone();
+    let (install_steps, uninstall) = install::target(b, None);
+    // Downloads and renders change nothing: they run before the outage, so a chart that does
+    // not render or a URL that does not answer stops the plan while the old CNI still runs.
+    let (mut prepare, install_steps): (Vec<_>, Vec<_>) = install_steps.into_iter().partition(|s| {
+        matches!(
+            s.action,
+            Action::Download { .. } | Action::RenderManifest { .. }
+        )
+    });
+    if let Some(check) = check_render(b) {
+        prepare.push(check);
+    }
+    b.phase(
+        "Prepare the target",
+        "Everything the install needs is downloaded and renders; nothing in the cluster changes.",
+        prepare,
+        Vec::new(),
+    );
 
-    // Stop the old CNI (and kube-proxy when it is replaced).
-    let (mut steps, mut rollback) = b.distribution_settings();
+    let minutes = b.outage_minutes;
+    let mut steps = vec![s(
+        Action::ManualGate {
+            question: format!(
+                "Start the outage? Pod-to-pod traffic stops from here until each node is switched (about {minutes} min in total)."
+            ),
+            starts_outage: true,
+        },
+        "Open the maintenance window: from the next step the old CNI stops.",
+        Vec::new(),
+        "the window is announced and open",
+        0,
+    )];
+    let mut rollback = Vec::new();
+    let (settings, undo) = b.distribution_settings();
+    steps.extend(settings);
+    rollback.splice(0..0, undo);
     let (stop, undo) = b.stop_sources();
     steps.extend(stop);
     rollback.splice(0..0, undo);
@@ -22,8 +58,9 @@ pub fn build(b: &mut Builder) {
         steps.extend(apply);
         rollback.splice(0..0, undo);
     }
-    if b.replace_kube_proxy && b.cluster.facts.kube_proxy.present {
-        let (delete, restore) = b.delete_kube_proxy();
+    if b.replace_kube_proxy
+        && let Some((delete, restore)) = b.delete_kube_proxy()
+    {
         steps.push(delete);
         rollback.insert(0, restore);
     }
@@ -34,31 +71,36 @@ pub fn build(b: &mut Builder) {
         rollback,
     );
 
-    let (steps, rollback) = install::target(b, None);
     b.phase(
         "Install the target",
         "The target's agents run on every node with their final settings.",
-        steps,
-        rollback,
+        install_steps,
+        uninstall,
     );
 
     let mut steps = Vec::new();
     let mut rollback = Vec::new();
+    let calico_source = b.cluster.sources.contains(&CniKind::Calico);
     for batch in b.batches() {
+        let mut probes = Vec::new();
         for node in &batch {
-            for cni in &sources {
-                let (clean, restore) = b.node_clean(node, *cni, b.replace_kube_proxy);
-                steps.push(clean);
-                rollback.insert(0, restore);
-            }
-            let (ns, ds) = install::agent_daemonset(b.cluster, target);
-            steps.push(s(
-                Action::WaitDaemonSetReady { namespace: ns.clone(), name: ds.clone(), node: Some(node.name.clone()) },
-                format!("Restart the {target} agent on {} so it writes its CNI config, and wait until it is ready.", node.name),
-                install::restart_agent_commands(&ns, &ds, &node.name),
-                format!("the {target} pod on {} is Ready", node.name),
-                300,
+            let (clean, restore) = b.clean_node(&node.name, b.replace_kube_proxy);
+            steps.extend(clean);
+            rollback.splice(0..0, restore);
+            steps.push(install::restart_agent(
+                b.cluster,
+                target,
+                &node.name,
+                format!(
+                    "Restart the {target} agent on {} so it sets the node up and writes its CNI config, and wait until it is ready.",
+                    node.name
+                ),
             ));
+            if calico_source {
+                steps.push(ops::clear_network_unavailable(&node.name));
+            }
+            let field = format!("spec.nodeName={},status.phase=Running", node.name);
+            let node_field = format!("spec.nodeName={}", node.name);
             let mut recreate = s(
                 Action::RecreatePods {
                     node: node.name.clone(),
@@ -67,35 +109,76 @@ pub fn build(b: &mut Builder) {
                     "Recreate the pod-network pods on {} so they get the new network.",
                     node.name
                 ),
-                vec![format!(
-                    "kubectl get pods -A --field-selector spec.nodeName={},status.phase=Running -o json | jq -r '.items[] | select(.spec.hostNetwork != true) | \"-n \\(.metadata.namespace) \\(.metadata.name)\"' | xargs -L1 kubectl delete pod",
-                    node.name
-                )],
+                vec![
+                    sh!(
+                        "pods=$(kubectl get pods -A --field-selector {} -o jsonpath='{{range .items[*]}}{{.metadata.namespace}} {{.metadata.name}} {{.spec.hostNetwork}}{{\"\\n\"}}{{end}}') && printf '%s\\n' \"$pods\" | while read -r ns pod host; do [ -z \"$pod\" ] || [ \"$host\" = true ] || kubectl -n \"$ns\" delete pod \"$pod\" --wait=false; done",
+                        field
+                    ),
+                    sh!(
+                        "kubectl get pods -A --field-selector {} -o wide",
+                        node_field
+                    ),
+                ],
                 format!(
                     "every pod-network pod on {} was created after the switch",
                     node.name
                 ),
                 600,
             );
-            recreate.pods = node.pods.clone();
+            recreate.pods = node
+                .pods
+                .iter()
+                .filter(|p| !node.bare_pods.contains(p))
+                .cloned()
+                .collect();
+            recreate.pods_deleted = node.bare_pods.clone();
+            if !node.bare_pods.is_empty() {
+                recreate = recreate.note(format!(
+                    "{} ha{} no controller: deleted, never recreated (backups/snapshot keeps {}).",
+                    node.bare_pods.join(", "),
+                    if node.bare_pods.len() == 1 { "s" } else { "ve" },
+                    if node.bare_pods.len() == 1 {
+                        "it"
+                    } else {
+                        "them"
+                    }
+                ));
+            }
             steps.push(recreate);
+            probes.push(Probe::PodAddress {
+                node: node.name.clone(),
+                cidr: None,
+            });
+            probes.push(Probe::NodeInventory {
+                node: node.name.clone(),
+                pod: crate::agent::pod(
+                    "inventory",
+                    &node.name,
+                    &b.agent_image(),
+                    crate::agent::cniswap(&["node", "inventory", "--root", "/host"]),
+                ),
+            });
         }
         let names: Vec<String> = batch.iter().map(|n| n.name.clone()).collect();
-        steps.push(s(
-            Action::Verify {
-                check: format!("pod network on {}", names.join(", ")),
-            },
+        steps.push(ops::verify(
+            &format!("pod network on {}", names.join(", ")),
+            probes,
             format!(
-                "Check the batch: pods Ready, cross-node traffic and DNS from {}.",
+                "Check the batch ({}): new pods get addresses and each node's first CNI config is the target's.",
                 names.join(", ")
             ),
-            vec![
-                "cniswap inspect".into(),
-                "kubectl get pods -A -o wide --field-selector status.phase!=Running".into(),
-            ],
-            "no pod of the batch is stuck in ContainerCreating",
-            600,
+            "every probe passes",
         ));
+    }
+    if target == CniKind::Cilium {
+        // The final values reached every agent by the per-node restarts above.
+        let values = crate::artifacts::cilium::final_values(
+            b.cluster,
+            b.replace_kube_proxy,
+            &b.options.values,
+            None,
+        );
+        steps.push(install::verify_cilium_settings(b, &values));
     }
     b.phase(
         "Switch the nodes",
@@ -103,4 +186,34 @@ pub fn build(b: &mut Builder) {
         steps,
         rollback,
     );
+}
+
+/// With Helm, the chart and values are checked by rendering them before the outage.
+fn check_render(b: &Builder) -> Option<crate::ops::S> {
+    if install::method(b) != crate::context::InstallChoice::Helm {
+        return None;
+    }
+    let (render, file) = match b.options.target {
+        CniKind::Cilium => (
+            install::cilium_render(b.cluster, "artifacts/cilium/values-final.yaml"),
+            "artifacts/cilium/rendered-check.yaml",
+        ),
+        CniKind::Calico => (
+            Render::Helm {
+                repo: "https://docs.tigera.io/calico/charts".into(),
+                chart: "tigera-operator".into(),
+                version: crate::context::CALICO_VERSION.into(),
+                release: "calico".into(),
+                namespace: "tigera-operator".into(),
+                values: vec!["artifacts/calico/values.yaml".into()],
+            },
+            "artifacts/calico/rendered-check.yaml",
+        ),
+        _ => return None,
+    };
+    Some(install::render_step(
+        render,
+        file,
+        "Check that the chart downloads and renders with the values (the file is not applied).",
+    ))
 }

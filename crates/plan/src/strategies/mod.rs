@@ -1,18 +1,18 @@
-//! The strategies of DESIGN.md: fresh, cutover, rolling; and the shared step builders.
+//! The strategies of DESIGN.md: fresh, cutover, rolling; and the steps they share.
 
+pub mod calico_migration;
 pub mod cleanup;
 pub mod cutover;
 pub mod fresh;
 pub mod rolling;
+pub mod safeguards;
 pub mod verify;
 
 use crate::artifacts::Artifacts;
 use crate::context::{Cluster, PlanNode, PlanOptions};
-use crate::model::{Action, Phase, Step};
+use crate::model::{Action, ObjectRef, Phase, Risk, Step};
+use crate::ops::{self, S, s};
 use cniswap_model::CniKind;
-
-/// The node-agent image, pinned to this build.
-pub const IMAGE_TAG: &str = env!("CARGO_PKG_VERSION");
 
 /// Builds phases and their steps, numbering steps as `<phase>.<n>`.
 pub struct Builder<'a> {
@@ -21,35 +21,17 @@ pub struct Builder<'a> {
     pub replace_kube_proxy: bool,
     pub artifacts: Artifacts,
     pub phases: Vec<Phase>,
-    /// Rules whose findings a step of this plan resolves, and how.
-    pub resolves: Vec<(&'static str, String)>,
-}
-
-/// A step under construction.
-pub struct S {
-    pub action: Action,
-    pub description: String,
-    pub commands: Vec<String>,
-    pub done_when: String,
-    pub timeout: u32,
-    pub pods: Vec<String>,
-}
-
-pub fn s(
-    action: Action,
-    description: impl Into<String>,
-    commands: Vec<String>,
-    done_when: impl Into<String>,
-    timeout: u32,
-) -> S {
-    S {
-        action,
-        description: description.into(),
-        commands,
-        done_when: done_when.into(),
-        timeout,
-        pods: Vec::new(),
-    }
+    /// Rules whose findings a step of this plan resolves: (rule, place or None for every
+    /// finding of the rule, how).
+    pub resolves: Vec<(String, Option<String>, String)>,
+    /// Effects beyond the pod network, and how the plan handles them.
+    pub risks: Vec<Risk>,
+    /// Names node backups of this plan (`/var/lib/cniswap/backups/<id>/...`).
+    pub plan_id: String,
+    /// A step already patched Talos to stop rendering Flannel.
+    pub talos_flannel_disabled: bool,
+    /// The longest pod-network outage the estimates expect (cutover: the whole window).
+    pub outage_minutes: u32,
 }
 
 impl<'a> Builder<'a> {
@@ -58,6 +40,11 @@ impl<'a> Builder<'a> {
         options: &'a PlanOptions,
         replace_kube_proxy: bool,
     ) -> Self {
+        let plan_id = crate::names::sha256(&format!(
+            "{}|{:?}|{}|{:?}",
+            cluster.name, cluster.sources, options.target, options.strategy
+        ))[..10]
+            .to_string();
         Builder {
             cluster,
             options,
@@ -65,37 +52,45 @@ impl<'a> Builder<'a> {
             artifacts: Artifacts::default(),
             phases: Vec::new(),
             resolves: Vec::new(),
+            risks: Vec::new(),
+            plan_id,
+            talos_flannel_disabled: false,
+            outage_minutes: 0,
         }
     }
 
-    pub fn phase(&mut self, name: &str, goal: &str, steps: Vec<S>, mut rollback: Vec<S>) {
+    pub fn resolves(&mut self, rule: &str, at: Option<String>, by: impl Into<String>) {
+        self.resolves.push((rule.to_string(), at, by.into()));
+    }
+
+    /// Adds a phase. An empty rollback is a mistake in the strategy: every phase says how to
+    /// undo it, or that it changes nothing.
+    pub fn phase(&mut self, name: &str, goal: &str, steps: Vec<S>, rollback: Vec<S>) {
         if steps.is_empty() {
             return;
         }
-        if rollback.is_empty() {
-            rollback.push(s(
-                Action::ApplyManifest {
-                    file: "backups/objects.yaml".into(),
-                },
-                "Put the backed-up objects back.",
-                vec![crate::check::apply_backup("backups/objects.yaml")],
-                "the objects match the backup",
-                600,
-            ));
-        }
+        let rollback = if rollback.is_empty() {
+            vec![nothing_to_undo(
+                "This phase changes nothing that needs undoing.",
+            )]
+        } else {
+            rollback
+        };
         let index = self.phases.len() + 1;
         let number = |prefix: &str, list: Vec<S>| -> Vec<Step> {
             list.into_iter()
                 .enumerate()
                 .map(|(i, s)| Step {
                     id: format!("{prefix}{index}.{}", i + 1),
-                    check: crate::check::already_done(&s.action),
+                    check: crate::check::already_done(&s.action).map(|c| c.into_string()),
                     action: s.action,
                     description: s.description,
-                    commands: s.commands,
+                    commands: s.commands.into_iter().map(|c| c.into_string()).collect(),
+                    notes: s.notes,
                     done_when: s.done_when,
                     timeout_seconds: s.timeout,
                     pods_recreated: s.pods,
+                    pods_deleted: s.pods_deleted,
                 })
                 .collect()
         };
@@ -109,85 +104,140 @@ impl<'a> Builder<'a> {
         self.phases.push(phase);
     }
 
-    /// The preflight phase: read-only gates on the findings that need a person.
-    pub fn preflight(&mut self, findings: &[cniswap_model::Finding]) {
-        let mut steps = vec![s(
-            Action::ManualGate {
-                question: "Have you read the preflight findings and fixed or accepted each one?"
-                    .into(),
-            },
-            "Review the preflight findings (listed first in the runbook).",
-            vec![format!(
-                "cniswap lint --live --to {} --strategy {}",
-                self.options.target,
-                self.strategy_name()
-            )],
-            "no error finding remains, or each is accepted in writing",
-            0,
+    /// The preflight phase: findings read, a snapshot and the objects the plan changes saved.
+    pub fn preflight(&mut self) {
+        let target = self.options.target.to_string();
+        let strategy = self.strategy_name();
+        let mut steps = vec![ops::gate(
+            "Have you read the preflight findings and fixed or accepted each one?",
+            "Review the preflight findings (listed first in the runbook), and check the cluster still looks like the snapshot the plan was made from.",
+            vec![ops::cniswap(&[
+                "lint",
+                "--live",
+                "--to",
+                &target,
+                "--strategy",
+                strategy,
+            ])],
+            "no error finding remains that the plan does not resolve, or each is accepted in writing",
         )];
-        if findings.iter().any(|f| f.rule == "MIG003") {
-            steps.push(s(
-                Action::ManualGate {
-                    question: "Are the blocking PodDisruptionBudgets relaxed for the window?"
-                        .into(),
+        steps.push(
+            s(
+                Action::Snapshot {
+                    dir: "backups/snapshot".into(),
                 },
-                "Relax PodDisruptionBudgets that allow no disruption (MIG003), or drains hang.",
-                vec!["kubectl get pdb -A -o wide".into()],
-                "every PDB shows ALLOWED DISRUPTIONS >= 1",
-                0,
-            ));
-        }
-        if findings.iter().any(|f| f.rule == "MIG005") {
-            steps.push(s(
-                Action::ManualGate { question: "Are fail-closed webhooks set to Ignore for the window?".into() },
-                "Set failurePolicy: Ignore on webhooks served from the pod network (MIG005).",
-                vec!["kubectl get validatingwebhookconfigurations,mutatingwebhookconfigurations -o custom-columns=NAME:.metadata.name,POLICY:.webhooks[*].failurePolicy".into()],
-                "no webhook served by pod-network pods fails closed",
-                0,
-            ));
-        }
-        let mut objects: Vec<String> = self
+                "Save a snapshot of the cluster as it is before the plan (secrets redacted).",
+                vec![sh!(
+                    "test -d backups/snapshot || {{ rm -rf backups/snapshot.tmp && mkdir -p backups && cniswap snapshot -o backups/snapshot.tmp && mv backups/snapshot.tmp backups/snapshot; }}"
+                )],
+                "backups/snapshot exists",
+                300,
+            ),
+        );
+        let mut objects: Vec<ObjectRef> = self
             .cluster
             .sources
             .iter()
             .filter_map(|c| self.cluster.daemonset_of(*c))
-            .map(|(ns, name)| format!("{ns}/daemonset/{name}"))
+            .map(|(ns, name)| ObjectRef::new("daemonset", Some(&ns), &name))
             .collect();
-        objects.push("kube-system/daemonset/kube-proxy".into());
-        objects.push("kube-system/configmap/kube-proxy".into());
-        let commands = objects
-            .iter()
-            .map(|o| {
-                let (ns, rest) = o.split_once('/').unwrap_or(("", o));
-                format!("kubectl -n {ns} get {} -o yaml >> backups/objects.yaml; echo --- >> backups/objects.yaml", rest.replacen('/', " ", 1))
-            })
-            .collect::<Vec<_>>();
-        let mut all = vec![
-            "mkdir -p backups".to_string(),
-            "cniswap snapshot -o backups/snapshot".to_string(),
-        ];
-        all.extend(commands);
+        objects.push(ObjectRef::new(
+            "daemonset",
+            Some("kube-system"),
+            "kube-proxy",
+        ));
+        objects.push(ObjectRef::new(
+            "configmap",
+            Some("kube-system"),
+            "kube-proxy",
+        ));
+        let file = "backups/objects.yaml".to_string();
         steps.push(s(
             Action::Backup {
-                objects,
-                file: "backups/objects.yaml".into(),
+                objects: objects.clone(),
+                file: file.clone(),
             },
-            "Back up the objects this plan changes or deletes, and a full snapshot.",
-            all,
-            "backups/objects.yaml and backups/snapshot exist",
+            "Save the objects this plan changes or deletes, as they are now.",
+            vec![crate::backup::save_objects(&objects, &file)],
+            format!("{file} exists"),
             300,
         ));
         self.phase(
             "Preflight",
-            "Nothing changes: findings reviewed, disruption blockers relaxed, everything that will change backed up.",
+            "Nothing changes: findings reviewed, the cluster and every object the plan touches saved.",
             steps,
-            vec![s(
-                Action::Verify { check: "nothing to undo".into() },
-                "This phase changed nothing.",
-                vec![],
-                "n/a",
+            vec![nothing_to_undo("This phase changed nothing.")],
+        );
+    }
+
+    /// Omni ConfigPatches of the snapshot that make Talos reject the config or keep the old CNI
+    /// (TAL001, TAL011): Omni keeps applying them, so they are backed up and deleted before
+    /// the plan's own patches take their place.
+    pub fn replace_broken_omni_patches(&mut self, findings: &[cniswap_model::Finding]) {
+        let mut steps = Vec::new();
+        let mut rollback = Vec::new();
+        for (id, file) in self.cluster.omni_patches.clone() {
+            let broken: Vec<&cniswap_model::Finding> = findings
+                .iter()
+                .filter(|f| matches!(f.rule.as_str(), "TAL001" | "TAL011"))
+                .filter(|f| f.location.as_ref().is_some_and(|l| l.file == file))
+                .collect();
+            if broken.is_empty() {
+                continue;
+            }
+            let backup = format!(
+                "backups/omni-configpatch-{}.yaml",
+                crate::names::file_part(&id)
+            );
+            let cluster = self.cluster.omni_cluster.clone().unwrap_or_default();
+            steps.push(s(
+                Action::OmniConfigPatch {
+                    patch_id: id.clone(),
+                    cluster: cluster.clone(),
+                    file: file.clone(),
+                    remove: true,
+                    backup: Some(backup.clone()),
+                },
+                format!("Back up and delete the Omni ConfigPatch {id} ({file}): {}; the plan's own patches replace it.", broken.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>().join(", ")),
+                vec![
+                    crate::backup::write_once(
+                        &sh!("omnictl get configpatches.omni.sidero.dev {} -o yaml", id),
+                        &backup,
+                    ),
+                    sh!("omnictl delete configpatches.omni.sidero.dev {}", id),
+                ],
+                format!("`omnictl get configpatches.omni.sidero.dev` lists no {id}"),
+                300,
+            ));
+            rollback.insert(
                 0,
-            )],
+                s(
+                    Action::OmniConfigPatch {
+                        patch_id: id.clone(),
+                        cluster,
+                        file: backup.clone(),
+                        remove: false,
+                        backup: None,
+                    },
+                    format!("Put the Omni ConfigPatch {id} back from its backup."),
+                    vec![sh!("omnictl apply -f {}", backup)],
+                    format!("`omnictl get configpatches.omni.sidero.dev {id}` exists"),
+                    300,
+                ),
+            );
+            for f in broken {
+                self.resolves(
+                    &f.rule,
+                    Some(crate::model::Handled::place(f)),
+                    format!("the plan backs up and deletes Omni ConfigPatch {id} (to {backup}) and applies its own patches instead"),
+                );
+            }
+        }
+        self.phase(
+            "Replace broken Omni patches",
+            "No Omni ConfigPatch of the cluster contradicts the plan's patches.",
+            steps,
+            rollback,
         );
     }
 
@@ -197,6 +247,13 @@ impl<'a> Builder<'a> {
             crate::context::StrategyChoice::Cutover => "cutover",
             _ => "rolling",
         }
+    }
+
+    pub fn agent_image(&self) -> String {
+        self.options
+            .agent_image
+            .clone()
+            .unwrap_or_else(crate::context::default_agent_image)
     }
 
     /// Talos patch steps: control planes first, then workers (DESIGN.md). Returns (apply, undo).
@@ -214,71 +271,35 @@ impl<'a> Builder<'a> {
             ("worker", self.cluster.workers()),
         ];
         for (role, nodes) in groups {
-            if nodes.is_empty() && !(self.cluster.nodes.is_empty() && role == "controlplane") {
+            if nodes.is_empty() {
                 continue;
             }
-            let targets = Cluster::talos_target(&nodes);
-            let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
-            if self.cluster.omni {
-                crate::artifacts::talos::write_omni(
-                    &mut self.artifacts,
-                    self.cluster,
-                    patch,
-                    role,
-                    &file,
-                );
-            }
-            apply.push(s(
-                Action::TalosPatch {
-                    role: role.into(),
-                    nodes: names.clone(),
-                    file: file.clone(),
-                },
-                format!("Patch the {role} Talos configs: {why}."),
-                crate::artifacts::talos::apply_commands(
-                    self.cluster,
-                    patch.name,
-                    &file,
-                    &targets,
-                    role,
-                    false,
-                ),
-                format!("`talosctl -n {targets} get mc -o yaml` shows the patch"),
-                300,
-            ));
-            undo.insert(
-                0,
-                s(
-                    Action::TalosPatch {
-                        role: role.into(),
-                        nodes: names,
-                        file: rollback_file.clone(),
-                    },
-                    format!("Undo the {role} patch ({}).", patch.name),
-                    crate::artifacts::talos::apply_commands(
-                        self.cluster,
-                        patch.name,
-                        &rollback_file,
-                        &targets,
-                        role,
-                        true,
-                    ),
-                    "the previous setting is back in `talosctl get mc`",
-                    300,
-                ),
+            let (forward, back) = crate::artifacts::talos::steps(
+                &mut self.artifacts,
+                self.cluster,
+                patch,
+                role,
+                &nodes,
+                (&file, &rollback_file),
+                why,
             );
+            apply.push(forward);
+            undo.insert(0, back);
         }
         (apply, undo)
     }
 
-    /// Removes a CNI's DaemonSet after backing it up (Talos never deletes bootstrap manifests).
     /// Stops every source CNI for good: Talos stops rendering its Flannel first (it never
     /// deletes what it rendered, TAL002), then each agent is stopped. Returns the steps and
     /// their rollback (in rollback order).
     pub fn stop_sources(&mut self) -> (Vec<S>, Vec<S>) {
         let mut steps = Vec::new();
         let mut rollback = Vec::new();
-        if self.cluster.talos && self.cluster.sources.contains(&CniKind::Flannel) {
+        if self.cluster.talos
+            && self.cluster.sources.contains(&CniKind::Flannel)
+            && !self.talos_flannel_disabled
+        {
+            self.talos_flannel_disabled = true;
             let patch = crate::artifacts::talos::disable_flannel(self.cluster);
             let (apply, undo) = self.talos_patch(&patch, "Talos stops deploying Flannel");
             steps.extend(apply);
@@ -292,13 +313,16 @@ impl<'a> Builder<'a> {
         (steps, rollback)
     }
 
-    /// Stops a source CNI's agent for good: whatever would recreate its DaemonSet is stopped
-    /// first (the Tigera operator), then the DaemonSet is backed up and deleted. Returns the
-    /// steps and their rollback (in rollback order).
+    /// Stops a source CNI's agent: whatever would recreate its DaemonSet is stopped first (the
+    /// Tigera operator), then the DaemonSet is backed up and deleted.
     pub fn stop_agent(&self, cni: CniKind) -> (Vec<S>, Vec<S>) {
-        let Some((delete, restore)) = self.delete_daemonset(cni) else {
+        let Some((ns, name)) = self.cluster.daemonset_of(cni) else {
             return (Vec::new(), Vec::new());
         };
+        let (delete, restore) = ops::delete_object(
+            ObjectRef::new("daemonset", Some(&ns), &name),
+            &format!(" ({cni})"),
+        );
         match self.pause_controller(cni) {
             Some((pause, resume)) => (vec![pause, delete], vec![restore, resume]),
             None => (vec![delete], vec![restore]),
@@ -328,200 +352,103 @@ impl<'a> Builder<'a> {
             .get(&format!("{namespace}/{name}"))
             .copied()
             .unwrap_or(1);
-        let scale = |replicas: u32, description: String| {
-            s(
-                Action::ScaleDeployment {
-                    namespace: namespace.into(),
-                    name: name.into(),
-                    replicas,
-                },
-                description,
-                vec![format!(
-                    "kubectl -n {namespace} scale deployment {name} --replicas={replicas}"
-                )],
-                format!("deployment {name} has {replicas} replica(s)"),
-                120,
-            )
-        };
         Some((
-            scale(0, format!("Stop {namespace}/{name}, or {why}.")),
-            scale(replicas, format!("Start {namespace}/{name} again.")),
+            ops::scale(
+                namespace,
+                name,
+                0,
+                format!("Stop {namespace}/{name}, or {why}."),
+            ),
+            ops::scale(
+                namespace,
+                name,
+                replicas,
+                format!("Start {namespace}/{name} again."),
+            ),
         ))
-    }
-
-    fn delete_daemonset(&self, cni: CniKind) -> Option<(S, S)> {
-        let (ns, name) = self.cluster.daemonset_of(cni)?;
-        let backup = format!("backups/{ns}-{name}.yaml");
-        let delete = s(
-            Action::DeleteObject {
-                kind: "DaemonSet".into(),
-                namespace: Some(ns.clone()),
-                name: name.clone(),
-                backup: backup.clone(),
-            },
-            format!("Back up and delete DaemonSet {ns}/{name} ({cni})."),
-            vec![
-                format!("kubectl -n {ns} get daemonset {name} -o yaml > {backup}"),
-                format!("kubectl -n {ns} delete daemonset {name}"),
-            ],
-            format!("`kubectl -n {ns} get ds {name}` says NotFound"),
-            300,
-        );
-        let restore = s(
-            Action::ApplyManifest {
-                file: backup.clone(),
-            },
-            format!("Recreate {ns}/{name} from its backup."),
-            vec![crate::check::apply_backup(&backup)],
-            format!("`kubectl -n {ns} rollout status ds/{name}` succeeds"),
-            600,
-        );
-        Some((delete, restore))
     }
 
     /// k3s and RKE2 run their bundled CNI (and kube-proxy) from their own config: the servers
     /// must stop deploying them before anything else changes. Empty on other platforms.
     pub fn distribution_settings(&self) -> (Vec<S>, Vec<S>) {
         use cniswap_model::PlatformKind;
-        let (file, lines, restart): (&str, Vec<String>, &str) =
-            match self.cluster.facts.platform.kind {
-                PlatformKind::K3s => {
-                    let mut lines = vec![
-                        "flannel-backend: none".to_string(),
-                        "disable-network-policy: true".to_string(),
-                    ];
-                    if self.replace_kube_proxy {
-                        lines.push("disable-kube-proxy: true".into());
-                    }
-                    ("/etc/rancher/k3s/config.yaml", lines, "k3s")
+        let (file, lines, restart): (&str, Vec<&str>, &str) = match self.cluster.facts.platform.kind
+        {
+            PlatformKind::K3s => {
+                let mut lines = vec!["flannel-backend: none", "disable-network-policy: true"];
+                if self.replace_kube_proxy {
+                    lines.push("disable-kube-proxy: true");
                 }
-                PlatformKind::Rke2 => {
-                    let mut lines = vec!["cni: none".to_string()];
-                    if self.replace_kube_proxy {
-                        lines.push("disable-kube-proxy: true".into());
-                    }
-                    ("/etc/rancher/rke2/config.yaml", lines, "rke2-server")
+                ("/etc/rancher/k3s/config.yaml", lines, "k3s")
+            }
+            PlatformKind::Rke2 => {
+                let mut lines = vec!["cni: none"];
+                if self.replace_kube_proxy {
+                    lines.push("disable-kube-proxy: true");
                 }
-                _ => return (Vec::new(), Vec::new()),
-            };
+                ("/etc/rancher/rke2/config.yaml", lines, "rke2-server")
+            }
+            _ => return (Vec::new(), Vec::new()),
+        };
         let servers: Vec<String> = self
             .cluster
             .control_planes()
             .iter()
             .map(|n| n.name.clone())
             .collect();
-        let apply = s(
-            Action::ManualGate {
-                question: format!(
-                    "Is {file} changed and the service restarted on every server ({})?",
-                    servers.join(", ")
-                ),
-            },
+        let apply = ops::gate(
+            format!(
+                "Is {file} changed and the service restarted on every server ({})?",
+                servers.join(", ")
+            ),
             format!(
                 "Stop the distribution's bundled CNI: set in {file} on every server, then restart {restart} one server at a time."
             ),
-            vec![
-                format!("# on each server, add to {file}:"),
-                lines
-                    .iter()
-                    .map(|l| format!("#   {l}"))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                format!("sudo systemctl restart {restart}"),
-            ],
-            format!("`ps` on each server shows {restart} running with the new flags"),
-            1800,
-        );
-        let undo = s(
-            Action::ManualGate {
-                question: format!("Restore {file} on every server?"),
-            },
+            vec![sh!("sudo systemctl restart {}", restart)],
+            format!("`ps` on each server shows {restart} running with the new settings"),
+        )
+        .note(format!(
+            "On each server, add to {file}: {}",
+            lines.join("; ")
+        ));
+        let undo = ops::gate(
+            format!("Restore {file} on every server?"),
             format!("Remove the added lines from {file} and restart {restart}."),
-            vec![format!("sudo systemctl restart {restart}")],
+            vec![sh!("sudo systemctl restart {}", restart)],
             "the bundled CNI runs again",
-            1800,
         );
         (vec![apply], vec![undo])
     }
 
-    /// Backs up and deletes kube-proxy (only ever after its replacement is configured).
-    pub fn delete_kube_proxy(&self) -> (S, S) {
-        let backup = "backups/kube-system-kube-proxy.yaml".to_string();
-        (
-            s(
-                Action::DeleteObject {
-                    kind: "DaemonSet".into(),
-                    namespace: Some("kube-system".into()),
-                    name: "kube-proxy".into(),
-                    backup: backup.clone(),
-                },
-                "Back up and delete DaemonSet kube-system/kube-proxy: the target replaces it.",
-                vec![
-                    format!("kubectl -n kube-system get daemonset kube-proxy -o yaml > {backup}"),
-                    "kubectl -n kube-system delete daemonset kube-proxy".into(),
-                ],
-                "`kubectl -n kube-system get ds kube-proxy` says NotFound",
-                300,
-            ),
-            s(
-                Action::ApplyManifest {
-                    file: backup.clone(),
-                },
-                "Recreate kube-proxy from its backup.",
-                vec![crate::check::apply_backup(&backup)],
-                "`kubectl -n kube-system rollout status ds/kube-proxy` succeeds",
-                600,
-            ),
-        )
+    /// Backs up and deletes kube-proxy (only ever after its replacement runs). Included unless
+    /// kube-proxy is known to be absent: its check skips it when it is gone already.
+    pub fn delete_kube_proxy(&self) -> Option<(S, S)> {
+        if self.cluster.kube_proxy == Some(false) {
+            return None;
+        }
+        Some(ops::delete_object(
+            ObjectRef::new("daemonset", Some("kube-system"), "kube-proxy"),
+            ": the target replaces it",
+        ))
     }
 
-    /// `cniswap node clean` on one node, run from a privileged pod on it (Talos has no shell).
-    pub fn node_clean(&self, node: &PlanNode, cni: CniKind, include_kube_proxy: bool) -> (S, S) {
-        let flag = if include_kube_proxy {
-            " --include-kube-proxy"
-        } else {
-            ""
-        };
-        let backup = format!("/var/lib/cniswap/backups/{cni}");
-        let clean = s(
-            Action::NodeClean {
-                node: node.name.clone(),
-                cni: cni.to_string(),
+    /// Node clean of every source on one node (dry run, then the clean). Returns (steps,
+    /// restores in rollback order).
+    pub fn clean_node(&self, node: &str, include_kube_proxy: bool) -> (Vec<S>, Vec<S>) {
+        let mut steps = Vec::new();
+        let mut undo = Vec::new();
+        for cni in &self.cluster.sources {
+            let (clean, restore) = ops::node_clean(
+                node,
+                cni.as_str(),
                 include_kube_proxy,
-            },
-            format!(
-                "Remove {cni}'s leftovers on {} (links, routes, iptables, files), with a backup on the node.",
-                node.name
-            ),
-            vec![
-                format!(
-                    "kubectl debug node/{} --profile=sysadmin --image=ghcr.io/cniswap/cniswap:{IMAGE_TAG} -- cniswap node clean --cni {cni}{flag} --root /host --dry-run",
-                    node.name
-                ),
-                format!(
-                    "kubectl debug node/{} --profile=sysadmin --image=ghcr.io/cniswap/cniswap:{IMAGE_TAG} -- cniswap node clean --cni {cni}{flag} --root /host --backup /host{backup}",
-                    node.name
-                ),
-            ],
-            format!(
-                "`cniswap node inventory` on {} lists nothing of {cni}",
-                node.name
-            ),
-            300,
-        );
-        let restore = s(
-            Action::ManualGate {
-                question: format!("Restore {cni}'s node state on {}?", node.name),
-            },
-            format!("Put back what the clean removed on {}.", node.name),
-            vec![format!(
-                "kubectl debug node/{} --profile=sysadmin --image=ghcr.io/cniswap/cniswap:{IMAGE_TAG} -- cniswap node restore --backup /host{backup} --root /host",
-                node.name
-            )],
-            "restore reports every item restored or explains why not",
-            300,
-        );
-        (clean, restore)
+                &self.agent_image(),
+                &self.plan_id,
+            );
+            steps.extend(clean);
+            undo.insert(0, restore);
+        }
+        (steps, undo)
     }
 
     /// Batches of nodes in migration order.
@@ -548,25 +475,26 @@ impl<'a> Builder<'a> {
     /// CNI binary (a Talos upgrade re-flashes /opt/cni/bin, seed 002) and its state in /run,
     /// and a node uncordoned before that fails every new pod.
     pub fn reboot(&self, node: &PlanNode, agent: CniKind) -> S {
+        let address = node.ip.clone().unwrap_or_else(|| node.name.clone());
         let mut commands = if self.cluster.talos {
-            vec![format!(
-                "talosctl -n {} reboot --wait",
-                node.ip.clone().unwrap_or_else(|| node.name.clone())
-            )]
+            vec![sh!("talosctl -n {} reboot --wait", address)]
         } else {
-            vec![format!("ssh {} sudo systemctl reboot", node.name)]
+            vec![sh!("ssh {} sudo systemctl reboot", address)]
         };
         let (ns, ds) = crate::install::agent_daemonset(self.cluster, agent);
+        let node_ref = format!("node/{}", node.name);
+        let ds_ref = format!("ds/{ds}");
         commands.extend([
-            format!(
-                "kubectl wait --for=condition=Ready node/{} --timeout=15m",
-                node.name
+            sh!(
+                "kubectl wait --for=condition=Ready {} --timeout=15m",
+                node_ref
             ),
-            crate::install::wait_agent_command(&ns, &ds),
+            sh!("kubectl -n {} rollout status {} --timeout=10m", ns, ds_ref),
         ]);
-        s(
+        let mut step = s(
             Action::RebootNode {
                 node: node.name.clone(),
+                address,
             },
             format!("Reboot {} so no old interface or rule survives.", node.name),
             commands,
@@ -575,6 +503,31 @@ impl<'a> Builder<'a> {
                 node.name
             ),
             1500,
-        )
+        );
+        if node.control_plane && self.cluster.control_planes().len() == 1 {
+            step = step.note(format!(
+                "{} is the only control plane: the API server is down until it is back (about {} min); kubectl waits and retries.",
+                node.name,
+                self.cluster.reboot_seconds().div_ceil(60)
+            ));
+            if self.cluster.talos {
+                step = step.note(format!(
+                    "If it does not come back: reset it and recover etcd from the snapshot of the safeguards phase (`talosctl -n {} bootstrap --recover-from=backups/etcd-{}.snapshot`).",
+                    node.ip.clone().unwrap_or_else(|| node.name.clone()),
+                    crate::names::file_part(&node.name)
+                ));
+            }
+        }
+        step
     }
+}
+
+/// A rollback step for a phase that changes nothing.
+pub fn nothing_to_undo(description: &str) -> S {
+    ops::verify(
+        "nothing to undo",
+        Vec::new(),
+        description.to_string(),
+        "nothing to do",
+    )
 }

@@ -1,52 +1,32 @@
-//! The Verify phase: what "the cluster works on the target" means, as commands. Two probe pods
-//! pinned to different nodes (nodeName bypasses the scheduler, cordons and taints) check
-//! pod-to-pod traffic across nodes, cluster DNS and a Service; then the target's own health.
+//! The Verify phase: what "the cluster works on the target" means. Probe pods pinned to their
+//! nodes (nodeName bypasses the scheduler, cordons and taints; they tolerate every taint) check
+//! pod-to-pod traffic across nodes, cluster DNS by its fully qualified name and a Service; then
+//! the target's own health. Each check is a typed probe, so a `cniswap verify` run can take
+//! their place.
 
-use super::{Builder, s};
+use super::Builder;
 use crate::install;
-use crate::model::Action;
+use crate::model::Probe;
+use crate::ops;
 use cniswap_model::CniKind;
 
 pub fn build(b: &mut Builder) {
     let target = b.options.target;
-    let mut steps = vec![s(
-        Action::Verify { check: "nodes and pods".into() },
-        "Every node is Ready and no pod is stuck.",
-        vec![
-            "kubectl get nodes -o wide".into(),
-            "kubectl get pods -A -o wide --field-selector=status.phase!=Running,status.phase!=Succeeded".into(),
-        ],
-        "all nodes Ready; the second command lists no pod",
-        600,
-    )];
+    let mut probes = vec![Probe::NodesReady, Probe::NoPodStuck];
     let nodes = &b.cluster.nodes;
     if let (Some(first), Some(last)) = (nodes.first(), nodes.last()) {
-        let probe = |name: &str, node: &str| {
-            format!(
-                r#"kubectl run {name} --image=busybox:1.36 --restart=Never --overrides='{{"spec":{{"nodeName":"{node}"}}}}' -- sleep 900"#
-            )
-        };
-        let across = if first.name == last.name {
-            "on its only node"
-        } else {
-            "across nodes"
-        };
-        steps.push(s(
-            Action::Verify { check: format!("pod-to-pod {across}, DNS, Services") },
-            format!("Pod-to-pod traffic {across} ({} to {}), cluster DNS and the kubernetes Service from a pod.", first.name, last.name),
-            vec![
-                probe("cniswap-probe-a", &first.name),
-                probe("cniswap-probe-b", &last.name),
-                "kubectl wait --for=condition=Ready pod/cniswap-probe-a pod/cniswap-probe-b --timeout=3m".into(),
-                r#"kubectl exec cniswap-probe-a -- ping -c 3 -W 2 "$(kubectl get pod cniswap-probe-b -o jsonpath='{.status.podIP}')""#.into(),
-                "kubectl exec cniswap-probe-a -- nslookup kubernetes.default".into(),
-                "kubectl exec cniswap-probe-b -- wget -q -T 5 -O /dev/null --no-check-certificate https://kubernetes.default.svc/healthz".into(),
-                "kubectl delete pod cniswap-probe-a cniswap-probe-b --wait=false".into(),
-            ],
-            "ping answers, the name resolves, and /healthz answers (or says Unauthorized, which also proves the path)",
-            600,
-        ));
+        probes.push(Probe::PodToPod {
+            from: first.name.clone(),
+            to: last.name.clone(),
+        });
     }
+    let domain = &b.cluster.dns_domain;
+    probes.push(Probe::Dns {
+        name: format!("kubernetes.default.svc.{domain}"),
+    });
+    probes.push(Probe::Service {
+        url: format!("https://kubernetes.default.svc.{domain}/healthz"),
+    });
     // Calico's flannel-migration manifests run calico-node in kube-system, without the operator.
     let calico_manifests =
         super::rolling::uses_calico_migration_manifests(target, b.options.strategy);
@@ -55,36 +35,46 @@ pub fn build(b: &mut Builder) {
     } else {
         install::agent_daemonset(b.cluster, target)
     };
-    let mut health = vec![install::wait_agent_command(&ns, &ds)];
-    match target {
-        CniKind::Cilium => {
-            health.push("kubectl -n kube-system exec ds/cilium -- cilium-dbg status --brief".into())
-        }
-        CniKind::Calico if !calico_manifests => health.push("kubectl get tigerastatus".into()),
-        _ => {}
+    probes.push(Probe::AgentsReady {
+        namespace: ns,
+        daemonset: ds,
+    });
+    probes.push(Probe::Cniswap {
+        args: vec!["inspect".into()],
+    });
+    let across = if nodes.len() > 1 {
+        "pod-to-pod across nodes"
+    } else {
+        "pod-to-pod"
+    };
+    let mut steps = vec![ops::verify(
+        &format!("{across}, DNS, Services, {target} ready everywhere"),
+        probes,
+        format!(
+            "Nodes Ready, no pod stuck; {across}, cluster DNS and the kubernetes Service from pods; the {target} agent ready on every node; `cniswap inspect` clean."
+        ),
+        "every probe passes (a /healthz answer of Unauthorized also proves the path)",
+    )];
+    if target == CniKind::Calico && !calico_manifests {
+        steps.push(crate::ops::s(
+            crate::model::Action::Verify {
+                goal: "Calico reports itself available".into(),
+                probes: Vec::new(),
+            },
+            "Calico's operator reports every component available.",
+            vec![sh!(
+                "kubectl wait --for=condition=Available tigerastatus --all --timeout=5m"
+            )],
+            "every tigerastatus is Available",
+            600,
+        ));
     }
-    health.push("cniswap inspect".into());
-    steps.push(s(
-        Action::Verify {
-            check: format!("{target} healthy, nothing of the old CNI left on nodes"),
-        },
-        format!("The {target} agent is ready everywhere, and cniswap finds no error."),
-        health,
-        "the agent is ready on every node and `cniswap inspect` exits 0",
-        600,
-    ));
     b.phase(
         "Verify",
         "The cluster works on the target: pod-to-pod across nodes, Services, DNS.",
         steps,
-        vec![s(
-            Action::Verify {
-                check: "nothing to undo".into(),
-            },
-            "Verification changes nothing (the probe pods are deleted by its last command).",
-            vec!["kubectl delete pod cniswap-probe-a cniswap-probe-b --ignore-not-found".into()],
-            "n/a",
-            60,
+        vec![super::nothing_to_undo(
+            "Verification changes nothing (its probe pods are deleted by its commands).",
         )],
     );
 }

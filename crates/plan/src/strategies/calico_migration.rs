@@ -1,0 +1,318 @@
+//! Flannel to Calico with Calico's own migration controller (projectcalico/calico
+//! kube-controllers/pkg/controllers/flannelmigration). Its `CheckShouldMigrate` looks for the
+//! Flannel DaemonSet by name and namespace (FLANNEL_DAEMONSET_NAME, default kube-flannel-ds;
+//! FLANNEL_DAEMONSET_NAMESPACE, default kube-flannel) and, when it finds none, logs "no
+//! migration process is needed" and exits 0; Talos runs Flannel as kube-system/kube-flannel on
+//! VXLAN port 4789, not the default 8472. So the Job is rendered with the cluster's DaemonSet,
+//! port and VNI (kustomize over the pinned upstream file), and nothing removes Flannel until
+//! Calico demonstrably runs on every node.
+//!
+//! The controller labels each node `projectcalico.org/node-network-during-migration` (flannel,
+//! none, calico) while it works and removes the label from every node when it completes, after
+//! deleting Flannel's DaemonSet and Calico's nodeSelector. The proof of a finished migration
+//! is therefore calico-node Ready on every node, no node labelled other than calico, and the
+//! Flannel DaemonSet gone; "no migration needed" leaves calico-node on no node and fails it.
+
+use super::Builder;
+use super::rolling::finalize;
+use crate::context::CALICO_VERSION;
+use crate::install;
+use crate::model::{Action, Probe, Render};
+use crate::ops::{self, s};
+use cniswap_model::CniKind;
+use serde_json::json;
+
+/// The node label of Calico's migration controller.
+pub const MIGRATION_LABEL: &str = "projectcalico.org/node-network-during-migration";
+
+/// Environment for the migration controller, from the cluster's Flannel.
+pub fn controller_env(b: &Builder) -> Vec<(String, String)> {
+    let (ns, ds) = b
+        .cluster
+        .daemonset_of(CniKind::Flannel)
+        .unwrap_or(("kube-flannel".into(), "kube-flannel-ds".into()));
+    let flannel = b
+        .cluster
+        .facts
+        .cnis
+        .iter()
+        .find(|c| c.kind == CniKind::Flannel)
+        .and_then(|c| c.flannel.clone())
+        .unwrap_or_default();
+    let port = flannel
+        .port
+        .unwrap_or(if b.cluster.talos { 4789 } else { 8472 });
+    let vni = flannel.vni.unwrap_or(1);
+    let env = vec![
+        ("FLANNEL_DAEMONSET_NAME".to_string(), ds),
+        ("FLANNEL_DAEMONSET_NAMESPACE".to_string(), ns),
+        ("FLANNEL_PORT".to_string(), port.to_string()),
+        ("FLANNEL_VNI".to_string(), vni.to_string()),
+    ];
+    // FLANNEL_NETWORK, FLANNEL_MTU and FLANNEL_IPMASQ: the controller reads them from
+    // Flannel's own /run/flannel/subnet.env (its documented default), which is exact.
+    env
+}
+
+pub fn build(b: &mut Builder) {
+    let base = format!(
+        "https://raw.githubusercontent.com/projectcalico/calico/{CALICO_VERSION}/manifests/flannel-migration"
+    );
+    let dir = "artifacts/calico/flannel-migration";
+    let env = controller_env(b);
+    let env_values: Vec<serde_json::Value> = env
+        .iter()
+        .map(|(name, value)| json!({"name": name, "value": value}))
+        .collect();
+    b.artifacts.add_yaml(
+        "calico/flannel-migration/job-env-patch.yaml",
+        "Where Calico's migration controller finds this cluster's Flannel (DaemonSet, namespace, VXLAN port and VNI); the MTU it reads from Flannel's subnet.env",
+        &json!({
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "flannel-migration", "namespace": "kube-system"},
+            "spec": {"template": {"spec": {"containers": [{
+                "name": "flannel-migration-controller",
+                "env": env_values,
+            }]}}},
+        }),
+    );
+    b.artifacts.add_yaml(
+        "calico/flannel-migration/kustomization.yaml",
+        "Calico's migration Job with this cluster's Flannel settings",
+        &json!({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": ["migration-job.yaml"],
+            "patches": [{"path": "job-env-patch.yaml"}],
+        }),
+    );
+    let job_upstream = format!("{dir}/migration-job.yaml");
+    let calico_manifest = format!("{dir}/calico.yaml");
+    let rendered = format!("{dir}/rendered-job.yaml");
+
+    let mut steps = Vec::new();
+    let mut talos_undo = Vec::new();
+    // Talos must stop rendering Flannel before the controller deletes its DaemonSet, or Talos
+    // recreates it (on every node, on Calico's VXLAN port) at the next reconcile or boot.
+    if b.cluster.talos {
+        b.talos_flannel_disabled = true;
+        let patch = crate::artifacts::talos::disable_flannel(b.cluster);
+        let (apply, undo) = b.talos_patch(
+            &patch,
+            "Talos stops deploying Flannel (what runs stays until the controller removes it)",
+        );
+        steps.extend(apply);
+        talos_undo.extend(undo);
+    }
+    steps.push(install::download(
+        &format!("{base}/calico.yaml"),
+        &calico_manifest,
+        "Download Calico's flannel-migration manifest (pinned).",
+    ));
+    steps.push(install::download(
+        &format!("{base}/migration-job.yaml"),
+        &job_upstream,
+        "Download Calico's migration Job (pinned).",
+    ));
+    let checks: Vec<crate::shell::Sh> = env
+        .iter()
+        .map(|(name, value)| {
+            // Serializers differ in how they quote "4789": accept either quote or none.
+            let needle = format!("value: [\"']?{}[\"']?$", crate::check::ere_literal(value));
+            let name = format!("name: {name}");
+            sh!(
+                "grep -A1 -F -- {} {} | grep -qE -- {}",
+                name,
+                rendered,
+                needle
+            )
+        })
+        .collect();
+    let mut render_commands = vec![install::atomic_output(
+        &sh!("kubectl kustomize {}", dir),
+        &rendered,
+    )];
+    render_commands.extend(checks);
+    steps.push(s(
+        Action::RenderManifest {
+            file: rendered.clone(),
+            render: Render::Kustomize { dir: dir.into() },
+        },
+        format!(
+            "Render the migration Job for this cluster's Flannel ({}).",
+            env.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        render_commands,
+        format!("{rendered} exists and carries every setting"),
+        120,
+    ));
+    steps.push(s(
+        Action::ApplyManifest {
+            file: calico_manifest.clone(),
+        },
+        "Install Calico in flannel-migration mode (it runs nowhere until a node is switched).",
+        vec![sh!("kubectl apply --server-side -f {}", calico_manifest)],
+        "the objects of calico.yaml exist as downloaded",
+        600,
+    ));
+    let order: Vec<String> = b.cluster.nodes.iter().map(|n| n.name.clone()).collect();
+    steps.push(s(
+        Action::ApplyManifest {
+            file: rendered.clone(),
+        },
+        format!(
+            "Start Calico's migration controller: it cordons, drains and switches nodes one by one (workers first; here: {}).",
+            order.join(", ")
+        ),
+        vec![sh!("kubectl apply --server-side -f {}", rendered)],
+        "Job kube-system/flannel-migration exists as rendered",
+        120,
+    ));
+    let timeout = u32::try_from(300 * order.len().max(1) + 600).unwrap_or(u32::MAX);
+    let wait_timeout = format!("--timeout={timeout}s");
+    steps.push(
+        s(
+            Action::WaitJob {
+                namespace: "kube-system".into(),
+                name: "flannel-migration".into(),
+            },
+            "Wait until the migration controller completes.",
+            vec![sh!(
+                "kubectl -n kube-system wait job/flannel-migration --for=condition=Complete {}",
+                wait_timeout
+            )],
+            "Job kube-system/flannel-migration is Complete",
+            timeout,
+        )
+        .note("Follow it with `kubectl -n kube-system logs -f job/flannel-migration`; \"No migration needed\" means it did not find Flannel, and the next step fails."),
+    );
+    steps.push(ops::verify(
+        "Calico serves every node",
+        vec![
+            Probe::AgentsReady {
+                namespace: "kube-system".into(),
+                daemonset: "calico-node".into(),
+            },
+            Probe::NoNodeLabelled {
+                key: MIGRATION_LABEL.into(),
+                except: Some("calico".into()),
+            },
+        ],
+        "Check that calico-node is Ready on every node and no node is left on Flannel (the controller removes its labels when it completes).".into(),
+        "calico-node is Ready on every node and no node is labelled flannel or none",
+    ));
+
+    // Calico's documented revert: per migrated node drain, remove 10-calico.conflist, reboot,
+    // label flannel, uncordon; then drop the DaemonSet nodeSelector and the labels.
+    let mut revert = Vec::new();
+    revert.push(s(
+        Action::DeleteManifest {
+            file: rendered.clone(),
+            backup: "backups/flannel-migration-job.yaml".into(),
+        },
+        "Stop the migration controller.",
+        vec![
+            crate::backup::write_once(
+                &sh!("kubectl get -f {} --ignore-not-found -o yaml", rendered),
+                "backups/flannel-migration-job.yaml",
+            ),
+            sh!("kubectl delete -f {} --ignore-not-found", rendered),
+        ],
+        "no object of the migration Job is left",
+        300,
+    ));
+    revert.push(s(
+        Action::DeleteManifest {
+            file: calico_manifest.clone(),
+            backup: "backups/flannel-migration-calico.yaml".into(),
+        },
+        "Remove Calico.",
+        vec![
+            crate::backup::write_once(
+                &sh!(
+                    "kubectl get -f {} --ignore-not-found -o yaml",
+                    calico_manifest
+                ),
+                "backups/flannel-migration-calico.yaml",
+            ),
+            sh!("kubectl delete -f {} --ignore-not-found", calico_manifest),
+        ],
+        "no object of calico.yaml is left",
+        600,
+    ));
+    // Talos renders Flannel again, and the DaemonSet comes back if the controller deleted it.
+    revert.extend(talos_undo);
+    if let Some((ns, ds)) = b.cluster.daemonset_of(CniKind::Flannel) {
+        // The controller deletes Flannel's DaemonSet when it completes: bring it back first.
+        revert.push(s(
+            Action::RestoreBackup {
+                path: "backups/objects.yaml".into(),
+                replace: false,
+            },
+            format!("Recreate {ns}/{ds} (and kube-proxy, unchanged) from the preflight backup if the controller deleted it."),
+            vec![crate::backup::restore("backups/objects.yaml")],
+            format!("{ns}/{ds} exists"),
+            600,
+        ));
+    }
+    for node in &b.cluster.nodes {
+        revert.extend(super::rolling::start_node(node));
+        revert.push(ops::node_files(
+            &node.name,
+            &[
+                "/etc/cni/net.d/10-calico.conflist",
+                "/etc/cni/net.d/calico-kubeconfig",
+            ],
+            None,
+            format!("Remove Calico's CNI config from {}.", node.name),
+        ));
+        revert.push(b.reboot(node, CniKind::Flannel));
+        revert.push(ops::label_node(
+            &node.name,
+            MIGRATION_LABEL,
+            Some("flannel"),
+            format!("Let Flannel run on {} again.", node.name),
+        ));
+        revert.push(ops::uncordon(&node.name));
+    }
+    if let Some((ns, ds)) = b.cluster.daemonset_of(CniKind::Flannel) {
+        revert.push(ops::node_selector(
+            &ns,
+            &ds,
+            MIGRATION_LABEL,
+            None,
+            format!("Let {ns}/{ds} run on every node again."),
+        ));
+    }
+    revert.push(ops::label_all(
+        MIGRATION_LABEL,
+        None,
+        "Remove the migration label from every node.".into(),
+    ));
+    let rollback = revert;
+    b.phase(
+        "Migrate with Calico's controller",
+        "Every node runs Calico on the same pod CIDR; Flannel's DaemonSet is gone.",
+        steps,
+        rollback,
+    );
+    finalize(
+        b,
+        vec![
+            Probe::AgentsReady {
+                namespace: "kube-system".into(),
+                daemonset: "calico-node".into(),
+            },
+            Probe::NoNodeLabelled {
+                key: MIGRATION_LABEL.into(),
+                except: Some("calico".into()),
+            },
+        ],
+        None,
+        true,
+    );
+}
