@@ -1,4 +1,5 @@
-//! `cniswap plan` end to end: refusal on error findings, the plan directory, the summary.
+//! `cniswap plan` end to end: refusal on error findings, the plan directory, the summary,
+//! and the requests that cannot work (exit 2 with the reason).
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: a panic is a failed test
 
@@ -22,6 +23,38 @@ fn cniswap(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The homelab cluster under Omni with a ConfigPatch Omni never applies (TAL016): nothing in
+/// the plan fixes that.
+fn unresolvable(dir: &Path) -> String {
+    let snapshot = dir.join("snapshot");
+    copy_dir(Path::new(&example("talos-flannel-homelab")), &snapshot);
+    std::fs::create_dir_all(snapshot.join("omni")).unwrap();
+    std::fs::write(
+        snapshot.join("omni/hostdns.yaml"),
+        "metadata:\n  namespace: default\n  type: ConfigPatches.omni.sidero.dev\n  id: 200-hostdns\n  labels:\n    omni.sidero.dev/cluster: homelab\nspec:\n  data: |\n    machine:\n      features:\n        hostDNS:\n          enabled: true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        snapshot.join("omni/unlabelled.yaml"),
+        "metadata:\n  namespace: default\n  type: ConfigPatches.omni.sidero.dev\n  id: 210-sysctl\nspec:\n  data: |\n    machine:\n      sysctls:\n        net.core.somaxconn: \"65535\"\n",
+    )
+    .unwrap();
+    snapshot.display().to_string()
+}
+
 #[test]
 fn error_findings_refuse_the_plan_unless_forced() {
     let dir = tempfile::tempdir().unwrap();
@@ -41,24 +74,30 @@ fn error_findings_refuse_the_plan_unless_forced() {
     };
     let run = |args: Vec<String>| cniswap(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
-    // A PodDisruptionBudget that allows no disruption: nothing in the plan can fix that.
-    let calico = example("kubeadm-calico-vxlan");
-    let out = run(plan_args(&calico, &[]));
+    let snapshot = unresolvable(dir.path());
+    let out = run(plan_args(&snapshot, &[]));
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("Refused:") && text.contains("error[MIG003]"),
+        text.contains("Refused:") && text.contains("error[TAL016]"),
+        "{text}"
+    );
+    // The budget that allows no disruption is handled by the plan, not a reason to refuse.
+    assert!(
+        text.contains("error[MIG003]") && text.contains("resolved by this plan"),
         "{text}"
     );
     assert!(!out_dir.exists(), "a refused plan writes nothing");
-    let out = run(plan_args(&calico, &["--force"]));
+    let out = run(plan_args(&snapshot, &["--force"]));
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out_dir.join("plan.yaml").exists());
+    let runbook = std::fs::read_to_string(out_dir.join("runbook.md")).unwrap();
+    let unresolved = runbook.find("## Unresolved").unwrap();
+    assert!(runbook[unresolved..].contains("TAL016"), "{runbook}");
     std::fs::remove_dir_all(&out_dir).unwrap();
 
     // Seed 002: the errors are all in the Cilium values the plan replaces.
@@ -82,21 +121,14 @@ fn error_findings_refuse_the_plan_unless_forced() {
     let plan: serde_json::Value =
         serde_saphyr::from_str(&std::fs::read_to_string(out_dir.join("plan.yaml")).unwrap())
             .unwrap();
-    assert_eq!(plan["schema_version"], 1);
+    assert_eq!(plan["schema_version"], 2);
     assert_eq!(plan["strategy"], "rolling");
 }
 
 #[test]
 fn a_clean_cluster_gets_its_plan_and_a_summary() {
     let snapshot = example("kubeadm-calico-vxlan");
-    let out = cniswap(&[
-        "plan",
-        "--snapshot",
-        &snapshot,
-        "--to",
-        "flannel",
-        "--force",
-    ]);
+    let out = cniswap(&["plan", "--snapshot", &snapshot, "--to", "flannel"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -108,23 +140,131 @@ fn a_clean_cluster_gets_its_plan_and_a_summary() {
         text.contains("Strategy: cutover") && text.contains("Use --out-dir DIR"),
         "{text}"
     );
+    assert!(
+        text.contains("node agent image: ghcr.io/cniswap/cniswap:")
+            && text.contains("every node must pull it"),
+        "{text}"
+    );
 }
 
 #[test]
-fn impossible_requests_are_usage_errors() {
-    let snapshot = example("talos-flannel-homelab");
-    let out = cniswap(&["plan", "--snapshot", &snapshot, "--to", "flannel"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already is the cluster's only CNI"));
+fn the_agent_image_is_a_parameter() {
+    let dir = tempfile::tempdir().unwrap();
     let out = cniswap(&[
         "plan",
         "--snapshot",
         &example("kubeadm-calico-vxlan"),
         "--to",
         "flannel",
-        "--kube-proxy",
-        "replace",
+        "--agent-image",
+        "registry.example.com/cniswap:0.1.0",
+        "-o",
+        dir.path().join("p").to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Flannel cannot replace kube-proxy"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan = std::fs::read_to_string(dir.path().join("p/plan.yaml")).unwrap();
+    assert!(plan.contains("agent_image: registry.example.com/cniswap:0.1.0"));
+    assert!(plan.contains("image: registry.example.com/cniswap:0.1.0"));
+}
+
+#[test]
+fn impossible_requests_are_usage_errors() {
+    let homelab = example("talos-flannel-homelab");
+    let kubeadm = example("kubeadm-calico-vxlan");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--snapshot", &homelab, "--to", "flannel"],
+            "already is the cluster's only CNI",
+        ),
+        (
+            &[
+                "--snapshot",
+                &kubeadm,
+                "--to",
+                "flannel",
+                "--kube-proxy",
+                "replace",
+            ],
+            "Flannel cannot replace kube-proxy",
+        ),
+        (
+            &[
+                "--snapshot",
+                &homelab,
+                "--to",
+                "cilium",
+                "--strategy",
+                "fresh",
+            ],
+            "configures a cluster before bootstrap",
+        ),
+        (
+            &[
+                "--snapshot",
+                &homelab,
+                "--to",
+                "cilium",
+                "--batch-size",
+                "0",
+            ],
+            "--batch-size 0",
+        ),
+        (
+            &[
+                "--snapshot",
+                &homelab,
+                "--to",
+                "cilium",
+                "--install",
+                "omni",
+            ],
+            "Omni does not manage this cluster",
+        ),
+    ];
+    for (args, message) in cases {
+        let mut all = vec!["plan"];
+        all.extend_from_slice(args);
+        let out = cniswap(&all);
+        assert_eq!(out.status.code(), Some(2), "{all:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{all:?}: {stderr}");
+    }
+}
+
+/// A snapshot that cannot tell whether kube-proxy runs: the plan asks instead of guessing.
+#[test]
+fn unknown_kube_proxy_is_a_question() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("snap");
+    std::fs::create_dir_all(snapshot.join("cluster")).unwrap();
+    // Only the nodes and pods of the kubeadm example: no DaemonSet was read.
+    for file in ["nodes.yaml", "pods.yaml"] {
+        let from = Path::new(&example("kubeadm-calico-vxlan"))
+            .join("cluster")
+            .join(file);
+        if from.exists() {
+            std::fs::copy(from, snapshot.join("cluster").join(file)).unwrap();
+        }
+    }
+    let snap = snapshot.to_str().unwrap();
+    let out = cniswap(&[
+        "plan",
+        "--snapshot",
+        snap,
+        "--to",
+        "cilium",
+        "--strategy",
+        "cutover",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--kube-proxy keep") && stderr.contains("--kube-proxy replace"),
+        "{stderr}"
+    );
 }
