@@ -177,7 +177,7 @@ fn talos_patches(
             rule: f.rule.clone(),
             at: Handled::place(f),
             by: format!(
-                "the plan applies {} to the running configs instead of {}: do not apply those",
+                "the plan applies {} to the running configs instead of {}: apply the plan's patches, not those",
                 files.join(", "),
                 if replaced.is_empty() {
                     "the snapshot's patches".to_string()
