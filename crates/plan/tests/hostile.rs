@@ -47,6 +47,9 @@ struct Case {
     target: CniKind,
     strategy: StrategyChoice,
     replace: bool,
+    /// Talos nodes (talosctl patches and reboots with the hostile address).
+    talos: bool,
+    /// Managed by Omni (ConfigPatches labelled with the hostile cluster name).
     talos_omni: bool,
     payloads: [usize; 6],
 }
@@ -92,10 +95,14 @@ fn snapshot(case: &Case, marker: &Path) -> cniswap_snapshot::Snapshot {
     {
         ds.metadata.name = hostile("agent", ds_p, marker);
     }
+    if case.talos || case.talos_omni {
+        for node in &mut objects.nodes {
+            node.status.node_info.os_image = "Talos (v1.10.5)".into();
+        }
+    }
     if case.talos_omni {
         let cluster = hostile("home", omni_p, marker);
         for node in &mut objects.nodes {
-            node.status.node_info.os_image = "Talos (v1.10.5)".into();
             node.metadata
                 .labels
                 .insert("omni.sidero.dev/cluster".into(), cluster.clone());
@@ -200,17 +207,18 @@ fn cases() -> impl Strategy<Value = Case> {
             StrategyChoice::Rolling,
         ]),
         any::<bool>(),
-        any::<bool>(),
+        0u8..3,
         prop::array::uniform6(0usize..PAYLOADS.len()),
     )
         .prop_filter("a migration", |(s, t, ..)| s != t)
         .prop_map(
-            |(source, target, strategy, replace, talos_omni, payloads)| Case {
+            |(source, target, strategy, replace, platform, payloads)| Case {
                 source,
                 target,
                 strategy,
                 replace: replace && target != CniKind::Flannel,
-                talos_omni,
+                talos: platform == 1,
+                talos_omni: platform == 2,
                 payloads,
             },
         )
@@ -249,15 +257,17 @@ fn the_harness_detects_an_injection() {
 #[test]
 fn every_payload_in_every_place() {
     for (i, _) in PAYLOADS.iter().enumerate() {
-        for (source, target, talos_omni) in [
-            (CniKind::Flannel, CniKind::Cilium, true),
-            (CniKind::Calico, CniKind::Flannel, false),
+        for (source, target, talos, talos_omni) in [
+            (CniKind::Flannel, CniKind::Cilium, false, true),
+            (CniKind::Flannel, CniKind::Calico, true, false),
+            (CniKind::Calico, CniKind::Flannel, false, false),
         ] {
             let case = Case {
                 source,
                 target,
                 strategy: StrategyChoice::Auto,
                 replace: false,
+                talos,
                 talos_omni,
                 payloads: [i; 6],
             };
