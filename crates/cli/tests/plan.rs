@@ -158,7 +158,7 @@ fn the_agent_image_is_a_parameter() {
         "flannel",
         "--agent-image",
         "registry.example.com/cniswap:0.1.0",
-        "-o",
+        "--out-dir",
         dir.path().join("p").to_str().unwrap(),
     ]);
     assert_eq!(

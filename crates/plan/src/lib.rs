@@ -104,8 +104,8 @@ fn choose_strategy(
         )),
         StrategyChoice::Fresh if !cluster.nodes.is_empty() => Err(error(
             format!(
-                "--strategy fresh configures a cluster before bootstrap, and this one runs {} node(s)",
-                cluster.nodes.len()
+                "--strategy fresh configures a cluster before bootstrap, and this one runs {}",
+                names::count(cluster.nodes.len(), "node", "nodes")
             ),
             "use --strategy cutover or rolling (or auto) for a running cluster",
         )),

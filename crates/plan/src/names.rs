@@ -4,6 +4,11 @@
 
 use sha2::{Digest, Sha256};
 
+/// `1 node`, `3 nodes`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Hex SHA-256 of a text.
 pub fn sha256(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());

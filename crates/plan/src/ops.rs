@@ -416,7 +416,10 @@ pub fn scale(namespace: &str, name: &str, replicas: u32, description: String) ->
             name,
             count
         )],
-        format!("deployment {namespace}/{name} has {replicas} replica(s)"),
+        format!(
+            "deployment {namespace}/{name} has {}",
+            crate::names::count(replicas as usize, "replica", "replicas")
+        ),
         120,
     )
 }

@@ -720,7 +720,7 @@ fn item_15_smaller_defects() {
             .unwrap()
             .message
     };
-    assert!(refuse(options(CniKind::Cilium, StrategyChoice::Fresh)).contains("runs 3 node(s)"));
+    assert!(refuse(options(CniKind::Cilium, StrategyChoice::Fresh)).contains("runs 3 nodes"));
     assert!(
         refuse(PlanOptions {
             batch_size: 0,

@@ -189,8 +189,12 @@ fn policies(b: &mut Builder, findings: &[Finding], steps: &mut Vec<S>) {
             file: file.clone(),
         },
         format!(
-            "Save the {} CNI-specific policy object(s) that stop being enforced on {target}.",
-            objects.len()
+            "Save the {} that stop being enforced on {target}.",
+            crate::names::count(
+                objects.len(),
+                "CNI-specific policy object",
+                "CNI-specific policy objects"
+            )
         ),
         vec![crate::backup::save_objects(&objects, &file)],
         format!("{file} exists"),
@@ -217,8 +221,15 @@ fn policies(b: &mut Builder, findings: &[Finding], steps: &mut Vec<S>) {
     }
     b.risks.push(Risk {
         rule: Some("MIG007".into()),
-        effect: format!("{} policy object(s) of the old CNI are not enforced on {target} and are deleted with its CRDs", objects.len()),
-        handling: format!("saved to {file}; a gate asks for their translation before anything changes"),
+        effect: format!(
+            "{} of the old CNI {} not enforced on {target} and {} deleted with its CRDs",
+            crate::names::count(objects.len(), "policy object", "policy objects"),
+            if objects.len() == 1 { "is" } else { "are" },
+            if objects.len() == 1 { "is" } else { "are" }
+        ),
+        handling: format!(
+            "saved to {file}; a gate asks for their translation before anything changes"
+        ),
     });
 }
 
