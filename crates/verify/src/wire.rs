@@ -1,0 +1,285 @@
+//! The probe agent's HTTP API: what `cniswap verify` sends to an agent and what it gets back.
+//!
+//! Endpoints (all JSON):
+//! - `GET /` → [`Identity`]: who and where the agent is.
+//! - `POST /check` with a [`CheckRequest`] → [`CheckResponse`]: run probes once, now.
+//! - `PUT /probe` with a [`ProbeConfig`] → [`Identity`]: probe these targets every interval
+//!   until replaced or `DELETE /probe`.
+//! - `GET /results?since=N` → [`ResultsPage`]: every continuous result recorded from number N.
+//! - `GET /healthz` → `ok`.
+
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
+
+/// What an agent is for. All roles serve TCP and UDP echo; `Probe` and `Host` also probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The pod-network prober on each node (DaemonSet `cniswap-probe`).
+    Probe,
+    /// A second pod-network pod on each node: the same-node peer and the Service backend.
+    Peer,
+    /// The hostNetwork agent on each node (DaemonSet `cniswap-probe-host`).
+    Host,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Probe => "probe",
+            Role::Peer => "peer",
+            Role::Host => "host",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "probe" => Ok(Role::Probe),
+            "peer" => Ok(Role::Peer),
+            "host" => Ok(Role::Host),
+            other => Err(format!(
+                "unknown role {other:?}: expected probe, peer or host"
+            )),
+        }
+    }
+}
+
+/// `GET /`: the agent's identity and what it sees of its own network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    pub role: Role,
+    pub node: String,
+    pub pod: String,
+    pub namespace: String,
+    /// The address others reach this agent on (pod IP, or node IP for the host agent).
+    pub ip: Option<IpAddr>,
+    pub host_network: bool,
+    /// TCP and UDP echo port.
+    pub echo_port: u16,
+    pub http_port: u16,
+    /// The interface of the default route and its MTU (the largest packet a path must carry).
+    pub interface: Option<String>,
+    pub mtu: Option<u32>,
+    /// `search` domains and nameservers of /etc/resolv.conf.
+    pub search: Vec<String>,
+    pub nameservers: Vec<IpAddr>,
+    pub version: String,
+    /// A new random id each time the agent starts; results restart with it.
+    pub session: String,
+    /// Wall-clock time (Unix microseconds) at which the agent's monotonic clock read zero.
+    pub start_unix_us: i64,
+}
+
+/// One thing to try once. Every probe is plain TCP, UDP or DNS: no ICMP, no privileges.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Probe {
+    /// Connect, send a random nonce, read it back.
+    TcpEcho { addr: SocketAddr },
+    /// Send a datagram of `size` bytes of UDP payload (at least 16) and wait for the same bytes.
+    /// With `dont_fragment`, the packet carries DF and fails rather than fragments.
+    UdpEcho {
+        addr: SocketAddr,
+        size: usize,
+        dont_fragment: bool,
+    },
+    /// Open a TCP connection and close it (for servers that do not echo: the API server, outside).
+    TcpConnect { addr: SocketAddr },
+    /// Resolve a name through the resolver of /etc/resolv.conf.
+    Dns { name: String, expect: DnsExpect },
+}
+
+impl Probe {
+    /// A short human form: `tcp 10.244.1.5:9440`, `dns kubernetes.default.svc.cluster.local`.
+    pub fn describe(&self) -> String {
+        match self {
+            Probe::TcpEcho { addr } => format!("tcp echo {addr}"),
+            Probe::UdpEcho {
+                addr,
+                size,
+                dont_fragment,
+            } => {
+                if *dont_fragment {
+                    format!("udp {addr}, {size} bytes, don't fragment")
+                } else {
+                    format!("udp echo {addr}")
+                }
+            }
+            Probe::TcpConnect { addr } => format!("tcp connect {addr}"),
+            Probe::Dns { name, .. } => format!("dns {name}"),
+        }
+    }
+}
+
+/// What a DNS answer must contain to pass.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", content = "addresses", rename_all = "kebab-case")]
+pub enum DnsExpect {
+    /// At least one address.
+    Any,
+    /// This address among the answers.
+    Contains(IpAddr),
+    /// At least one address, all of them from this set (a headless Service's pods).
+    Subset(Vec<IpAddr>),
+}
+
+/// `POST /check`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckRequest {
+    pub checks: Vec<Check>,
+    /// Per probe.
+    pub timeout_ms: u64,
+    /// How many probes run at once.
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub id: u32,
+    pub probe: Probe,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResponse {
+    pub results: Vec<CheckResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub id: u32,
+    pub ok: bool,
+    /// Round trip (or resolution) time in microseconds, when it passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_us: Option<u64>,
+    /// Why it failed: `timed out after 1s`, `connection refused`, `message too long`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `PUT /probe`: probe every target each interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeConfig {
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub targets: Vec<ProbeTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeTarget {
+    /// The caller's path number; records carry it back.
+    pub path: u32,
+    pub mode: ProbeMode,
+}
+
+/// How a continuous target is probed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ProbeMode {
+    /// A numbered datagram each interval; a reply within the timeout counts.
+    Udp { addr: SocketAddr },
+    /// One long-lived TCP connection; a numbered message each interval whose echo must come
+    /// back within the timeout. A reset or close is counted and the connection reopened.
+    TcpStream { addr: SocketAddr },
+    /// A fresh TCP connection each interval.
+    TcpConnect { addr: SocketAddr },
+    /// A DNS query each interval.
+    Dns { name: String, expect: DnsExpect },
+}
+
+/// `GET /results?since=N`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultsPage {
+    pub session: String,
+    pub start_unix_us: i64,
+    /// Every probe sent before this monotonic time (µs) has its record in this or an earlier
+    /// page: late records never appear behind it.
+    pub complete_before_us: u64,
+    /// Pass this as `since` next time.
+    pub next: u64,
+    /// Records lost because nobody fetched them before the agent's buffer filled.
+    pub dropped: u64,
+    pub records: Vec<Record>,
+    /// Per path: TCP stream connections closed by a reset or by the peer, so far.
+    pub resets: Vec<PathCount>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathCount {
+    pub path: u32,
+    pub count: u64,
+}
+
+/// One probe's result. Short field names: an agent sends thousands per second.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Path number from the [`ProbeTarget`].
+    pub p: u32,
+    /// When the probe was sent: the agent's monotonic clock, microseconds since it started.
+    pub t: u64,
+    /// Round trip in microseconds; absent when the probe failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt: Option<u32>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+}
+
+impl Record {
+    pub fn ok(&self) -> bool {
+        self.e.is_none()
+    }
+}
+
+/// The smallest UDP probe payload: 4 bytes of magic, 8 of sequence number, 4 of nonce.
+pub const UDP_HEADER: usize = 16;
+pub const UDP_MAGIC: [u8; 4] = *b"CNSW";
+
+/// The UDP payload that fills an IP packet of `mtu` bytes exactly.
+pub fn payload_for_mtu(mtu: u32, ipv6: bool) -> usize {
+    let overhead = if ipv6 { 40 + 8 } else { 20 + 8 };
+    (mtu as usize).saturating_sub(overhead).max(UDP_HEADER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_json_is_tagged() {
+        let probe = Probe::UdpEcho {
+            addr: "10.0.0.1:9440".parse().unwrap(),
+            size: 1422,
+            dont_fragment: true,
+        };
+        let json = serde_json::to_string(&probe).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"udp-echo","addr":"10.0.0.1:9440","size":1422,"dont_fragment":true}"#
+        );
+        assert_eq!(serde_json::from_str::<Probe>(&json).unwrap(), probe);
+    }
+
+    #[test]
+    fn mtu_payload() {
+        assert_eq!(payload_for_mtu(1450, false), 1422);
+        assert_eq!(payload_for_mtu(1500, true), 1452);
+        assert_eq!(payload_for_mtu(10, false), UDP_HEADER);
+    }
+
+    #[test]
+    fn record_is_compact() {
+        let r = Record {
+            p: 3,
+            t: 200_000,
+            rtt: Some(120),
+            e: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"p":3,"t":200000,"rtt":120}"#
+        );
+    }
+}
