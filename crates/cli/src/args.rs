@@ -199,6 +199,65 @@ pub enum NodeCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// The probe agent of `cniswap verify`: TCP and UDP echo on --echo-port, an HTTP API on
+    /// --http-port (GET / identity, POST /check, PUT /probe, GET /results?since=N), and a prober
+    /// that probes targets with plain TCP, UDP and DNS (no ICMP, no privileges: it runs as
+    /// non-root under Pod Security `restricted`, or with hostNetwork as --role host).
+    ///
+    /// verify deploys it as three DaemonSets and talks to it through port-forwards; its
+    /// identity comes from the downward API (NODE_NAME, POD_NAME, POD_NAMESPACE, POD_IP,
+    /// HOST_IP).
+    #[command(
+        after_help = "Examples:\n  cniswap agent probe --role probe            # in a pod, identity from the environment\n  cniswap agent probe --role host --node n1 --ip 192.168.1.10\n  curl -s localhost:9441/ | jq .               # identity, MTU, resolv.conf"
+    )]
+    Probe(ProbeAgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeAgentArgs {
+    /// probe: pod-network prober; peer: pod-network echo (same-node peer and Service backend);
+    /// host: hostNetwork prober.
+    #[arg(long, default_value = "probe", value_parser = ["probe", "peer", "host"])]
+    pub role: String,
+
+    #[arg(long, env = "NODE_NAME", default_value = "")]
+    pub node: String,
+
+    #[arg(long, env = "POD_NAME", default_value = "")]
+    pub pod: String,
+
+    #[arg(long, env = "POD_NAMESPACE", default_value = "")]
+    pub namespace: String,
+
+    /// The address others reach this agent on (default: POD_IP, or HOST_IP for --role host).
+    #[arg(long)]
+    pub ip: Option<std::net::IpAddr>,
+
+    #[arg(long, env = "POD_IP", hide = true)]
+    pub pod_ip: Option<std::net::IpAddr>,
+
+    #[arg(long, env = "HOST_IP", hide = true)]
+    pub host_ip: Option<std::net::IpAddr>,
+
+    /// TCP and UDP echo port.
+    #[arg(long, default_value_t = cniswap_verify::names::ECHO_PORT)]
+    pub echo_port: u16,
+
+    /// HTTP API port.
+    #[arg(long, default_value_t = cniswap_verify::names::HTTP_PORT)]
+    pub http_port: u16,
+
+    /// Address to listen on (default: all IPv4 addresses, or all IPv6 ones when the agent's
+    /// address is IPv6).
+    #[arg(long)]
+    pub bind: Option<std::net::IpAddr>,
+
+    #[arg(long, default_value = "/etc/resolv.conf", value_name = "FILE")]
+    pub resolv_conf: PathBuf,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum PlanStrategyArg {
     Auto,
@@ -429,6 +488,10 @@ pub enum Command {
     /// privileged hostNetwork pod with the host filesystem at --root /host.
     #[command(subcommand)]
     Node(NodeCommand),
+
+    /// Agents cniswap runs in the cluster (verify deploys them; you rarely start one by hand).
+    #[command(subcommand)]
+    Agent(AgentCommand),
 
     /// Show the documentation of a rule (`cniswap explain CIL001`), or list every rule.
     #[command(

@@ -36,6 +36,7 @@ pub fn dispatch(command: Command, display_name: &str) -> Result<u8, CliError> {
             crate::lint::explain(rule.as_deref(), list, output)
         }
         Command::Node(command) => crate::node::run(command),
+        Command::Agent(crate::args::AgentCommand::Probe(args)) => crate::agent::probe(args),
         Command::Plan {
             source,
             to,

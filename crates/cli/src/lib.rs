@@ -1,6 +1,7 @@
 //! The `cniswap` command line: argument parsing, wiring of the pipeline stages, rendering.
 //! Logic lives in the library crates; this crate stays thin.
 
+mod agent;
 mod args;
 mod commands;
 mod error;
