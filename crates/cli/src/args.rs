@@ -199,6 +199,135 @@ pub enum NodeCommand {
     },
 }
 
+const VERIFY_HELP: &str = "\
+Checks (kinds for --skip):
+  pod-to-pod       TCP, same node (a second pod) and every pair of nodes
+  pod-to-pod-udp   the same over UDP
+  path-mtu         a don't-fragment UDP packet as large as the sending pod's MTU, echoed back
+  pod-to-service   the probe Service's ClusterIP (answered on the same node)
+  host-to-pod      each node (hostNetwork) to the pods of every node
+  pod-to-host      each pod to every node IP
+  dns-kubernetes   kubernetes.default.svc.<domain> resolves to the kubernetes Service
+  dns-service      the probe Service's FQDN resolves to its ClusterIP
+  dns-headless     the headless probe Service resolves to probe pod IPs
+  api-service      TCP to the API server through the kubernetes Service
+  api-direct       TCP to each API server endpoint
+  outside          TCP to --outside addresses (only when given)
+
+Exit codes:
+  0  every check passed (--continuous: no probe lost)
+  1  checks failed (--continuous: probes lost or TCP connections reset)
+  2  verify could not run (cluster unreachable, permissions, agents never started)
+
+Examples:
+  cniswap verify                                   # matrix on the terminal
+  cniswap verify -o json --junit verify.xml        # for CI
+  cniswap verify --print-manifests                 # what it deploys, and the RBAC to run it
+  cniswap verify --continuous --switching node-3   # during a migration, in a second terminal
+  cniswap verify --continuous --duration 10m --out-dir ./gaps";
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Kubeconfig (default: KUBECONFIG, then ~/.kube/config).
+    #[arg(long, env = "KUBECONFIG", value_name = "FILE", hide_env_values = true)]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context (default: the current one).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Print the objects verify deploys and the RBAC a user needs to run it, then exit.
+    #[arg(long)]
+    pub print_manifests: bool,
+
+    /// Output format (text: the matrix; json: every check, or with --continuous every path
+    /// with its gaps).
+    #[arg(short, long, value_enum, default_value_t = VerifyFormat::Text)]
+    pub output: VerifyFormat,
+
+    /// Also write JUnit XML (one test case per check) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Namespace verify deploys into (created and removed unless it exists).
+    #[arg(long, default_value = cniswap_verify::names::NAMESPACE)]
+    pub namespace: String,
+
+    /// The cniswap image for the agents (build and push your own: README, "The image").
+    #[arg(long, default_value_t = cniswap_verify::manifests::default_image())]
+    pub image: String,
+
+    #[arg(long, default_value = "IfNotPresent", value_parser = ["IfNotPresent", "Always", "Never"])]
+    pub image_pull_policy: String,
+
+    /// An image pull Secret in the namespace.
+    #[arg(long, value_name = "NAME")]
+    pub pull_secret: Option<String>,
+
+    /// Leave out the hostNetwork agents (host-to-pod, pod-to-host); the namespace is then
+    /// labelled Pod Security `restricted`.
+    #[arg(long)]
+    pub no_host: bool,
+
+    /// Check only these nodes (repeat or comma-separate; default: all).
+    #[arg(long, value_name = "NODE", value_delimiter = ',')]
+    pub node: Vec<String>,
+
+    /// Also try TCP to this address outside the cluster from every node (IP:PORT).
+    #[arg(long, value_name = "IP:PORT")]
+    pub outside: Vec<std::net::SocketAddr>,
+
+    /// Leave out a kind of check (repeatable; kinds below).
+    #[arg(long, value_name = "KIND")]
+    pub skip: Vec<String>,
+
+    /// Cluster DNS domain (default: read from the probe pods' resolv.conf).
+    #[arg(long, value_name = "DOMAIN")]
+    pub cluster_domain: Option<String>,
+
+    /// Per probe.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+
+    /// How long to wait for the agents to run and answer.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    pub ready_timeout: std::time::Duration,
+
+    /// Keep what verify deployed (to look at it, or to run again faster).
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Probe every path each --interval until Ctrl-C or --duration, and report every outage.
+    #[arg(long)]
+    pub continuous: bool,
+
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration, requires = "continuous")]
+    pub interval: std::time::Duration,
+
+    #[arg(long, value_parser = humantime::parse_duration, requires = "continuous")]
+    pub duration: Option<std::time::Duration>,
+
+    /// Nodes being switched, for the summary's "lost elsewhere" (cordoned nodes are added).
+    #[arg(
+        long,
+        value_name = "NODE",
+        value_delimiter = ',',
+        requires = "continuous"
+    )]
+    pub switching: Vec<String>,
+
+    /// Where --continuous writes report.json, timeline.json, timeline.svg and timeline.png
+    /// (default: ./cniswap-verify-<time>).
+    #[arg(long, value_name = "DIR", requires = "continuous")]
+    pub out_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum VerifyFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
     /// The probe agent of `cniswap verify`: TCP and UDP echo on --echo-port, an HTTP API on
@@ -488,6 +617,20 @@ pub enum Command {
     /// privileged hostNetwork pod with the host filesystem at --root /host.
     #[command(subcommand)]
     Node(NodeCommand),
+
+    /// Prove the cluster network works, for any CNI: pod to pod on the same node and across
+    /// every pair of nodes, pod to Service, DNS, the API server, host to pod and pod to host,
+    /// and path MTU. With --continuous, measure every outage per path during a migration.
+    ///
+    /// verify deploys into its own namespace (labelled for the Pod Security level it needs):
+    /// two pod-network DaemonSets (a prober and a same-node peer, Pod Security `restricted`),
+    /// a hostNetwork DaemonSet (skip it with --no-host), a ClusterIP Service (traffic policy
+    /// Local, so it tests each node's Service rules) and a headless Service. The DaemonSets
+    /// tolerate every taint, so cordoned and not-ready nodes are checked too. It talks to its
+    /// agents through port-forwards (the kubelet), not through the pod network it checks,
+    /// uses no CNI's CRDs or tools, and removes everything it deployed unless --keep.
+    #[command(after_help = VERIFY_HELP)]
+    Verify(Box<VerifyArgs>),
 
     /// Agents cniswap runs in the cluster (verify deploys them; you rarely start one by hand).
     #[command(subcommand)]

@@ -12,6 +12,7 @@ mod plan;
 mod render;
 mod snapshot;
 mod source;
+mod verify;
 
 pub use args::Cli;
 use clap::Parser;

@@ -1,1 +1,359 @@
-//! placeholder
+//! `cniswap verify` against a live cluster.
+//!
+//! Deploys the probe agents (server-side apply), waits for them, talks to each through a
+//! port-forward (API server -> kubelet -> pod: independent of the pod network under test),
+//! runs the checks of `cniswap_verify::plan`, and removes everything it deployed. This crate
+//! is separate from `cniswap-kube` so that the crate `inspect` and `plan` use stays read-only.
+
+mod agent_client;
+pub mod cluster;
+mod continuous;
+pub mod deploy;
+
+pub use continuous::{ContinuousOptions, run_continuous};
+
+use cniswap_kube::{Connection, LiveOptions};
+use cniswap_verify::manifests::{self, ManifestOptions};
+use cniswap_verify::plan::{self, Planned};
+use cniswap_verify::report::{Outcome, Report};
+use cniswap_verify::wire::{Check, CheckRequest, CheckResponse, Probe, Role};
+use cniswap_verify::{Kind, names};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub live: LiveOptions,
+    pub manifests: ManifestOptions,
+    /// Per probe.
+    pub probe_timeout: Duration,
+    /// For the agents to start and answer.
+    pub ready_timeout: Duration,
+    pub outside: Vec<SocketAddr>,
+    pub skip: Vec<Kind>,
+    pub keep: bool,
+    /// Cluster DNS domain; default: from the probe pods' resolv.conf, else cluster.local.
+    pub domain: Option<String>,
+    /// Only these nodes (default: all).
+    pub nodes: Vec<String>,
+}
+
+/// Where verify reports what it is doing (a spinner on terminals).
+pub trait Progress: Send + Sync {
+    fn message(&self, text: &str);
+}
+
+/// verify could not run (exit code 2): what happened and what to do.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{message}")]
+    CouldNotRun { message: String, help: String },
+}
+
+impl VerifyError {
+    pub fn api(server: &str, what: &str, e: &kube::Error) -> VerifyError {
+        let forbidden = matches!(e, kube::Error::Api(s) if s.code == 403);
+        VerifyError::CouldNotRun {
+            message: format!("cannot {what} on {server}: {}", cniswap_kube::chain(e)),
+            help: if forbidden {
+                "your credentials lack a permission verify needs: `cniswap verify --print-manifests` prints the RBAC".into()
+            } else {
+                "check the cluster is reachable (kubectl get nodes) and try again".into()
+            },
+        }
+    }
+
+    pub fn help(&self) -> &str {
+        match self {
+            VerifyError::CouldNotRun { help, .. } => help,
+        }
+    }
+}
+
+/// A deployment in progress: removed by [`Session::finish`] unless `--keep`.
+pub struct Session {
+    pub connection: Connection,
+    pub deployed: Option<deploy::Deployed>,
+    pub options: Options,
+    pub nodes: Vec<String>,
+}
+
+impl Session {
+    pub async fn start(options: Options, progress: &dyn Progress) -> Result<Session, VerifyError> {
+        progress.message("connecting to the cluster");
+        let connection =
+            cniswap_kube::connect(&options.live)
+                .await
+                .map_err(|e| VerifyError::CouldNotRun {
+                    message: e.to_string(),
+                    help: "check --kubeconfig and --context (kubectl get nodes should work)".into(),
+                })?;
+        let server = connection.describe();
+        let all = cluster::nodes(&connection.client, &server).await?;
+        let nodes: Vec<String> = all
+            .iter()
+            .map(|n| n.name.clone())
+            .filter(|n| options.nodes.is_empty() || options.nodes.contains(n))
+            .collect();
+        if let Some(unknown) = options
+            .nodes
+            .iter()
+            .find(|n| !all.iter().any(|a| &a.name == *n))
+        {
+            return Err(VerifyError::CouldNotRun {
+                message: format!("node {unknown} is not in the cluster"),
+                help: "kubectl get nodes lists them".into(),
+            });
+        }
+        if nodes.is_empty() {
+            return Err(VerifyError::CouldNotRun {
+                message: format!("the cluster at {server} has no nodes"),
+                help: "verify needs nodes to deploy its probes on".into(),
+            });
+        }
+        progress.message(&format!(
+            "deploying the probes into namespace {}",
+            options.manifests.namespace
+        ));
+        let objects = manifests::objects(&options.manifests);
+        let deployed = deploy::apply(
+            &connection.client,
+            &options.manifests.namespace,
+            &objects,
+            &server,
+        )
+        .await?;
+        Ok(Session {
+            connection,
+            deployed: Some(deployed),
+            options,
+            nodes,
+        })
+    }
+
+    pub fn server(&self) -> String {
+        self.connection.describe()
+    }
+
+    /// Waits for the agents and builds the topology.
+    pub async fn agents(
+        &self,
+        progress: &dyn Progress,
+    ) -> Result<(Vec<cluster::Live>, cniswap_verify::topology::Topology), VerifyError> {
+        let o = &self.options;
+        let client = &self.connection.client;
+        let server = self.server();
+        let roles = cluster::roles(o.manifests.host);
+        let (live, missing) = cluster::wait_for_agents(
+            client,
+            &server,
+            &o.manifests.namespace,
+            &self.nodes,
+            &roles,
+            o.manifests.http_port,
+            o.ready_timeout,
+            progress,
+        )
+        .await?;
+        if live.is_empty() {
+            let reasons: Vec<String> = missing
+                .iter()
+                .take(3)
+                .map(|((node, role), why)| format!("{} on {node}: {why}", role.as_str()))
+                .collect();
+            return Err(VerifyError::CouldNotRun {
+                message: format!(
+                    "no probe agent answered within {}s ({})",
+                    o.ready_timeout.as_secs(),
+                    reasons.join("; ")
+                ),
+                help: format!(
+                    "check the image {} can be pulled on the nodes (--image, --image-pull-policy; README: the image)",
+                    o.manifests.image
+                ),
+            });
+        }
+        let (kubernetes_service, api_endpoints) = cluster::api_server(client).await;
+        let probe_service =
+            cluster::cluster_ip(client, &o.manifests.namespace, names::SERVICE).await;
+        let identities: Vec<_> = live
+            .iter()
+            .filter(|l| l.role == Role::Probe)
+            .map(|l| &l.identity)
+            .collect();
+        let domain = o
+            .domain
+            .clone()
+            .or_else(|| cluster::domain_from(&identities))
+            .unwrap_or_else(|| "cluster.local".into());
+        let topology = cluster::topology(
+            &self.nodes,
+            &live,
+            &missing,
+            domain,
+            &o.manifests.namespace,
+            o.manifests.echo_port,
+            kubernetes_service,
+            api_endpoints,
+            probe_service,
+            o.outside.clone(),
+            o.skip.clone(),
+            o.manifests.host,
+        );
+        Ok((live, topology))
+    }
+
+    /// Removes what was deployed (unless `--keep`).
+    pub async fn finish(&mut self, progress: &dyn Progress) -> Result<(), VerifyError> {
+        let Some(deployed) = self.deployed.take() else {
+            return Ok(());
+        };
+        if self.options.keep {
+            return Ok(());
+        }
+        progress.message(&format!("removing namespace {}", deployed.namespace));
+        deploy::remove(&self.connection.client, &deployed, Duration::from_secs(120)).await
+    }
+}
+
+/// A planned check and its number in the request.
+type Numbered = (u32, Planned<Probe>);
+
+/// Runs every one-shot check on the deployed agents.
+pub async fn run_checks(
+    session: &Session,
+    live: &mut [cluster::Live],
+    topology: &cniswap_verify::topology::Topology,
+    progress: &dyn Progress,
+) -> Vec<Outcome> {
+    let planned = plan::one_shot(topology);
+    progress.message(&format!("running {} checks", planned.len()));
+    let mut outcomes = vec![];
+    let mut per_agent: BTreeMap<(String, Role), Vec<Numbered>> = BTreeMap::new();
+    for (id, p) in planned.into_iter().enumerate() {
+        match &p.action {
+            Err(why) => outcomes.push(Outcome {
+                path: p.path.clone(),
+                ok: false,
+                error: Some(why.clone()),
+                rtt_ms: None,
+            }),
+            Ok(_) => per_agent
+                .entry(p.source.clone())
+                .or_default()
+                .push((id as u32, p)),
+        }
+    }
+    let timeout = session.options.probe_timeout;
+    let futures = live.iter_mut().filter_map(|agent| {
+        let checks = per_agent.remove(&(agent.node.clone(), agent.role))?;
+        Some(async move {
+            let request = CheckRequest {
+                checks: checks
+                    .iter()
+                    .filter_map(|(id, p)| {
+                        p.action.as_ref().ok().map(|probe| Check {
+                            id: *id,
+                            probe: probe.clone(),
+                        })
+                    })
+                    .collect(),
+                timeout_ms: timeout.as_millis() as u64,
+                concurrency: 32,
+            };
+            let budget = timeout * (request.checks.len() as u32 / 32 + 2) + Duration::from_secs(10);
+            let body = serde_json::to_string(&request).unwrap_or_default();
+            let response: Result<CheckResponse, String> = agent
+                .client
+                .json("POST", "/check", Some(body), budget)
+                .await;
+            let mut outcomes = vec![];
+            match response {
+                Ok(response) => {
+                    let by_id: BTreeMap<u32, _> =
+                        response.results.into_iter().map(|r| (r.id, r)).collect();
+                    for (id, p) in checks {
+                        let result = by_id.get(&id);
+                        outcomes.push(Outcome {
+                            path: p.path,
+                            ok: result.is_some_and(|r| r.ok),
+                            error: match result {
+                                Some(r) => r.error.clone(),
+                                None => Some("the agent returned no result".into()),
+                            },
+                            rtt_ms: result.and_then(|r| r.rtt_us).map(|us| us as f64 / 1000.0),
+                        });
+                    }
+                }
+                Err(e) => {
+                    for (_, p) in checks {
+                        outcomes.push(Outcome {
+                            path: p.path,
+                            ok: false,
+                            error: Some(format!(
+                                "results not collected from the {} agent on node {}: {e}",
+                                agent.role.as_str(),
+                                agent.node
+                            )),
+                            rtt_ms: None,
+                        });
+                    }
+                }
+            }
+            outcomes
+        })
+    });
+    let collected = futures::future::join_all(futures).await;
+    outcomes.extend(collected.into_iter().flatten());
+    // Agents that are gone between waiting and checking.
+    for (_, checks) in per_agent {
+        for (_, p) in checks {
+            outcomes.push(Outcome {
+                path: p.path,
+                ok: false,
+                error: Some("the agent that runs this check went away".into()),
+                rtt_ms: None,
+            });
+        }
+    }
+    outcomes
+}
+
+/// A whole one-shot verify: deploy, wait, check, remove. The report is returned even when
+/// removal fails (the error then comes second).
+/// `stop` (Ctrl-C) interrupts it; what was deployed is removed all the same.
+pub async fn run_once(
+    options: Options,
+    progress: &dyn Progress,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(Report, Option<VerifyError>), VerifyError> {
+    let start = Instant::now();
+    let mut session = Session::start(options, progress).await?;
+    let work = async {
+        let (mut live, topology) = session.agents(progress).await?;
+        let outcomes = run_checks(&session, &mut live, &topology, progress).await;
+        Ok::<_, VerifyError>((topology, outcomes))
+    };
+    let result = tokio::select! {
+        r = work => r,
+        _ = stop => Err(VerifyError::CouldNotRun {
+            message: "interrupted".into(),
+            help: String::new(),
+        }),
+    };
+    let cleanup = session.finish(progress).await.err();
+    let (topology, outcomes) = match result {
+        Ok(r) => r,
+        Err(e) => return Err(e),
+    };
+    let report = Report::new(
+        session.server(),
+        session.options.manifests.namespace.clone(),
+        topology.domain.clone(),
+        topology.node_names(),
+        outcomes,
+        start.elapsed().as_secs_f64(),
+    );
+    Ok((report, cleanup))
+}

@@ -289,6 +289,15 @@ fn per_node_one_shot(b: &mut Builder<'_, Probe>, from: &str) {
     }
 }
 
+/// A target named by role, not pod: continuous paths keep their identity when a pod is
+/// recreated with a new IP (a node switched to another CNI).
+fn stable_text(role: Role, port: u16) -> String {
+    match role {
+        Role::Host => format!("node IP port {port}"),
+        role => format!("{} pod port {port}", role.as_str()),
+    }
+}
+
 /// Every continuous path: datagrams pod to pod, host to pod, pod to host and to the Service;
 /// long-lived TCP connections to every pod and through the Service; DNS and the API server.
 pub fn continuous(t: &Topology) -> Vec<Planned<ProbeMode>> {
@@ -298,7 +307,7 @@ pub fn continuous(t: &Topology) -> Vec<Planned<ProbeMode>> {
     for from in &nodes {
         for to in &nodes {
             let (role, target) = pod_target(t, from, to);
-            let text = target_text(role, &target, port);
+            let text = stable_text(role, port);
             let addr: Result<SocketAddr, String> = target
                 .as_ref()
                 .map(|a| SocketAddr::new(a.ip, port))
@@ -324,7 +333,7 @@ pub fn continuous(t: &Topology) -> Vec<Planned<ProbeMode>> {
                 Kind::PodToHost,
                 from,
                 Some(to),
-                target_text(Role::Host, &host, port),
+                stable_text(Role::Host, port),
                 Role::Probe,
                 host.map(|a| ProbeMode::Udp {
                     addr: SocketAddr::new(a.ip, port),
@@ -335,7 +344,7 @@ pub fn continuous(t: &Topology) -> Vec<Planned<ProbeMode>> {
                 Kind::HostToPod,
                 from,
                 Some(to),
-                target_text(Role::Probe, &pod, port),
+                stable_text(Role::Probe, port),
                 Role::Host,
                 pod.map(|a| ProbeMode::Udp {
                     addr: SocketAddr::new(a.ip, port),
