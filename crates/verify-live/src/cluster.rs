@@ -196,6 +196,13 @@ pub fn roles(host: bool) -> Vec<Role> {
     }
 }
 
+/// Answering agents; why the others are missing; and the pods that run but do not answer.
+pub type Agents = (
+    Vec<Live>,
+    BTreeMap<(String, Role), String>,
+    BTreeMap<(String, Role), PodState>,
+);
+
 /// Waits until every expected agent runs and answers (or `timeout` passes), then returns
 /// the reachable ones and, for the others, why not.
 #[allow(clippy::too_many_arguments)]
@@ -208,12 +215,16 @@ pub async fn wait_for_agents(
     http_port: u16,
     timeout: Duration,
     progress: &dyn crate::Progress,
-) -> Result<(Vec<Live>, BTreeMap<(String, Role), String>), VerifyError> {
+) -> Result<Agents, VerifyError> {
     let start = Instant::now();
     let expected = nodes.len() * roles.len();
     let pod_api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut live: BTreeMap<(String, Role), Live> = BTreeMap::new();
     let mut last_error: BTreeMap<(String, Role), String> = BTreeMap::new();
+    // Pods that run but whose agent does not answer through the API server (their node's
+    // kubelet unreachable): since when, and the pod (its IP is still a target for others).
+    let mut silent: BTreeMap<(String, Role), (Instant, PodState)> = BTreeMap::new();
+    let grace = Duration::from_secs(20).min(timeout);
     loop {
         let pods = pods(client, namespace, server).await?;
         for pod in &pods {
@@ -242,6 +253,7 @@ pub async fn wait_for_agents(
             {
                 Ok(identity) => {
                     last_error.remove(&key);
+                    silent.remove(&key);
                     live.insert(
                         key,
                         Live {
@@ -265,7 +277,13 @@ pub async fn wait_for_agents(
             "waiting for the probe agents: {}/{expected} answering",
             live.len()
         ));
-        if live.len() == expected || start.elapsed() >= timeout {
+        // Done when every agent answers, or the rest have run silent past the grace period.
+        let settled = live.len()
+            + silent
+                .values()
+                .filter(|(since, _)| since.elapsed() >= grace)
+                .count();
+        if live.len() == expected || settled == expected || start.elapsed() >= timeout {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -286,7 +304,12 @@ pub async fn wait_for_agents(
             }
         }
     }
-    Ok((live.into_values().collect(), missing))
+    let silent = silent
+        .into_iter()
+        .filter(|(key, _)| !live.contains_key(key))
+        .map(|(key, (_, pod))| (key, pod))
+        .collect();
+    Ok((live.into_values().collect(), missing, silent))
 }
 
 /// The cluster domain from a probe pod's resolv.conf search list (`svc.<domain>`).
@@ -302,6 +325,7 @@ pub fn topology(
     nodes: &[String],
     live: &[Live],
     missing: &BTreeMap<(String, Role), String>,
+    silent: &BTreeMap<(String, Role), PodState>,
     domain: String,
     namespace: &str,
     echo_port: u16,
@@ -326,6 +350,16 @@ pub fn topology(
                 pod: l.pod.name.clone(),
                 ip,
                 mtu: l.identity.mtu,
+            });
+        }
+        // A pod that runs but cannot be asked: still a target for the others.
+        if let Some(pod) = silent.get(&(node.to_string(), role))
+            && let Some(ip) = pod.ip
+        {
+            return Ok(Agent {
+                pod: pod.name.clone(),
+                ip,
+                mtu: None,
             });
         }
         Err(missing

@@ -404,6 +404,7 @@ async fn probe(
                     &session.nodes,
                     &lives,
                     &BTreeMap::new(),
+                    &BTreeMap::new(),
                     topology.domain.clone(),
                     &namespace,
                     topology.echo_port,

@@ -145,7 +145,7 @@ impl Session {
         let client = &self.connection.client;
         let server = self.server();
         let roles = cluster::roles(o.manifests.host);
-        let (live, missing) = cluster::wait_for_agents(
+        let (live, missing, silent) = cluster::wait_for_agents(
             client,
             &server,
             &o.manifests.namespace,
@@ -191,6 +191,7 @@ impl Session {
             &self.nodes,
             &live,
             &missing,
+            &silent,
             domain,
             &o.manifests.namespace,
             o.manifests.echo_port,
@@ -306,13 +307,16 @@ pub async fn run_checks(
     });
     let collected = futures::future::join_all(futures).await;
     outcomes.extend(collected.into_iter().flatten());
-    // Agents that are gone between waiting and checking.
-    for (_, checks) in per_agent {
+    // Agents whose pods run but which do not answer through the API server.
+    for ((node, role), checks) in per_agent {
         for (_, p) in checks {
             outcomes.push(Outcome {
                 path: p.path,
                 ok: false,
-                error: Some("the agent that runs this check went away".into()),
+                error: Some(format!(
+                    "results not collected: the {} agent on node {node} does not answer through the API server (port-forward via its kubelet)",
+                    role.as_str()
+                )),
                 rtt_ms: None,
             });
         }

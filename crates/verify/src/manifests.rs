@@ -95,7 +95,7 @@ fn daemonset(options: &ManifestOptions, name: &str, role: &str, host_network: bo
             "name": "agent",
             "image": options.image,
             "imagePullPolicy": options.image_pull_policy,
-            "command": ["/cniswap"],
+            "command": ["/usr/local/bin/cniswap"],
             "args": [
                 "agent", "probe",
                 "--role", role,
