@@ -1,6 +1,7 @@
 //! `cargo run --release -p cniswap-bench -- [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml]`
 //! `cargo run --release -p cniswap-bench -- --lint-repo 100`
 //! `sudo target/release/cniswap-bench --node-state` (root: builds a network namespace)
+//! `KUBECONFIG=... target/release/cniswap-bench --verify IMAGE` (a cluster, e.g. the lab)
 //!
 //! Generates synthetic snapshots, runs `cniswap inspect --snapshot DIR -o json` on each as a
 //! child process, and prints wall time and peak resident memory (from wait4's rusage).
@@ -11,6 +12,7 @@
 //! `cniswap node inventory` and `cniswap node clean --cni cilium` in it.
 
 mod synth;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -23,12 +25,14 @@ fn main() -> std::process::ExitCode {
     let mut lint_files = None;
     let mut node_state = false;
     let mut plan = false;
+    let mut verify_image: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--lint-repo" => lint_files = args.next().and_then(|n| n.parse().ok()),
             "--node-state" => node_state = true,
             "--plan" => plan = true,
+            "--verify" => verify_image = args.next(),
             "--nodes" => {
                 nodes = args
                     .next()
@@ -54,7 +58,7 @@ fn main() -> std::process::ExitCode {
             }
             _ => {
                 eprintln!(
-                    "usage: cniswap-bench [--plan] [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N | --node-state"
+                    "usage: cniswap-bench [--plan] [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N | --node-state | --verify IMAGE"
                 );
                 return std::process::ExitCode::from(2);
             }
@@ -82,6 +86,15 @@ fn main() -> std::process::ExitCode {
     }
     if plan {
         return plan_benchmark(&binary, &nodes, pods_per_node);
+    }
+    if let Some(image) = verify_image {
+        return match verify::run(&binary, &image) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::ExitCode::from(2)
+            }
+        };
     }
     println!(
         "cniswap inspect benchmark ({} per run, {pods_per_node} pods per node)",
