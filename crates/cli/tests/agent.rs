@@ -117,13 +117,15 @@ impl Net {
 
     /// Starts `cniswap agent probe` in node `i`'s namespace and waits until it answers.
     fn agent(&mut self, i: usize, role: &str, resolv_conf: &str) -> Identity {
+        self.agent_as(i, role, resolv_conf, &[])
+    }
+
+    /// Like `agent`, with `wrapper` (e.g. setpriv) between `ip netns exec` and cniswap.
+    fn agent_as(&mut self, i: usize, role: &str, resolv_conf: &str, wrapper: &[&str]) -> Identity {
         let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.nodes[i],
-                env!("CARGO_BIN_EXE_cniswap"),
-            ])
+            .args(["netns", "exec", &self.nodes[i]])
+            .args(wrapper)
+            .arg(env!("CARGO_BIN_EXE_cniswap"))
             .args([
                 "agent",
                 "probe",
@@ -582,4 +584,47 @@ fn continuous_tcp_stream_counts_resets() {
         .take(3)
         .collect();
     assert!(last.iter().all(|r| r.ok()), "{last:?}");
+}
+
+/// What the restricted Pod Security profile allows: a non-root user, no capabilities at all,
+/// no privilege escalation. The agent still serves and probes (TCP, UDP, don't-fragment UDP).
+#[test]
+fn the_agent_needs_no_root_and_no_capabilities() {
+    let mut net = Net::new(2);
+    let resolv = net.resolv_conf("nameserver 192.0.2.1\n");
+    let unprivileged = [
+        "setpriv",
+        "--reuid=65532",
+        "--regid=65532",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+    ];
+    net.agent_as(0, "probe", &resolv, &unprivileged);
+    net.agent_as(1, "peer", &resolv, &unprivileged);
+    // `ip netns exec` execs setpriv, which execs cniswap: same pid.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", net.agents[0].id())).unwrap();
+    assert!(status.contains("Uid:\t65532"), "{status}");
+    assert!(status.contains("CapEff:\t0000000000000000"), "{status}");
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    let b = net.ip(1);
+    let r = check(
+        net.ip(0),
+        &[
+            Probe::TcpEcho { addr: echo(b) },
+            Probe::UdpEcho {
+                addr: echo(b),
+                size: 16,
+                dont_fragment: false,
+            },
+            Probe::UdpEcho {
+                addr: echo(b),
+                size: cniswap_verify::wire::payload_for_mtu(1500, false),
+                dont_fragment: true,
+            },
+        ],
+        1000,
+    );
+    assert!(r.results.iter().all(|r| r.ok), "{r:?}");
 }
