@@ -107,13 +107,41 @@ async fn push(source: &mut Source, config: &ProbeConfig) -> Result<(), String> {
 }
 
 /// Pulls new results from one source and feeds the trackers.
-async fn pull(source: &mut Source, state: &mut State) -> Result<(), String> {
+async fn fetch(source: &mut Source) -> Result<ResultsPage, String> {
     let path = format!("/results?since={}", source.since);
-    let page: ResultsPage = source
+    source
         .live
         .client
         .json("GET", &path, None, Duration::from_secs(10))
-        .await?;
+        .await
+}
+
+/// Fetches new results from every source at once (a slow or unreachable one does not hold
+/// up the others), then feeds them in. Returns the sources that could not be reached.
+async fn pull_all(
+    sources: &mut BTreeMap<(String, Role), Source>,
+    state: &mut State,
+) -> Vec<String> {
+    let pages = futures::future::join_all(sources.values_mut().map(|source| async move {
+        let page = fetch(source).await;
+        (source, page)
+    }))
+    .await;
+    let mut unreachable = vec![];
+    for (source, page) in pages {
+        match page {
+            Ok(page) => ingest(source, page, state),
+            Err(e) => unreachable.push(format!(
+                "{} on {}: {e}",
+                source.live.role.as_str(),
+                source.live.node
+            )),
+        }
+    }
+    unreachable
+}
+
+fn ingest(source: &mut Source, page: ResultsPage, state: &mut State) {
     if page.session != source.session {
         // The agent restarted inside the same pod: its numbering starts again.
         state.events.push(NodeEvent {
@@ -127,7 +155,7 @@ async fn pull(source: &mut Source, state: &mut State) -> Result<(), String> {
         source.session = page.session.clone();
         source.since = 0;
         source.config = None;
-        return Ok(());
+        return;
     }
     for r in &page.records {
         state.trackers.entry(r.p).or_default().add(
@@ -150,7 +178,6 @@ async fn pull(source: &mut Source, state: &mut State) -> Result<(), String> {
         source.resets.insert(c.path, c.count);
     }
     source.since = page.next;
-    Ok(())
 }
 
 fn collected(
@@ -286,15 +313,9 @@ async fn probe(
             break;
         }
         tick += 1;
-        let mut unreachable = vec![];
+        let unreachable = pull_all(&mut sources, &mut state).await;
         for source in sources.values_mut() {
-            if let Err(e) = pull(source, &mut state).await {
-                unreachable.push(format!(
-                    "{} on {}: {e}",
-                    source.live.role.as_str(),
-                    source.live.node
-                ));
-            } else if source.config.is_none()
+            if source.config.is_none()
                 && let Some(config) = planned.get(&(source.live.node.clone(), source.live.role))
             {
                 let _ = push(source, config).await;
@@ -443,8 +464,8 @@ async fn probe(
     // Let the last probes complete, collect them, stop the probers.
     progress.message("collecting the last results");
     tokio::time::sleep(timeout + Duration::from_millis(700)).await;
+    let _ = pull_all(&mut sources, &mut state).await;
     for source in sources.values_mut() {
-        let _ = pull(source, &mut state).await;
         let _ = source
             .live
             .client
