@@ -223,6 +223,7 @@ Examples:
   cniswap verify                                   # matrix on the terminal
   cniswap verify -o json --junit verify.xml        # for CI
   cniswap verify --print-manifests                 # what it deploys, and the RBAC to run it
+  cniswap verify --focus node-3                    # after switching node-3: its paths to every node
   cniswap verify --continuous --switching node-3   # during a migration, in a second terminal
   cniswap verify --continuous --duration 10m --out-dir ./gaps";
 
@@ -272,6 +273,11 @@ pub struct VerifyArgs {
     /// Check only these nodes (repeat or comma-separate; default: all).
     #[arg(long, value_name = "NODE", value_delimiter = ',')]
     pub node: Vec<String>,
+
+    /// Only the checks from or to this node, against every node (repeat or comma-separate):
+    /// what a rolling migration runs after switching a node.
+    #[arg(long, value_name = "NODE", value_delimiter = ',')]
+    pub focus: Vec<String>,
 
     /// Also try TCP to this address outside the cluster from every node (IP:PORT).
     #[arg(long, value_name = "IP:PORT")]

@@ -90,6 +90,7 @@ pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
         keep: args.keep,
         domain: args.cluster_domain.clone(),
         nodes: args.node.clone(),
+        focus: args.focus.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -37,6 +37,8 @@ pub struct Options {
     pub domain: Option<String>,
     /// Only these nodes (default: all).
     pub nodes: Vec<String>,
+    /// Only checks from or to these nodes (every node still takes part).
+    pub focus: Vec<String>,
 }
 
 /// Where verify reports what it is doing (a spinner on terminals).
@@ -99,6 +101,7 @@ impl Session {
         if let Some(unknown) = options
             .nodes
             .iter()
+            .chain(&options.focus)
             .find(|n| !all.iter().any(|a| &a.name == *n))
         {
             return Err(VerifyError::CouldNotRun {
@@ -228,7 +231,11 @@ pub async fn run_checks(
     topology: &cniswap_verify::topology::Topology,
     progress: &dyn Progress,
 ) -> Vec<Outcome> {
-    let planned = plan::one_shot(topology);
+    let focus = &session.options.focus;
+    let planned: Vec<Planned<Probe>> = plan::one_shot(topology)
+        .into_iter()
+        .filter(|p| focus.is_empty() || focus.iter().any(|n| p.path.touches(n)))
+        .collect();
     progress.message(&format!("running {} checks", planned.len()));
     let mut outcomes = vec![];
     let mut per_agent: BTreeMap<(String, Role), Vec<Numbered>> = BTreeMap::new();
