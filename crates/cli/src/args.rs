@@ -270,6 +270,14 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub no_host: bool,
 
+    /// The agents' TCP and UDP echo port (also bound on every node by the hostNetwork agent).
+    #[arg(long, default_value_t = cniswap_verify::names::ECHO_PORT)]
+    pub echo_port: u16,
+
+    /// The agents' HTTP port (also bound on every node by the hostNetwork agent).
+    #[arg(long, default_value_t = cniswap_verify::names::HTTP_PORT)]
+    pub http_port: u16,
+
     /// Check only these nodes (repeat or comma-separate; default: all).
     #[arg(long, value_name = "NODE", value_delimiter = ',')]
     pub node: Vec<String>,

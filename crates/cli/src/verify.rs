@@ -45,7 +45,8 @@ fn manifest_options(args: &VerifyArgs) -> ManifestOptions {
         image_pull_policy: args.image_pull_policy.clone(),
         host: !args.no_host,
         pull_secret: args.pull_secret.clone(),
-        ..ManifestOptions::default()
+        echo_port: args.echo_port,
+        http_port: args.http_port,
     }
 }
 
