@@ -203,11 +203,11 @@ const VERIFY_HELP: &str = "\
 Checks (kinds for --skip):
   pod-to-pod       TCP, same node (a second pod) and every pair of nodes
   pod-to-pod-udp   the same over UDP
-  path-mtu         a don't-fragment UDP packet as large as the sending pod's MTU, echoed back
+  path-mtu         don't-fragment UDP as large as the sender's MTU, echoed
   pod-to-service   the probe Service's ClusterIP (answered on the same node)
   host-to-pod      each node (hostNetwork) to the pods of every node
   pod-to-host      each pod to every node IP
-  dns-kubernetes   kubernetes.default.svc.<domain> resolves to the kubernetes Service
+  dns-kubernetes   kubernetes.default.svc.<domain> resolves to its ClusterIP
   dns-service      the probe Service's FQDN resolves to its ClusterIP
   dns-headless     the headless probe Service resolves to probe pod IPs
   api-service      TCP to the API server through the kubernetes Service
@@ -217,14 +217,14 @@ Checks (kinds for --skip):
 Exit codes:
   0  every check passed (--continuous: no probe lost)
   1  checks failed (--continuous: probes lost or TCP connections reset)
-  2  verify could not run (cluster unreachable, permissions, agents never started)
+  2  could not run (cluster unreachable, permissions, agents never started)
 
 Examples:
-  cniswap verify                                   # matrix on the terminal
-  cniswap verify -o json --junit verify.xml        # for CI
-  cniswap verify --print-manifests                 # what it deploys, and the RBAC to run it
-  cniswap verify --focus node-3                    # after switching node-3: its paths to every node
-  cniswap verify --continuous --switching node-3   # during a migration, in a second terminal
+  cniswap verify                             # the matrix on the terminal
+  cniswap verify -o json --junit verify.xml  # for CI
+  cniswap verify --print-manifests           # what it deploys, RBAC to run it
+  cniswap verify --focus node-3              # after switching node-3
+  cniswap verify --continuous --switching node-3   # in a second terminal
   cniswap verify --continuous --duration 10m --out-dir ./gaps";
 
 #[derive(Debug, Args)]
@@ -258,6 +258,7 @@ pub struct VerifyArgs {
     #[arg(long, default_value_t = cniswap_verify::manifests::default_image())]
     pub image: String,
 
+    /// When the kubelet pulls the image (Never: it must already be on every node).
     #[arg(long, default_value = "IfNotPresent", value_parser = ["IfNotPresent", "Always", "Never"])]
     pub image_pull_policy: String,
 
@@ -315,9 +316,11 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub continuous: bool,
 
+    /// How often --continuous probes every path.
     #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration, requires = "continuous")]
     pub interval: std::time::Duration,
 
+    /// Stop --continuous after this long (default: at Ctrl-C).
     #[arg(long, value_parser = humantime::parse_duration, requires = "continuous")]
     pub duration: Option<std::time::Duration>,
 
@@ -353,7 +356,7 @@ pub enum AgentCommand {
     /// identity comes from the downward API (NODE_NAME, POD_NAME, POD_NAMESPACE, POD_IP,
     /// HOST_IP).
     #[command(
-        after_help = "Examples:\n  cniswap agent probe --role probe            # in a pod, identity from the environment\n  cniswap agent probe --role host --node n1 --ip 192.168.1.10\n  curl -s localhost:9441/ | jq .               # identity, MTU, resolv.conf"
+        after_help = "Examples:\n  cniswap agent probe --role probe     # in a pod: identity from the env\n  cniswap agent probe --role host --node n1 --ip 192.168.1.10\n  curl -s localhost:9441/ | jq .               # identity, MTU, resolv.conf"
     )]
     Probe(ProbeAgentArgs),
 }
@@ -365,12 +368,15 @@ pub struct ProbeAgentArgs {
     #[arg(long, default_value = "probe", value_parser = ["probe", "peer", "host"])]
     pub role: String,
 
+    /// The node it runs on (reported in its identity).
     #[arg(long, env = "NODE_NAME", default_value = "")]
     pub node: String,
 
+    /// Its pod's name.
     #[arg(long, env = "POD_NAME", default_value = "")]
     pub pod: String,
 
+    /// Its pod's namespace.
     #[arg(long, env = "POD_NAMESPACE", default_value = "")]
     pub namespace: String,
 
@@ -397,6 +403,7 @@ pub struct ProbeAgentArgs {
     #[arg(long)]
     pub bind: Option<std::net::IpAddr>,
 
+    /// The resolver configuration DNS probes use.
     #[arg(long, default_value = "/etc/resolv.conf", value_name = "FILE")]
     pub resolv_conf: PathBuf,
 }
