@@ -227,6 +227,7 @@ pub async fn wait_for_agents(
     let grace = Duration::from_secs(20).min(timeout);
     loop {
         let pods = pods(client, namespace, server).await?;
+        let mut candidates = vec![];
         for pod in &pods {
             let key = (pod.node.clone(), pod.role);
             if !nodes.contains(&pod.node) || !roles.contains(&pod.role) {
@@ -246,11 +247,22 @@ pub async fn wait_for_agents(
                 );
                 continue;
             }
-            let mut agent = AgentClient::new(pod_api.clone(), pod.name.clone(), http_port);
-            match agent
-                .json::<Identity>("GET", "/", None, Duration::from_secs(5))
-                .await
-            {
+            candidates.push((key, pod.clone()));
+        }
+        // Ask every new agent at once: one on an unreachable node must not hold up the rest.
+        let answers = futures::future::join_all(candidates.into_iter().map(|(key, pod)| {
+            let api = pod_api.clone();
+            async move {
+                let mut agent = AgentClient::new(api, pod.name.clone(), http_port);
+                let identity = agent
+                    .json::<Identity>("GET", "/", None, Duration::from_secs(5))
+                    .await;
+                (key, pod, agent, identity)
+            }
+        }))
+        .await;
+        for (key, pod, agent, identity) in answers {
+            match identity {
                 Ok(identity) => {
                     last_error.remove(&key);
                     silent.remove(&key);
@@ -259,7 +271,7 @@ pub async fn wait_for_agents(
                         Live {
                             node: pod.node.clone(),
                             role: pod.role,
-                            pod: pod.clone(),
+                            pod,
                             identity,
                             client: agent,
                         },
@@ -267,9 +279,10 @@ pub async fn wait_for_agents(
                 }
                 Err(e) => {
                     last_error.insert(
-                        key,
+                        key.clone(),
                         format!("pod {} runs but its agent does not answer: {e}", pod.name),
                     );
+                    silent.entry(key).or_insert_with(|| (Instant::now(), pod));
                 }
             }
         }
