@@ -45,13 +45,7 @@ impl AgentClient {
             .api
             .portforward(&self.pod, &[self.port])
             .await
-            .map_err(|e| {
-                format!(
-                    "port-forward to pod {}: {}",
-                    self.pod,
-                    cniswap_kube::chain(&e)
-                )
-            })?;
+            .map_err(|e| format!("port-forward to pod {}: {}", self.pod, crate::describe(&e)))?;
         let stream = forwarder
             .take_stream(self.port)
             .ok_or_else(|| format!("port-forward to pod {} gave no stream", self.pod))?;
@@ -75,16 +69,30 @@ impl AgentClient {
         timeout: Duration,
     ) -> Result<Bytes, String> {
         let mut last = String::new();
-        for _ in 0..2 {
+        // A second try only when an existing connection turned out stale.
+        let tries = if self.sender.is_some() { 2 } else { 1 };
+        for _ in 0..tries {
             let ready = match &mut self.sender {
                 Some(s) => s.ready().await.is_ok(),
                 None => false,
             };
             if !ready {
                 self.sender = None;
-                if let Err(e) = self.connect().await {
-                    last = e;
-                    continue;
+                // The API server may wait long for a kubelet it cannot reach.
+                match tokio::time::timeout(timeout, self.connect()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        last = e;
+                        continue;
+                    }
+                    Err(_) => {
+                        last = format!(
+                            "port-forward to pod {} not established within {}s",
+                            self.pod,
+                            timeout.as_secs()
+                        );
+                        continue;
+                    }
                 }
             }
             let Some(sender) = self.sender.as_mut() else {

@@ -398,5 +398,6 @@ pub fn topology(
         probe_service,
         outside,
         skip,
+        headless_ips: vec![],
     }
 }

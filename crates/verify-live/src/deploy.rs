@@ -147,7 +147,7 @@ pub async fn remove(
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => {
                 return Err(VerifyError::CouldNotRun {
-                    message: format!("cannot delete namespace {ns}: {}", cniswap_kube::chain(&e)),
+                    message: format!("cannot delete namespace {ns}: {}", crate::describe(&e)),
                     help: format!("delete it by hand: kubectl delete namespace {ns}"),
                 });
             }
@@ -163,7 +163,7 @@ pub async fn remove(
                     message: format!(
                         "cannot delete {} {name} in {ns}: {}",
                         ar.kind,
-                        cniswap_kube::chain(&e)
+                        crate::describe(&e)
                     ),
                     help: format!(
                         "delete it by hand: kubectl -n {ns} delete {} {name}",

@@ -53,11 +53,22 @@ pub enum VerifyError {
     CouldNotRun { message: String, help: String },
 }
 
+/// A kube-rs error for people: the API server's own message for an API error (not the debug
+/// dump of its Status), else the error with its causes.
+pub fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) if !status.message.is_empty() => {
+            format!("{} (HTTP {})", status.message, status.code)
+        }
+        other => cniswap_kube::chain(other),
+    }
+}
+
 impl VerifyError {
     pub fn api(server: &str, what: &str, e: &kube::Error) -> VerifyError {
         let forbidden = matches!(e, kube::Error::Api(s) if s.code == 403);
         VerifyError::CouldNotRun {
-            message: format!("cannot {what} on {server}: {}", cniswap_kube::chain(e)),
+            message: format!("cannot {what} on {server}: {}", describe(e)),
             help: if forbidden {
                 "your credentials lack a permission verify needs: `cniswap verify --print-manifests` prints the RBAC".into()
             } else {
@@ -190,7 +201,13 @@ impl Session {
             .clone()
             .or_else(|| cluster::domain_from(&identities))
             .unwrap_or_else(|| "cluster.local".into());
-        let topology = cluster::topology(
+        let headless_ips = cluster::pods(client, &o.manifests.namespace, &server)
+            .await?
+            .into_iter()
+            .filter(|p| p.role == Role::Probe)
+            .filter_map(|p| p.ip)
+            .collect();
+        let mut topology = cluster::topology(
             &self.nodes,
             &live,
             &missing,
@@ -205,6 +222,7 @@ impl Session {
             o.skip.clone(),
             o.manifests.host,
         );
+        topology.headless_ips = headless_ips;
         Ok((live, topology))
     }
 

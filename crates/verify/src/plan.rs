@@ -446,6 +446,7 @@ mod tests {
             probe_service: Some("10.96.0.20".parse().unwrap()),
             outside: vec![],
             skip: vec![],
+            headless_ips: vec![],
         }
     }
 

@@ -25,6 +25,10 @@ pub struct Topology {
     pub outside: Vec<SocketAddr>,
     /// Kinds left out (`--skip`).
     pub skip: Vec<Kind>,
+    /// Every probe pod's IP the API shows (all nodes, answering or not): what the headless
+    /// Service may resolve to. Empty: the answering probe agents' IPs.
+    #[serde(default)]
+    pub headless_ips: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +70,9 @@ impl Topology {
 
     /// The probe pod IPs (the answers a headless Service lookup may give).
     pub fn probe_ips(&self) -> Vec<IpAddr> {
+        if !self.headless_ips.is_empty() {
+            return self.headless_ips.clone();
+        }
         self.nodes
             .iter()
             .filter_map(|n| n.probe.as_ref().ok().map(|a| a.ip))
