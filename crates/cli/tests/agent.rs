@@ -628,3 +628,41 @@ fn the_agent_needs_no_root_and_no_capabilities() {
     );
     assert!(r.results.iter().all(|r| r.ok), "{r:?}");
 }
+
+/// A host answers from whichever of its addresses routes back, not always the one it was sent
+/// to (a node replying to its own pod uses its bridge address). Continuous UDP probes must
+/// count such replies: node 1 also owns an address on lo, node 0 routes it through node 1, and
+/// node 1's replies come from its eth0 address.
+#[test]
+fn continuous_udp_accepts_replies_from_another_address_of_the_target() {
+    let mut net = Net::new(2);
+    let resolv = net.resolv_conf("nameserver 192.0.2.1\n");
+    net.agent(0, "probe", &resolv);
+    net.agent(1, "peer", &resolv);
+    let extra: IpAddr = format!("{}.211", net.subnet).parse().unwrap();
+    sh(Some(net.node(1)), &format!("ip addr add {extra}/32 dev lo"));
+    sh(
+        Some(net.node(0)),
+        &format!("ip route add {extra}/32 via {}", net.ip(1)),
+    );
+    let config = ProbeConfig {
+        interval_ms: 100,
+        timeout_ms: 500,
+        targets: vec![ProbeTarget {
+            path: 1,
+            mode: ProbeMode::Udp { addr: echo(extra) },
+        }],
+    };
+    http(
+        net.ip(0),
+        "PUT",
+        "/probe",
+        &serde_json::to_string(&config).unwrap(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    let page = fetch(net.ip(0), 0);
+    let records: Vec<_> = page.records.iter().filter(|r| r.p == 1).collect();
+    assert!(records.len() >= 10, "{page:?}");
+    assert!(records.iter().all(|r| r.ok()), "{records:?}");
+}

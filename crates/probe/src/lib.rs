@@ -103,12 +103,12 @@ impl Drop for Running {
     }
 }
 
-fn resolver(text: &str, timeout: Duration) -> Option<TokioResolver> {
+fn resolver(text: &str, timeout: Duration, attempts: usize) -> Option<TokioResolver> {
     let (config, mut options) =
         hickory_resolver::system_conf::parse_resolv_conf(text.as_bytes()).ok()?;
     options.cache_size = 0;
     options.timeout = timeout;
-    options.attempts = 2;
+    options.attempts = attempts;
     options.use_hosts_file = ResolveHosts::Never;
     TokioResolver::builder_with_config(
         config,
@@ -180,7 +180,12 @@ pub async fn start(options: AgentOptions) -> Result<Running, AgentError> {
         resolver: if resolv.is_empty() {
             None
         } else {
-            resolver(&resolv, Duration::from_millis(900))
+            resolver(&resolv, Duration::from_millis(900), 2)
+        },
+        resolver_once: if resolv.is_empty() {
+            None
+        } else {
+            resolver(&resolv, Duration::from_secs(5), 1)
         },
         timeout: Mutex::new(Duration::from_secs(1)),
     });

@@ -69,6 +69,8 @@ pub struct Shared {
     pub session: String,
     pub buffer: Mutex<Buffer>,
     pub resolver: Option<TokioResolver>,
+    /// One query, one try (continuous probing).
+    pub resolver_once: Option<TokioResolver>,
     /// The timeout of the running configuration (for the watermark).
     pub timeout: Mutex<Duration>,
 }
@@ -167,14 +169,20 @@ impl Prober {
                 let path = target.path;
                 let mode = target.mode.clone();
                 tokio::spawn(async move {
+                    // A probe that a retransmission could still answer after the path came
+                    // back would hide the end of an outage: TCP connects and DNS queries get
+                    // one try shorter than the first SYN retransmission (1 s), and a stream's
+                    // echo must come back within 500 ms.
+                    let short = timeout.min(Duration::from_millis(900));
                     match mode {
                         ProbeMode::Udp { addr } => udp(shared, path, addr, interval, timeout).await,
                         ProbeMode::TcpStream { addr } => {
-                            tcp_stream(shared, path, addr, interval, timeout).await
+                            let deadline = timeout.min(Duration::from_millis(500));
+                            tcp_stream(shared, path, addr, interval, deadline).await
                         }
                         ProbeMode::TcpConnect { addr } => {
                             each_tick(shared, path, interval, move |_| async move {
-                                probes::tcp_connect(addr, timeout).await
+                                probes::tcp_connect(addr, short).await
                             })
                             .await
                         }
@@ -185,8 +193,8 @@ impl Prober {
                                 let name = Arc::clone(&name);
                                 let expect = Arc::clone(&expect);
                                 async move {
-                                    match &shared.resolver {
-                                        Some(r) => probes::dns(r, &name, &expect, timeout).await,
+                                    match &shared.resolver_once {
+                                        Some(r) => probes::dns(r, &name, &expect, short).await,
                                         None => {
                                             Err("no resolver: /etc/resolv.conf could not be read"
                                                 .into())
@@ -263,7 +271,7 @@ async fn udp(
                     }
                 }
                 if socket.is_none() {
-                    match probes::bind_udp(addr, false).await {
+                    match probes::bind_udp_any(addr).await {
                         Ok(s) => socket = Some(s),
                         Err(e) => {
                             shared.record(path, now, Err(reason(&e)));
@@ -276,7 +284,7 @@ async fn udp(
                 let payload = probes::udp_payload(seq, nonce, cniswap_verify::wire::UDP_HEADER);
                 let sent = Instant::now();
                 let result = match socket.as_ref() {
-                    Some(s) => tokio::time::timeout(timeout, s.send(&payload)).await.ok(),
+                    Some(s) => tokio::time::timeout(timeout, s.send_to(&payload, addr)).await.ok(),
                     None => None,
                 };
                 match result {
@@ -292,7 +300,7 @@ async fn udp(
                     }
                 }
             }
-            received = async { match socket_ref { Some(s) => s.recv(&mut buf).await, None => std::future::pending().await } } => {
+            received = async { match socket_ref { Some(s) => s.recv_from(&mut buf).await.map(|(n, _)| n), None => std::future::pending().await } } => {
                 match received {
                     Ok(n) => {
                         if let Some((s, nonce)) = probes::parse_udp(&buf[..n])

@@ -66,6 +66,18 @@ pub fn parse_udp(buf: &[u8]) -> Option<(u64, u32)> {
     Some((seq, nonce))
 }
 
+/// An unconnected socket for datagrams to `peer`: replies are matched by sequence and nonce,
+/// not by source address, because a host answers a pod from whichever of its addresses routes
+/// back (its bridge address for a local pod), not always the one the pod sent to.
+pub async fn bind_udp_any(peer: SocketAddr) -> io::Result<UdpSocket> {
+    let local: SocketAddr = if peer.is_ipv6() {
+        SocketAddr::from(([0u16; 8], 0))
+    } else {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    };
+    UdpSocket::bind(local).await
+}
+
 pub async fn bind_udp(peer: SocketAddr, dont_fragment: bool) -> io::Result<UdpSocket> {
     let local: SocketAddr = if peer.is_ipv6() {
         "[::]:0".parse().unwrap_or(SocketAddr::from(([0u16; 8], 0)))
