@@ -47,6 +47,7 @@ fn manifest_options(args: &VerifyArgs) -> ManifestOptions {
         pull_secret: args.pull_secret.clone(),
         echo_port: args.echo_port,
         http_port: args.http_port,
+        service_suffix: None,
     }
 }
 

@@ -399,5 +399,21 @@ pub fn topology(
         outside,
         skip,
         headless_ips: vec![],
+        service_name: cniswap_verify::names::SERVICE.into(),
+        headless_name: cniswap_verify::names::HEADLESS.into(),
     }
+}
+
+/// The suffix of the probe Services already in the namespace (a `--keep` run), if any.
+pub async fn existing_service_suffix(client: &Client, namespace: &str) -> Option<String> {
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let list = services
+        .list(&ListParams::default().labels("cniswap.io/service=clusterip"))
+        .await
+        .ok()?;
+    list.items.iter().find_map(|s| {
+        s.name_any()
+            .strip_prefix(&format!("{}-", names::SERVICE))
+            .map(str::to_string)
+    })
 }

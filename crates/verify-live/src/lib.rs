@@ -13,11 +13,11 @@ pub mod deploy;
 pub use continuous::{ContinuousOptions, run_continuous};
 
 use cniswap_kube::{Connection, LiveOptions};
+use cniswap_verify::Kind;
 use cniswap_verify::manifests::{self, ManifestOptions};
 use cniswap_verify::plan::{self, Planned};
 use cniswap_verify::report::{Outcome, Report};
 use cniswap_verify::wire::{Check, CheckRequest, CheckResponse, Probe, Role};
-use cniswap_verify::{Kind, names};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -126,6 +126,23 @@ impl Session {
                 help: "verify needs nodes to deploy its probes on".into(),
             });
         }
+        let mut options = options;
+        // A new suffix for new Services, the old one when a `--keep` run left them.
+        let suffix = match cluster::existing_service_suffix(
+            &connection.client,
+            &options.manifests.namespace,
+        )
+        .await
+        {
+            Some(suffix) => suffix,
+            None => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos());
+                format!("{:06x}", (now ^ u128::from(std::process::id())) & 0xff_ffff)
+            }
+        };
+        options.manifests.service_suffix = Some(suffix);
         progress.message(&format!(
             "deploying the probes into namespace {}",
             options.manifests.namespace
@@ -190,7 +207,7 @@ impl Session {
         }
         let (kubernetes_service, api_endpoints) = cluster::api_server(client).await;
         let probe_service =
-            cluster::cluster_ip(client, &o.manifests.namespace, names::SERVICE).await;
+            cluster::cluster_ip(client, &o.manifests.namespace, &o.manifests.service_name()).await;
         let identities: Vec<_> = live
             .iter()
             .filter(|l| l.role == Role::Probe)
@@ -223,6 +240,8 @@ impl Session {
             o.manifests.host,
         );
         topology.headless_ips = headless_ips;
+        topology.service_name = o.manifests.service_name();
+        topology.headless_name = o.manifests.headless_name();
         Ok((live, topology))
     }
 

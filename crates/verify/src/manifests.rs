@@ -18,6 +18,28 @@ pub struct ManifestOptions {
     pub host: bool,
     /// An image pull Secret in the namespace, for private registries.
     pub pull_secret: Option<String>,
+    /// Appended to the Services' names, new for each deployment of them: CoreDNS caches
+    /// answers (kubeadm's Corefile: `ttl 30`, `cache 30`), so a Service re-created under the
+    /// same name would resolve to the previous run's address for half a minute.
+    pub service_suffix: Option<String>,
+}
+
+impl ManifestOptions {
+    /// The ClusterIP Service's name.
+    pub fn service_name(&self) -> String {
+        match &self.service_suffix {
+            Some(s) => format!("{}-{s}", names::SERVICE),
+            None => names::SERVICE.to_string(),
+        }
+    }
+
+    /// The headless Service's name.
+    pub fn headless_name(&self) -> String {
+        match &self.service_suffix {
+            Some(s) => format!("{}-{s}", names::HEADLESS),
+            None => names::HEADLESS.to_string(),
+        }
+    }
 }
 
 impl Default for ManifestOptions {
@@ -30,6 +52,7 @@ impl Default for ManifestOptions {
             http_port: names::HTTP_PORT,
             host: true,
             pull_secret: None,
+            service_suffix: None,
         }
     }
 }
@@ -150,6 +173,8 @@ fn daemonset(options: &ManifestOptions, name: &str, role: &str, host_network: bo
 }
 
 fn service(options: &ManifestOptions, name: &str, role: &str, headless: bool) -> Value {
+    let mut labels = labels(None);
+    labels["cniswap.io/service"] = json!(if headless { "headless" } else { "clusterip" });
     let ports = json!([
         {"name": "echo-tcp", "port": options.echo_port, "targetPort": options.echo_port, "protocol": "TCP"},
         {"name": "echo-udp", "port": options.echo_port, "targetPort": options.echo_port, "protocol": "UDP"},
@@ -174,7 +199,7 @@ fn service(options: &ManifestOptions, name: &str, role: &str, headless: bool) ->
     json!({
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, "namespace": options.namespace, "labels": labels(None)},
+        "metadata": {"name": name, "namespace": options.namespace, "labels": labels},
         "spec": spec,
     })
 }
@@ -189,8 +214,8 @@ pub fn objects(options: &ManifestOptions) -> Vec<Value> {
             "metadata": {"name": names::SERVICE_ACCOUNT, "namespace": options.namespace, "labels": labels(None)},
             "automountServiceAccountToken": false,
         }),
-        service(options, names::SERVICE, "peer", false),
-        service(options, names::HEADLESS, "probe", true),
+        service(options, &options.service_name(), "peer", false),
+        service(options, &options.headless_name(), "probe", true),
         daemonset(options, names::PROBE, "probe", false),
         daemonset(options, names::PEER, "peer", false),
     ];

@@ -3,7 +3,7 @@
 //! reason, so the report still lists every cell.
 
 use crate::kind::Kind;
-use crate::names;
+
 use crate::topology::{Agent, Topology};
 use crate::wire::{DnsExpect, Probe, ProbeMode, Role, payload_for_mtu};
 use serde::{Deserialize, Serialize};
@@ -196,12 +196,12 @@ fn per_node_one_shot(b: &mut Builder<'_, Probe>, from: &str) {
     let port = t.echo_port;
     let service = t
         .probe_service
-        .ok_or_else(|| format!("Service {} has no ClusterIP", names::SERVICE));
+        .ok_or_else(|| format!("Service {} has no ClusterIP", t.service_name));
     b.push(
         Kind::PodToService,
         from,
         None,
-        format!("Service {} port {port}", names::SERVICE),
+        format!("Service {} port {port}", t.service_name),
         Role::Probe,
         service.clone().map(|ip| Probe::TcpEcho {
             addr: SocketAddr::new(ip, port),
@@ -222,7 +222,7 @@ fn per_node_one_shot(b: &mut Builder<'_, Probe>, from: &str) {
             expect: DnsExpect::Contains(addr.ip()),
         }),
     );
-    let name = t.service_fqdn(names::SERVICE);
+    let name = t.service_fqdn(&t.service_name);
     b.push(
         Kind::DnsService,
         from,
@@ -234,7 +234,7 @@ fn per_node_one_shot(b: &mut Builder<'_, Probe>, from: &str) {
             expect: DnsExpect::Contains(ip),
         }),
     );
-    let name = t.service_fqdn(names::HEADLESS);
+    let name = t.service_fqdn(&t.headless_name);
     b.push(
         Kind::DnsHeadless,
         from,
@@ -353,8 +353,8 @@ pub fn continuous(t: &Topology) -> Vec<Planned<ProbeMode>> {
         }
         let service = t
             .probe_service
-            .ok_or_else(|| format!("Service {} has no ClusterIP", names::SERVICE));
-        let text = format!("Service {} port {port}", names::SERVICE);
+            .ok_or_else(|| format!("Service {} has no ClusterIP", t.service_name));
+        let text = format!("Service {} port {port}", t.service_name);
         b.push(
             Kind::PodToService,
             from,
@@ -447,6 +447,8 @@ mod tests {
             outside: vec![],
             skip: vec![],
             headless_ips: vec![],
+            service_name: crate::names::SERVICE.into(),
+            headless_name: crate::names::HEADLESS.into(),
         }
     }
 

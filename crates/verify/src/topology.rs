@@ -29,6 +29,19 @@ pub struct Topology {
     /// Service may resolve to. Empty: the answering probe agents' IPs.
     #[serde(default)]
     pub headless_ips: Vec<IpAddr>,
+    /// The probe Services' names (with the deployment's suffix).
+    #[serde(default = "default_service")]
+    pub service_name: String,
+    #[serde(default = "default_headless")]
+    pub headless_name: String,
+}
+
+fn default_service() -> String {
+    crate::names::SERVICE.into()
+}
+
+fn default_headless() -> String {
+    crate::names::HEADLESS.into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
