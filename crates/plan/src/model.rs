@@ -228,7 +228,7 @@ pub enum Probe {
     /// The node agent on `node` finds no error (NOD001: the first CNI config belongs to the
     /// CNI the node runs).
     NodeInventory { node: String, pod: NodePod },
-    /// `cniswap inspect` or `cniswap lint --live` with these arguments exits 0.
+    /// `cniswap inspect`, `cniswap lint --live` or `cniswap verify` with these arguments exits 0.
     Cniswap { args: Vec<String> },
 }
 

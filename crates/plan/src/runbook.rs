@@ -139,6 +139,24 @@ pub fn render(plan: &Plan) -> String {
         "\nEvery step below says how to check it is done: re-running a finished step is safe.\n"
     );
 
+    if plan.strategy != "fresh" {
+        let _ = writeln!(
+            out,
+            "## Before you start: watch connectivity in a second terminal\n\n\
+             Start this in a second terminal before the first phase and stop it (Ctrl-C) after the \
+             last one. It probes every node pair, the Services, DNS and the API server every \
+             200 ms and writes every outage per path, with its start, end and duration, to \
+             `cniswap-verify-<time>/` (report.json, timeline.png). Add `--switching NODE` for \
+             the node you switch; cordoned nodes count as switched.\n\n```sh\n{}\n```\n",
+            crate::shell::argv(&[
+                "cniswap".to_string(),
+                "verify".into(),
+                "--continuous".into(),
+                "--image".into(),
+                plan.agent_image.clone(),
+            ])
+        );
+    }
     let _ = writeln!(
         out,
         "## Per-node estimate\n\n| node | role | pods recreated | interruption |\n|---|---|---:|---:|"

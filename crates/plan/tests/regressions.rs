@@ -589,11 +589,30 @@ fn item_13_verification_uses_fqdn_and_pinned_probes() {
         })
         .flatten()
         .collect();
-    assert!(probes.iter().any(
-        |p| matches!(p, Probe::Dns { name } if name == "kubernetes.default.svc.cluster.local")
-    ));
+    // DNS by FQDN is part of `cniswap verify` (kubernetes.default.svc.<domain>, with the
+    // cluster's domain), which the Verify phase runs across every node pair (issue 13).
+    let verify = |args: &[&str]| {
+        probes.iter().any(|p| {
+            matches!(p, Probe::Cniswap { args: a } if a.iter().map(String::as_str).collect::<Vec<_>>() == args)
+        })
+    };
+    assert!(verify(&[
+        "verify",
+        "--image",
+        &plan.agent_image,
+        "--cluster-domain",
+        "cluster.local"
+    ]));
     for node in &plan.estimates.per_node {
         assert!(probes.iter().any(|p| matches!(p, Probe::PodAddress { node: n, cidr: Some(c) } if *n == node.node && c == "10.245.0.0/16")));
+        // Each switched node's pods are checked against every node.
+        assert!(verify(&[
+            "verify",
+            "--image",
+            &plan.agent_image,
+            "--focus",
+            &node.node
+        ]));
     }
     let commands = common::commands(&plan);
     assert!(

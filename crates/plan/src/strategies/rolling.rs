@@ -79,9 +79,19 @@ pub fn start_node(node: &PlanNode) -> Vec<S> {
 }
 
 /// Check a switched node, then uncordon it (unless it was cordoned before the plan).
-fn end_node(node: &PlanNode, goal: &str, probes: Vec<Probe>) -> Vec<S> {
+fn end_node(node: &PlanNode, goal: &str, mut probes: Vec<Probe>, image: &str) -> Vec<S> {
+    // The node's pods reach every node, Services, DNS and the API server.
+    probes.push(super::verify::cniswap_verify(image, Some(&node.name), None));
     vec![
-        ops::verify(goal, probes, format!("Check {}: {goal}.", node.name), goal),
+        ops::verify(
+            goal,
+            probes,
+            format!(
+                "Check {}: {goal}, and `cniswap verify --focus {}` passes.",
+                node.name, node.name
+            ),
+            goal,
+        ),
         ops::uncordon(&node.name),
     ]
 }
@@ -219,6 +229,7 @@ fn to_cilium(b: &mut Builder) {
                     node: node.name.clone(),
                     cidr: Some(pool.clone()),
                 }],
+                &b.agent_image(),
             ));
             // Undo, node by node (in reverse): off the CiliumNodeConfig, the conflist
             // removed and the old CNI's configs renamed back, then a reboot.
@@ -569,6 +580,7 @@ fn to_flannel(b: &mut Builder) {
                         pod: inventory,
                     },
                 ],
+                &b.agent_image(),
             ));
             let mut back = start_node(node);
             back.extend(restore);

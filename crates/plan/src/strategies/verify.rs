@@ -1,8 +1,7 @@
-//! The Verify phase: what "the cluster works on the target" means. Probe pods pinned to their
-//! nodes (nodeName bypasses the scheduler, cordons and taints; they tolerate every taint) check
-//! pod-to-pod traffic across nodes, cluster DNS by its fully qualified name and a Service; then
-//! the target's own health. Each check is a typed probe, so a `cniswap verify` run can take
-//! their place.
+//! The Verify phase: what "the cluster works on the target" means. `cniswap verify` checks
+//! every node and node pair (its probes tolerate every taint, so cordoned nodes count too):
+//! pod to pod, Services, DNS by fully qualified name, the API server, host to pod, pod to host
+//! and path MTU; then the target's own health.
 
 use super::Builder;
 use crate::install;
@@ -10,23 +9,32 @@ use crate::model::Probe;
 use crate::ops;
 use cniswap_model::CniKind;
 
+/// `cniswap verify` with the plan's agent image; with `focus`, only the checks from or to that
+/// node (against every node), what a rolling step runs after switching it.
+pub fn cniswap_verify(image: &str, focus: Option<&str>, domain: Option<&str>) -> Probe {
+    let mut args = vec!["verify".to_string(), "--image".into(), image.to_string()];
+    if let Some(domain) = domain {
+        args.push("--cluster-domain".into());
+        args.push(domain.to_string());
+    }
+    if let Some(node) = focus {
+        args.push("--focus".into());
+        args.push(node.to_string());
+    }
+    Probe::Cniswap { args }
+}
+
 pub fn build(b: &mut Builder) {
     let target = b.options.target;
     let mut probes = vec![Probe::NodesReady, Probe::NoPodStuck];
     let nodes = &b.cluster.nodes;
-    if let (Some(first), Some(last)) = (nodes.first(), nodes.last()) {
-        probes.push(Probe::PodToPod {
-            from: first.name.clone(),
-            to: last.name.clone(),
-        });
-    }
-    let domain = &b.cluster.dns_domain;
-    probes.push(Probe::Dns {
-        name: format!("kubernetes.default.svc.{domain}"),
-    });
-    probes.push(Probe::Service {
-        url: format!("https://kubernetes.default.svc.{domain}/healthz"),
-    });
+    // Every node and node pair: pod to pod (same node and across), Services, DNS, the API
+    // server, host to pod, pod to host and path MTU, with the cniswap image's probes.
+    probes.push(cniswap_verify(
+        &b.agent_image(),
+        None,
+        Some(&b.cluster.dns_domain),
+    ));
     // Calico's flannel-migration manifests run calico-node in kube-system, without the operator.
     let calico_manifests =
         super::rolling::uses_calico_migration_manifests(target, b.options.strategy);
