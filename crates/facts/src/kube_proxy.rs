@@ -116,7 +116,10 @@ pub fn detect(
 /// installers as JSON.
 fn config_mode(config: &str) -> Option<String> {
     if let Ok(serde_json::Value::Object(json)) = serde_json::from_str(config) {
-        return json.get("mode").and_then(|m| m.as_str()).map(str::to_string);
+        return json
+            .get("mode")
+            .and_then(|m| m.as_str())
+            .map(str::to_string);
     }
     config
         .lines()

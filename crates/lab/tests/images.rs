@@ -599,7 +599,7 @@ fn cniswap_image_runs_the_static_build() {
 fn pause_reaps_orphans_and_exits_on_sigterm() {
     require_root();
     let pause = image::build_static(&StaticBuild {
-        package: "cniswap-lab".into(),
+        package: "cniswap-lab-pause".into(),
         bin: "cniswap-lab-pause".into(),
         profile: "release".into(),
     })
