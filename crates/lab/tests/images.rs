@@ -531,7 +531,13 @@ fn every_lab_image_imports_and_runs() {
         conntrack.contains("flow entries have been shown"),
         "{conntrack}"
     );
-    let ipset = containerd.run_ok(&id("ipset"), &[], kube_proxy, &["ipset", "--version"]);
+    // ipset talks to the kernel even for --version, so it needs CAP_NET_ADMIN.
+    let ipset = containerd.run_ok(
+        &id("ipset"),
+        &["--privileged", "--with-ns", &ns],
+        kube_proxy,
+        &["ipset", "--version"],
+    );
     assert!(ipset.contains("ipset v"), "{ipset}");
 
     // pause: runs until SIGTERM, then exits 0 promptly.
