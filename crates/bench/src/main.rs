@@ -2,6 +2,8 @@
 //! `cargo run --release -p cniswap-bench -- --lint-repo 100`
 //! `sudo target/release/cniswap-bench --node-state` (root: builds a network namespace)
 //! `KUBECONFIG=... target/release/cniswap-bench --verify IMAGE` (a cluster, e.g. the lab)
+//! `sudo target/release/cniswap-bench --lab [--kwok-nodes 1000] [--pods-per-node 30]` (root:
+//! brings labs up; see lab.rs)
 //!
 //! Generates synthetic snapshots, runs `cniswap inspect --snapshot DIR -o json` on each as a
 //! child process, and prints wall time and peak resident memory (from wait4's rusage).
@@ -11,6 +13,7 @@
 //! namespace holding 500 pod veths, 5,000 routes and 20,000 iptables rules of Cilium and times
 //! `cniswap node inventory` and `cniswap node clean --cni cilium` in it.
 
+mod lab;
 mod synth;
 mod verify;
 
@@ -26,6 +29,8 @@ fn main() -> std::process::ExitCode {
     let mut node_state = false;
     let mut plan = false;
     let mut verify_image: Option<String> = None;
+    let mut lab = false;
+    let mut kwok_nodes = 1000;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -33,6 +38,8 @@ fn main() -> std::process::ExitCode {
             "--node-state" => node_state = true,
             "--plan" => plan = true,
             "--verify" => verify_image = args.next(),
+            "--lab" => lab = true,
+            "--kwok-nodes" => kwok_nodes = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000),
             "--nodes" => {
                 nodes = args
                     .next()
@@ -58,7 +65,7 @@ fn main() -> std::process::ExitCode {
             }
             _ => {
                 eprintln!(
-                    "usage: cniswap-bench [--plan] [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N | --node-state | --verify IMAGE"
+                    "usage: cniswap-bench [--plan] [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N | --node-state | --verify IMAGE | --lab [--kwok-nodes 1000] [--pods-per-node 30]"
                 );
                 return std::process::ExitCode::from(2);
             }
@@ -71,6 +78,15 @@ fn main() -> std::process::ExitCode {
             binary.display()
         );
         return std::process::ExitCode::from(2);
+    }
+    if lab {
+        return match lab::lab_benchmark(&binary, kwok_nodes, pods_per_node) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::ExitCode::from(2)
+            }
+        };
     }
     if let Some(files) = lint_files {
         return lint_benchmark(&binary, files);
@@ -160,7 +176,7 @@ fn main() -> std::process::ExitCode {
 /// `cniswap plan --to cilium -o DIR` (rolling, every node switched one by one) on synthetic
 /// Flannel clusters: wall time, peak RSS and the size of what it writes.
 fn plan_benchmark(
-    binary: &PathBuf,
+    binary: &std::path::Path,
     nodes: &[usize],
     pods_per_node: usize,
 ) -> std::process::ExitCode {
@@ -351,7 +367,7 @@ fn node_benchmark(binary: &std::path::Path) -> Result<(), String> {
 }
 
 /// Times `cniswap lint` on a generated repository: five runs, median and max wall time.
-fn lint_benchmark(binary: &PathBuf, files: usize) -> std::process::ExitCode {
+fn lint_benchmark(binary: &std::path::Path, files: usize) -> std::process::ExitCode {
     let dir = std::env::temp_dir().join(format!("cniswap-bench-repo-{files}"));
     let _ = std::fs::remove_dir_all(&dir);
     if let Err(e) = synth::write_repo(&dir, files) {
@@ -399,7 +415,7 @@ fn lint_benchmark(binary: &PathBuf, files: usize) -> std::process::ExitCode {
 }
 
 /// Runs cniswap with `args` and returns (wall seconds, peak RSS in KiB, exit code).
-fn measure(binary: &PathBuf, args: &[&std::ffi::OsStr]) -> Result<(f64, i64, i32), String> {
+fn measure(binary: &std::path::Path, args: &[&std::ffi::OsStr]) -> Result<(f64, i64, i32), String> {
     let start = Instant::now();
     let child = Command::new(binary)
         .args(args)

@@ -448,13 +448,9 @@ pub struct SourceArgs {
     pub snapshot: Option<PathBuf>,
 
     /// Kubeconfig to use for a live cluster (default: KUBECONFIG, then ~/.kube/config).
-    #[arg(
-        long,
-        env = "KUBECONFIG",
-        value_name = "FILE",
-        conflicts_with = "snapshot",
-        hide_env_values = true
-    )]
+    // KUBECONFIG is read by kube-rs (as a list, like kubectl), not by clap: a value from the
+    // environment must not conflict with --snapshot.
+    #[arg(long, value_name = "FILE", conflicts_with = "snapshot")]
     pub kubeconfig: Option<PathBuf>,
 
     /// Kubeconfig context to use (default: the current context).

@@ -61,3 +61,43 @@ fn live_commands_report_an_unreachable_server_without_panicking() {
         }
     }
 }
+
+#[test]
+fn kubeconfig_in_the_environment_does_not_conflict_with_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = unreachable_kubeconfig(dir.path());
+    let snapshot = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/talos-flannel-homelab");
+    let out = Command::new(env!("CARGO_BIN_EXE_cniswap"))
+        .args(["inspect", "--snapshot", snapshot.to_str().unwrap(), "-o", "json"])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn kubeconfig_lists_in_the_environment_are_read_like_kubectl_reads_them() {
+    // KUBECONFIG=a:b merges both files; the context lives in the second one.
+    let dir = tempfile::tempdir().unwrap();
+    let second = unreachable_kubeconfig(dir.path());
+    let first = dir.path().join("empty-kubeconfig");
+    std::fs::write(&first, "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n").unwrap();
+    let list = format!("{}:{}", first.display(), second.display());
+    let out = Command::new(env!("CARGO_BIN_EXE_cniswap"))
+        .args(["inspect", "--context", "nowhere"])
+        .env("KUBECONFIG", list)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("https://127.0.0.1:9 (context nowhere)"),
+        "the context was found through the list: {stderr}"
+    );
+}

@@ -198,7 +198,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.devmapper", "io.containerd.sna
 
     /// `ctr run --rm` with the given options; returns the output (the caller checks status).
     fn run_in(&self, id: &str, opts: &[&str], image: &Image, args: &[&str]) -> Output {
-        let mut cmd = self.ctr(&["run", "--rm"]);
+        let mut cmd = self.ctr(&["run", "--rm", "--cgroup", &self.cgroup(id)]);
         cmd.args(opts).arg(&image.reference).arg(id).args(args);
         run(&mut cmd)
     }
@@ -214,6 +214,19 @@ disabled_plugins = ["io.containerd.snapshotter.v1.devmapper", "io.containerd.sna
             self.log_tail()
         );
         text(&out)
+    }
+
+    /// A cgroup path under this test's own parent (not containerd's shared `/k8s.io`), so
+    /// teardown can remove everything it made.
+    fn cgroup(&self, id: &str) -> String {
+        format!("/{}/{id}", self.cgroup_parent())
+    }
+
+    fn cgroup_parent(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     fn mounts_under_dir(&self) -> Vec<String> {
@@ -267,6 +280,18 @@ impl Drop for Containerd {
             let _ = Command::new("umount").arg("-l").arg(&mount).output();
         }
         let _ = fs::remove_dir_all(&self.dir);
+        // runc removes each container's cgroup; the parent we named is ours to remove.
+        if let Ok(hierarchies) = fs::read_dir("/sys/fs/cgroup") {
+            for hierarchy in hierarchies.flatten() {
+                let parent = hierarchy.path().join(self.cgroup_parent());
+                if let Ok(children) = fs::read_dir(&parent) {
+                    for child in children.flatten().filter(|c| c.path().is_dir()) {
+                        let _ = fs::remove_dir(child.path());
+                    }
+                    let _ = fs::remove_dir(&parent);
+                }
+            }
+        }
     }
 }
 
@@ -506,13 +531,26 @@ fn every_lab_image_imports_and_runs() {
         conntrack.contains("flow entries have been shown"),
         "{conntrack}"
     );
-    let ipset = containerd.run_ok(&id("ipset"), &[], kube_proxy, &["ipset", "--version"]);
+    // ipset talks to the kernel even for --version, so it needs CAP_NET_ADMIN.
+    let ipset = containerd.run_ok(
+        &id("ipset"),
+        &["--privileged", "--with-ns", &ns],
+        kube_proxy,
+        &["ipset", "--version"],
+    );
     assert!(ipset.contains("ipset v"), "{ipset}");
 
     // pause: runs until SIGTERM, then exits 0 promptly.
     let pause = by_name("pause");
     let pause_id = id("pause");
-    must(&mut containerd.ctr(&["run", "-d", &pause.reference, &pause_id]));
+    must(&mut containerd.ctr(&[
+        "run",
+        "-d",
+        "--cgroup",
+        &containerd.cgroup(&pause_id),
+        &pause.reference,
+        &pause_id,
+    ]));
     let started = Instant::now();
     loop {
         let tasks = must(&mut containerd.ctr(&["tasks", "ls"]));
@@ -557,8 +595,10 @@ fn every_lab_image_imports_and_runs() {
     must(&mut containerd.ctr(&["containers", "delete", &pause_id]));
     drop(netns);
     let dir = containerd.dir.clone();
+    let cgroups = Path::new("/sys/fs/cgroup/memory").join(containerd.cgroup_parent());
     drop(containerd);
     assert!(!dir.exists(), "{} left behind", dir.display());
+    assert!(!cgroups.exists(), "{} left behind", cgroups.display());
 }
 
 #[test]
@@ -599,7 +639,7 @@ fn cniswap_image_runs_the_static_build() {
 fn pause_reaps_orphans_and_exits_on_sigterm() {
     require_root();
     let pause = image::build_static(&StaticBuild {
-        package: "cniswap-lab".into(),
+        package: "cniswap-lab-pause".into(),
         bin: "cniswap-lab-pause".into(),
         profile: "release".into(),
     })

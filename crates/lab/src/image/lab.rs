@@ -97,11 +97,11 @@ fn cached(
     Ok(image)
 }
 
-/// The pause image: our own static pause program (crates/lab/src/bin/cniswap-lab-pause.rs),
+/// The pause image: our own static pause program (crates/lab-pause),
 /// built with cargo for the static target on first use.
 pub fn pause(cache_root: &Path) -> Result<Image, ImageError> {
     let binary = build_static(&StaticBuild {
-        package: "cniswap-lab".into(),
+        package: "cniswap-lab-pause".into(),
         bin: "cniswap-lab-pause".into(),
         profile: "release".into(),
     })?;

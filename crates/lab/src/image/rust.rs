@@ -21,7 +21,8 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// A static build: `cargo build --profile PROFILE -p PACKAGE --bin BIN` for [`STATIC_TARGET`]
-/// with `RUSTFLAGS=-C target-feature=+crt-static`, stripped, in `<workspace>/target/lab-static` so the
+/// with `RUSTFLAGS=-C target-feature=+crt-static`, stripped, in
+/// `<workspace>/target/lab-static/<package>` so the
 /// workspace's normal builds are untouched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticBuild {
@@ -35,7 +36,12 @@ pub struct StaticBuild {
 /// returns its path. Fails if the result still needs shared libraries.
 pub fn build_static(build: &StaticBuild) -> Result<PathBuf, ImageError> {
     let workspace = workspace_root();
-    let target_dir = workspace.join("target").join("lab-static");
+    // One target directory per package, so building cniswap (minutes) never holds the lock
+    // that a pause build (seconds) waits for.
+    let target_dir = workspace
+        .join("target")
+        .join("lab-static")
+        .join(&build.package);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let what = format!(
         "cargo build --profile {} -p {} --bin {} (static)",
