@@ -238,7 +238,7 @@ fn node_inventory_sees_flannel(ctx: &Ctx) {
         "cni0",
         "FLANNEL-POSTRTG",
         "/run/flannel/subnet.env",
-        "10-flannel.conflist",
+        "/etc/cni/net.d/10-flannel.conflist",
     ] {
         let owners = owned_by(needle);
         assert!(
