@@ -75,12 +75,14 @@ pub struct Components {
     /// Flannel's CNI plugin (the binary is called `flannel`, its CNI `type`).
     pub flannel_cni: Binary,
     pub kwok: Binary,
+    pub kubectl: Binary,
 }
 
 impl Components {
     /// All binaries, in build order.
-    pub fn all(&self) -> [&Binary; 10] {
+    pub fn all(&self) -> [&Binary; 11] {
         [
+            &self.kubectl,
             &self.etcd,
             &self.kube_apiserver,
             &self.kube_controller_manager,
@@ -248,6 +250,13 @@ pub(crate) const PROJECTS: &[Project] = &[
             kube_bin("kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler"),
             kube_bin("kubelet", "k8s.io/kubernetes/cmd/kubelet"),
             kube_bin("kube-proxy", "k8s.io/kubernetes/cmd/kube-proxy"),
+            // For tests that go through kubectl (`kubectl cniswap`) and benchmarks against it.
+            Bin {
+                name: "kubectl",
+                package: "k8s.io/kubernetes/cmd/kubectl",
+                version_args: &["version", "--client"],
+                expect: "Client Version: v1.37.2",
+            },
         ],
         build_hint: "",
     },
@@ -383,6 +392,7 @@ pub fn ensure(
         flanneld: take("flanneld"),
         flannel_cni: take("flannel"),
         kwok: take("kwok"),
+        kubectl: take("kubectl"),
     })
 }
 
@@ -864,10 +874,11 @@ mod tests {
             "flanneld",
             "flannel",
             "kwok",
+            "kubectl",
         ] {
             assert!(names.contains(&name), "{name} is not built by any project");
         }
-        assert_eq!(names.len(), 10);
+        assert_eq!(names.len(), 11);
     }
 
     #[test]

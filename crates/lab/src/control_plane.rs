@@ -118,7 +118,19 @@ pub struct ApiServerArgs<'a> {
     pub network: &'a ClusterNetwork,
 }
 
+/// Every request at Metadata level (who, verb, URI, status): tests read it to prove what a
+/// client asked for (never Secrets; every list paginated).
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n";
+
+/// The API server's audit log: one JSON event per line.
+pub fn audit_log(dir: &Path) -> PathBuf {
+    dir.join("logs/audit.log")
+}
+
 pub fn start_apiserver(components: &Components, args: ApiServerArgs<'_>) -> Result<Started> {
+    let policy = args.dir.join("audit-policy.yaml");
+    std::fs::write(&policy, AUDIT_POLICY)
+        .map_err(LabError::io(format!("write {}", policy.display())))?;
     let pki = args.pki.ca();
     let pki_dir = pki.parent().unwrap_or(Path::new("."));
     let file = |name: &str| pki_dir.join(name).display().to_string();
@@ -153,6 +165,9 @@ pub fn start_apiserver(components: &Components, args: ApiServerArgs<'_>) -> Resu
             ),
             "--kubelet-preferred-address-types=InternalIP".into(),
             "--profiling=false".into(),
+            format!("--audit-policy-file={}", policy.display()),
+            format!("--audit-log-path={}", audit_log(args.dir).display()),
+            "--audit-log-maxsize=200".into(),
             "--event-ttl=1h".into(),
             // kwok benchmarks create tens of thousands of pods.
             "--max-requests-inflight=800".into(),
@@ -217,11 +232,22 @@ pub fn start_scheduler(
     ports: Ports,
 ) -> Result<Started> {
     let kubeconfig = files.scheduler_kubeconfig.display().to_string();
+    // Its client rate is set only in the configuration file; the default (50 requests/s) takes
+    // minutes to bind a kwok benchmark's thirty thousand pods.
+    let config = dir.join("scheduler.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n\
+             clientConnection:\n  kubeconfig: {kubeconfig}\n  qps: 200\n  burst: 400\n"
+        ),
+    )
+    .map_err(LabError::io(format!("write {}", config.display())))?;
     process::spawn(Spawn {
         name: "kube-scheduler".into(),
         program: &components.kube_scheduler.path,
         args: vec![
-            format!("--kubeconfig={kubeconfig}"),
+            format!("--config={}", config.display()),
             format!("--authentication-kubeconfig={kubeconfig}"),
             format!("--authorization-kubeconfig={kubeconfig}"),
             "--bind-address=127.0.0.1".into(),

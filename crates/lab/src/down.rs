@@ -44,6 +44,10 @@ const LAB_FILES: &[&str] = &[
     "controller-manager.kubeconfig",
     "scheduler.kubeconfig",
     "kwok.yaml",
+    "images",
+    "audit-policy.yaml",
+    "scheduler.yaml",
+    "users",
 ];
 
 fn remove_lab_files(dir: &Path) -> Result<()> {

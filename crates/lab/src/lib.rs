@@ -37,9 +37,11 @@ pub use state::{NodeRecord, State};
 pub use status::Status;
 pub use up::{Lab, Options, host_tool};
 
-/// kubectl, for tests that go through it (`kubectl cniswap`) and benchmarks that compare with it.
+/// kubectl of the lab's Kubernetes release (built with the other components, cached), for
+/// tests that go through it (`kubectl cniswap`) and benchmarks that compare with it.
 pub fn kubectl() -> Result<std::path::PathBuf> {
-    host_tool("kubectl")
+    let components = components::ensure(&components::default_cache(), &mut |_| {})?;
+    Ok(components.kubectl.path)
 }
 
 /// The Service network and the addresses kubeadm would give the API and DNS Services.

@@ -88,16 +88,16 @@ impl Lab {
         progress("building or reusing the images");
         let mut images = image::lab_images(&options.cache, &components, &mut |m| progress(m))?;
         if let Some(binary) = std::env::var_os("CNISWAP_BINARY") {
-            // The cniswap image of the build under test (verify's probes, apply's node agent).
-            let archive = options
-                .cache
-                .join("images")
-                .join(format!("cniswap-{}.tar", std::process::id()));
-            std::fs::create_dir_all(options.cache.join("images"))
-                .map_err(LabError::io("create the image cache"))?;
-            images.push(image::cniswap(Path::new(&binary), &archive)?);
+            // The cniswap image of the build under test (verify's probes, apply's node agent),
+            // in the lab's directory: it changes with every build, so it is not cached.
+            let images_dir = dir.join("images");
+            std::fs::create_dir_all(&images_dir)
+                .map_err(LabError::io(format!("create {}", images_dir.display())))?;
+            images.push(image::cniswap(
+                Path::new(&binary),
+                &images_dir.join("cniswap.tar"),
+            )?);
         }
-
         let index = network::claim_bridge()?;
         let state = State {
             index,
@@ -513,6 +513,37 @@ impl Lab {
             .node(name)
             .ok_or_else(|| LabError::Other(format!("no real node named {name}")))?;
         process::run_in_node(&node.netns, &node.mount_ns, script)
+    }
+
+    /// A kubeconfig for `user` in `groups` (client certificate signed by the lab's CA), for
+    /// tests of what a less privileged identity may do. RBAC for it is the test's to create.
+    pub fn kubeconfig_for(&self, user: &str, groups: &[&str]) -> Result<PathBuf> {
+        let pki = self
+            .pki
+            .as_ref()
+            .ok_or_else(|| LabError::Other("the lab has no certificate authority".into()))?;
+        let dir = self.dir.join("users");
+        std::fs::create_dir_all(&dir).map_err(LabError::io(format!("create {}", dir.display())))?;
+        let file = user.replace([':', '/'], "-");
+        let client = pki.client(&file, user, groups)?;
+        let path = dir.join(format!("{file}.kubeconfig"));
+        std::fs::write(&path, kubeconfig(&self.api_server, &pki.ca(), &client, user))
+            .map_err(LabError::io(format!("write {}", path.display())))?;
+        Ok(path)
+    }
+
+    /// The API server's audit log (every request at Metadata level, one JSON event per line).
+    pub fn audit_log(&self) -> PathBuf {
+        control_plane::audit_log(&self.dir)
+    }
+
+    /// Imports an OCI image archive into every real node's containerd (e.g. an image of the
+    /// cniswap build under test).
+    pub fn import_image(&self, archive: &Path) -> Result<()> {
+        for record in &self.state.nodes {
+            node::import_image(record, archive)?;
+        }
+        Ok(())
     }
 
     pub async fn cluster(&self) -> Result<Cluster> {
