@@ -69,7 +69,13 @@ fn kubeconfig_in_the_environment_does_not_conflict_with_a_snapshot() {
     let snapshot = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/talos-flannel-homelab");
     let out = Command::new(env!("CARGO_BIN_EXE_cniswap"))
-        .args(["inspect", "--snapshot", snapshot.to_str().unwrap(), "-o", "json"])
+        .args([
+            "inspect",
+            "--snapshot",
+            snapshot.to_str().unwrap(),
+            "-o",
+            "json",
+        ])
         .env("KUBECONFIG", &kubeconfig)
         .output()
         .unwrap();
@@ -86,7 +92,11 @@ fn kubeconfig_lists_in_the_environment_are_read_like_kubectl_reads_them() {
     let dir = tempfile::tempdir().unwrap();
     let second = unreachable_kubeconfig(dir.path());
     let first = dir.path().join("empty-kubeconfig");
-    std::fs::write(&first, "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n").unwrap();
+    std::fs::write(
+        &first,
+        "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n",
+    )
+    .unwrap();
     let list = format!("{}:{}", first.display(), second.display());
     let out = Command::new(env!("CARGO_BIN_EXE_cniswap"))
         .args(["inspect", "--context", "nowhere"])

@@ -1,8 +1,3 @@
-//! PENDING: written against the lab's API as it stands in the lead's working tree
-//! (`cniswap_lab::{Lab, Options}`, `Lab::on_node`, `Lab::node(..).uplink`), which is not on main
-//! yet; move this file to crates/cli/tests/ when the lab lands. Every scenario below was run by
-//! hand against a lab brought up with that code (see the verify branch's report).
-//!
 //! `cniswap verify` on the lab's real nodes (three netns nodes with containerd, kubelet,
 //! kube-proxy in iptables mode, Flannel VXLAN as the kube-flannel DaemonSet, CoreDNS): a healthy
 //! run, then one injected fault at a time, each of which must fail exactly the checks it breaks;
@@ -90,15 +85,11 @@ fn failed(report: &Value) -> BTreeSet<(String, String, String)> {
         .collect()
 }
 
-fn set(items: &[(&str, &str, &str)]) -> BTreeSet<(String, String, String)> {
-    items
-        .iter()
-        .map(|(k, f, t)| (k.to_string(), f.to_string(), t.to_string()))
-        .collect()
-}
-
 /// Every check of the report matching `pred`.
-fn matching(report: &Value, pred: impl Fn(&str, &str, &str) -> bool) -> BTreeSet<(String, String, String)> {
+fn matching(
+    report: &Value,
+    pred: impl Fn(&str, &str, &str) -> bool,
+) -> BTreeSet<(String, String, String)> {
     report["checks"]
         .as_array()
         .unwrap()
@@ -115,7 +106,10 @@ fn matching(report: &Value, pred: impl Fn(&str, &str, &str) -> bool) -> BTreeSet
 }
 
 fn show(s: &BTreeSet<(String, String, String)>) -> String {
-    s.iter().map(|(k, f, t)| format!("{k} {f}->{t}")).collect::<Vec<_>>().join("\n  ")
+    s.iter()
+        .map(|(k, f, t)| format!("{k} {f}->{t}"))
+        .collect::<Vec<_>>()
+        .join("\n  ")
 }
 
 fn assert_failed(report: &Value, expected: &BTreeSet<(String, String, String)>) {
@@ -128,14 +122,28 @@ fn assert_failed(report: &Value, expected: &BTreeSet<(String, String, String)>) 
         show(&extra),
         show(&missing),
         serde_json::to_string_pretty(
-            &report["checks"].as_array().unwrap().iter().filter(|c| c["ok"] == false).collect::<Vec<_>>()
+            &report["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["ok"] == false)
+                .collect::<Vec<_>>()
         )
         .unwrap()
     );
 }
 
 fn wait_nodes_ready(ctx: &Ctx) {
-    kubectl(ctx, &["wait", "--for=condition=Ready", "node", "--all", "--timeout=180s"]);
+    kubectl(
+        ctx,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "node",
+            "--all",
+            "--timeout=180s",
+        ],
+    );
 }
 
 fn on_node(ctx: &Ctx, node: &str, script: &str) {
@@ -147,16 +155,39 @@ fn pin_coredns(ctx: &Ctx) {
     kubectl(
         ctx,
         &[
-            "-n", "kube-system", "patch", "deployment", "coredns", "--type", "merge", "-p",
+            "-n",
+            "kube-system",
+            "patch",
+            "deployment",
+            "coredns",
+            "--type",
+            "merge",
+            "-p",
             &format!(
                 r#"{{"spec":{{"replicas":1,"template":{{"spec":{{"nodeSelector":{{"kubernetes.io/hostname":"{CP}"}},"tolerations":[{{"operator":"Exists"}}]}}}}}}}}"#
             ),
         ],
     );
-    kubectl(ctx, &["-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=120s"]);
+    kubectl(
+        ctx,
+        &[
+            "-n",
+            "kube-system",
+            "rollout",
+            "status",
+            "deployment/coredns",
+            "--timeout=120s",
+        ],
+    );
 }
 
-const PAIR_KINDS: [&str; 5] = ["pod-to-pod", "pod-to-pod-udp", "path-mtu", "host-to-pod", "pod-to-host"];
+const PAIR_KINDS: [&str; 5] = [
+    "pod-to-pod",
+    "pod-to-pod-udp",
+    "path-mtu",
+    "host-to-pod",
+    "pod-to-host",
+];
 
 fn healthy_lab_passes_every_check(ctx: &Ctx) {
     let junit = ctx.work.join("verify.xml");
@@ -168,10 +199,16 @@ fn healthy_lab_passes_every_check(ctx: &Ctx) {
         assert_eq!(pairs.len(), 9, "{kind}: {}", show(&pairs));
     }
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert_eq!(xml.matches("<testcase ").count(), report["checks"].as_array().unwrap().len());
+    assert_eq!(
+        xml.matches("<testcase ").count(),
+        report["checks"].as_array().unwrap().len()
+    );
     for from in NODES {
         for to in NODES {
-            assert!(xml.contains(&format!("name=\"{from} -&gt; {to} (")), "{from} -> {to} in JUnit");
+            assert!(
+                xml.contains(&format!("name=\"{from} -&gt; {to} (")),
+                "{from} -> {to} in JUnit"
+            );
         }
     }
     // The text matrix names every node.
@@ -191,7 +228,11 @@ fn vxlan_dropped_on_one_node(ctx: &Ctx) {
     // (CoreDNS on the control plane) crosses the overlay.
     let expected = matching(&report, |k, f, t| {
         let cross = !t.is_empty() && f != t && (f == W1 || t == W1);
-        (cross && matches!(k, "pod-to-pod" | "pod-to-pod-udp" | "path-mtu" | "host-to-pod"))
+        (cross
+            && matches!(
+                k,
+                "pod-to-pod" | "pod-to-pod-udp" | "path-mtu" | "host-to-pod"
+            ))
             || (f == W1 && k.starts_with("dns-"))
     });
     assert_failed(&report, &expected);
@@ -200,15 +241,24 @@ fn vxlan_dropped_on_one_node(ctx: &Ctx) {
 
 fn uplink_down_on_one_node(ctx: &Ctx) {
     let uplink = ctx.lab.node(W1).unwrap().uplink.clone();
-    let status = Command::new("ip").args(["link", "set", &uplink, "down"]).status().unwrap();
+    let status = Command::new("ip")
+        .args(["link", "set", &uplink, "down"])
+        .status()
+        .unwrap();
     assert!(status.success());
     let (code, report) = verify_then(ctx, || {
-        Command::new("ip").args(["link", "set", &uplink, "up"]).status().unwrap();
+        Command::new("ip")
+            .args(["link", "set", &uplink, "up"])
+            .status()
+            .unwrap();
     });
     // Everything from or to W1 fails (its own results cannot even be collected).
     let expected = matching(&report, |_, f, t| f == W1 || t == W1);
     assert_failed(&report, &expected);
-    let not_collected = report["checks"].as_array().unwrap().iter()
+    let not_collected = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
         .filter(|c| c["from_node"] == W1 && c["to_node"] == W1)
         .all(|c| c["error"].as_str().unwrap_or("").contains("not collected"));
     assert!(not_collected, "{report:#}");
@@ -217,7 +267,9 @@ fn uplink_down_on_one_node(ctx: &Ctx) {
 }
 
 fn verify_then(ctx: &Ctx, after: impl FnOnce()) -> (i32, Value) {
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_json(ctx, &["--timeout", "2s"])));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_json(ctx, &["--timeout", "2s"])
+    }));
     after();
     match result {
         Ok(r) => r,
@@ -226,11 +278,51 @@ fn verify_then(ctx: &Ctx, after: impl FnOnce()) -> (i32, Value) {
 }
 
 fn coredns_at_zero(ctx: &Ctx) {
-    kubectl(ctx, &["-n", "kube-system", "scale", "deployment/coredns", "--replicas=0"]);
-    kubectl(ctx, &["-n", "kube-system", "wait", "--for=delete", "pod", "-l", "k8s-app=kube-dns", "--timeout=60s"]);
+    kubectl(
+        ctx,
+        &[
+            "-n",
+            "kube-system",
+            "scale",
+            "deployment/coredns",
+            "--replicas=0",
+        ],
+    );
+    kubectl(
+        ctx,
+        &[
+            "-n",
+            "kube-system",
+            "wait",
+            "--for=delete",
+            "pod",
+            "-l",
+            "k8s-app=kube-dns",
+            "--timeout=60s",
+        ],
+    );
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_json(ctx, &[])));
-    kubectl(ctx, &["-n", "kube-system", "scale", "deployment/coredns", "--replicas=1"]);
-    kubectl(ctx, &["-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=120s"]);
+    kubectl(
+        ctx,
+        &[
+            "-n",
+            "kube-system",
+            "scale",
+            "deployment/coredns",
+            "--replicas=1",
+        ],
+    );
+    kubectl(
+        ctx,
+        &[
+            "-n",
+            "kube-system",
+            "rollout",
+            "status",
+            "deployment/coredns",
+            "--timeout=120s",
+        ],
+    );
     let (code, report) = result.unwrap_or_else(|p| std::panic::resume_unwind(p));
     let expected = matching(&report, |k, _, _| k.starts_with("dns-"));
     assert_eq!(expected.len(), 9);
@@ -243,21 +335,61 @@ fn kube_proxy_rules_removed_on_one_node(ctx: &Ctx) {
     kubectl(
         ctx,
         &[
-            "-n", "kube-system", "patch", "daemonset", "kube-proxy", "--type", "merge", "-p",
+            "-n",
+            "kube-system",
+            "patch",
+            "daemonset",
+            "kube-proxy",
+            "--type",
+            "merge",
+            "-p",
             &format!(
                 r#"{{"spec":{{"template":{{"spec":{{"affinity":{{"nodeAffinity":{{"requiredDuringSchedulingIgnoredDuringExecution":{{"nodeSelectorTerms":[{{"matchExpressions":[{{"key":"kubernetes.io/hostname","operator":"NotIn","values":["{W1}"]}}]}}]}}}}}}}}}}}}}}"#
             ),
         ],
     );
-    kubectl(ctx, &["-n", "kube-system", "rollout", "status", "daemonset/kube-proxy", "--timeout=120s"]);
+    kubectl(
+        ctx,
+        &[
+            "-n",
+            "kube-system",
+            "rollout",
+            "status",
+            "daemonset/kube-proxy",
+            "--timeout=120s",
+        ],
+    );
     on_node(
         ctx,
         W1,
         "for ipt in iptables-legacy iptables-nft; do $ipt -w -t nat -F KUBE-SERVICES 2>/dev/null || true; done",
     );
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_json(ctx, &[])));
-    kubectl(ctx, &["-n", "kube-system", "patch", "daemonset", "kube-proxy", "--type", "json", "-p", r#"[{"op":"remove","path":"/spec/template/spec/affinity"}]"#]);
-    kubectl(ctx, &["-n", "kube-system", "rollout", "status", "daemonset/kube-proxy", "--timeout=120s"]);
+    kubectl(
+        ctx,
+        &[
+            "-n",
+            "kube-system",
+            "patch",
+            "daemonset",
+            "kube-proxy",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"remove","path":"/spec/template/spec/affinity"}]"#,
+        ],
+    );
+    kubectl(
+        ctx,
+        &[
+            "-n",
+            "kube-system",
+            "rollout",
+            "status",
+            "daemonset/kube-proxy",
+            "--timeout=120s",
+        ],
+    );
     std::thread::sleep(Duration::from_secs(5));
     let (code, report) = result.unwrap_or_else(|p| std::panic::resume_unwind(p));
     let expected = matching(&report, |k, f, _| {
@@ -275,7 +407,9 @@ fn small_mtu_on_one_path(ctx: &Ctx) {
     on_node(ctx, W1, "ip link set eth0 mtu 1500");
     let (code, report) = result.unwrap_or_else(|p| std::panic::resume_unwind(p));
     // Full-size overlay packets into W1 are dropped; small probes pass.
-    let expected = matching(&report, |k, f, t| k == "path-mtu" && f != t && (f == W1 || t == W1));
+    let expected = matching(&report, |k, f, t| {
+        k == "path-mtu" && f != t && (f == W1 || t == W1)
+    });
     assert_eq!(expected.len(), 4);
     assert_failed(&report, &expected);
     assert_eq!(code, 1);
@@ -303,7 +437,8 @@ fn start_continuous(ctx: &Ctx, dir: &std::path::Path, extra: &[&str]) -> std::pr
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(180)).expect("verify --continuous started probing");
+    rx.recv_timeout(Duration::from_secs(180))
+        .expect("verify --continuous started probing");
     child
 }
 
@@ -319,9 +454,15 @@ fn continuous_measures_an_uplink_outage_on_the_paths_through_it(ctx: &Ctx) {
     std::thread::sleep(Duration::from_secs(5));
     let uplink = ctx.lab.node(W1).unwrap().uplink.clone();
     let down = Instant::now();
-    Command::new("ip").args(["link", "set", &uplink, "down"]).status().unwrap();
+    Command::new("ip")
+        .args(["link", "set", &uplink, "down"])
+        .status()
+        .unwrap();
     std::thread::sleep(Duration::from_secs(3).saturating_sub(down.elapsed()));
-    Command::new("ip").args(["link", "set", &uplink, "up"]).status().unwrap();
+    Command::new("ip")
+        .args(["link", "set", &uplink, "up"])
+        .status()
+        .unwrap();
     let truth = down.elapsed().as_secs_f64();
     let report = finish_continuous(child);
     let mut problems = vec![];
@@ -344,7 +485,10 @@ fn continuous_measures_an_uplink_outage_on_the_paths_through_it(ctx: &Ctx) {
                     problems.push(format!("{label}: gap {} < {truth}", gaps[0]["duration_s"]));
                 }
             } else {
-                let measured = gaps.iter().map(|g| g["duration_s"].as_f64().unwrap()).fold(0.0, f64::max);
+                let measured = gaps
+                    .iter()
+                    .map(|g| g["duration_s"].as_f64().unwrap())
+                    .fold(0.0, f64::max);
                 if (measured - truth).abs() > 0.5 {
                     problems.push(format!("{label}: gap {measured} s, truth {truth} s"));
                 }
@@ -360,7 +504,11 @@ fn continuous_measures_an_uplink_outage_on_the_paths_through_it(ctx: &Ctx) {
     assert_eq!(report["summary"]["lost_elsewhere"], 0);
     let png = std::fs::metadata(dir.join("timeline.png")).unwrap();
     assert!(png.len() > 10_000);
-    assert!(std::fs::read_to_string(dir.join("timeline.svg")).unwrap().contains(W1));
+    assert!(
+        std::fs::read_to_string(dir.join("timeline.svg"))
+            .unwrap()
+            .contains(W1)
+    );
     wait_nodes_ready(ctx);
 }
 
@@ -368,14 +516,39 @@ fn probes_survive_a_cordon_and_drain_of_another_node(ctx: &Ctx) {
     let dir = ctx.work.join("drain");
     let child = start_continuous(ctx, &dir, &["--duration", "25s"]);
     std::thread::sleep(Duration::from_secs(4));
-    kubectl(ctx, &["drain", W2, "--ignore-daemonsets", "--delete-emptydir-data", "--force", "--timeout=60s"]);
+    kubectl(
+        ctx,
+        &[
+            "drain",
+            W2,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--force",
+            "--timeout=60s",
+        ],
+    );
     std::thread::sleep(Duration::from_secs(5));
     kubectl(ctx, &["uncordon", W2]);
     let report = finish_continuous(child);
     assert_eq!(report["summary"]["lost"], 0, "{:#}", report["summary"]);
-    assert!(report["switching"].as_array().unwrap().iter().any(|n| n == W2));
-    let events: Vec<&str> = report["timeline"].as_array().unwrap().iter().filter(|e| e["node"] == W2).map(|e| e["event"].as_str().unwrap()).collect();
-    assert!(events.contains(&"cordoned") && events.contains(&"uncordoned"), "{events:?}");
+    assert!(
+        report["switching"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == W2)
+    );
+    let events: Vec<&str> = report["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["node"] == W2)
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert!(
+        events.contains(&"cordoned") && events.contains(&"uncordoned"),
+        "{events:?}"
+    );
     for p in report["paths"].as_array().unwrap() {
         assert!(p["probes"].as_u64().unwrap() > 50, "{p:#}");
     }
@@ -383,7 +556,12 @@ fn probes_survive_a_cordon_and_drain_of_another_node(ctx: &Ctx) {
 
 fn objects_are_gone_afterwards(ctx: &Ctx) {
     let out = verify(ctx, &["-o", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new(cniswap_lab::kubectl().unwrap())
         .args(["get", "namespace", "cniswap-verify"])
         .env("KUBECONFIG", &ctx.lab.kubeconfig)
@@ -396,9 +574,11 @@ fn objects_are_gone_afterwards(ctx: &Ctx) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_on_the_lab() {
     let root = tempfile::tempdir().unwrap();
-    let lab = Lab::up(Options::new(root.path().join("lab")), &mut |m| eprintln!("lab: {m}"))
-        .await
-        .unwrap();
+    let lab = Lab::up(Options::new(root.path().join("lab")), &mut |m| {
+        eprintln!("lab: {m}")
+    })
+    .await
+    .unwrap();
     // The image of the binary under test, imported into every node's containerd.
     let archive = root.path().join("cniswap-image.tar");
     let image = cniswap_lab::image::cniswap(
@@ -407,29 +587,30 @@ async fn verify_on_the_lab() {
     )
     .unwrap()
     .reference;
-    for node in NODES {
-        lab.on_node(
-            node,
-            &format!(
-                "ctr --address /run/containerd/containerd.sock -n k8s.io images import '{}'",
-                archive.display()
-            ),
-        )
-        .unwrap();
-    }
+    lab.import_image(&archive).unwrap();
     let work = root.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     let ctx = Ctx { lab, work, image };
-    let checks: [(&str, fn(&Ctx)); 10] = [
+    type Check = fn(&Ctx);
+    let checks: [(&str, Check); 10] = [
         ("pin CoreDNS", pin_coredns),
         ("healthy lab", healthy_lab_passes_every_check),
         ("VXLAN dropped on one node", vxlan_dropped_on_one_node),
         ("CoreDNS at 0", coredns_at_zero),
-        ("kube-proxy rules removed on one node", kube_proxy_rules_removed_on_one_node),
+        (
+            "kube-proxy rules removed on one node",
+            kube_proxy_rules_removed_on_one_node,
+        ),
         ("small MTU on one path", small_mtu_on_one_path),
         ("uplink down on one node", uplink_down_on_one_node),
-        ("continuous: 3 s uplink outage", continuous_measures_an_uplink_outage_on_the_paths_through_it),
-        ("continuous: drain of another node", probes_survive_a_cordon_and_drain_of_another_node),
+        (
+            "continuous: 3 s uplink outage",
+            continuous_measures_an_uplink_outage_on_the_paths_through_it,
+        ),
+        (
+            "continuous: drain of another node",
+            probes_survive_a_cordon_and_drain_of_another_node,
+        ),
         ("objects gone afterwards", objects_are_gone_afterwards),
     ];
     let mut failures = vec![];
