@@ -19,15 +19,15 @@ fn reader_rbac() -> Vec<Value> {
     let list = json!(["get", "list"]);
     vec![
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-               "metadata": {"name": READER},
-               "rules": [
-                   {"apiGroups": [""], "resources": ["nodes", "pods", "configmaps", "services", "namespaces"], "verbs": list},
-                   {"apiGroups": ["apps"], "resources": ["daemonsets", "deployments"], "verbs": list},
-                   {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["*"], "verbs": list},
-                   {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": list},
-                   {"apiGroups": ["storage.k8s.io"], "resources": ["csidrivers", "storageclasses"], "verbs": list},
-                   {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": list},
-               ]}),
+        "metadata": {"name": READER},
+        "rules": [
+            {"apiGroups": [""], "resources": ["nodes", "pods", "configmaps", "services", "namespaces"], "verbs": list},
+            {"apiGroups": ["apps"], "resources": ["daemonsets", "deployments"], "verbs": list},
+            {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["*"], "verbs": list},
+            {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": list},
+            {"apiGroups": ["storage.k8s.io"], "resources": ["csidrivers", "storageclasses"], "verbs": list},
+            {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": list},
+        ]}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
                "metadata": {"name": READER},
                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": READER},
@@ -52,7 +52,9 @@ async fn reads_a_real_api_server_paginated_without_secrets() {
     options.real_nodes = 0;
     options.kwok_nodes = 3;
     options.kwok_pods_per_node = 2;
-    let lab = Lab::up(options, &mut |m| eprintln!("lab: {m}")).await.unwrap();
+    let lab = Lab::up(options, &mut |m| eprintln!("lab: {m}"))
+        .await
+        .unwrap();
     let cluster = lab.cluster().await.unwrap();
     let namespaces: Vec<Value> = (0..NAMESPACES)
         .map(|i| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("team-{i:03}")}}))
@@ -92,10 +94,16 @@ async fn reads_a_real_api_server_paginated_without_secrets() {
     );
 
     let events = audit_events(&lab, READER);
-    assert!(!events.is_empty(), "the audit log has the reader's requests");
+    assert!(
+        !events.is_empty(),
+        "the audit log has the reader's requests"
+    );
     for event in &events {
         let uri = event["requestURI"].as_str().unwrap();
-        assert_ne!(event["objectRef"]["resource"], "secrets", "asked for Secrets: {uri}");
+        assert_ne!(
+            event["objectRef"]["resource"], "secrets",
+            "asked for Secrets: {uri}"
+        );
         if event["verb"] == "list" {
             assert!(uri.contains("limit=500"), "every list is paginated: {uri}");
         }
@@ -132,7 +140,10 @@ async fn reads_a_real_api_server_paginated_without_secrets() {
         .await
         .unwrap_err();
     let message = error.to_string();
-    assert!(message.contains(&lab.api_server), "names the server: {message}");
+    assert!(
+        message.contains(&lab.api_server),
+        "names the server: {message}"
+    );
     assert!(
         message.to_lowercase().contains("certificate"),
         "says the certificate is the problem: {message}"

@@ -527,8 +527,11 @@ impl Lab {
         let file = user.replace([':', '/'], "-");
         let client = pki.client(&file, user, groups)?;
         let path = dir.join(format!("{file}.kubeconfig"));
-        std::fs::write(&path, kubeconfig(&self.api_server, &pki.ca(), &client, user))
-            .map_err(LabError::io(format!("write {}", path.display())))?;
+        std::fs::write(
+            &path,
+            kubeconfig(&self.api_server, &pki.ca(), &client, user),
+        )
+        .map_err(LabError::io(format!("write {}", path.display())))?;
         Ok(path)
     }
 

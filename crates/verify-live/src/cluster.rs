@@ -363,6 +363,7 @@ pub fn topology(
                 pod: l.pod.name.clone(),
                 ip,
                 mtu: l.identity.mtu,
+                answers: true,
             });
         }
         // A pod that runs but cannot be asked: still a target for the others.
@@ -373,6 +374,7 @@ pub fn topology(
                 pod: pod.name.clone(),
                 ip,
                 mtu: None,
+                answers: false,
             });
         }
         Err(missing

@@ -357,10 +357,7 @@ pub async fn run_checks(
             outcomes.push(Outcome {
                 path: p.path,
                 ok: false,
-                error: Some(format!(
-                    "results not collected: the {} agent on node {node} does not answer through the API server (port-forward via its kubelet)",
-                    role.as_str()
-                )),
+                error: Some(cniswap_verify::topology::not_collected(role, &node)),
                 rtt_ms: None,
             });
         }

@@ -120,10 +120,15 @@ pub fn one_shot(t: &Topology) -> Vec<Planned<Probe>> {
     let nodes = t.node_names();
     let port = t.echo_port;
     for from in &nodes {
-        let own_mtu = t
-            .node(from)
-            .and_then(|n| n.probe.as_ref().ok())
-            .and_then(|a| a.mtu);
+        let own_mtu = match t.node(from).map(|n| &n.probe) {
+            Some(Ok(agent)) if !agent.answers => {
+                Err(crate::topology::not_collected(Role::Probe, from))
+            }
+            Some(Ok(Agent { mtu: Some(mtu), .. })) => Ok(*mtu),
+            _ => Err(format!(
+                "the probe pod on node {from} could not read its interface MTU"
+            )),
+        };
         for to in &nodes {
             let (role, target) = pod_target(t, from, to);
             let text = target_text(role, &target, port);
@@ -151,15 +156,13 @@ pub fn one_shot(t: &Topology) -> Vec<Planned<Probe>> {
                     dont_fragment: false,
                 }),
             );
-            let mtu_probe = addr.clone().and_then(|addr| match own_mtu {
-                Some(mtu) => Ok(Probe::UdpEcho {
+            let mtu_probe = addr.clone().and_then(|addr| match &own_mtu {
+                Ok(mtu) => Ok(Probe::UdpEcho {
                     addr,
-                    size: payload_for_mtu(mtu, addr.is_ipv6()),
+                    size: payload_for_mtu(*mtu, addr.is_ipv6()),
                     dont_fragment: true,
                 }),
-                None => Err(format!(
-                    "the probe pod on node {from} could not read its interface MTU"
-                )),
+                Err(reason) => Err(reason.clone()),
             });
             b.push(Kind::PathMtu, from, Some(to), text, Role::Probe, mtu_probe);
 
@@ -427,6 +430,7 @@ mod tests {
                 pod,
                 ip: ip.parse().unwrap(),
                 mtu: Some(1450),
+                answers: true,
             })
         };
         Topology {
@@ -505,6 +509,28 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_silent_agent_s_mtu_check_says_its_results_were_not_collected() {
+        let mut t = topology(2);
+        if let Ok(agent) = &mut t.nodes[1].probe {
+            agent.answers = false;
+            agent.mtu = None;
+        }
+        let plan = one_shot(&t);
+        let mtu = plan
+            .iter()
+            .find(|p| p.path.kind == Kind::PathMtu && p.path.from_node == "node-1")
+            .unwrap();
+        let error = mtu.action.as_ref().unwrap_err();
+        assert!(error.starts_with("results not collected"), "{error}");
+        // Its pod is still a target for the other node.
+        let to_silent = plan
+            .iter()
+            .find(|p| p.path.kind == Kind::PathMtu && p.path.to_node.as_deref() == Some("node-1"))
+            .unwrap();
+        assert!(to_silent.action.is_ok());
     }
 
     #[test]

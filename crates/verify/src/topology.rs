@@ -70,6 +70,22 @@ pub struct Agent {
     pub ip: IpAddr,
     /// The MTU of its default-route interface, when it could read it.
     pub mtu: Option<u32>,
+    /// Whether it answered through the API server (its pod may run and be a target for the
+    /// others while it cannot be asked for its own results).
+    #[serde(default = "answers_by_default")]
+    pub answers: bool,
+}
+
+fn answers_by_default() -> bool {
+    true
+}
+
+/// Why the checks of an agent that does not answer have no result.
+pub fn not_collected(role: Role, node: &str) -> String {
+    format!(
+        "results not collected: the {} agent on node {node} does not answer through the API server (port-forward via its kubelet)",
+        role.as_str()
+    )
 }
 
 impl Topology {
