@@ -629,6 +629,24 @@ pub enum Command {
         force: bool,
     },
 
+    /// Execute a plan written by `cniswap plan --out-dir DIR`, step by step, with a crash-safe journal.
+    ///
+    /// Every step first reads whether its effect is already there (then it is skipped and
+    /// recorded as such), writes a start record to DIR/journal.jsonl (fsync'd) before it acts,
+    /// and reads its effect back afterwards: no step succeeds merely because nothing failed.
+    /// Kill it anywhere (Ctrl-C stops at the next safe point) and run the same command again: it
+    /// resumes where it stopped. Manual gates stop the run with what to look at; approve one
+    /// with --approve STEP, or all of the plan's gates with --yes. A Lease in kube-system keeps a
+    /// second apply off the same cluster; the journal is mirrored in ConfigMap
+    /// kube-system/cniswap-journal, and nodes carry cniswap.io/apply-in-progress and
+    /// cniswap.io/apply-done annotations.
+    #[command(
+        after_help = APPLY_HELP,
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true
+    )]
+    Apply(ApplyArgs),
+
     /// The node agent: what CNIs, kube-proxy and the runtime left on this node; remove one
     /// CNI's state with a backup; put a backup back. Run as root on the node, or in a
     /// privileged hostNetwork pod with the host filesystem at --root /host.
@@ -743,4 +761,137 @@ mod tests {
             }
         }
     }
+}
+
+const APPLY_HELP: &str = "\
+Exit codes:
+  0    done (or stopped after --until STEP as asked)
+  1    a step failed, or the cluster drifted from the plan: the message names
+       the step, the object or node, the command, its output, and what to do
+  2    could not start: bad input, the plan changed since its journal began,
+       a tool is missing, the cluster is unreachable, or the lock is held
+  3    waiting at a gate: approve with --approve STEP (--yes: the plan's gates)
+  130  interrupted with Ctrl-C; run the same command again to resume
+
+Examples:
+  cniswap apply ./plan --dry-run          # every action; changes nothing
+  cniswap apply ./plan                    # runs until the first gate
+  cniswap apply ./plan --approve 1.1      # approve that gate and go on
+  cniswap apply ./plan --yes --until 3.7  # the plan's gates; stop after 3.7
+  cniswap apply status ./plan             # steps, nodes, what is next, lock
+  cniswap apply rollback ./plan --phase 3 # undo phase 3 (later ones first)";
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(subcommand)]
+    pub command: Option<ApplyCommand>,
+
+    #[command(flatten)]
+    pub run: ApplyRunArgs,
+}
+
+/// How to reach the cluster a plan is applied to.
+#[derive(Debug, Args, Clone)]
+pub struct ClusterArgs {
+    /// Kubeconfig (default: KUBECONFIG, then ~/.kube/config).
+    #[arg(long, env = "KUBECONFIG", value_name = "FILE", hide_env_values = true)]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context (default: the current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ControlArgs {
+    /// Approve every manual gate of the plan (not a blocked step's escalation: that needs
+    /// --approve STEP).
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Approve one step: a gate, or a blocked step (a drain held by a PodDisruptionBudget, pods
+    /// without a controller) allowed to go further. Repeatable.
+    #[arg(long, value_name = "STEP")]
+    pub approve: Vec<String>,
+
+    /// Only this phase (its number from 1, or its id).
+    #[arg(long, value_name = "N")]
+    pub phase: Option<String>,
+
+    /// Print every action with its arguments and what proves it; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Take the cluster's apply lock even if another apply holds it (only when that one is gone).
+    #[arg(long)]
+    pub force_unlock: bool,
+
+    /// Seconds the apply lock lasts without renewal.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, hide = true)]
+    pub lease_seconds: u64,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ApplyRunArgs {
+    /// The plan directory (plan.yaml, artifacts/; the journal is written here).
+    #[arg(value_name = "PLAN_DIR", required = true)]
+    pub plan: Option<PathBuf>,
+
+    /// Stop after this step.
+    #[arg(long, value_name = "STEP")]
+    pub until: Option<String>,
+
+    /// Image of the node agent run on nodes (node clean).
+    #[arg(long, value_name = "IMAGE")]
+    pub agent_image: Option<String>,
+
+    #[command(flatten)]
+    pub control: ControlArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum StatusFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApplyCommand {
+    /// Where a plan's run stands: phases, steps (done, skipped, failed, waiting), their
+    /// durations, nodes, what runs next, and who holds the cluster's apply lock.
+    #[command(after_help = "Exit codes: 0 shown, 2 the plan or its journal cannot be read.")]
+    Status {
+        /// The plan directory (plan.yaml and its journal).
+        #[arg(value_name = "PLAN_DIR")]
+        plan: PathBuf,
+
+        /// Output format.
+
+        #[arg(short, long, value_enum, default_value_t = StatusFormat::Text)]
+        output: StatusFormat,
+
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+
+    /// Undo started phases, last first: each phase's rollback steps in order, journaled like
+    /// apply; --phase N undoes one phase (later phases must be undone first).
+    #[command(
+        after_help = "Exit codes: as for apply: 0 done, 1 failed, 2 could not start,\n3 waiting at a gate, 130 interrupted."
+    )]
+    Rollback {
+        /// The plan directory (plan.yaml and its journal).
+        #[arg(value_name = "PLAN_DIR")]
+        plan: PathBuf,
+
+        /// Image of the node agent run on nodes (node restore).
+        #[arg(long, value_name = "IMAGE")]
+        agent_image: Option<String>,
+
+        #[command(flatten)]
+        control: ControlArgs,
+    },
 }

@@ -2,6 +2,7 @@
 //! Logic lives in the library crates; this crate stays thin.
 
 mod agent;
+mod apply;
 mod args;
 mod commands;
 mod error;

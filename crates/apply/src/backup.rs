@@ -1,0 +1,462 @@
+//! Backups and deletes: a delete writes its backup first (atomically, never over an earlier
+//! backup: the first one holds the state before the plan), then deletes, then waits until the
+//! object is gone. CRD deletes back up each definition and every custom resource of it.
+
+use crate::KubeActions;
+use crate::errors::failed;
+use crate::objects::{Kind, backup_text, object_name};
+use cniswap_exec::journal::write_atomic;
+use cniswap_exec::{ActionError, RunContext};
+use kube::api::ListParams;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Instant;
+
+/// `namespace/kind/name`, `kind/name` or `/kind/name`.
+pub fn parse_ref(reference: &str) -> Result<(Option<String>, String, String), ActionError> {
+    let parts: Vec<&str> = reference.split('/').collect();
+    match parts.as_slice() {
+        [ns, kind, name] => Ok((
+            Some(ns.to_string()).filter(|n| !n.is_empty()),
+            kind.to_string(),
+            name.to_string(),
+        )),
+        [kind, name] => Ok((None, kind.to_string(), name.to_string())),
+        _ => Err(failed(format!(
+            "{reference}: expected namespace/kind/name or kind/name"
+        ))),
+    }
+}
+
+fn refuse_secrets(kind: &str, what: &str) -> Result<(), ActionError> {
+    if kind.eq_ignore_ascii_case("secret") || kind.eq_ignore_ascii_case("secrets") {
+        return Err(failed(format!(
+            "{what}: cniswap never reads or backs up Secrets"
+        )));
+    }
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<(), ActionError> {
+    write_atomic(path, text.as_bytes())
+        .map_err(|e| failed(format!("cannot write the backup {}: {e}", path.display())))
+}
+
+/// A backup that already holds something is kept: it is the state before the plan.
+pub fn exists(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() > 0 || m.is_dir())
+}
+
+impl KubeActions {
+    pub async fn backup(&mut self, objects: &[String], file: &str) -> Result<String, ActionError> {
+        let path = self.dir.join(file);
+        if exists(&path) {
+            return Ok(format!("{file} already exists: kept"));
+        }
+        let mut read = Vec::new();
+        for reference in objects {
+            let (ns, kind, name) = parse_ref(reference)?;
+            refuse_secrets(&kind, reference)?;
+            let k = self.kind(&kind).await?;
+            let value = self.get_value(&k, ns.as_deref(), &name).await?;
+            read.push((reference.clone(), value));
+        }
+        write(&path, &backup_text(&read))?;
+        let present = read.iter().filter(|(_, v)| v.is_some()).count();
+        Ok(format!(
+            "wrote {file}: {present} object(s), {} absent",
+            read.len() - present
+        ))
+    }
+
+    pub fn backup_holds(&self, file: &str, objects: &[String]) -> (bool, String) {
+        let Ok(text) = std::fs::read_to_string(self.dir.join(file)) else {
+            return (false, format!("{file} does not exist"));
+        };
+        let missing: Vec<&String> = objects
+            .iter()
+            .filter(|o| !text.contains(&format!("# cniswap backup of {o}\n")))
+            .collect();
+        if text.trim().is_empty() {
+            (false, format!("{file} is empty"))
+        } else if missing.is_empty() {
+            (true, format!("{file} holds {} object(s)", objects.len()))
+        } else {
+            (
+                false,
+                format!(
+                    "{file} lacks {}",
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        }
+    }
+
+    /// CRDs whose name matches the pattern.
+    async fn matching_crds(&mut self, pattern: &str) -> Result<Vec<Value>, ActionError> {
+        let re = crd_pattern(pattern)?;
+        let kind = self.kind("CustomResourceDefinition").await?;
+        let api_ = self.dynamic(&kind, None);
+        let list = api_
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| crate::errors::api("LIST customresourcedefinitions", "crds", e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|c| c.metadata.name.as_deref().is_some_and(&re))
+            .filter_map(|c| serde_json::to_value(c).ok())
+            .collect())
+    }
+
+    pub async fn absent(
+        &mut self,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(bool, String), ActionError> {
+        if kind == "CustomResourceDefinition" {
+            let left: Vec<String> = self
+                .matching_crds(name)
+                .await?
+                .iter()
+                .filter_map(|c| {
+                    c.pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .collect();
+            return Ok(if left.is_empty() {
+                (true, format!("no CRD matches {name}"))
+            } else {
+                (false, format!("CRDs left: {}", left.join(", ")))
+            });
+        }
+        if kind == "Manifest" {
+            let docs = crate::objects::read_documents(&self.dir.join(name))?;
+            for doc in docs {
+                let k = self.kind_of(&doc).await;
+                let Ok(k) = k else { continue };
+                let n = doc
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let ns = k.namespaced.then(|| {
+                    doc.pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or("default")
+                        .to_string()
+                });
+                if self.get_value(&k, ns.as_deref(), n).await?.is_some() {
+                    return Ok((
+                        false,
+                        format!("{} is still there", crate::objects::describe(&doc)),
+                    ));
+                }
+            }
+            return Ok((true, format!("no object of {name} is left")));
+        }
+        let k = self.kind(kind).await?;
+        let ns = if k.namespaced { namespace } else { None };
+        let what = object_name(&k, ns, name);
+        Ok(match self.get_value(&k, ns, name).await? {
+            None => (true, format!("{what} is gone")),
+            Some(_) => (false, format!("{what} still exists")),
+        })
+    }
+
+    /// Backs up, deletes, and waits until the object is gone.
+    pub async fn delete_with_backup(
+        &mut self,
+        step: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        backup: &str,
+        ctx: &RunContext<'_>,
+    ) -> Result<String, ActionError> {
+        refuse_secrets(kind, name)?;
+        let path = self.dir.join(backup);
+        let mut out = String::new();
+        let targets: Vec<(Kind, Option<String>, String)> = if kind == "CustomResourceDefinition" {
+            let crds = self.matching_crds(name).await?;
+            if !exists(&path) {
+                std::fs::create_dir_all(&path)
+                    .map_err(|e| failed(format!("cannot create {}: {e}", path.display())))?;
+            }
+            let mut targets = Vec::new();
+            for crd in &crds {
+                let crd_name = crd
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let file = path.join(format!("crd-{crd_name}.yaml"));
+                if !exists(&file) {
+                    write(
+                        &file,
+                        &backup_text(&[(
+                            format!("CustomResourceDefinition/{crd_name}"),
+                            Some(crd.clone()),
+                        )]),
+                    )?;
+                    let resources = self.custom_resources(crd).await?;
+                    write(
+                        &path.join(format!("resources-{crd_name}.yaml")),
+                        &backup_text(&resources),
+                    )?;
+                    out.push_str(&format!(
+                        "backed up {crd_name} and {} resource(s)\n",
+                        resources.len()
+                    ));
+                }
+                let k = self.kind("CustomResourceDefinition").await?;
+                targets.push((k, None, crd_name));
+            }
+            targets
+        } else if kind == "Manifest" {
+            let mut targets = Vec::new();
+            let mut saved = Vec::new();
+            for doc in crate::objects::read_documents(&self.dir.join(name))? {
+                let Ok(k) = self.kind_of(&doc).await else {
+                    continue;
+                };
+                let n = doc
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let ns = k.namespaced.then(|| {
+                    doc.pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or("default")
+                        .to_string()
+                });
+                if let Some(live) = self.get_value(&k, ns.as_deref(), &n).await? {
+                    saved.push((object_name(&k, ns.as_deref(), &n), Some(live)));
+                }
+                targets.push((k, ns, n));
+            }
+            if !exists(&path) {
+                write(&path, &backup_text(&saved))?;
+                out.push_str(&format!(
+                    "backed up {} object(s) to {backup}\n",
+                    saved.len()
+                ));
+            }
+            targets
+        } else {
+            let k = self.kind(kind).await?;
+            let ns = if k.namespaced {
+                namespace.map(str::to_string)
+            } else {
+                None
+            };
+            if !exists(&path) {
+                match self.get_value(&k, ns.as_deref(), name).await? {
+                    Some(v) => {
+                        write(
+                            &path,
+                            &backup_text(&[(object_name(&k, ns.as_deref(), name), Some(v))]),
+                        )?;
+                        out.push_str(&format!(
+                            "backed up {} to {backup}\n",
+                            object_name(&k, ns.as_deref(), name)
+                        ));
+                    }
+                    None => {
+                        return Ok(format!(
+                            "{} was already gone",
+                            object_name(&k, ns.as_deref(), name)
+                        ));
+                    }
+                }
+            }
+            vec![(k, ns, name.to_string())]
+        };
+        ctx.crash.point(step, "mid");
+        for (k, ns, n) in &targets {
+            if self.delete(k, ns.as_deref(), n).await? {
+                out.push_str(&format!("deleted {}\n", object_name(k, ns.as_deref(), n)));
+            }
+        }
+        let deadline = Instant::now() + ctx.timeout;
+        let mut wake = match targets.as_slice() {
+            [(k, ns, n)] => Some(self.wake_on_dynamic(k, ns.as_deref(), n)),
+            _ => None,
+        };
+        loop {
+            let (gone, what) = self.absent(kind, namespace, name).await?;
+            if gone {
+                return Ok(out);
+            }
+            if Instant::now() >= deadline {
+                return Err(failed(format!(
+                    "{what} {} s after its delete (finalizers?)",
+                    ctx.timeout.as_secs()
+                )));
+            }
+            match wake.as_mut() {
+                Some(w) => w.next(crate::wake::FALLBACK).await,
+                None => tokio::time::sleep(self.poll).await,
+            }
+        }
+    }
+
+    async fn custom_resources(
+        &mut self,
+        crd: &Value,
+    ) -> Result<Vec<(String, Option<Value>)>, ActionError> {
+        let group = crd
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = crd
+            .pointer("/spec/names/kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let version = crd
+            .pointer("/spec/versions")
+            .and_then(Value::as_array)
+            .and_then(|v| v.iter().find(|v| v["storage"] == true).or(v.first()))
+            .and_then(|v| v["name"].as_str())
+            .unwrap_or_default();
+        let probe = serde_json::json!({"apiVersion": format!("{group}/{version}"), "kind": kind});
+        let Ok(k) = self.kind_of(&probe).await else {
+            return Ok(Vec::new());
+        };
+        let api_ = self.dynamic(&k, None);
+        let list = api_
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| crate::errors::api(&format!("LIST {kind}"), kind, e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|o| {
+                let name = format!(
+                    "{}/{kind}/{}",
+                    o.metadata.namespace.clone().unwrap_or_default(),
+                    o.metadata.name.clone().unwrap_or_default()
+                );
+                let mut v = serde_json::to_value(o).ok()?;
+                v["apiVersion"] = Value::String(format!("{group}/{version}"));
+                v["kind"] = Value::String(kind.to_string());
+                Some((name, Some(v)))
+            })
+            .collect())
+    }
+
+    /// Applies every file of a backup directory (definitions first) or one backup file.
+    /// Puts back every object of a backup directory (definitions first) or file: merged in
+    /// by server-side apply, or with `replace` written whole over the live object.
+    pub async fn restore(&mut self, path: &str, replace: bool) -> Result<String, ActionError> {
+        let mut out = String::new();
+        for doc in self.backup_documents(path)? {
+            if replace {
+                self.replace_object(&doc, false).await?;
+            } else {
+                self.apply_object(&doc, false).await?;
+            }
+            out.push_str(&format!("restored {}\n", crate::objects::describe(&doc)));
+        }
+        if out.is_empty() {
+            out.push_str(&format!("{path} holds nothing to put back"));
+        }
+        Ok(out)
+    }
+
+    pub async fn restored(
+        &mut self,
+        path: &str,
+        replace: bool,
+    ) -> Result<(bool, String), ActionError> {
+        for doc in self.backup_documents(path)? {
+            let diff = if replace {
+                self.replaced(&doc).await?
+            } else {
+                self.matches(&doc).await?
+            };
+            if let Some(diff) = diff {
+                return Ok((false, diff));
+            }
+        }
+        Ok((
+            true,
+            format!("every object of {path} is on the server as saved"),
+        ))
+    }
+
+    pub fn backup_documents(&self, path: &str) -> Result<Vec<Value>, ActionError> {
+        let full = self.dir.join(path);
+        if !full.exists() {
+            return Err(failed(format!(
+                "the backup {path} does not exist: the step that writes it never ran"
+            )));
+        }
+        let mut files = Vec::new();
+        if full.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(&full)
+                .map_err(|e| failed(format!("cannot read {}: {e}", full.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+                .collect();
+            // Definitions before the resources that need them.
+            entries.sort_by_key(|p| {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (!name.starts_with("crd-"), name)
+            });
+            files.extend(entries);
+        } else {
+            files.push(full);
+        }
+        let mut docs = Vec::new();
+        for f in files {
+            docs.extend(crate::objects::read_documents(&f)?);
+        }
+        Ok(docs)
+    }
+}
+
+fn crd_pattern(pattern: &str) -> Result<impl Fn(&str) -> bool, ActionError> {
+    let re = regex::Regex::new(pattern)
+        .map_err(|e| failed(format!("CRD name pattern {pattern}: {e}")))?;
+    Ok(move |name: &str| re.is_match(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crd_patterns_match_suffixes() {
+        let m = crd_pattern(r"(\.projectcalico\.org|\.tigera\.io)$").unwrap();
+        assert!(m("ippools.crd.projectcalico.org"));
+        assert!(m("installations.operator.tigera.io"));
+        assert!(!m("ciliumnodes.cilium.io"));
+        assert!(crd_pattern("(a").is_err());
+    }
+
+    #[test]
+    fn references_split_into_parts() {
+        assert_eq!(
+            parse_ref("kube-system/daemonset/kube-flannel").unwrap(),
+            (
+                Some("kube-system".into()),
+                "daemonset".into(),
+                "kube-flannel".into()
+            )
+        );
+        assert_eq!(
+            parse_ref("clusterrole/flannel").unwrap(),
+            (None, "clusterrole".into(), "flannel".into())
+        );
+    }
+}

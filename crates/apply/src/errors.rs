@@ -1,0 +1,57 @@
+//! Turning kube-rs errors into the executor's: which are worth retrying (the API server did not
+//! answer, was restarting, or a write raced another), which stop the step.
+
+use cniswap_exec::{ActionError, Failure};
+
+/// Classifies an API error for `what` (e.g. `PATCH node/w1`).
+pub fn api(what: &str, object: &str, error: kube::Error) -> ActionError {
+    let text = cniswap_kube::chain(&error);
+    let failure = Failure::new(format!("{what}: {text}"))
+        .object(object.to_string())
+        .command(what.to_string());
+    if transient(&error) {
+        ActionError::transient(failure.next(
+            "check that the API server is up (`kubectl get --raw /readyz`), then run `cniswap apply` again",
+        ))
+    } else {
+        let next = match &error {
+            kube::Error::Api(s) if s.code == 403 => {
+                "the credentials may not do this: check RBAC for your user (`kubectl auth can-i`)"
+            }
+            kube::Error::Api(s) if s.code == 404 => {
+                "the object is missing: check the plan against the cluster (`cniswap inspect`)"
+            }
+            _ => "fix the cause above, then run `cniswap apply` again (done steps are skipped)",
+        };
+        ActionError::failed(failure.next(next))
+    }
+}
+
+pub fn transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => matches!(status.code, 409 | 429 | 500 | 502 | 503 | 504),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        kube::Error::HttpError(_) => true,
+        _ => {
+            let text = cniswap_kube::chain(error).to_lowercase();
+            [
+                "connection",
+                "timed out",
+                "eof",
+                "reset",
+                "broken pipe",
+                "unavailable",
+            ]
+            .iter()
+            .any(|w| text.contains(w))
+        }
+    }
+}
+
+pub fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(s) if s.code == 404)
+}
+
+pub fn failed(message: impl Into<String>) -> ActionError {
+    ActionError::failed(Failure::new(message))
+}

@@ -1,0 +1,396 @@
+//! Helm steps through the `helm` command: install/upgrade, uninstall with a backup, roll back;
+//! each proven by reading the release back (`helm list`, `helm get values`, `helm history`).
+
+use crate::KubeActions;
+use crate::errors::failed;
+use crate::tools::{self, Ran};
+use cniswap_exec::{ActionError, Failure};
+use serde_json::Value;
+use std::time::Duration;
+
+const QUERY: Duration = Duration::from_secs(60);
+
+/// The release description that records which values a release runs with (as plan.yaml's
+/// check reads it).
+pub fn description(values_sha256: &str) -> String {
+    format!("cniswap values sha256:{values_sha256}")
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn upgrade_args(
+    release: &str,
+    namespace: &str,
+    repo: &str,
+    chart: &str,
+    version: &str,
+    values: &[String],
+    values_sha256: &str,
+    timeout: Duration,
+) -> Vec<String> {
+    let mut args = tools::args(&[
+        "upgrade",
+        "--install",
+        release,
+        chart,
+        "--repo",
+        repo,
+        "--version",
+        version,
+        "--namespace",
+        namespace,
+        "--create-namespace",
+    ]);
+    for file in values {
+        args.extend(tools::args(&["--values", file]));
+    }
+    args.push(format!("--description={}", description(values_sha256)));
+    args.extend(tools::args(&[
+        "--wait",
+        "--timeout",
+        &format!("{}s", timeout.as_secs()),
+    ]));
+    args
+}
+
+fn parse_json(ran: &Ran) -> Result<Value, ActionError> {
+    let text = ran.stdout.trim();
+    if text.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(text).map_err(|e| {
+        ActionError::failed(
+            Failure::new(format!("helm printed something that is not JSON: {e}"))
+                .command(ran.argv.clone())
+                .output(ran.stdout.clone()),
+        )
+    })
+}
+
+impl KubeActions {
+    async fn helm(&self, args: Vec<String>, timeout: Duration) -> Result<Ran, ActionError> {
+        tools::run_ok("helm", &args, &self.dir, timeout).await
+    }
+
+    /// The release as `helm list` shows it (any status), or `None`.
+    pub async fn helm_release(
+        &self,
+        release: &str,
+        namespace: &str,
+    ) -> Result<Option<Value>, ActionError> {
+        let ran = self
+            .helm(
+                tools::args(&[
+                    "list",
+                    "--namespace",
+                    namespace,
+                    "--all",
+                    "--filter",
+                    &format!("^{release}$"),
+                    "--output",
+                    "json",
+                ]),
+                QUERY,
+            )
+            .await?;
+        Ok(parse_json(&ran)?
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["name"] == release).cloned()))
+    }
+
+    /// The release's latest revision, or `None` when there is no release.
+    pub async fn helm_revision(
+        &self,
+        release: &str,
+        namespace: &str,
+    ) -> Result<Option<i64>, ActionError> {
+        Ok(self
+            .helm_history(release, namespace)
+            .await?
+            .iter()
+            .filter_map(|h| h["revision"].as_i64())
+            .max())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn helm_upgrade(
+        &self,
+        release: &str,
+        namespace: &str,
+        repo: &str,
+        chart: &str,
+        version: &str,
+        values: &[String],
+        values_sha256: &str,
+        revision_backup: Option<&str>,
+        timeout: Duration,
+    ) -> Result<String, ActionError> {
+        let mut out = String::new();
+        // The values must be the ones the plan was made with.
+        let mut bytes = Vec::new();
+        for file in values {
+            bytes.extend(
+                std::fs::read(self.dir.join(file))
+                    .map_err(|e| failed(format!("cannot read {file}: {e}")))?,
+            );
+        }
+        let sha = cniswap_exec::digest::sha256(&bytes);
+        if sha != values_sha256 {
+            return Err(failed(format!(
+                "the values files {} do not have the digest the plan recorded (sha256:{values_sha256})",
+                values.join(" + ")
+            )));
+        }
+        // The revision before, once (the rollback goes back to it; empty: no release yet).
+        if let Some(file) = revision_backup {
+            let path = self.dir.join(file);
+            if !path.exists() {
+                let revision = self.helm_revision(release, namespace).await?;
+                let text = revision.map(|r| format!("{r}\n")).unwrap_or_default();
+                cniswap_exec::journal::write_atomic(&path, text.as_bytes())
+                    .map_err(|e| failed(format!("cannot write {file}: {e}")))?;
+                out.push_str(&format!(
+                    "recorded the revision before in {file}: {}\n",
+                    text.trim()
+                ));
+            }
+        }
+        let ran = self
+            .helm(
+                upgrade_args(
+                    release,
+                    namespace,
+                    repo,
+                    chart,
+                    version,
+                    values,
+                    values_sha256,
+                    timeout,
+                ),
+                timeout + QUERY,
+            )
+            .await?;
+        out.push_str(&ran.transcript());
+        Ok(out)
+    }
+
+    /// Deployed, with the plan's values (their digest is in the release description).
+    pub async fn helm_in_place(
+        &self,
+        release: &str,
+        namespace: &str,
+        values_sha256: &str,
+    ) -> Result<(bool, String), ActionError> {
+        let ran = tools::run(
+            "helm",
+            &tools::args(&[
+                "status",
+                release,
+                "--namespace",
+                namespace,
+                "--output",
+                "json",
+            ]),
+            &self.dir,
+            QUERY,
+        )
+        .await?;
+        if ran.code != 0 {
+            return Ok((false, format!("no release {namespace}/{release}")));
+        }
+        let status = parse_json(&ran)?;
+        let state = status
+            .pointer("/info/status")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let desc = status
+            .pointer("/info/description")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        Ok(
+            if state == "deployed" && desc == description(values_sha256) {
+                (
+                    true,
+                    format!("release {release} deployed with the plan's values ({desc})"),
+                )
+            } else {
+                (
+                    false,
+                    format!("release {release} is {state} with description {desc:?}"),
+                )
+            },
+        )
+    }
+
+    pub async fn helm_uninstall(
+        &self,
+        release: &str,
+        namespace: &str,
+        backup: &str,
+        timeout: Duration,
+    ) -> Result<String, ActionError> {
+        let mut out = String::new();
+        let path = self.dir.join(backup);
+        if !path.exists() {
+            let ran = self
+                .helm(
+                    tools::args(&["get", "all", release, "--namespace", namespace]),
+                    QUERY,
+                )
+                .await?;
+            cniswap_exec::journal::write_atomic(&path, ran.stdout.as_bytes())
+                .map_err(|e| failed(format!("cannot write the backup {}: {e}", path.display())))?;
+            out.push_str(&format!("backed up release {release} to {backup}\n"));
+        }
+        let ran = self
+            .helm(
+                tools::args(&[
+                    "uninstall",
+                    release,
+                    "--namespace",
+                    namespace,
+                    "--wait",
+                    "--timeout",
+                    &format!("{}s", timeout.as_secs()),
+                ]),
+                timeout + QUERY,
+            )
+            .await?;
+        out.push_str(&ran.transcript());
+        Ok(out)
+    }
+
+    pub async fn helm_history(
+        &self,
+        release: &str,
+        namespace: &str,
+    ) -> Result<Vec<Value>, ActionError> {
+        let ran = tools::run(
+            "helm",
+            &tools::args(&[
+                "history",
+                release,
+                "--namespace",
+                namespace,
+                "--output",
+                "json",
+            ]),
+            &self.dir,
+            QUERY,
+        )
+        .await?;
+        if ran.code != 0 {
+            return Ok(Vec::new()); // no such release
+        }
+        Ok(parse_json(&ran)?.as_array().cloned().unwrap_or_default())
+    }
+
+    /// The revision the plan recorded before its upgrade: `Some(None)` when there was no
+    /// release, `None` when the upgrade never ran (nothing to undo).
+    fn recorded_revision(&self, file: &str) -> Result<Option<Option<i64>>, ActionError> {
+        let path = self.dir.join(file);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(None);
+        };
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Some(None));
+        }
+        text.parse::<i64>().map(|r| Some(Some(r))).map_err(|_| {
+            failed(format!(
+                "{file} should hold a revision number, not {text:?}"
+            ))
+        })
+    }
+
+    pub async fn helm_rollback(
+        &self,
+        release: &str,
+        namespace: &str,
+        revision_file: &str,
+        timeout: Duration,
+    ) -> Result<String, ActionError> {
+        match self.recorded_revision(revision_file)? {
+            None => Ok(format!(
+                "{revision_file} does not exist: the upgrade never ran, nothing to undo"
+            )),
+            Some(Some(revision)) => Ok(self
+                .helm(
+                    tools::args(&[
+                        "rollback",
+                        release,
+                        &revision.to_string(),
+                        "--namespace",
+                        namespace,
+                        "--wait",
+                        "--timeout",
+                        &format!("{}s", timeout.as_secs()),
+                    ]),
+                    timeout + QUERY,
+                )
+                .await?
+                .transcript()),
+            Some(None) => {
+                if self.helm_release(release, namespace).await?.is_none() {
+                    return Ok(format!("no release {release} to remove"));
+                }
+                Ok(self
+                    .helm(
+                        tools::args(&["uninstall", release, "--namespace", namespace, "--wait"]),
+                        timeout + QUERY,
+                    )
+                    .await?
+                    .transcript())
+            }
+        }
+    }
+
+    pub async fn helm_rolled_back(
+        &self,
+        release: &str,
+        namespace: &str,
+        revision_file: &str,
+    ) -> Result<(bool, String), ActionError> {
+        match self.recorded_revision(revision_file)? {
+            None => Ok((
+                true,
+                format!("{revision_file} does not exist: the upgrade never ran"),
+            )),
+            Some(None) => {
+                let exists = self.helm_release(release, namespace).await?.is_some();
+                Ok((
+                    !exists,
+                    format!(
+                        "release {release} {}",
+                        if exists {
+                            "still exists"
+                        } else {
+                            "is gone, as before the plan"
+                        }
+                    ),
+                ))
+            }
+            Some(Some(revision)) => {
+                let history = self.helm_history(release, namespace).await?;
+                let latest = history
+                    .iter()
+                    .max_by_key(|h| h["revision"].as_i64().unwrap_or(0));
+                Ok(match latest {
+                    Some(h)
+                        if h["status"] == "deployed"
+                            && h["description"].as_str()
+                                == Some(format!("Rollback to {revision}").as_str()) =>
+                    {
+                        (
+                            true,
+                            format!("release {release} rolled back to revision {revision}"),
+                        )
+                    }
+                    _ => (
+                        false,
+                        format!("release {release} is not rolled back to revision {revision}"),
+                    ),
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Workload waits and readings: rollouts of DaemonSets and Deployments, Jobs, the settings an
+//! agent runs with (its ConfigMap, and what each agent pod reports about itself), snapshots.
+
+use crate::KubeActions;
+use crate::errors::{api, failed};
+use cniswap_exec::{ActionError, Failure};
+use cniswap_plan::{AgentReport, Setting};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, AttachParams, ListParams};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+
+impl KubeActions {
+    /// Whether a DaemonSet or Deployment is rolled out.
+    pub async fn rolled_out_kind(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(bool, String), ActionError> {
+        if kind.eq_ignore_ascii_case("daemonset") || kind.eq_ignore_ascii_case("ds") {
+            return self.rolled_out(namespace, name).await;
+        }
+        let api_: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("{namespace}/Deployment/{name}");
+        let Some(d) = api_
+            .get_opt(name)
+            .await
+            .map_err(|e| api(&format!("GET {what}"), &what, e))?
+        else {
+            return Ok((false, format!("{what} does not exist")));
+        };
+        let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let generation = d.metadata.generation.unwrap_or(0);
+        let s = d.status.unwrap_or_default();
+        let observed = s.observed_generation.unwrap_or(0) >= generation;
+        let updated = s.updated_replicas.unwrap_or(0);
+        let available = s.available_replicas.unwrap_or(0);
+        let total = s.replicas.unwrap_or(0);
+        Ok(
+            if observed && updated == want && available == want && total == want {
+                (
+                    true,
+                    format!("{what}: {available}/{want} updated and available"),
+                )
+            } else {
+                (
+                    false,
+                    format!(
+                        "{what}: {updated} updated, {available} available, {total} in all of {want}"
+                    ),
+                )
+            },
+        )
+    }
+
+    pub async fn job_complete(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(bool, String), ActionError> {
+        let api_: Api<Job> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("{namespace}/Job/{name}");
+        let Some(job) = api_
+            .get_opt(name)
+            .await
+            .map_err(|e| api(&format!("GET {what}"), &what, e))?
+        else {
+            return Ok((false, format!("{what} does not exist")));
+        };
+        let conditions = job.status.and_then(|s| s.conditions).unwrap_or_default();
+        let has = |t: &str| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == t && c.status == "True")
+        };
+        if has("Failed") {
+            return Err(ActionError::failed(
+                Failure::new(format!("{what} failed"))
+                    .object(what.clone())
+                    .next(format!(
+                        "read its logs (`kubectl -n {namespace} logs job/{name}`)"
+                    )),
+            ));
+        }
+        Ok((
+            has("Complete"),
+            format!(
+                "{what} {}",
+                if has("Complete") {
+                    "completed"
+                } else {
+                    "has not completed"
+                }
+            ),
+        ))
+    }
+
+    pub async fn await_job(
+        &self,
+        namespace: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<String, ActionError> {
+        let api_: Api<Job> = Api::namespaced(self.client.clone(), namespace);
+        let deadline = Instant::now() + timeout;
+        let mut wake = self.wake_on(api_, name);
+        loop {
+            let (done, what) = self.job_complete(namespace, name).await?;
+            if done {
+                return Ok(what);
+            }
+            if Instant::now() >= deadline {
+                return Err(failed(format!("{what} after {} s", timeout.as_secs())));
+            }
+            wake.next(crate::wake::FALLBACK).await;
+        }
+    }
+
+    /// The ConfigMap holds each setting, and (with `report`) every agent pod prints a line that
+    /// matches.
+    pub async fn settings_in_place(
+        &self,
+        namespace: &str,
+        configmap: &str,
+        settings: &[Setting],
+        daemonset: &str,
+        selector: &str,
+        report: Option<&AgentReport>,
+    ) -> Result<(bool, String), ActionError> {
+        let maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("{namespace}/ConfigMap/{configmap}");
+        let Some(map) = maps
+            .get_opt(configmap)
+            .await
+            .map_err(|e| api(&format!("GET {what}"), &what, e))?
+        else {
+            return Ok((false, format!("{what} does not exist")));
+        };
+        let data = map.data.unwrap_or_default();
+        for s in settings {
+            let have = data.get(&s.key).map(String::as_str);
+            if have != Some(s.value.as_str()) {
+                return Ok((
+                    false,
+                    format!(
+                        "{what} has {}={}, not {}",
+                        s.key,
+                        have.unwrap_or("(unset)"),
+                        s.value
+                    ),
+                ));
+            }
+        }
+        let Some(report) = report else {
+            return Ok((
+                true,
+                format!("{what} holds the {} setting(s)", settings.len()),
+            ));
+        };
+        let line = regex::Regex::new(&report.line).map_err(|e| {
+            failed(format!(
+                "the report pattern {:?} is not valid: {e}",
+                report.line
+            ))
+        })?;
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let list = pods
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|e| {
+                api(
+                    &format!("LIST pods -l {selector}"),
+                    &format!("{namespace}/DaemonSet/{daemonset}"),
+                    e,
+                )
+            })?;
+        if list.items.is_empty() {
+            return Ok((
+                false,
+                format!("no pod of {namespace}/DaemonSet/{daemonset} ({selector})"),
+            ));
+        }
+        for pod in &list.items {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let mut attached = pods
+                .exec(
+                    &name,
+                    report.command.clone(),
+                    &AttachParams::default()
+                        .container(report.container.clone())
+                        .stdout(true)
+                        .stderr(false),
+                )
+                .await
+                .map_err(|e| {
+                    api(
+                        &format!("exec in pod {namespace}/{name}"),
+                        &format!("{namespace}/Pod/{name}"),
+                        e,
+                    )
+                })?;
+            let mut out = String::new();
+            if let Some(mut stdout) = attached.stdout() {
+                let _ = stdout.read_to_string(&mut out).await;
+            }
+            let _ = attached.join().await;
+            if !out.lines().any(|l| line.is_match(l)) {
+                return Ok((
+                    false,
+                    format!(
+                        "pod {namespace}/{name} does not report /{}/ (`{}`)",
+                        report.line,
+                        report.command.join(" ")
+                    ),
+                ));
+            }
+        }
+        Ok((
+            true,
+            format!(
+                "{what} holds the settings and {} agent pod(s) report /{}/",
+                list.items.len(),
+                report.line
+            ),
+        ))
+    }
+
+    /// `cniswap snapshot` of the cluster into `dir`, written into a temporary directory and
+    /// renamed into place whole.
+    pub async fn snapshot(&self, dir: &str) -> Result<String, ActionError> {
+        let target = self.dir.join(dir);
+        if target.exists() {
+            return Ok(format!("{dir} already exists: kept"));
+        }
+        let snapshot = cniswap_kube::read_cluster(&self.connection, &mut |_, _| {})
+            .await
+            .map_err(|e| {
+                let hint = e.hint();
+                ActionError::transient(Failure::new(e.to_string()).next(hint))
+            })?;
+        let tmp = self.dir.join(format!("{dir}.partial"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let files = cniswap_snapshot::write_snapshot(&snapshot, &tmp).map_err(|e| {
+            failed(format!(
+                "cannot write the snapshot into {}: {e}",
+                tmp.display()
+            ))
+        })?;
+        std::fs::rename(&tmp, &target)
+            .map_err(|e| failed(format!("cannot move the snapshot into {dir}: {e}")))?;
+        let _ = files;
+        Ok(format!(
+            "wrote {dir}: {} objects, secrets never read",
+            snapshot.objects.len()
+        ))
+    }
+}

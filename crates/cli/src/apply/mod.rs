@@ -1,0 +1,335 @@
+//! `cniswap apply`, `apply status`, `apply rollback`: wiring of the plan directory, the journal,
+//! the cluster adapter, the lock and the progress display.
+
+mod progress;
+mod report;
+
+use crate::args::{ApplyArgs, ApplyCommand, ClusterArgs, ControlArgs, StatusFormat};
+use crate::error::CliError;
+use crate::render;
+use cniswap_apply::{KubeActions, Settings, lease};
+use cniswap_exec::digest::{self, PLAN_FILE, PlanDigest};
+use cniswap_exec::{CrashPoints, Executor, Journal, Options, exit};
+use cniswap_plan::Plan;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+pub fn run(args: ApplyArgs) -> Result<u8, CliError> {
+    match args.command {
+        Some(ApplyCommand::Status {
+            plan,
+            output,
+            cluster,
+        }) => status(&plan, output, &cluster),
+        Some(ApplyCommand::Rollback {
+            plan,
+            agent_image,
+            control,
+        }) => execute(&plan, None, agent_image, &control, true),
+        None => {
+            let run = args.run;
+            let plan = run.plan.clone().unwrap_or_default();
+            execute(
+                &plan,
+                run.until.clone(),
+                run.agent_image.clone(),
+                &run.control,
+                false,
+            )
+        }
+    }
+}
+
+/// plan.yaml, parsed, with its bytes (for the digest).
+fn load(dir: &Path) -> Result<(Plan, PlanDigest), CliError> {
+    let path = dir.join(PLAN_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| {
+        CliError::other(
+            format!("{}: {e}", path.display()),
+            "give the directory `cniswap plan --out-dir DIR` wrote (it holds plan.yaml)",
+        )
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let plan: Plan = serde_saphyr::from_str(&text).map_err(|e| {
+        CliError::other(
+            format!("{}: not a cniswap plan: {e}", path.display()),
+            "write the plan again with `cniswap plan --out-dir DIR`; do not edit plan.yaml by hand",
+        )
+    })?;
+    if plan.schema_version != cniswap_plan::PLAN_SCHEMA_VERSION {
+        return Err(CliError::other(
+            format!(
+                "{}: plan schema {} (this cniswap reads {})",
+                path.display(),
+                plan.schema_version,
+                cniswap_plan::PLAN_SCHEMA_VERSION
+            ),
+            "make the plan again with this version of cniswap",
+        ));
+    }
+    let digest = digest::compute(dir, &bytes, &plan);
+    Ok((plan, digest))
+}
+
+fn live_options(cluster: &ClusterArgs) -> cniswap_kube::LiveOptions {
+    cniswap_kube::LiveOptions {
+        kubeconfig: cluster.kubeconfig.clone(),
+        context: cluster.context.clone(),
+    }
+}
+
+/// `user@host pid N plan ID`: who holds the lock, for the second apply's message.
+fn holder(digest: &PlanDigest) -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown-host".into());
+    format!(
+        "{user}@{host} pid {} plan {}",
+        std::process::id(),
+        digest.short()
+    )
+}
+
+fn failure_error(f: &cniswap_exec::Failure) -> CliError {
+    CliError::other(f.message.clone(), f.next.clone())
+}
+
+fn execute(
+    dir: &Path,
+    until: Option<String>,
+    agent_image: Option<String>,
+    control: &ControlArgs,
+    rollback: bool,
+) -> Result<u8, CliError> {
+    let (plan, digest) = load(dir)?;
+    let settings = Settings {
+        dir: dir.to_path_buf(),
+        agent_image,
+    };
+    if control.dry_run {
+        return dry_run(dir, &plan, &settings, control, rollback);
+    }
+    let mut actions = KubeActions::connect(&live_options(&control.cluster), &plan, settings)
+        .map_err(|f| failure_error(&f))?;
+    let identity = holder(&digest);
+    let lock = actions
+        .block_on(lease::acquire(
+            actions.client(),
+            &identity,
+            Duration::from_secs(control.lease_seconds.max(5)),
+            control.force_unlock,
+        ))
+        .map_err(|e| failure_error(e.failure()))?;
+    if let Some(previous) = &lock.took_over {
+        eprintln!(
+            "note: took over the apply lock from {}{}",
+            previous.describe(),
+            if control.force_unlock {
+                " (--force-unlock)"
+            } else {
+                " (it had expired)"
+            }
+        );
+    }
+    let result = run_locked(
+        dir,
+        &plan,
+        digest,
+        &mut actions,
+        control,
+        until,
+        rollback,
+        identity,
+    );
+    actions.block_on(lock.release());
+    for warning in &actions.warnings {
+        eprintln!("warning: {warning}");
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_locked(
+    dir: &Path,
+    plan: &Plan,
+    digest: PlanDigest,
+    actions: &mut KubeActions,
+    control: &ControlArgs,
+    until: Option<String>,
+    rollback: bool,
+    identity: String,
+) -> Result<u8, CliError> {
+    let mut journal = Journal::open(dir).map_err(|e| CliError::other(e.to_string(), e.help()))?;
+    if let Some(q) = &journal.quarantined {
+        eprintln!(
+            "warning: the journal's last line was cut off ({} bytes, from a crash during a write); it was moved to {} and the step it began runs again",
+            q.bytes,
+            q.file.display()
+        );
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    // First Ctrl-C: finish the current step, then stop. Second: stop now (the journal resumes).
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\nstopping now; run the same command again to resume");
+            std::process::exit(i32::from(exit::INTERRUPTED));
+        }
+        eprintln!(
+            "\nstopping after the current step (press Ctrl-C again to stop at once: the journal resumes either way)"
+        );
+    });
+    let options = Options {
+        yes: control.yes,
+        approve: control.approve.clone(),
+        until,
+        phase: control.phase.clone(),
+        holder: identity,
+        args: std::env::args().skip(1).collect(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        crash: CrashPoints::from_env(),
+        ..Options::default()
+    };
+    let mut observer = progress::Progress::new(plan);
+    let outcome = {
+        let mut executor = Executor::new(
+            plan,
+            digest,
+            &mut journal,
+            actions,
+            &options,
+            &mut observer,
+            &stop,
+        );
+        if rollback {
+            executor.rollback()
+        } else {
+            executor.apply()
+        }
+    };
+    observer.finish();
+    let outcome = outcome.map_err(|e| CliError::other(e.to_string(), e.help()))?;
+    report::outcome(dir, plan, &outcome, rollback)?;
+    Ok(outcome.exit_code())
+}
+
+fn dry_run(
+    dir: &Path,
+    plan: &Plan,
+    settings: &Settings,
+    control: &ControlArgs,
+    rollback: bool,
+) -> Result<u8, CliError> {
+    let (records, _) =
+        cniswap_exec::journal::read(dir).map_err(|e| CliError::other(e.to_string(), e.help()))?;
+    let state = cniswap_exec::state::State::replay(plan, &records);
+    let mut text = format!(
+        "Dry run of {} in {}: nothing is changed. Each step first reads whether its effect is there.\n",
+        if rollback { "the rollback" } else { "the plan" },
+        dir.display()
+    );
+    let only = control.phase.as_deref();
+    let selected =
+        |i: usize, id: &str| only.is_none_or(|p| p == id || p.parse::<usize>().ok() == Some(i + 1));
+    let phases: Vec<(usize, &cniswap_plan::Phase)> = if rollback {
+        plan.phases.iter().enumerate().rev().collect()
+    } else {
+        plan.phases.iter().enumerate().collect()
+    };
+    for (i, phase) in phases {
+        if !selected(i, &phase.id) {
+            continue;
+        }
+        text.push_str(&format!(
+            "\nPhase {}: {} ({})\n",
+            i + 1,
+            phase.name,
+            phase.id
+        ));
+        let steps = if rollback {
+            &phase.rollback
+        } else {
+            &phase.steps
+        };
+        for step in steps {
+            let done = state.is_done(&step.id);
+            text.push_str(&format!(
+                "  {} {}{}\n",
+                step.id,
+                step.description,
+                if done { "  [done]" } else { "" }
+            ));
+            for op in cniswap_apply::describe(
+                step,
+                settings.agent_image.as_deref(),
+                &plan.agent_image,
+                plan.platform.to_lowercase().starts_with("talos"),
+            ) {
+                text.push_str(&format!("      {op}\n"));
+            }
+            text.push_str(&format!(
+                "      proves: {}\n",
+                cniswap_exec::effect::of(&step.action).describe()
+            ));
+        }
+    }
+    render::write_stdout(&text)?;
+    Ok(exit::OK)
+}
+
+fn status(dir: &Path, output: StatusFormat, cluster: &ClusterArgs) -> Result<u8, CliError> {
+    let (plan, digest) = load(dir)?;
+    let (records, tail) =
+        cniswap_exec::journal::read(dir).map_err(|e| CliError::other(e.to_string(), e.help()))?;
+    let mut report = cniswap_exec::status::report(&plan, &records, tail);
+    if let Some(cniswap_exec::Event::Begin { digest: then, .. }) = records.first().map(|r| &r.event)
+    {
+        report.plan_changed = digest::changes(then, &digest);
+    }
+    report.lock = Some(read_lock(cluster));
+    match output {
+        StatusFormat::Json => render::write_stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ))?,
+        StatusFormat::Text => render::write_stdout(&report::status_text(&report))?,
+    }
+    Ok(exit::OK)
+}
+
+/// Who holds the lock, in words; never fails (status works offline).
+fn read_lock(cluster: &ClusterArgs) -> String {
+    let options = live_options(cluster);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return format!("unknown ({e})"),
+    };
+    runtime.block_on(async {
+        let read = async {
+            let connection = cniswap_kube::connect(&options)
+                .await
+                .map_err(|e| e.to_string())?;
+            lease::read(&connection.client)
+                .await
+                .map_err(|e| e.failure().message.clone())
+        };
+        match tokio::time::timeout(Duration::from_secs(10), read).await {
+            Ok(Ok(Some(h))) if !h.expired(jiff_now()) => format!("held by {}", h.describe()),
+            Ok(Ok(Some(h))) => format!("free (last held by {}, expired)", h.describe()),
+            Ok(Ok(None)) => "free".into(),
+            Ok(Err(e)) => format!("unknown (cluster not readable: {e})"),
+            Err(_) => "unknown (the cluster did not answer within 10 s)".into(),
+        }
+    })
+}
+
+fn jiff_now() -> cniswap_apply::lease::Timestamp {
+    cniswap_apply::lease::Timestamp::now()
+}
