@@ -14,6 +14,7 @@
 //! `cniswap node inventory` and `cniswap node clean --cni cilium` in it.
 
 mod lab;
+mod apply;
 mod synth;
 mod verify;
 
@@ -31,6 +32,7 @@ fn main() -> std::process::ExitCode {
     let mut verify_image: Option<String> = None;
     let mut lab = false;
     let mut kwok_nodes = 1000;
+    let mut apply_memory = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -40,6 +42,7 @@ fn main() -> std::process::ExitCode {
             "--verify" => verify_image = args.next(),
             "--lab" => lab = true,
             "--kwok-nodes" => kwok_nodes = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000),
+            "--apply-memory" => apply_memory = args.next().and_then(|n| n.parse().ok()),
             "--nodes" => {
                 nodes = args
                     .next()
@@ -65,11 +68,20 @@ fn main() -> std::process::ExitCode {
             }
             _ => {
                 eprintln!(
-                    "usage: cniswap-bench [--plan] [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N | --node-state | --verify IMAGE | --lab [--kwok-nodes 1000] [--pods-per-node 30]"
+                    "usage: cniswap-bench [--plan] [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N | --node-state | --verify IMAGE | --lab [--kwok-nodes 1000] [--pods-per-node 30] | --apply-memory N"
                 );
                 return std::process::ExitCode::from(2);
             }
         }
+    }
+    if let Some(nodes) = apply_memory {
+        return match apply::memory(nodes) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::ExitCode::from(2)
+            }
+        };
     }
     let binary = cniswap_binary();
     if !binary.exists() {

@@ -1,0 +1,185 @@
+//! `cniswap-bench --apply-memory 500`: the executor's own cost per node, with the cluster in
+//! memory (no API server, no waits): a rolling plan of 7 steps per node (cordon, drain, label,
+//! agent restart, pod recreation, reboot, uncordon) plus node markers, every step checked
+//! before and after and journaled with an fsync per record in a real plan directory. The
+//! figure bounds what the journal and state machine add to each node of a real run.
+
+use cniswap_exec::testing::{MemNode, Memory, World};
+use cniswap_exec::{Executor, Journal, Options, Outcome, Quiet};
+use cniswap_plan::{Action, Estimates, NodeEstimate, Phase, Plan, Step};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+fn step(id: String, action: Action) -> Step {
+    Step {
+        id,
+        action,
+        description: String::new(),
+        commands: Vec::new(),
+        notes: Vec::new(),
+        done_when: String::new(),
+        check: None,
+        timeout_seconds: 60,
+        pods_recreated: Vec::new(),
+        pods_deleted: Vec::new(),
+    }
+}
+
+fn rolling_plan(nodes: &[String]) -> Plan {
+    let mut steps = Vec::new();
+    let mut n = 0;
+    let mut id = || {
+        n += 1;
+        format!("1.{n}")
+    };
+    let annotation = cniswap_plan::CORDON_ANNOTATION.to_string();
+    for node in nodes {
+        steps.push(step(
+            id(),
+            Action::Cordon {
+                node: node.clone(),
+                annotation: annotation.clone(),
+            },
+        ));
+        steps.push(step(
+            id(),
+            Action::Drain {
+                node: node.clone(),
+                eviction_timeout_seconds: 60,
+                bare_pods: Vec::new(),
+                bare_pods_backup: None,
+            },
+        ));
+        steps.push(step(
+            id(),
+            Action::LabelNode {
+                node: node.clone(),
+                key: "io.cilium.migration/cilium-default".into(),
+                value: Some("true".into()),
+            },
+        ));
+        steps.push(step(
+            id(),
+            Action::RestartAgent {
+                namespace: "kube-system".into(),
+                daemonset: "cilium".into(),
+                selector: "k8s-app=cilium".into(),
+                node: node.clone(),
+            },
+        ));
+        steps.push(step(id(), Action::RecreatePods { node: node.clone() }));
+        steps.push(step(
+            id(),
+            Action::RebootNode {
+                node: node.clone(),
+                address: "10.0.0.1".into(),
+            },
+        ));
+        steps.push(step(
+            id(),
+            Action::Uncordon {
+                node: node.clone(),
+                annotation: annotation.clone(),
+            },
+        ));
+    }
+    Plan {
+        schema_version: cniswap_plan::PLAN_SCHEMA_VERSION,
+        cluster: "bench".into(),
+        platform: "kubeadm".into(),
+        from: vec!["flannel".into()],
+        to: "cilium".into(),
+        strategy: "rolling".into(),
+        strategy_reason: String::new(),
+        kube_proxy: "keep".into(),
+        install: "helm".into(),
+        agent_image: "ghcr.io/cniswap/cniswap:bench".into(),
+        preflight: Vec::new(),
+        handled: Vec::new(),
+        estimates: Estimates {
+            per_node: nodes
+                .iter()
+                .map(|n| NodeEstimate {
+                    node: n.clone(),
+                    role: "worker".into(),
+                    pods_recreated: 3,
+                    interruption_seconds: 0,
+                })
+                .collect(),
+            ..Estimates::default()
+        },
+        phases: vec![Phase {
+            id: "1-switch".into(),
+            name: "Switch the nodes".into(),
+            goal: String::new(),
+            steps,
+            rollback: Vec::new(),
+        }],
+        artifacts: Vec::new(),
+    }
+}
+
+pub fn memory(nodes: usize) -> Result<(), String> {
+    let names: Vec<String> = (0..nodes).map(|i| format!("node-{i:04}")).collect();
+    let plan = rolling_plan(&names);
+    let mut world = World::default();
+    for n in &names {
+        world.nodes.insert(n.clone(), MemNode::default());
+    }
+    let mut memory = Memory::new(world);
+    for n in &names {
+        memory.add_pod(&format!("kube-system/cilium-{n}"), n, "DaemonSet", None);
+        for p in 0..3 {
+            memory.add_pod(&format!("default/app{p}-{n}"), n, "ReplicaSet", None);
+        }
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut journal = Journal::open(dir.path()).map_err(|e| e.to_string())?;
+    let options = Options {
+        yes: true,
+        retry_for: Duration::from_secs(1),
+        ..Options::default()
+    };
+    let stop = AtomicBool::new(false);
+    let mut quiet = Quiet;
+    let digest = cniswap_exec::digest::PlanDigest {
+        plan: "bench".into(),
+        files: Default::default(),
+    };
+    let started = Instant::now();
+    let outcome = Executor::new(
+        &plan,
+        digest,
+        &mut journal,
+        &mut memory,
+        &options,
+        &mut quiet,
+        &stop,
+    )
+    .apply()
+    .map_err(|e| e.to_string())?;
+    let elapsed = started.elapsed();
+    if outcome != Outcome::Complete {
+        return Err(format!("the run did not complete: {outcome:?}"));
+    }
+    let records = journal.records.len();
+    let bytes = std::fs::metadata(journal.path())
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!(
+        "cniswap apply executor core, in-memory cluster (7 steps per node, journal in {})",
+        dir.path().display()
+    );
+    println!(
+        "{:>6} {:>6} {:>8} {:>10} {:>8} {:>14}",
+        "nodes", "steps", "records", "journal KiB", "wall s", "per node ms"
+    );
+    println!(
+        "{nodes:>6} {:>6} {records:>8} {:>10.1} {:>8.2} {:>14.2}",
+        nodes * 7,
+        bytes as f64 / 1024.0,
+        elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1000.0 / nodes as f64
+    );
+    Ok(())
+}
