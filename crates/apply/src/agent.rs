@@ -117,11 +117,13 @@ impl KubeActions {
                 )
             })
         };
+        let started = std::time::Instant::now();
         let waited = tokio::time::timeout(
             timeout,
             kube::runtime::wait::await_condition(pods.clone(), &name, done),
         )
         .await;
+        crate::wake::count(&self.waited, started);
         let finished = match waited {
             Ok(Ok(Some(p))) => p,
             Ok(Ok(None)) => {

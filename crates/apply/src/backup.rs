@@ -302,7 +302,7 @@ impl KubeActions {
             }
             match wake.as_mut() {
                 Some(w) => w.next(crate::wake::FALLBACK).await,
-                None => tokio::time::sleep(self.poll).await,
+                None => self.pause(self.poll).await,
             }
         }
     }

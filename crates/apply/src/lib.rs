@@ -55,6 +55,8 @@ pub struct KubeActions {
     discovery: Option<kube::discovery::Discovery>,
     /// Between reads while waiting for several objects at once (no single watch).
     poll: Duration,
+    /// Nanoseconds spent waiting for the cluster (see `waited`).
+    waited: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Warnings for the operator (a mirror that could not be written).
     pub warnings: Vec<String>,
     mirror_failed: bool,
@@ -96,6 +98,7 @@ impl KubeActions {
             discovery: None,
             poll: Duration::from_millis(250),
             warnings: Vec::new(),
+            waited: Default::default(),
             mirror_failed: false,
         })
     }
@@ -871,7 +874,7 @@ impl KubeActions {
                             ctx.timeout.as_secs()
                         )));
                     }
-                    tokio::time::sleep(self.poll).await;
+                    self.pause(self.poll).await;
                 }
             }
             Action::VerifySettings { .. } => Ok("checked below".into()),

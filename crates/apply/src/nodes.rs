@@ -232,7 +232,10 @@ impl KubeActions {
     ) -> Result<String, ActionError> {
         let cond = |n: Option<&Node>| n.is_some_and(|n| boot_id(n) != before && is_ready(n));
         let wait = kube::runtime::wait::await_condition(self.nodes(), name, cond);
-        match tokio::time::timeout(timeout, wait).await {
+        let started = std::time::Instant::now();
+        let waited = tokio::time::timeout(timeout, wait).await;
+        crate::wake::count(&self.waited, started);
+        match waited {
             Ok(Ok(_)) => Ok(format!("{name} booted again and is Ready")),
             Ok(Err(e)) => Err(ActionError::transient(cniswap_exec::Failure::new(format!(
                 "watching node/{name}: {e}"

@@ -8,29 +8,41 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::watcher;
 use std::pin::Pin;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// The longest a wait goes without reading its condition again.
 pub const FALLBACK: Duration = Duration::from_secs(2);
 
 pub struct Wake {
     changes: Pin<Box<dyn Stream<Item = ()> + Send>>,
+    waited: Arc<AtomicU64>,
+}
+
+/// Adds the time `since` to a wait counter (nanoseconds).
+pub fn count(counter: &AtomicU64, since: Instant) {
+    let nanos = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    counter.fetch_add(nanos, Ordering::Relaxed);
 }
 
 impl Wake {
-    fn of<K>(api: Api<K>, config: watcher::Config) -> Wake
+    fn of<K>(api: Api<K>, config: watcher::Config, waited: Arc<AtomicU64>) -> Wake
     where
         K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
         K::DynamicType: Default + Eq + std::hash::Hash + Clone,
     {
         Wake {
             changes: Box::pin(watcher(api, config).map(|_| ())),
+            waited,
         }
     }
 
     /// Returns after the next change (or `at_most`).
     pub async fn next(&mut self, at_most: Duration) {
+        let started = Instant::now();
         let _ = tokio::time::timeout(at_most, self.changes.next()).await;
+        count(&self.waited, started);
     }
 }
 
@@ -41,6 +53,7 @@ impl KubeActions {
         Wake::of(
             api,
             watcher::Config::default().fields(&format!("spec.nodeName={node}")),
+            self.waited.clone(),
         )
     }
 
@@ -53,6 +66,7 @@ impl KubeActions {
         Wake::of(
             api,
             watcher::Config::default().fields(&format!("metadata.name={name}")),
+            self.waited.clone(),
         )
     }
 
@@ -72,6 +86,22 @@ impl KubeActions {
                 )
                 .map(|_| ()),
             ),
+            waited: self.waited.clone(),
         }
+    }
+}
+
+impl KubeActions {
+    /// Sleeps, counted as waiting.
+    pub async fn pause(&self, d: Duration) {
+        let started = Instant::now();
+        tokio::time::sleep(d).await;
+        count(&self.waited, started);
+    }
+
+    /// Time spent waiting for the cluster (watches, pauses, pod and node conditions) so far:
+    /// what the plan asks to wait for, not cniswap's own work.
+    pub fn waited(&self) -> Duration {
+        Duration::from_nanos(self.waited.load(Ordering::Relaxed))
     }
 }
