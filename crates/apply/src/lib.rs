@@ -82,7 +82,11 @@ impl KubeActions {
                 .build()
                 .map_err(|e| Failure::new(format!("cannot start the async runtime: {e}")))?,
         );
-        let connection = rt.block_on(cniswap_kube::connect(options)).map_err(|e| {
+        let options = cniswap_kube::LiveOptions {
+            no_client_retry: true,
+            ..options.clone()
+        };
+        let connection = rt.block_on(cniswap_kube::connect(&options)).map_err(|e| {
             Failure::new(e.to_string())
                 .next("check KUBECONFIG/--kubeconfig and --context (`kubectl get nodes` with the same settings)")
         })?;

@@ -200,6 +200,7 @@ fn offline(dir: &Path) -> KubeActions {
         &cniswap_kube::LiveOptions {
             kubeconfig: Some(kubeconfig),
             context: None,
+            ..Default::default()
         },
         &plan,
         Settings {

@@ -49,6 +49,7 @@ fn read_live(source: &SourceArgs) -> Result<Snapshot, CliError> {
     let options = cniswap_kube::LiveOptions {
         kubeconfig: source.kubeconfig.clone(),
         context: source.context.clone(),
+        ..Default::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -379,6 +379,11 @@ impl<'a, A: Actions + ?Sized> Executor<'a, A> {
                     let node = effect::node_of(&step.action).filter(|n| *n != "all");
                     self.finish_node(phase, k, node)?;
                 }
+                if let Some(until) = &self.options.until
+                    && phase.steps.iter().any(|s| &s.id == until)
+                {
+                    return self.stop_until(until.clone());
+                }
                 continue;
             }
             if let Some(outcome) = self.drift_check(&phase.id)? {
@@ -416,21 +421,23 @@ impl<'a, A: Actions + ?Sized> Executor<'a, A> {
                     if let StepEnd::Stop(outcome) = self.step(phase, step, false)? {
                         return Ok(outcome);
                     }
-                    if self.options.until.as_deref() == Some(step.id.as_str()) {
-                        self.finish_node(phase, k, node)?;
-                        self.record(Event::Stopped {
-                            reason: format!("--until {}", step.id),
-                        })?;
-                        return Ok(Outcome::Until {
-                            step: step.id.clone(),
-                        });
-                    }
                 }
                 // Also after a resume whose last run stopped between the step and its marker.
                 self.finish_node(phase, k, node)?;
+                // --until: stop after that step, whether it ran now or was done before.
+                if self.options.until.as_deref() == Some(step.id.as_str()) {
+                    return self.stop_until(step.id.clone());
+                }
             }
         }
         Ok(Outcome::Complete)
+    }
+
+    fn stop_until(&mut self, step: String) -> Result<Outcome, JournalError> {
+        self.record(Event::Stopped {
+            reason: format!("--until {step}"),
+        })?;
+        Ok(Outcome::Until { step })
     }
 
     /// Marks the node done when step `k` ends its group of consecutive steps on that node.

@@ -75,11 +75,16 @@ pub struct State {
     /// The latest session: mode and holder.
     pub session: Option<(Mode, String, String)>,
     pub places: HashMap<String, Place>,
+    /// Phase ids in plan order.
+    pub phase_ids: Vec<String>,
 }
 
 impl State {
     pub fn replay(plan: &Plan, records: &[Record]) -> State {
-        let mut state = State::default();
+        let mut state = State {
+            phase_ids: plan.phases.iter().map(|p| p.id.clone()).collect(),
+            ..State::default()
+        };
         for (index, phase) in plan.phases.iter().enumerate() {
             for step in &phase.steps {
                 state.places.insert(
@@ -110,7 +115,20 @@ impl State {
         self.steps.entry(step.to_string()).or_default()
     }
 
+    /// A forward step of a rolled-back phase was done again: the phase is applied again.
+    fn reapplied(&mut self, step: &str) {
+        if let Some(place) = self.places.get(step).copied()
+            && !place.rollback
+            && let Some(id) = self.phase_ids.get(place.phase).cloned()
+        {
+            self.rolled_back.remove(&id);
+        }
+    }
+
     pub fn apply(&mut self, plan: &Plan, record: &Record) {
+        if let Event::Finish { step, .. } | Event::Skip { step, .. } = &record.event {
+            self.reapplied(step);
+        }
         match &record.event {
             Event::Begin {
                 digest, baseline, ..

@@ -827,3 +827,53 @@ fn rollback_skips_nodes_the_phase_never_touched() {
     // R3.1 is cp1, R3.2 is w2 (both untouched), R3.3 is w1 (switched).
     assert!(skip("R3.1") && skip("R3.2") && !skip("R3.3"));
 }
+
+/// Regression: `--until` a step that is already done stopped nothing, and the run went on to
+/// the end of the plan.
+#[test]
+fn until_a_done_step_stops_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan();
+    let mut memory = cluster();
+    let until = |step: &str| Options {
+        until: Some(step.into()),
+        ..options()
+    };
+    assert_eq!(
+        apply(dir.path(), &plan, &mut memory, &until("3.3")),
+        Outcome::Until { step: "3.3".into() }
+    );
+    let log = memory.log.clone();
+    // 2.2 and 1.2 are done: nothing else may run.
+    for done in ["3.3", "2.2", "1.2"] {
+        assert_eq!(
+            apply(dir.path(), &plan, &mut memory, &until(done)),
+            Outcome::Until { step: done.into() }
+        );
+        assert_eq!(memory.log, log, "--until {done} ran more steps");
+    }
+}
+
+/// Regression: a rolled-back phase whose steps were all gates or already done when applied
+/// again still counted as rolled back.
+#[test]
+fn a_phase_applied_again_is_no_longer_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan();
+    let mut memory = cluster();
+    apply(dir.path(), &plan, &mut memory, &options());
+    assert_eq!(
+        run(dir.path(), &plan, &mut memory, &options(), true).unwrap(),
+        Outcome::Complete
+    );
+    let records = cniswap_exec::journal::read(dir.path()).unwrap().0;
+    assert!(
+        State::replay(&plan, &records)
+            .rolled_back
+            .contains("1-preflight")
+    );
+    apply(dir.path(), &plan, &mut memory, &options());
+    let records = cniswap_exec::journal::read(dir.path()).unwrap().0;
+    let state = State::replay(&plan, &records);
+    assert!(state.rolled_back.is_empty(), "{:?}", state.rolled_back);
+}

@@ -8,6 +8,11 @@ use std::path::PathBuf;
 pub struct LiveOptions {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
+    /// Answer 429, 503 and 504 at once instead of retrying them inside the client (kube-rs
+    /// retries them up to 15 times by default, for minutes). `apply` needs the answer: an
+    /// eviction refused by a PodDisruptionBudget is a 429, and it retries transient errors
+    /// itself, journaled.
+    pub no_client_retry: bool,
 }
 
 /// A client and where it points, for messages ("https://10.0.0.1:6443, context prod").
@@ -69,6 +74,10 @@ pub async fn connect(options: &LiveOptions) -> Result<Connection, ConnectError> 
             .await
             .map_err(|e| ConnectError::Infer(chain(&e)))?,
     };
+    let mut config = config;
+    if options.no_client_retry {
+        config.default_retry = false;
+    }
     let server = config.cluster_url.to_string();
     let server = server.trim_end_matches('/').to_string();
     let client = Client::try_from(config).map_err(|e| ConnectError::Client {

@@ -77,6 +77,7 @@ fn live_options(cluster: &ClusterArgs) -> cniswap_kube::LiveOptions {
     cniswap_kube::LiveOptions {
         kubeconfig: cluster.kubeconfig.clone(),
         context: cluster.context.clone(),
+        ..Default::default()
     }
 }
 
