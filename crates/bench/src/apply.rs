@@ -183,3 +183,131 @@ pub fn memory(nodes: usize) -> Result<(), String> {
     );
     Ok(())
 }
+
+/// `cniswap-bench --apply-kubeconfig FILE [--nodes N]`: a rolling plan on a cluster's kwok
+/// nodes (annotation `kwok.x-k8s.io/node`), run in this process through the real adapter
+/// (kube-rs, journal, Lease-free), printing the total time, the time spent waiting for the
+/// cluster (evictions to finish, agent pods to come back) and cniswap's own overhead per node.
+pub fn cluster(kubeconfig: &std::path::Path, limit: usize) -> Result<(), String> {
+    let options = cniswap_kube::LiveOptions {
+        kubeconfig: Some(kubeconfig.to_path_buf()),
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let names: Vec<String> = rt.block_on(async {
+        let connection = cniswap_kube::connect(&options)
+            .await
+            .map_err(|e| e.to_string())?;
+        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(connection.client);
+        let list = nodes
+            .list(&kube::api::ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(
+            list.items
+                .into_iter()
+                .filter(|n| {
+                    n.metadata
+                        .annotations
+                        .as_ref()
+                        .is_some_and(|a| a.contains_key("kwok.x-k8s.io/node"))
+                })
+                .filter_map(|n| n.metadata.name)
+                .collect(),
+        )
+    })?;
+    let all = names.clone();
+    let nodes: Vec<String> = names.into_iter().take(limit).collect();
+    if nodes.is_empty() {
+        return Err("the cluster has no kwok nodes".into());
+    }
+    let mut plan = rolling_plan(&nodes);
+    // Every node of the cluster is the plan's (the drift check refuses unknown ones).
+    plan.estimates.per_node = all
+        .iter()
+        .map(|n| NodeEstimate {
+            node: n.clone(),
+            role: "worker".into(),
+            pods_recreated: 1,
+            interruption_seconds: 0,
+        })
+        .collect();
+    plan.from.clear();
+    // No reboots on kwok nodes (they have no boot ID to change).
+    for phase in &mut plan.phases {
+        phase
+            .steps
+            .retain(|s| !matches!(s.action, Action::RebootNode { .. }));
+        for s in &mut phase.steps {
+            if let Action::RestartAgent {
+                daemonset,
+                selector,
+                ..
+            } = &mut s.action
+            {
+                *daemonset = "new-agent".into();
+                *selector = "app=new-agent".into();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut actions = cniswap_apply::KubeActions::connect(
+        &options,
+        &plan,
+        cniswap_apply::Settings {
+            dir: dir.path().to_path_buf(),
+            agent_image: None,
+        },
+    )
+    .map_err(|f| f.message)?;
+    let mut journal = Journal::open(dir.path()).map_err(|e| e.to_string())?;
+    let run_options = Options {
+        yes: true,
+        ..Options::default()
+    };
+    let stop = AtomicBool::new(false);
+    let mut quiet = Quiet;
+    let digest = cniswap_exec::digest::PlanDigest {
+        plan: "bench".into(),
+        files: Default::default(),
+    };
+    let started = Instant::now();
+    let outcome = Executor::new(
+        &plan,
+        digest,
+        &mut journal,
+        &mut actions,
+        &run_options,
+        &mut quiet,
+        &stop,
+    )
+    .apply()
+    .map_err(|e| e.to_string())?;
+    let elapsed = started.elapsed();
+    if outcome != Outcome::Complete {
+        return Err(format!("the run did not complete: {outcome:?}"));
+    }
+    let waited = actions.waited();
+    let own = elapsed.saturating_sub(waited);
+    let n = nodes.len();
+    println!(
+        "cniswap apply on kwok nodes: cordon, drain, label, agent restart, pod recreation, uncordon per node ({} steps, {} journal records)",
+        plan.phases[0].steps.len(),
+        journal.records.len()
+    );
+    println!(
+        "{:>6} {:>8} {:>9} {:>9} {:>16}",
+        "nodes", "total s", "waited s", "own s", "own per node ms"
+    );
+    println!(
+        "{n:>6} {:>8.1} {:>9.1} {:>9.1} {:>16.0}",
+        elapsed.as_secs_f64(),
+        waited.as_secs_f64(),
+        own.as_secs_f64(),
+        own.as_secs_f64() * 1000.0 / n as f64
+    );
+    Ok(())
+}

@@ -33,6 +33,8 @@ fn main() -> std::process::ExitCode {
     let mut lab = false;
     let mut kwok_nodes = 1000;
     let mut apply_memory = None;
+    let mut apply_kubeconfig: Option<PathBuf> = None;
+    let mut node_limit = usize::MAX;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -43,6 +45,13 @@ fn main() -> std::process::ExitCode {
             "--lab" => lab = true,
             "--kwok-nodes" => kwok_nodes = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000),
             "--apply-memory" => apply_memory = args.next().and_then(|n| n.parse().ok()),
+            "--apply-kubeconfig" => apply_kubeconfig = args.next().map(PathBuf::from),
+            "--apply-nodes" => {
+                node_limit = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(usize::MAX)
+            }
             "--nodes" => {
                 nodes = args
                     .next()
@@ -68,11 +77,20 @@ fn main() -> std::process::ExitCode {
             }
             _ => {
                 eprintln!(
-                    "usage: cniswap-bench [--plan] [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N | --node-state | --verify IMAGE | --lab [--kwok-nodes 1000] [--pods-per-node 30] | --apply-memory N"
+                    "usage: cniswap-bench [--plan] [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N | --node-state | --verify IMAGE | --lab [--kwok-nodes 1000] [--pods-per-node 30] | --apply-memory N | --apply-kubeconfig FILE [--apply-nodes N]"
                 );
                 return std::process::ExitCode::from(2);
             }
         }
+    }
+    if let Some(kubeconfig) = apply_kubeconfig {
+        return match apply::cluster(&kubeconfig, node_limit) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::ExitCode::from(2)
+            }
+        };
     }
     if let Some(nodes) = apply_memory {
         return match apply::memory(nodes) {
