@@ -5,6 +5,7 @@
 //! Pure: no I/O beyond what the caller passes in, no Kubernetes client, no async.
 
 pub mod helm;
+pub mod limits;
 pub mod omni;
 pub mod redact;
 pub mod talhelper;
