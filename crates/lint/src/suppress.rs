@@ -66,7 +66,7 @@ impl SuppressionConfig {
             file: path.display().to_string(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read: {e}")))?;
+        let text = cniswap_snapshot::read_config_file(path).map_err(|e| error(e.message))?;
         Self::parse(&text).map_err(error)
     }
 

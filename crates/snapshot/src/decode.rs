@@ -239,13 +239,21 @@ impl<'de> Visitor<'de> for ObjectVisitor {
                 .map_err(|e| de::Error::custom(format!("{kind} field `{key}`: {e}")))?;
             parts.push((key, part));
         }
-        Ok(assemble(
+        let object = assemble(
             class,
             api_version,
             kind,
             metadata.unwrap_or_default(),
             parts,
-        ))
+        );
+        // As an invalid value, so that the decoders attach the position.
+        crate::validate::object(&object).map_err(|message| {
+            de::Error::invalid_value(
+                de::Unexpected::Other(&message),
+                &"names and values a Kubernetes API server accepts",
+            )
+        })?;
+        Ok(object)
     }
 }
 
@@ -293,7 +301,7 @@ fn assemble(
         }
         Class::ConfigMap => {
             let data = if config_map_is_relevant(&metadata) {
-                take!(Data).unwrap_or_default()
+                redact_data(take!(Data).unwrap_or_default())
             } else {
                 BTreeMap::new()
             };
@@ -332,12 +340,16 @@ fn assemble(
             metadata,
             provisioner: take!(Provisioner).unwrap_or_default(),
         }),
-        Class::CniConfig => Object::CniConfig(CustomResource {
-            api_version,
-            kind,
-            metadata,
-            spec: take!(Json).unwrap_or_default(),
-        }),
+        Class::CniConfig => {
+            let mut spec = take!(Json).unwrap_or_default();
+            cniswap_config::redact::redact_json(&mut spec);
+            Object::CniConfig(CustomResource {
+                api_version,
+                kind,
+                metadata,
+                spec,
+            })
+        }
         Class::CniPolicy => Object::CniPolicy(CustomResource {
             api_version,
             kind,
@@ -347,6 +359,23 @@ fn assemble(
         Class::Secret => Object::Secret,
         Class::Other => Object::Other { api_version, kind },
     }
+}
+
+/// ConfigMap data with its secrets redacted: values under secret-sounding keys, credentials
+/// inside values, and secrets of YAML embedded in them (kubeadm's ClusterConfiguration can
+/// carry `oidc-client-secret`).
+fn redact_data(data: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    use cniswap_config::redact;
+    data.into_iter()
+        .map(|(key, value)| {
+            let value = if redact::is_secret_key(&key) && !value.is_empty() {
+                redact::REDACTED.to_string()
+            } else {
+                redact::redact_string(&value).unwrap_or(value)
+            };
+            (key, value)
+        })
+        .collect()
 }
 
 #[cfg(test)]

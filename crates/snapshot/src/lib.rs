@@ -10,7 +10,9 @@ pub mod decode;
 mod error;
 mod load;
 pub mod objects;
+mod read;
 mod store;
+mod validate;
 mod write;
 
 pub use decode::Object;
@@ -19,9 +21,11 @@ pub use load::{
     Format, ROLLBACK_MARKER, is_rollback_file, load, load_as_given, load_paths, load_reader,
     load_repository, load_talos_text,
 };
+pub use read::read_config_file;
 pub use store::{
     HelmValues, LINTED_CONFIG_MAPS, LINTED_KINDS, Manifest, NOT_YAML_OR_JSON, NodeInventory,
     Objects, OmniTemplateSource, ROLLBACK_FILE, Snapshot, SourceFile, TalosSource,
     is_linted_manifest,
 };
+pub use validate::object as validate;
 pub use write::{Written, write_snapshot};

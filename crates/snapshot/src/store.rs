@@ -280,6 +280,8 @@ pub struct Snapshot {
     /// node's `pos.source` is its index here plus one.
     pub sources: Vec<SourceFile>,
     pub files_read: usize,
+    /// Bytes of the files read, against the input budget (`CNISWAP_MAX_INPUT_BYTES`).
+    pub bytes_read: u64,
     pub skipped: Vec<SkippedInput>,
     /// Files listed in `skipped` because they could not be read (invalid YAML, no permission):
     /// only `lint PATH...` goes on after such a file.
