@@ -11,6 +11,7 @@ pub mod redact;
 pub mod talhelper;
 pub mod talos;
 pub mod template;
+pub mod values;
 pub mod yaml;
 
 pub use yaml::{Node, Pos, Value, YamlError};

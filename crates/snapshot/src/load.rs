@@ -1017,6 +1017,7 @@ fn classify_documents(
         snapshot.skip(rel, "YAML without documents");
         return Ok(());
     }
+    let (talos_before, helm_before) = (snapshot.talos.len(), snapshot.helm.len());
     let source_id = u32::try_from(snapshot.sources.len() + 1).unwrap_or(0);
     docs.iter_mut().for_each(|d| d.set_source(source_id));
     let source = Some(text.as_str());
@@ -1032,6 +1033,14 @@ fn classify_documents(
 
     for doc in &docs {
         let before = read_as.len();
+        cniswap_config::values::check_names(doc).map_err(|e| {
+            InputError::new(
+                path,
+                e.message,
+                "a name that reaches commands must follow Kubernetes' rules; fix the resource",
+            )
+            .at(e.line, e.column)
+        })?;
         if let Some((node, inner)) = talos::unwrap_talosctl_resource(doc) {
             read_as.push("Talos machine config (talosctl resource)".into());
             let inner = redact::redact_yaml(inner).map_err(|e| {
@@ -1258,6 +1267,7 @@ fn classify_documents(
         used = true;
     }
 
+    check_settings(snapshot, path, talos_before, helm_before)?;
     if used {
         snapshot.files_read += 1;
         let mut text = text;
@@ -1303,6 +1313,37 @@ fn classify_documents(
             rel,
             "not recognised: no Kubernetes objects, Talos or Omni configs, or Helm values",
         );
+    }
+    Ok(())
+}
+
+/// The settings facts and rules read must hold what their fields allow: garbage is an input
+/// error at its line, never replaced by a default.
+fn check_settings(
+    snapshot: &Snapshot,
+    path: &Path,
+    talos_from: usize,
+    helm_from: usize,
+) -> Result<(), InputError> {
+    use cniswap_config::values;
+    let error = |e: values::ValueError| {
+        InputError::new(
+            path,
+            format!("invalid setting: {}", e.message),
+            "fix the value; cniswap does not guess what was meant",
+        )
+        .at(e.line, e.column)
+    };
+    for source in &snapshot.talos[talos_from..] {
+        values::check_talos(&source.docs).map_err(error)?;
+    }
+    for values in &snapshot.helm[helm_from..] {
+        if values.chart == "cilium"
+            || (!helm::is_other_cni_chart(&values.chart)
+                && helm::looks_like_cilium_values(&values.values))
+        {
+            values::check_cilium_values(&values.values).map_err(error)?;
+        }
     }
     Ok(())
 }
