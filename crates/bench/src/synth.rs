@@ -229,3 +229,46 @@ fn indent(text: &str, by: usize) -> String {
     let pad = " ".repeat(by);
     text.lines().map(|l| format!("{pad}{l}\n")).collect()
 }
+
+/// One named Talos document of a multi-document config (1.14 form): unique names, so a merge
+/// must find each one's place rather than append blindly.
+fn talos_document(i: usize) -> String {
+    format!(
+        "---\napiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: svc-{i}\nenvironment:\n  - NAME=value-{i}\n"
+    )
+}
+
+/// How many documents [`write_multidoc`] needs for about `bytes` bytes.
+pub fn multidoc_count_for_bytes(bytes: usize) -> usize {
+    bytes / talos_document(10_000).len()
+}
+
+/// `talos/controlplane.yaml`: a v1alpha1 document and `n` named documents, plus a cluster
+/// object so the snapshot is a cluster. Returns the bytes written.
+pub fn write_multidoc(dir: &Path, n: usize) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir.join("talos"))?;
+    std::fs::create_dir_all(dir.join("cluster"))?;
+    let mut text = String::from(
+        "version: v1alpha1\nmachine:\n  type: controlplane\ncluster:\n  network:\n    podSubnets: [10.244.0.0/16]\n",
+    );
+    for i in 0..n {
+        text.push_str(&talos_document(i));
+    }
+    std::fs::write(dir.join("talos/controlplane.yaml"), &text)?;
+    let node =
+        serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "cp-1"}});
+    std::fs::write(dir.join("cluster/nodes.json"), node.to_string())?;
+    Ok(text.len())
+}
+
+/// `talos/controlplane.yaml.tftpl`: a Talos template of `n` lines, each an unknown machine key
+/// with a template expression, so lint reports one finding per line. Returns the bytes written.
+pub fn write_template(dir: &Path, n: usize) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let mut text = String::from("version: v1alpha1\nmachine:\n  type: ${type}\n");
+    for i in 0..n {
+        text.push_str(&format!("  setting{i}: ${{value_{i}}}\n"));
+    }
+    std::fs::write(dir.join("controlplane.yaml.tftpl"), &text)?;
+    Ok(text.len())
+}

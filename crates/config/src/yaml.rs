@@ -507,20 +507,13 @@ impl Node {
     }
 }
 
-/// Where YAML embedded in the string `holder` starts inside `source` (the file text), as the
-/// (lines, columns) to pass to [`Node::shift`]. Only block scalars (`|`, `>`) keep a line
-/// structure that maps back; for anything else the caller anchors findings at `holder`.
-pub fn embedded_offset(source: &str, holder: &Node) -> Option<(usize, usize)> {
-    // saphyr marks a block scalar at its first content line; the line before holds the
-    // `|`/`>` indicator (with optional chomping and indentation indicators).
-    let indicator_line = source.lines().nth(holder.pos.line.checked_sub(2)?)?;
-    let indicator = indicator_line
-        .trim_end()
-        .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '+');
-    if !indicator.ends_with(['|', '>']) {
-        return None;
-    }
-    Some((holder.pos.line - 1, holder.pos.column - 1))
+/// Where YAML embedded in the string `holder` starts inside its file, as the (lines, columns)
+/// to pass to [`Node::shift`]. Only block scalars (`|`, `>`) keep a line structure that maps
+/// back; for anything else the caller anchors findings at `holder`. (A block scalar's position
+/// is its first content line.)
+pub fn embedded_offset(holder: &Node) -> Option<(usize, usize)> {
+    (holder.pos.block && !holder.pos.aliased && holder.pos.line > 1)
+        .then(|| (holder.pos.line - 1, holder.pos.column - 1))
 }
 
 /// Parses YAML embedded in a string node and moves its positions into the enclosing file.
@@ -534,7 +527,7 @@ pub fn parse_embedded(holder: &Node, source: Option<&str>) -> Result<Vec<Node>, 
 
 /// Applies the same position fix as [`parse_embedded`] to documents parsed elsewhere.
 pub fn anchor_embedded(docs: &mut [Node], holder: &Node, source: Option<&str>) {
-    match source.and_then(|s| embedded_offset(s, holder)) {
+    match source.and_then(|_| embedded_offset(holder)) {
         Some((lines, columns)) => docs.iter_mut().for_each(|d| {
             d.shift(lines, columns);
             d.set_source(holder.pos.source);

@@ -1270,14 +1270,8 @@ fn classify_documents(
     check_settings(snapshot, path, talos_before, helm_before)?;
     if used {
         snapshot.files_read += 1;
-        let mut text = text;
-        for (holder, inner) in &splices {
-            splice_embedded(&mut text, holder, inner);
-        }
-        snapshot.sources.push(SourceFile {
-            path: rel.to_string(),
-            text,
-        });
+        let text = splice_embedded(text, &splices);
+        snapshot.sources.push(SourceFile::new(rel, text));
         let mut kinds: Vec<&str> = read_as
             .iter()
             .map(String::as_str)
@@ -1348,40 +1342,45 @@ fn check_settings(
     Ok(())
 }
 
-/// Replaces the embedded YAML held by `holder` in `text` with its redacted form. A block scalar
-/// keeps its lines (redaction keeps line structure); any other string is replaced whole.
-fn splice_embedded(text: &mut String, holder: &YamlNode, redacted: &str) {
-    let original = holder.as_str().unwrap_or_default();
-    if original == redacted {
-        return;
+/// Replaces the embedded YAML each holder holds in `text` with its redacted form, in one pass
+/// over the lines (one pass per holder was quadratic on files of many resources). A block
+/// scalar keeps its lines (redaction keeps line structure); any other string is replaced whole.
+fn splice_embedded(text: String, splices: &[(YamlNode, String)]) -> String {
+    let changed: Vec<&(YamlNode, String)> = splices
+        .iter()
+        .filter(|(holder, redacted)| holder.as_str().unwrap_or_default() != redacted)
+        .collect();
+    if changed.is_empty() {
+        return text;
     }
-    let block = cniswap_config::yaml::embedded_offset(text, holder).is_some();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let start = holder.pos.line.saturating_sub(1);
-    if block {
-        let indent = " ".repeat(holder.pos.column.saturating_sub(1));
-        for (i, inner) in redacted.lines().enumerate() {
-            if let Some(line) = lines.get_mut(start + i) {
-                *line = if inner.is_empty() {
-                    String::new()
-                } else {
-                    format!("{indent}{inner}")
-                };
+    for (holder, redacted) in changed {
+        let start = holder.pos.line.saturating_sub(1);
+        if holder.pos.block {
+            let indent = " ".repeat(holder.pos.column.saturating_sub(1));
+            for (i, inner) in redacted.lines().enumerate() {
+                if let Some(line) = lines.get_mut(start + i) {
+                    *line = if inner.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{indent}{inner}")
+                    };
+                }
             }
+        } else if let Some(line) = lines.get_mut(start) {
+            let cut = line
+                .char_indices()
+                .nth(holder.pos.column.saturating_sub(1))
+                .map_or(line.len(), |(i, _)| i);
+            line.truncate(cut);
+            line.push_str(&format!("\"{}\"", cniswap_config::redact::REDACTED));
         }
-    } else if let Some(line) = lines.get_mut(start) {
-        let cut = line
-            .char_indices()
-            .nth(holder.pos.column.saturating_sub(1))
-            .map_or(line.len(), |(i, _)| i);
-        line.truncate(cut);
-        line.push_str(&format!("\"{}\"", cniswap_config::redact::REDACTED));
     }
-    let trailing_newline = text.ends_with('\n');
-    *text = lines.join("\n");
-    if trailing_newline {
-        text.push('\n');
+    let mut out = lines.join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
     }
+    out
 }
 
 /// `file` as referenced from the file `from` (both relative to the snapshot root), normalised.
