@@ -1013,6 +1013,7 @@ fn classify_documents(
         mut docs,
         paths,
     } = redacted;
+    let paths_redacted = paths.len();
     if docs.is_empty() {
         snapshot.skip(rel, "YAML without documents");
         return Ok(());
@@ -1268,6 +1269,12 @@ fn classify_documents(
     }
 
     check_settings(snapshot, path, talos_before, helm_before)?;
+    tracing::trace!(
+        "{}: {} documents, {} secret fields redacted (names only are kept)",
+        esc(rel),
+        docs.len(),
+        paths_redacted
+    );
     if used {
         snapshot.files_read += 1;
         let text = splice_embedded(text, &splices);
