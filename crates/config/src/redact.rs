@@ -82,11 +82,24 @@ fn redact_nested(text: &str, embedding: usize) -> Result<Redacted, YamlError> {
         edits: Vec::new(),
         paths: Vec::new(),
         path: Vec::new(),
+        replaced: std::collections::HashMap::new(),
     };
     for doc in &mut docs {
         walk.node(doc, Context::default());
     }
-    let Walk { edits, paths, .. } = walk;
+    let Walk {
+        edits,
+        paths,
+        replaced,
+        ..
+    } = walk;
+    // An alias is a copy that keeps its anchor's position: whichever copy was redacted, every
+    // other copy of the same text (the anchor itself, other aliases) must say the same.
+    if !replaced.is_empty() {
+        for doc in &mut docs {
+            apply_replaced(doc, &replaced);
+        }
+    }
     Ok(Redacted {
         text: apply_edits(text, edits),
         docs,
@@ -269,6 +282,31 @@ struct Walk<'t> {
     edits: Vec<Edit>,
     paths: Vec<String>,
     path: Vec<String>,
+    /// New values by the source span of the scalar they replaced.
+    replaced: std::collections::HashMap<(usize, usize), Value>,
+}
+
+/// Gives every scalar whose source span was redacted its redacted value.
+fn apply_replaced(doc: &mut Node, replaced: &std::collections::HashMap<(usize, usize), Value>) {
+    let mut stack = vec![doc];
+    while let Some(node) = stack.pop() {
+        let span = (node.pos.char_start, node.pos.char_end);
+        let positioned = node.has_position();
+        match &mut node.value {
+            Value::Seq(items) => stack.extend(items.iter_mut()),
+            Value::Map(entries) => {
+                for (k, v) in entries.iter_mut() {
+                    stack.push(k);
+                    stack.push(v);
+                }
+            }
+            value => {
+                if positioned && let Some(new) = replaced.get(&span) {
+                    *value = new.clone();
+                }
+            }
+        }
+    }
 }
 
 impl Walk<'_> {
@@ -352,14 +390,14 @@ impl Walk<'_> {
             self.paths.push(self.path.join("."));
             if text != REDACTED {
                 self.replace(node, Replacement::Redacted);
-                node.value = Value::Str(REDACTED.to_string());
+                self.set(node, Value::Str(REDACTED.to_string()));
             }
             return;
         }
         if let Some(clean) = redact_inline_credentials(&text) {
             self.paths.push(self.path.join("."));
             self.replace(node, Replacement::Quoted(&clean));
-            node.value = Value::Str(clean);
+            self.set(node, Value::Str(clean));
             return;
         }
         if (ctx.embedded_required || looks_embedded(&text)) && self.embedding < MAX_EMBEDDING {
@@ -370,16 +408,25 @@ impl Walk<'_> {
                     self.paths
                         .extend(inner.paths.iter().map(|p| format!("{prefix}>{p}")));
                     self.replace(node, Replacement::Embedded(&inner.text));
-                    node.value = Value::Str(inner.text);
+                    self.set(node, Value::Str(inner.text));
                 }
                 Err(_) if ctx.embedded_required => {
                     self.paths.push(self.path.join("."));
                     self.replace(node, Replacement::Redacted);
-                    node.value = Value::Str(REDACTED.to_string());
+                    self.set(node, Value::Str(REDACTED.to_string()));
                 }
                 Err(_) => {}
             }
         }
+    }
+
+    /// Gives `node` its redacted value, and remembers it for the other copies of its text.
+    fn set(&mut self, node: &mut Node, value: Value) {
+        if node.has_position() {
+            self.replaced
+                .insert((node.pos.char_start, node.pos.char_end), value.clone());
+        }
+        node.value = value;
     }
 
     /// Records the text edit that replaces `node`'s scalar (at its anchor when aliased).
@@ -706,6 +753,13 @@ cluster:
         assert_eq!(r.text.lines().count(), text.lines().count());
         // The anchor definition keeps its anchor, so the aliases still resolve.
         assert!(r.text.starts_with("x: &t \""), "{}", r.text);
+        // The tree readers get agrees: the anchor and every alias copy are redacted.
+        assert_eq!(r.docs[0].get("x").unwrap().as_str(), Some(REDACTED));
+        assert_eq!(
+            r.docs[0].path(&["machine", "other"]).unwrap().as_str(),
+            Some(REDACTED)
+        );
+        assert!(!format!("{:?}", r.docs).contains("MARKER"));
     }
 
     #[test]

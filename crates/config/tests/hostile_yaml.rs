@@ -133,6 +133,7 @@ proptest! {
                 let redacted = again[0].path(&["outer", key]).unwrap().as_str().map(str::trim_end);
                 prop_assert_eq!(redacted, Some(REDACTED));
                 prop_assert_eq!(r.text.lines().count(), text.lines().count());
+                prop_assert!(!format!("{:?}", r.docs).contains("MARKER"), "the tree too");
             }
             Err(_) => prop_assert!(!anchor_first),
         }

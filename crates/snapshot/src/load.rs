@@ -507,13 +507,21 @@ fn read_file(
     }
     let bom = head.starts_with(read::BOM);
     let head = &head[if bom { read::BOM.len() } else { 0 }..];
-    if let Some((message, help)) = read::encoding_problem(&head[..head.len().min(4096)]) {
+    if let Some(problem) = read::encoding_problem(&head[..head.len().min(4096)]) {
         if is_template {
-            snapshot.skip(rel, format!("{message}, with a template extension"));
+            snapshot.skip(
+                rel,
+                format!("{}, with a template extension", problem.message),
+            );
             return Ok(());
         }
-        return Err(InputError::new(path, message, help));
+        return Err(problem.into_error(path));
     }
+    // A file too large to read whole can only be a dump of Kubernetes objects: say at once when
+    // its first megabyte has no top-level `apiVersion:`/`kind:`.
+    let dump_like = head
+        .split(|b| *b == b'\n')
+        .any(|line| line.starts_with(b"apiVersion:") || line.starts_with(b"kind:"));
     if bom {
         reader.consume(read::BOM.len());
     }
@@ -542,6 +550,17 @@ fn read_file(
             let n = stream_objects(snapshot, path, reader, Format::Yaml)?;
             info!("read {} as {n} Kubernetes objects", esc(&rel));
             snapshot.files_read += 1;
+            return Ok(());
+        }
+        (Area::Elsewhere, Format::Yaml) if size > limits.max_file_bytes && !dump_like => {
+            let hit = LimitHit::new(limits::MAX_FILE_BYTES, limits.max_file_bytes);
+            snapshot.skip(
+                rel,
+                format!(
+                    "{size} bytes: {hit}, and not a dump of Kubernetes objects (which are streamed); raise {} to read it",
+                    hit.budget.env
+                ),
+            );
             return Ok(());
         }
         (Area::Elsewhere, Format::Yaml) if size > limits.max_file_bytes => {

@@ -54,8 +54,14 @@ pub(crate) fn open_regular(path: &Path) -> io::Result<Opened> {
     })
 }
 
-/// Why the first bytes of a file cannot be read as UTF-8 text, with what to do.
-pub(crate) fn encoding_problem(head: &[u8]) -> Option<(String, &'static str)> {
+/// Why the first bytes of a file cannot be read as UTF-8 text, with what to do and the line.
+pub(crate) struct EncodingProblem {
+    pub message: String,
+    pub help: &'static str,
+    pub line: Option<usize>,
+}
+
+pub(crate) fn encoding_problem(head: &[u8]) -> Option<EncodingProblem> {
     // ASCII-heavy UTF-16 without a byte order mark: every other byte is zero.
     let sample = &head[..head.len().min(64) & !1];
     let pairs = sample.len() / 2;
@@ -65,23 +71,36 @@ pub(crate) fn encoding_problem(head: &[u8]) -> Option<(String, &'static str)> {
         || head.starts_with(&[0xFE, 0xFF])
         || (pairs >= 2 && (zero_high * 2 > pairs || zero_low * 2 > pairs));
     if utf16 {
-        return Some((
-            "UTF-16 (or UTF-32) encoded text; cniswap reads UTF-8".to_string(),
-            "convert it, e.g. `iconv -f UTF-16 -t UTF-8 FILE > FILE.new` (PowerShell: `Out-File -Encoding utf8`)",
-        ));
+        return Some(EncodingProblem {
+            message: "UTF-16 (or UTF-32) encoded text; cniswap reads UTF-8".to_string(),
+            help: "convert it, e.g. `iconv -f UTF-16 -t UTF-8 FILE > FILE.new` (PowerShell: `Out-File -Encoding utf8`)",
+            line: None,
+        });
     }
     if head.contains(&0) {
-        return Some((
-            "binary content where YAML or JSON was expected".to_string(),
-            "remove the file, or replace it with `kubectl get -o yaml` output",
-        ));
+        return Some(EncodingProblem {
+            message: "binary content where YAML or JSON was expected".to_string(),
+            help: "remove the file, or replace it with `kubectl get -o yaml` output",
+            line: None,
+        });
     }
     match std::str::from_utf8(head) {
-        Err(e) if e.error_len().is_some() => Some((
-            format!("invalid UTF-8 at line {}", line_of(head, e.valid_up_to())),
-            "save the file as UTF-8",
-        )),
+        Err(e) if e.error_len().is_some() => Some(EncodingProblem {
+            message: "invalid UTF-8".to_string(),
+            help: "save the file as UTF-8",
+            line: Some(line_of(head, e.valid_up_to())),
+        }),
         _ => None,
+    }
+}
+
+impl EncodingProblem {
+    pub(crate) fn into_error(self, path: &Path) -> InputError {
+        let error = InputError::new(path, self.message, self.help);
+        match self.line {
+            Some(line) => error.at(line, 1),
+            None => error,
+        }
     }
 }
 
@@ -262,8 +281,8 @@ pub(crate) fn text_of(path: &Path, mut bytes: Vec<u8>) -> Result<String, InputEr
     if bytes.starts_with(BOM) {
         bytes.drain(..BOM.len());
     }
-    if let Some((message, help)) = encoding_problem(&bytes[..bytes.len().min(4096)]) {
-        return Err(InputError::new(path, message, help));
+    if let Some(problem) = encoding_problem(&bytes[..bytes.len().min(4096)]) {
+        return Err(problem.into_error(path));
     }
     String::from_utf8(bytes).map_err(|e| {
         let line = line_of(e.as_bytes(), e.utf8_error().valid_up_to());
@@ -281,16 +300,16 @@ mod tests {
             .encode_utf16()
             .flat_map(u16::to_le_bytes)
             .collect();
-        assert!(encoding_problem(&utf16).unwrap().0.contains("UTF-16"));
+        assert!(encoding_problem(&utf16).unwrap().message.contains("UTF-16"));
         let mut with_bom = vec![0xFF, 0xFE];
         with_bom.extend(&utf16);
-        assert!(encoding_problem(&with_bom).unwrap().0.contains("UTF-16"));
         assert!(
-            encoding_problem(b"a: 1\nb: \xff\n")
+            encoding_problem(&with_bom)
                 .unwrap()
-                .0
-                .contains("line 2")
+                .message
+                .contains("UTF-16")
         );
+        assert_eq!(encoding_problem(b"a: 1\nb: \xff\n").unwrap().line, Some(2));
         assert!(encoding_problem(b"a: 1\n").is_none());
     }
 
