@@ -247,13 +247,12 @@ impl<'de> Visitor<'de> for ObjectVisitor {
             parts,
         );
         // As an invalid value, so that the decoders attach the position.
-        crate::validate::object(&object).map_err(|message| {
+        crate::admit::admit(object).map_err(|message| {
             de::Error::invalid_value(
                 de::Unexpected::Other(&message),
                 &"names and values a Kubernetes API server accepts",
             )
-        })?;
-        Ok(object)
+        })
     }
 }
 
@@ -301,7 +300,7 @@ fn assemble(
         }
         Class::ConfigMap => {
             let data = if config_map_is_relevant(&metadata) {
-                redact_data(take!(Data).unwrap_or_default())
+                take!(Data).unwrap_or_default()
             } else {
                 BTreeMap::new()
             };
@@ -340,16 +339,12 @@ fn assemble(
             metadata,
             provisioner: take!(Provisioner).unwrap_or_default(),
         }),
-        Class::CniConfig => {
-            let mut spec = take!(Json).unwrap_or_default();
-            cniswap_config::redact::redact_json(&mut spec);
-            Object::CniConfig(CustomResource {
-                api_version,
-                kind,
-                metadata,
-                spec,
-            })
-        }
+        Class::CniConfig => Object::CniConfig(CustomResource {
+            api_version,
+            kind,
+            metadata,
+            spec: take!(Json).unwrap_or_default(),
+        }),
         Class::CniPolicy => Object::CniPolicy(CustomResource {
             api_version,
             kind,
@@ -359,23 +354,6 @@ fn assemble(
         Class::Secret => Object::Secret,
         Class::Other => Object::Other { api_version, kind },
     }
-}
-
-/// ConfigMap data with its secrets redacted: values under secret-sounding keys, credentials
-/// inside values, and secrets of YAML embedded in them (kubeadm's ClusterConfiguration can
-/// carry `oidc-client-secret`).
-fn redact_data(data: BTreeMap<String, String>) -> BTreeMap<String, String> {
-    use cniswap_config::redact;
-    data.into_iter()
-        .map(|(key, value)| {
-            let value = if redact::is_secret_key(&key) && !value.is_empty() {
-                redact::REDACTED.to_string()
-            } else {
-                redact::redact_string(&value).unwrap_or(value)
-            };
-            (key, value)
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! inventories. Files elsewhere are classified by content; files that are not understood are
 //! listed as skipped with the reason, never silently ignored.
 
+mod admit;
 pub mod decode;
 mod error;
 mod load;
@@ -15,6 +16,7 @@ mod store;
 mod validate;
 mod write;
 
+pub use admit::admit;
 pub use decode::Object;
 pub use error::InputError;
 pub use load::{
@@ -27,5 +29,4 @@ pub use store::{
     Objects, OmniTemplateSource, ROLLBACK_FILE, Snapshot, SourceFile, TalosSource,
     is_linted_manifest,
 };
-pub use validate::object as validate;
 pub use write::{Written, write_snapshot};
