@@ -421,7 +421,7 @@ fn scaling_benchmark(binary: &PathBuf, sizes: &[usize]) -> std::process::ExitCod
             vec![
                 "lint".as_ref(),
                 dir.as_os_str(),
-                "--format".as_ref(),
+                lint_format_flag(binary).as_ref(),
                 "json".as_ref(),
             ]
         } else {
@@ -451,6 +451,16 @@ fn scaling_benchmark(binary: &PathBuf, sizes: &[usize]) -> std::process::ExitCod
         let _ = std::fs::remove_dir_all(&dir);
     }
     std::process::ExitCode::SUCCESS
+}
+
+/// `-o` picks lint's format since the output options were unified; older builds (measured
+/// for before/after figures) only know `--format`.
+fn lint_format_flag(binary: &PathBuf) -> &'static str {
+    let help = Command::new(binary).args(["lint", "--help"]).output();
+    match help {
+        Ok(out) if String::from_utf8_lossy(&out.stdout).contains("--output <") => "-o",
+        _ => "--format",
+    }
 }
 
 /// Times `cniswap lint` on a generated repository: five runs, median and max wall time.
