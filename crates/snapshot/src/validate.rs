@@ -178,6 +178,10 @@ pub fn object(object: &Object) -> Result<(), String> {
         Object::ValidatingWebhookConfiguration(w) | Object::MutatingWebhookConfiguration(w) => {
             let c = check("WebhookConfiguration", &w.metadata);
             c.meta(&w.metadata, NameRule::Subdomain)?;
+            for hook in &w.webhooks {
+                // Kubernetes requires a fully qualified name (IsFullyQualifiedName).
+                c.rule("webhooks[].name", &hook.name, names::dns1123_subdomain)?;
+            }
             for service in w
                 .webhooks
                 .iter()
