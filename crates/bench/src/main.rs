@@ -4,6 +4,7 @@
 //! `KUBECONFIG=... target/release/cniswap-bench --verify IMAGE` (a cluster, e.g. the lab)
 //! `sudo target/release/cniswap-bench --lab [--kwok-nodes 1000] [--pods-per-node 30]` (root:
 //! brings labs up; see lab.rs)
+//! `cargo run --release -p cniswap-bench -- --scaling [5000,10000,20000]`
 //!
 //! Generates synthetic snapshots, runs `cniswap inspect --snapshot DIR -o json` on each as a
 //! child process, and prints wall time and peak resident memory (from wait4's rusage).
@@ -11,10 +12,13 @@
 //! talconfig, Omni patches, Cilium HelmReleases and values, Calico resources, unrelated
 //! manifests) and times `cniswap lint DIR -o json` on it. `--node-state` builds a network
 //! namespace holding 500 pod veths, 5,000 routes and 20,000 iptables rules of Cilium and times
-//! `cniswap node inventory` and `cniswap node clean --cni cilium` in it.
+//! `cniswap node inventory` and `cniswap node clean --cni cilium` in it. `--scaling` times inputs
+//! whose cost must grow linearly with their size (issue 10 §8): Talos multi-document files of
+//! N documents (read by `inspect`) and `.tftpl` templates of N lines that each give a finding
+//! (read by `lint`), plus a 4 MB multi-document file.
 
-mod lab;
 mod apply;
+mod lab;
 mod synth;
 mod verify;
 
@@ -35,6 +39,7 @@ fn main() -> std::process::ExitCode {
     let mut apply_memory = None;
     let mut apply_kubeconfig: Option<PathBuf> = None;
     let mut node_limit = usize::MAX;
+    let mut scaling: Option<Vec<usize>> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -51,6 +56,19 @@ fn main() -> std::process::ExitCode {
                     .next()
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(usize::MAX)
+            }
+            "--scaling" => {
+                let sizes: Vec<usize> = args
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|n| n.parse().ok())
+                    .collect();
+                scaling = Some(if sizes.is_empty() {
+                    vec![5_000, 10_000, 20_000]
+                } else {
+                    sizes
+                });
             }
             "--nodes" => {
                 nodes = args
@@ -77,7 +95,7 @@ fn main() -> std::process::ExitCode {
             }
             _ => {
                 eprintln!(
-                    "usage: cniswap-bench [--plan] [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N | --node-state | --verify IMAGE | --lab [--kwok-nodes 1000] [--pods-per-node 30] | --apply-memory N | --apply-kubeconfig FILE [--apply-nodes N]"
+                    "usage: cniswap-bench [--plan] [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N | --node-state | --verify IMAGE | --lab [--kwok-nodes 1000] [--pods-per-node 30] | --scaling [5000,10000,20000] | --apply-memory N | --apply-kubeconfig FILE [--apply-nodes N]"
                 );
                 return std::process::ExitCode::from(2);
             }
@@ -120,6 +138,9 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(files) = lint_files {
         return lint_benchmark(&binary, files);
+    }
+    if let Some(sizes) = scaling {
+        return scaling_benchmark(&binary, &sizes);
     }
     if node_state {
         return match node_benchmark(&binary) {
@@ -394,6 +415,82 @@ fn node_benchmark(binary: &std::path::Path) -> Result<(), String> {
     let _ = Command::new("ip").args(["netns", "del", &netns]).status();
     let _ = std::fs::remove_dir_all(&root);
     result
+}
+
+/// Times the inputs whose cost grew quadratically (issue 10 §8): a Talos multi-document file
+/// of N documents under `talos/` (`inspect --snapshot`), a `.tftpl` Talos template of N lines
+/// that each hold an unknown key (`lint`: one finding per line), and a 4 MB multi-document file.
+fn scaling_benchmark(binary: &PathBuf, sizes: &[usize]) -> std::process::ExitCode {
+    println!("cniswap scaling benchmark ({} per run)", binary.display());
+    println!(
+        "{:<32} {:>8} {:>10} {:>9} {:>12}",
+        "input", "size", "input KiB", "wall s", "peak RSS MiB"
+    );
+    let four_mb = synth::multidoc_count_for_bytes(4 << 20);
+    let mut cases: Vec<(&str, usize)> =
+        sizes.iter().map(|n| ("talos multi-document", *n)).collect();
+    cases.push(("talos multi-document (4 MB)", four_mb));
+    cases.extend(sizes.iter().map(|n| ("tftpl template (lines)", *n)));
+    for (what, n) in cases {
+        let dir = std::env::temp_dir().join(format!("cniswap-bench-scaling-{n}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let template = what.starts_with("tftpl");
+        let written = if template {
+            synth::write_template(&dir, n)
+        } else {
+            synth::write_multidoc(&dir, n)
+        };
+        let bytes = match written {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", dir.display());
+                return std::process::ExitCode::from(2);
+            }
+        };
+        let args: Vec<&std::ffi::OsStr> = if template {
+            vec![
+                "lint".as_ref(),
+                dir.as_os_str(),
+                lint_format_flag(binary).as_ref(),
+                "json".as_ref(),
+            ]
+        } else {
+            vec![
+                "inspect".as_ref(),
+                "--snapshot".as_ref(),
+                dir.as_os_str(),
+                "-o".as_ref(),
+                "json".as_ref(),
+            ]
+        };
+        match measure(binary, &args) {
+            Ok((seconds, rss, 0 | 1)) => println!(
+                "{what:<32} {n:>8} {:>10} {seconds:>9.2} {:>12}",
+                bytes / 1024,
+                rss / 1024
+            ),
+            Ok((_, _, code)) => {
+                eprintln!("error: cniswap exited with {code} on {what} {n}");
+                return std::process::ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+/// `-o` picks lint's format since the output options were unified; older builds (measured
+/// for before/after figures) only know `--format`.
+fn lint_format_flag(binary: &PathBuf) -> &'static str {
+    let help = Command::new(binary).args(["lint", "--help"]).output();
+    match help {
+        Ok(out) if String::from_utf8_lossy(&out.stdout).contains("--output <") => "-o",
+        _ => "--format",
+    }
 }
 
 /// Times `cniswap lint` on a generated repository: five runs, median and max wall time.

@@ -229,3 +229,49 @@ fn indent(text: &str, by: usize) -> String {
     let pad = " ".repeat(by);
     text.lines().map(|l| format!("{pad}{l}\n")).collect()
 }
+
+/// One document of a multi-document Talos config (1.14 form): the same kind again and again,
+/// as when several patches each add to the kubelet's settings, so each must be merged into the
+/// one before (the trial's shape that took 8 s for 20k documents).
+fn talos_document(i: usize) -> String {
+    format!(
+        "---\napiVersion: v1alpha1\nkind: KubeletConfig\nnodeIP:\n  validSubnets: [10.{}.{}.0/24]\n",
+        i / 250 % 250,
+        i % 250
+    )
+}
+
+/// How many documents [`write_multidoc`] needs for about `bytes` bytes.
+pub fn multidoc_count_for_bytes(bytes: usize) -> usize {
+    bytes / talos_document(10_000).len()
+}
+
+/// `talos/controlplane.yaml`: a v1alpha1 document and `n` more documents, plus a cluster
+/// object so the snapshot is a cluster. Returns the bytes written.
+pub fn write_multidoc(dir: &Path, n: usize) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir.join("talos"))?;
+    std::fs::create_dir_all(dir.join("cluster"))?;
+    let mut text = String::from(
+        "version: v1alpha1\nmachine:\n  type: controlplane\ncluster:\n  network:\n    podSubnets: [10.244.0.0/16]\n",
+    );
+    for i in 0..n {
+        text.push_str(&talos_document(i));
+    }
+    std::fs::write(dir.join("talos/controlplane.yaml"), &text)?;
+    let node =
+        serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "cp-1"}});
+    std::fs::write(dir.join("cluster/nodes.json"), node.to_string())?;
+    Ok(text.len())
+}
+
+/// `talos/controlplane.yaml.tftpl`: a Talos template of `n` lines, each an unknown machine key
+/// with a template expression, so lint reports one finding per line. Returns the bytes written.
+pub fn write_template(dir: &Path, n: usize) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let mut text = String::from("version: v1alpha1\nmachine:\n  type: ${type}\n");
+    for i in 0..n {
+        text.push_str(&format!("  setting{i}: ${{value_{i}}}\n"));
+    }
+    std::fs::write(dir.join("controlplane.yaml.tftpl"), &text)?;
+    Ok(text.len())
+}

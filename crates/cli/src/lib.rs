@@ -13,6 +13,7 @@ mod plan;
 mod render;
 mod snapshot;
 mod source;
+mod values;
 mod verify;
 
 pub use args::Cli;
@@ -26,8 +27,25 @@ pub mod exit {
     pub const INPUT: u8 = 2;
 }
 
+/// Stack for the thread that does the work: parsers and the rules recurse once per level of
+/// nesting, up to the depth budget (`CNISWAP_MAX_DEPTH`); a generous stack keeps a raised budget
+/// from ending in a stack overflow. It is virtual memory: only what is used is resident.
+const WORK_STACK: usize = 256 << 20;
+
 /// Runs the CLI; `display_name` is how the user invoked it (`cniswap` or `kubectl cniswap`).
 pub fn run(display_name: &str) -> ExitCode {
+    let name = display_name.to_string();
+    match std::thread::Builder::new()
+        .name("cniswap".into())
+        .stack_size(WORK_STACK)
+        .spawn(move || run_here(&name))
+    {
+        Ok(worker) => worker.join().unwrap_or(ExitCode::from(101)),
+        Err(_) => run_here(display_name),
+    }
+}
+
+fn run_here(display_name: &str) -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -45,6 +63,19 @@ pub fn run(display_name: &str) -> ExitCode {
         args::ColorWhen::Auto => {}
     }
     init_logging(cli.global.verbose);
+    match cniswap_config::limits::Limits::from_env() {
+        Ok(limits) => {
+            tracing::debug!(?limits, "input budgets");
+            cniswap_config::limits::set(limits);
+        }
+        Err(e) => {
+            error::print(&error::CliError::other(
+                e.to_string(),
+                "set the budget to a positive whole number (see README.md, \"Limits\"), or unset it",
+            ));
+            return ExitCode::from(exit::INPUT);
+        }
+    }
     match commands::dispatch(cli.command, display_name) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {

@@ -35,19 +35,7 @@ pub fn run(args: PlanArgs) -> Result<u8, CliError> {
     };
     let mut values = Vec::new();
     for path in &args.values {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            CliError::other(
-                format!("{}: {e}", path.display()),
-                "check the --values path",
-            )
-        })?;
-        let value: serde_json::Value = serde_saphyr::from_str(&text).map_err(|e| {
-            CliError::other(
-                format!("{}: not valid YAML: {e}", path.display()),
-                "pass a Helm values file",
-            )
-        })?;
-        values.push(value);
+        values.push(crate::values::read(path)?);
     }
     let snapshot = source::acquire(&args.source)?;
     let facts = cniswap_facts::detect(&snapshot);

@@ -83,6 +83,7 @@ pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
         live: cniswap_kube::LiveOptions {
             kubeconfig: args.kubeconfig.clone(),
             context: args.context.clone(),
+            ..Default::default()
         },
         manifests: manifest,
         probe_timeout: args.timeout,

@@ -38,7 +38,12 @@ impl Node {
             netns,
             root: tempfile::tempdir().unwrap(),
         };
-        node.sh("ip link set lo up");
+        // Without duplicate address detection, IPv6 link-local addresses (and their local
+        // routes) exist as soon as a link is up, instead of appearing a moment later: a dump
+        // taken before and after a dry run must not differ by that timing.
+        node.sh(
+            "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad; echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad; ip link set lo up",
+        );
         node
     }
 

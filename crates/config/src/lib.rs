@@ -5,11 +5,13 @@
 //! Pure: no I/O beyond what the caller passes in, no Kubernetes client, no async.
 
 pub mod helm;
+pub mod limits;
 pub mod omni;
 pub mod redact;
 pub mod talhelper;
 pub mod talos;
 pub mod template;
+pub mod values;
 pub mod yaml;
 
 pub use yaml::{Node, Pos, Value, YamlError};

@@ -40,6 +40,7 @@ pub fn read_config_patch(doc: &Node, source: Option<&str>) -> Result<ConfigPatch
                 line: doc.path(&["spec", "data"]).map_or(e.line, |n| n.pos.line),
                 column: e.column,
                 message: format!("in spec.data: {}", e.message),
+                limit: e.limit,
             })?;
             redacted_data = Some(clean.text);
             let mut docs = clean.docs;

@@ -1,9 +1,18 @@
-//! A small YAML tree with positions, built on saphyr's marked loader.
+//! A small YAML tree with positions, built from saphyr-parser's event stream.
 //!
 //! Readers work on this tree rather than on saphyr types so that positions (for error messages
-//! and, later, lint findings) survive and the parser can change without touching every reader.
+//! and lint findings) survive and the parser can change without touching every reader.
+//!
+//! The tree is built without recursion and within the budgets of [`crate::limits`]: nesting
+//! depth, node count and the bytes that aliases produce (a "billion laughs" file ends in an
+//! error, not in an abort). An alias becomes a copy of its anchor that keeps the anchor's
+//! positions, marked [`Pos::aliased`], so that redaction rewrites the anchor's text when the
+//! alias lands on a secret field.
 
-use saphyr::{LoadableYamlNode, MarkedYamlOwned, ScalarOwned, YamlDataOwned};
+use crate::limits::{self, LimitHit, Limits};
+use saphyr::{Scalar, ScalarStyle};
+use saphyr_parser::{Event, Parser, Span};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 /// 1-based line and column of a node's first character.
@@ -16,6 +25,11 @@ pub struct Pos {
     pub char_end: usize,
     /// Which file the node came from: an index the loader assigns (0 = unknown).
     pub source: u32,
+    /// The node is the copy an alias (`*name`) made of its anchor: the positions are the
+    /// anchor's, not the alias's.
+    pub aliased: bool,
+    /// A block scalar (`|` or `>`): its span starts at the first content line.
+    pub block: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -36,60 +50,310 @@ pub struct Node {
     pub value: Value,
 }
 
-/// A YAML syntax error with its position.
+/// A YAML syntax error, or a budget the text went over, with its position.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{line}:{column}: {message}")]
 pub struct YamlError {
     pub line: usize,
     pub column: usize,
     pub message: String,
+    /// Set when the text went over a budget rather than being invalid.
+    pub limit: Option<LimitHit>,
 }
 
-/// Parses every document of a YAML stream. Empty documents are dropped.
-pub fn parse_documents(text: &str) -> Result<Vec<Node>, YamlError> {
-    let docs = MarkedYamlOwned::load_from_str(text).map_err(|e| YamlError {
-        line: e.marker().line(),
-        column: e.marker().col() + 1,
-        message: e.info().to_string(),
-    })?;
-    Ok(docs
-        .into_iter()
-        .map(convert)
-        .filter(|n| !matches!(n.value, Value::Null))
-        .collect())
-}
-
-fn convert(node: MarkedYamlOwned) -> Node {
-    let pos = Pos {
-        line: node.span.start.line(),
-        column: node.span.start.col() + 1,
-        char_start: node.span.start.index(),
-        char_end: node.span.end.index(),
-        source: 0,
-    };
-    let value = match node.data {
-        YamlDataOwned::Value(s) => scalar(s),
-        YamlDataOwned::Representation(s, _, _) => Value::Str(s),
-        YamlDataOwned::Sequence(items) => Value::Seq(items.into_iter().map(convert).collect()),
-        YamlDataOwned::Mapping(map) => Value::Map(
-            map.into_iter()
-                .map(|(k, v)| (convert(k), convert(v)))
-                .collect(),
-        ),
-        YamlDataOwned::Tagged(_, inner) => return convert(*inner),
-        YamlDataOwned::Alias(_) | YamlDataOwned::BadValue => Value::Null,
-    };
-    Node { pos, value }
-}
-
-fn scalar(s: ScalarOwned) -> Value {
-    match s {
-        ScalarOwned::Null => Value::Null,
-        ScalarOwned::Boolean(b) => Value::Bool(b),
-        ScalarOwned::Integer(i) => Value::Int(i),
-        ScalarOwned::FloatingPoint(f) => Value::Float(f.into_inner()),
-        ScalarOwned::String(s) => Value::Str(s),
+impl YamlError {
+    fn at(span: &Span, message: impl Into<String>) -> Self {
+        YamlError {
+            line: span.start.line(),
+            column: span.start.col() + 1,
+            message: message.into(),
+            limit: None,
+        }
     }
+
+    fn over(span: &Span, budget: limits::Budget, limit: u64) -> Self {
+        let hit = LimitHit::new(budget, limit);
+        YamlError {
+            limit: Some(hit),
+            ..YamlError::at(span, hit.to_string())
+        }
+    }
+}
+
+/// Parses every document of a YAML stream within the budgets in force. Empty documents are
+/// dropped.
+pub fn parse_documents(text: &str) -> Result<Vec<Node>, YamlError> {
+    parse_documents_with(text, &Limits::current())
+}
+
+/// [`parse_documents`] with explicit budgets.
+pub fn parse_documents_with(text: &str, limits: &Limits) -> Result<Vec<Node>, YamlError> {
+    let mut parser = Parser::new_from_str(text);
+    let mut builder = Builder::new(limits);
+    while let Some(event) = parser.next_event() {
+        let (event, span) = event.map_err(|e| YamlError {
+            line: e.marker().line(),
+            column: e.marker().col() + 1,
+            message: e.info().to_string(),
+            limit: None,
+        })?;
+        builder.on_event(event, &span)?;
+    }
+    Ok(builder.docs)
+}
+
+/// An open collection while the tree is built.
+enum Frame {
+    Seq {
+        pos: Pos,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        pos: Pos,
+        anchor: usize,
+        entries: Vec<(Node, Node)>,
+        key: Option<Node>,
+        /// Scalar keys seen, once the map is large enough for a linear scan to hurt.
+        seen: Option<HashSet<String>>,
+    },
+}
+
+struct Builder<'l> {
+    limits: &'l Limits,
+    docs: Vec<Node>,
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Node>,
+    nodes: usize,
+    alias_bytes: u64,
+}
+
+/// Bytes an alias copy costs: its scalars plus a fixed amount per node.
+const NODE_COST: u64 = 64;
+
+/// Maps with more entries than this check duplicate keys with a hash set.
+const LINEAR_KEY_SCAN: usize = 16;
+
+impl<'l> Builder<'l> {
+    fn new(limits: &'l Limits) -> Self {
+        Builder {
+            limits,
+            docs: Vec::new(),
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            nodes: 0,
+            alias_bytes: 0,
+        }
+    }
+
+    fn pos(span: &Span) -> Pos {
+        Pos {
+            line: span.start.line(),
+            column: span.start.col() + 1,
+            char_start: span.start.index(),
+            char_end: span.end.index(),
+            source: 0,
+            aliased: false,
+            block: false,
+        }
+    }
+
+    fn count_node(&mut self, span: &Span) -> Result<(), YamlError> {
+        self.nodes += 1;
+        if self.nodes > self.limits.max_nodes {
+            return Err(YamlError::over(
+                span,
+                limits::MAX_NODES,
+                self.limits.max_nodes as u64,
+            ));
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, span: &Span) -> Result<Pos, YamlError> {
+        self.count_node(span)?;
+        if self.stack.len() >= self.limits.max_depth {
+            return Err(YamlError::over(
+                span,
+                limits::MAX_DEPTH,
+                self.limits.max_depth as u64,
+            ));
+        }
+        Ok(Self::pos(span))
+    }
+
+    fn on_event(&mut self, event: Event<'_>, span: &Span) -> Result<(), YamlError> {
+        match event {
+            Event::DocumentStart(_) => self.anchors.clear(),
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
+            Event::SequenceStart(anchor, _) => {
+                let pos = self.open(span)?;
+                self.stack.push(Frame::Seq {
+                    pos,
+                    anchor,
+                    items: Vec::new(),
+                });
+            }
+            Event::MappingStart(anchor, _) => {
+                let pos = self.open(span)?;
+                self.stack.push(Frame::Map {
+                    pos,
+                    anchor,
+                    entries: Vec::new(),
+                    key: None,
+                    seen: None,
+                });
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (node, anchor) = match self.stack.pop() {
+                    Some(Frame::Seq { pos, anchor, items }) => (
+                        Node {
+                            pos: Pos {
+                                char_end: span.end.index(),
+                                ..pos
+                            },
+                            value: Value::Seq(items),
+                        },
+                        anchor,
+                    ),
+                    Some(Frame::Map {
+                        pos,
+                        anchor,
+                        entries,
+                        ..
+                    }) => (
+                        Node {
+                            pos: Pos {
+                                char_end: span.end.index(),
+                                ..pos
+                            },
+                            value: Value::Map(entries),
+                        },
+                        anchor,
+                    ),
+                    None => return Err(YamlError::at(span, "unbalanced collection end")),
+                };
+                self.insert(node, anchor)?;
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                self.count_node(span)?;
+                let value = match Scalar::parse_from_cow_and_metadata(text, style, tag.as_ref()) {
+                    Some(Scalar::Null) | None => Value::Null,
+                    Some(Scalar::Boolean(b)) => Value::Bool(b),
+                    Some(Scalar::Integer(i)) => Value::Int(i),
+                    Some(Scalar::FloatingPoint(f)) => Value::Float(f.into_inner()),
+                    Some(Scalar::String(s)) => Value::Str(s.into_owned()),
+                };
+                let node = Node {
+                    pos: Pos {
+                        block: matches!(style, ScalarStyle::Literal | ScalarStyle::Folded),
+                        ..Self::pos(span)
+                    },
+                    value,
+                };
+                self.insert(node, anchor)?;
+            }
+            Event::Alias(id) => {
+                let Some(anchored) = self.anchors.get(&id) else {
+                    return Err(YamlError::at(span, "alias to an unknown anchor"));
+                };
+                let budget = self.limits.max_alias_expansion;
+                let cost = copy_cost(anchored, budget.saturating_sub(self.alias_bytes));
+                self.alias_bytes = self.alias_bytes.saturating_add(cost);
+                if self.alias_bytes > budget {
+                    return Err(YamlError::over(span, limits::MAX_ALIAS_EXPANSION, budget));
+                }
+                let mut copy = anchored.clone();
+                copy.pos.aliased = true;
+                self.insert(copy, 0)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, node: Node, anchor: usize) -> Result<(), YamlError> {
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => {
+                if !matches!(node.value, Value::Null) {
+                    self.docs.push(node);
+                }
+            }
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map {
+                entries, key, seen, ..
+            }) => match key.take() {
+                None => *key = Some(node),
+                Some(k) => {
+                    if let Some(repr) = key_repr(&k) {
+                        let duplicate = match seen {
+                            Some(set) => !set.insert(repr),
+                            None => {
+                                let dup = entries
+                                    .iter()
+                                    .any(|(e, _)| key_repr(e).as_deref() == Some(repr.as_str()));
+                                if entries.len() >= LINEAR_KEY_SCAN {
+                                    let mut set: HashSet<String> =
+                                        entries.iter().filter_map(|(e, _)| key_repr(e)).collect();
+                                    set.insert(repr);
+                                    *seen = Some(set);
+                                }
+                                dup
+                            }
+                        };
+                        if duplicate {
+                            return Err(YamlError {
+                                line: k.pos.line,
+                                column: k.pos.column,
+                                message: "duplicated key in mapping".into(),
+                                limit: None,
+                            });
+                        }
+                    }
+                    entries.push((k, node));
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
+/// A scalar key with its type, for duplicate detection (`1` and `"1"` are different keys).
+fn key_repr(key: &Node) -> Option<String> {
+    Some(match &key.value {
+        Value::Null => "~".to_string(),
+        Value::Bool(b) => format!("b{b}"),
+        Value::Int(i) => format!("i{i}"),
+        Value::Float(f) => format!("f{f}"),
+        Value::Str(s) => format!("s{s}"),
+        Value::Seq(_) | Value::Map(_) => return None,
+    })
+}
+
+/// What copying `node` costs, counted without recursion and stopping once over `budget`.
+fn copy_cost(node: &Node, budget: u64) -> u64 {
+    let mut cost = 0u64;
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        cost = cost.saturating_add(NODE_COST);
+        match &n.value {
+            Value::Str(s) => cost = cost.saturating_add(s.len() as u64),
+            Value::Seq(items) => stack.extend(items.iter()),
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    stack.push(k);
+                    stack.push(v);
+                }
+            }
+            _ => {}
+        }
+        if cost > budget {
+            return cost;
+        }
+    }
+    cost
 }
 
 impl Node {
@@ -243,20 +507,13 @@ impl Node {
     }
 }
 
-/// Where YAML embedded in the string `holder` starts inside `source` (the file text), as the
-/// (lines, columns) to pass to [`Node::shift`]. Only block scalars (`|`, `>`) keep a line
-/// structure that maps back; for anything else the caller anchors findings at `holder`.
-pub fn embedded_offset(source: &str, holder: &Node) -> Option<(usize, usize)> {
-    // saphyr marks a block scalar at its first content line; the line before holds the
-    // `|`/`>` indicator (with optional chomping and indentation indicators).
-    let indicator_line = source.lines().nth(holder.pos.line.checked_sub(2)?)?;
-    let indicator = indicator_line
-        .trim_end()
-        .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '+');
-    if !indicator.ends_with(['|', '>']) {
-        return None;
-    }
-    Some((holder.pos.line - 1, holder.pos.column - 1))
+/// Where YAML embedded in the string `holder` starts inside its file, as the (lines, columns)
+/// to pass to [`Node::shift`]. Only block scalars (`|`, `>`) keep a line structure that maps
+/// back; for anything else the caller anchors findings at `holder`. (A block scalar's position
+/// is its first content line.)
+pub fn embedded_offset(holder: &Node) -> Option<(usize, usize)> {
+    (holder.pos.block && !holder.pos.aliased && holder.pos.line > 1)
+        .then(|| (holder.pos.line - 1, holder.pos.column - 1))
 }
 
 /// Parses YAML embedded in a string node and moves its positions into the enclosing file.
@@ -270,7 +527,7 @@ pub fn parse_embedded(holder: &Node, source: Option<&str>) -> Result<Vec<Node>, 
 
 /// Applies the same position fix as [`parse_embedded`] to documents parsed elsewhere.
 pub fn anchor_embedded(docs: &mut [Node], holder: &Node, source: Option<&str>) {
-    match source.and_then(|s| embedded_offset(s, holder)) {
+    match source.and_then(|_| embedded_offset(holder)) {
         Some((lines, columns)) => docs.iter_mut().for_each(|d| {
             d.shift(lines, columns);
             d.set_source(holder.pos.source);
@@ -344,6 +601,82 @@ mod tests {
         let err = parse_documents("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.line >= 1, "{err}");
         assert!(!err.message.is_empty());
+    }
+
+    fn tight(depth: usize, nodes: usize, alias: u64) -> Limits {
+        Limits {
+            max_depth: depth,
+            max_nodes: nodes,
+            max_alias_expansion: alias,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_a_budget_error_not_a_stack_overflow() {
+        // 15,000 levels in 30 KB overflowed the stack of the recursive converter.
+        let text = format!("machine:\n  x:\n  {}x\n", "- ".repeat(15_000));
+        let err = parse_documents(&text).unwrap_err();
+        let hit = err.limit.expect("a budget error");
+        assert_eq!(hit.budget.env, "CNISWAP_MAX_DEPTH");
+        assert_eq!(err.line, 3, "{err}");
+        // Raised, a deeper file loads.
+        let text = format!("machine:\n  x:\n  {}x\n", "- ".repeat(300));
+        assert!(parse_documents(&text).is_err());
+        let docs = parse_documents_with(&text, &tight(400, 1_000_000, 1 << 20)).unwrap();
+        assert_eq!(docs.len(), 1);
+        let flow = format!("a: {}{}\n", "[".repeat(300), "]".repeat(300));
+        assert!(parse_documents(&flow).is_err());
+    }
+
+    #[test]
+    fn alias_amplification_is_bounded_in_bytes() {
+        // One 64 KiB scalar referenced 80,000 times: a 768 KB file that expanded to 5 GB.
+        let big = "x".repeat(64 * 1024);
+        let mut text = format!("a: &big {big}\nlist:\n");
+        for _ in 0..80_000 {
+            text.push_str("  - *big\n");
+        }
+        let err = parse_documents(&text).unwrap_err();
+        assert_eq!(
+            err.limit.map(|h| h.budget.env),
+            Some("CNISWAP_MAX_ALIAS_EXPANSION")
+        );
+        // Nested anchors (billion laughs) stop just as early.
+        let mut laughs = String::from("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*l{}", i - 1); 9].join(", ");
+            laughs.push_str(&format!("l{i}: &l{i} [{refs}]\n"));
+        }
+        assert!(parse_documents(&laughs).unwrap_err().limit.is_some());
+        // Ordinary aliases work and keep the anchor's position.
+        let docs = parse_documents("a: &x {p: 1}\nb: *x\n").unwrap();
+        let b = docs[0].get("b").unwrap();
+        assert!(b.pos.aliased);
+        assert_eq!(b.get("p").unwrap().pos.line, 1);
+    }
+
+    #[test]
+    fn node_count_is_bounded() {
+        let text = "- a\n".repeat(1000);
+        let err = parse_documents_with(&text, &tight(256, 500, 1 << 20)).unwrap_err();
+        assert_eq!(err.limit.map(|h| h.budget.env), Some("CNISWAP_MAX_NODES"));
+        assert!(parse_documents_with(&text, &tight(256, 2000, 1 << 20)).is_ok());
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_in_small_and_large_maps() {
+        assert!(parse_documents("a: 1\na: 2\n").is_err());
+        assert!(parse_documents("a: 1\n\"a\": 2\n").is_err());
+        assert!(
+            parse_documents("1: a\n\"1\": b\n").is_ok(),
+            "an int and a string differ"
+        );
+        let mut large: String = (0..100).map(|i| format!("k{i}: {i}\n")).collect();
+        assert!(parse_documents(&large).is_ok());
+        large.push_str("k42: again\n");
+        let err = parse_documents(&large).unwrap_err();
+        assert_eq!(err.line, 101);
     }
 
     #[test]

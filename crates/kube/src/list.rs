@@ -18,12 +18,26 @@ pub enum ReadError {
         server: String,
         source: kube::Error,
     },
+    /// The server returned an object that Kubernetes' own rules refuse (a name that is not a
+    /// DNS name, say): it is not put in the snapshot, whose names end up in commands.
+    #[error("{what} from {server}: {message}")]
+    Invalid {
+        what: String,
+        server: String,
+        message: String,
+    },
 }
 
 impl ReadError {
     /// What to do next, by the kind of failure.
     pub fn hint(&self) -> &'static str {
-        let ReadError::Request { source, .. } = self;
+        let source = match self {
+            ReadError::Request { source, .. } => source,
+            ReadError::Invalid { .. } => {
+                return "an API server never returns such an object: check that the kubeconfig \
+                        points at a real Kubernetes API server";
+            }
+        };
         let text = crate::connect::chain(source).to_lowercase();
         if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
             "the server's certificate is not trusted by this kubeconfig: check that the context \
@@ -124,7 +138,14 @@ pub async fn read_cluster(
             match list_all::<$ty>(client, $path, $query).await {
                 Ok(items) => {
                     for item in items {
-                        snapshot.objects.add($wrap(item));
+                        let object = cniswap_snapshot::admit($wrap(item)).map_err(|message| {
+                            ReadError::Invalid {
+                                what: $what.to_string(),
+                                server: connection.describe(),
+                                message,
+                            }
+                        })?;
+                        snapshot.objects.add(object);
                     }
                     snapshot.files_read += 1;
                 }

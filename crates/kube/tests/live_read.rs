@@ -170,3 +170,53 @@ async fn unreachable_server_is_an_error_naming_the_kind() {
     );
     assert!(err.hint().contains("reachable"), "{}", err.hint());
 }
+
+/// A server that returns a hostile node name and a kubeadm-config with a secret argument.
+fn hostile_api(node: &'static str) -> Client {
+    let service = tower::service_fn(move |req: Request<kube::client::Body>| async move {
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let response = match path.as_str() {
+            "/api/v1/nodes" => json(
+                StatusCode::OK,
+                serde_json::json!({"items": [{"metadata": {"name": node}}], "metadata": {}}),
+            ),
+            "/api/v1/configmaps" if query.ends_with("%3Dkubeadm-config") => json(
+                StatusCode::OK,
+                serde_json::json!({"items": [
+                {"metadata": {"name": "kubeadm-config", "namespace": "kube-system"},
+                 "data": {"ClusterConfiguration": "apiServer:\n  extraArgs:\n    oidc-client-secret: MARKER-live\nnetworking:\n  podSubnet: 10.244.0.0/16\n"}}
+            ], "metadata": {}}),
+            ),
+            _ => json(
+                StatusCode::OK,
+                serde_json::json!({"items": [], "metadata": {}}),
+            ),
+        };
+        Ok::<_, std::convert::Infallible>(response)
+    });
+    Client::new(service, "default")
+}
+
+#[tokio::test]
+async fn live_objects_are_checked_and_redacted_like_files() {
+    // A name that could only come from a forged server is refused, naming the server.
+    let err = cniswap_kube::read_cluster(
+        &connection(hostile_api("talos-w-1;touch pwned;#")),
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("talos-w-1;touch pwned;#") && message.contains("https://mock:6443"),
+        "{message}"
+    );
+    // Secrets inside ConfigMap data never reach the snapshot (and `snapshot` output).
+    let snapshot = cniswap_kube::read_cluster(&connection(hostile_api("n1")), &mut |_, _| {})
+        .await
+        .unwrap();
+    let data = format!("{:?}", snapshot.objects.config_maps);
+    assert!(!data.contains("MARKER"), "{data}");
+    assert!(data.contains("10.244.0.0/16"), "{data}");
+}

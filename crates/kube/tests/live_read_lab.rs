@@ -65,7 +65,7 @@ async fn reads_a_real_api_server_paginated_without_secrets() {
 
     let connection = cniswap_kube::connect(&cniswap_kube::LiveOptions {
         kubeconfig: Some(kubeconfig.clone()),
-        context: None,
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -132,7 +132,7 @@ async fn reads_a_real_api_server_paginated_without_secrets() {
     std::fs::write(&untrusted, config.to_string()).unwrap();
     let connection = cniswap_kube::connect(&cniswap_kube::LiveOptions {
         kubeconfig: Some(untrusted),
-        context: None,
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -16,6 +16,16 @@ fn lab(args: &[&str]) -> std::process::Output {
     Command::new(lab_binary()).args(args).output().unwrap()
 }
 
+/// Tests that compare the host before and after hold this, so one test's lab is never
+/// counted as another's leftover.
+static HOST_FOOTPRINT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn footprint_lock() -> std::sync::MutexGuard<'static, ()> {
+    HOST_FOOTPRINT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Everything on the host that a lab could leave behind, for a before/after comparison.
 fn host_footprint() -> Vec<String> {
     let mut items = Vec::new();
@@ -54,6 +64,7 @@ fn processes_under(dir: &Path) -> Vec<String> {
 
 #[test]
 fn up_status_down_leaves_nothing_behind() {
+    let _host = footprint_lock();
     let before = host_footprint();
     let root = tempfile::tempdir().unwrap();
     let real = root.path().join("real");
@@ -196,6 +207,7 @@ fn a_directory_holding_a_lab_is_refused() {
 
 #[test]
 fn a_component_that_cannot_start_is_named_with_its_log() {
+    let _host = footprint_lock();
     // etcd cannot create its data directory where a file is in the way.
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("lab");

@@ -66,7 +66,7 @@ impl SuppressionConfig {
             file: path.display().to_string(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read: {e}")))?;
+        let text = cniswap_snapshot::read_config_file(path).map_err(|e| error(e.message))?;
         Self::parse(&text).map_err(error)
     }
 
@@ -206,19 +206,18 @@ pub(crate) fn unknown_inline(snapshot: &Snapshot) -> Vec<UnknownSuppression> {
 
 fn inline_reason(finding: &Finding, snapshot: &Snapshot) -> Option<String> {
     let location = finding.location.as_ref()?;
-    let source = snapshot.sources.iter().find(|s| s.path == location.file)?;
-    let lines: Vec<&str> = source.text.lines().collect();
-    let line = lines.get(location.line.checked_sub(1)?)?;
-    let mut candidates = vec![*line];
+    let source = snapshot.source_named(&location.file)?;
+    let line = source.line(location.line)?;
+    let mut candidates = vec![line];
     // Comment-only lines directly above the finding also count.
-    let mut above = location.line.checked_sub(2);
-    while let Some(i) = above {
-        let text = lines.get(i)?.trim_start();
+    let mut above = location.line.checked_sub(1);
+    while let Some(number) = above.filter(|n| *n > 0) {
+        let text = source.line(number)?.trim_start();
         if !text.starts_with('#') {
             break;
         }
         candidates.push(text);
-        above = i.checked_sub(1);
+        above = number.checked_sub(1);
     }
     candidates
         .into_iter()
@@ -267,10 +266,10 @@ mod tests {
     #[test]
     fn unknown_inline_rule_ids_are_found() {
         let mut snapshot = Snapshot::default();
-        snapshot.sources.push(cniswap_snapshot::SourceFile {
-            path: "values.yaml".into(),
-            text: "cni:\n  # cniswap:ignore CIL999 typo\n  exclusive: false # cniswap:ignore CIL001,cni-exclusive-disabled ok\nx: 1 # cniswap:ignore\n".into(),
-        });
+        snapshot.sources.push(cniswap_snapshot::SourceFile::new(
+            "values.yaml",
+            "cni:\n  # cniswap:ignore CIL999 typo\n  exclusive: false # cniswap:ignore CIL001,cni-exclusive-disabled ok\nx: 1 # cniswap:ignore\n".into(),
+        ));
         let unknown = unknown_inline(&snapshot);
         let found: Vec<(&str, usize, usize)> = unknown
             .iter()

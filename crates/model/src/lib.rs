@@ -8,6 +8,7 @@ mod cni;
 mod facts;
 mod finding;
 mod inventory;
+pub mod names;
 mod platform;
 pub mod text;
 

@@ -606,11 +606,16 @@ pub fn execute(plan: &Plan, root: &Path, backup: &Path) -> Result<Vec<String>, N
                 done.push(action.describe());
             }
             Action::FileMove { path } => {
-                let target = backup.join("files").join(path);
+                let relative = crate::paths::safe_relative(path)
+                    .map_err(|why| NodeError::new(format!("/{path}: {why}"), "report this"))?;
+                // Never through a link: the file moved is the one the inventory listed.
+                crate::paths::no_links_below(root, &relative, true)
+                    .map_err(|why| NodeError::new(why, "check the root"))?;
+                let target = backup.join("files").join(&relative);
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
                 }
-                move_path(&root.join(path), &target)?;
+                move_path(&root.join(&relative), &target)?;
                 done.push(action.describe());
             }
             _ => {}
@@ -672,13 +677,15 @@ fn write_manifest(backup: &Path, plan: &Plan) -> Result<(), NodeError> {
     .map_err(|e| io(&path, e))
 }
 
-/// Moves a file or directory, across filesystems if needed (copy, then remove).
+/// Moves a file or directory, across filesystems if needed (copy, then remove). Symbolic links
+/// are moved as links, never followed.
 pub fn move_path(from: &Path, to: &Path) -> Result<(), NodeError> {
     if std::fs::rename(from, to).is_ok() {
         return Ok(());
     }
     copy_tree(from, to)?;
-    if from.is_dir() {
+    let meta = std::fs::symlink_metadata(from).map_err(|e| io(from, e))?;
+    if meta.is_dir() {
         std::fs::remove_dir_all(from).map_err(|e| io(from, e))
     } else {
         std::fs::remove_file(from).map_err(|e| io(from, e))
@@ -686,14 +693,23 @@ pub fn move_path(from: &Path, to: &Path) -> Result<(), NodeError> {
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<(), NodeError> {
-    if from.is_dir() {
+    let meta = std::fs::symlink_metadata(from).map_err(|e| io(from, e))?;
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(from).map_err(|e| io(from, e))?;
+        std::os::unix::fs::symlink(target, to).map_err(|e| io(to, e))
+    } else if meta.is_dir() {
         std::fs::create_dir_all(to).map_err(|e| io(to, e))?;
         for entry in std::fs::read_dir(from).map_err(|e| io(from, e))?.flatten() {
             copy_tree(&entry.path(), &to.join(entry.file_name()))?;
         }
         Ok(())
-    } else {
+    } else if meta.is_file() {
         std::fs::copy(from, to).map(|_| ()).map_err(|e| io(from, e))
+    } else {
+        Err(NodeError::new(
+            format!("{}: not a regular file, directory or link", from.display()),
+            "move it by hand",
+        ))
     }
 }
 

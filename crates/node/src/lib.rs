@@ -12,6 +12,7 @@ mod error;
 pub mod inventory;
 pub mod iptables;
 pub mod owner;
+pub mod paths;
 pub mod restore;
 mod tools;
 

@@ -215,7 +215,8 @@ pub fn conf_file(name: &str, plugins: &[String]) -> Owner {
 pub fn binary(name: &str) -> Owner {
     match name {
         "flannel" => Owner::Flannel,
-        "calico" | "calico-ipam" | "install" => Owner::Calico,
+        // Calico also installs a binary named `install`; the name is too common to be sure.
+        "calico" | "calico-ipam" => Owner::Calico,
         "cilium-cni" => Owner::Cilium,
         "weave-net" | "weave-ipam" | "weave-plugin" => Owner::Weave,
         n if SHARED_PLUGINS.contains(&n) => Owner::CniPlugins,

@@ -2,7 +2,7 @@
 //! says precisely what it cannot put back (pod veths, BPF programs and pins, neighbour
 //! entries: the CNI agent recreates those when it starts).
 
-use crate::clean::{Action, MANIFEST, Plan, io, move_path};
+use crate::clean::{Action, BACKUP_SCHEMA_VERSION, MANIFEST, Plan, io, move_path};
 use crate::inventory::firewall_commands;
 use crate::{NodeError, tools};
 use serde_json::Value;
@@ -14,20 +14,41 @@ pub struct Outcome {
     pub not_restored: Vec<String>,
 }
 
+/// A manifest larger than this is not one clean wrote.
+const MAX_MANIFEST: u64 = 256 << 20;
+
 pub fn read_plan(backup: &Path) -> Result<Plan, NodeError> {
     let path = backup.join(MANIFEST);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let not_backup = |why: String| {
         NodeError::new(
-            format!("{}: {e}", path.display()),
+            format!("{}: {why}", path.display()),
             "pass the directory that `cniswap node clean --backup DIR` wrote",
         )
-    })?;
+    };
+    crate::paths::no_links_below(backup, Path::new(MANIFEST), false).map_err(not_backup)?;
+    if let Some(what) = crate::paths::not_regular(&path) {
+        return Err(not_backup(format!("{what}, not a regular file")));
+    }
+    let text = read_manifest(&path).map_err(not_backup)?;
     let manifest: Value = serde_json::from_str(&text).map_err(|e| {
         NodeError::new(
             format!("{}: not a cniswap backup: {e}", path.display()),
             "check the --backup path",
         )
     })?;
+    match manifest["schema_version"].as_u64() {
+        Some(v) if v == u64::from(BACKUP_SCHEMA_VERSION) => {}
+        other => {
+            return Err(NodeError::new(
+                format!(
+                    "{}: backup schema_version {} is not one this cniswap restores ({BACKUP_SCHEMA_VERSION})",
+                    path.display(),
+                    other.map_or_else(|| manifest["schema_version"].to_string(), |v| v.to_string())
+                ),
+                "restore it with the cniswap version that wrote it; nothing was changed",
+            ));
+        }
+    }
     serde_json::from_value(manifest["plan"].clone()).map_err(|e| {
         NodeError::new(
             format!("{}: unreadable plan: {e}", path.display()),
@@ -36,22 +57,117 @@ pub fn read_plan(backup: &Path) -> Result<Plan, NodeError> {
     })
 }
 
+fn read_manifest(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    if !file.metadata().map_err(|e| e.to_string())?.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut text = String::new();
+    file.take(MAX_MANIFEST + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > MAX_MANIFEST {
+        return Err(format!(
+            "larger than {MAX_MANIFEST} bytes: not a cniswap backup"
+        ));
+    }
+    Ok(text)
+}
+
+/// Checks every entry of a backup before anything is touched: a backup is untrusted input. Each
+/// file must be a plain relative path that resolves inside the backup and inside the root with
+/// no symbolic link on the way, and every device name must be one the kernel accepts.
+pub fn check_plan(plan: &Plan, backup: &Path, root: &Path) -> Result<(), NodeError> {
+    let refuse = |what: String| {
+        NodeError::new(
+            format!("backup {}: {what}; nothing was changed", backup.display()),
+            "this is not a backup `cniswap node clean` wrote: restore by hand after checking it",
+        )
+    };
+    for action in &plan.actions {
+        match action {
+            Action::FileMove { path } => {
+                let relative = crate::paths::safe_relative(path)
+                    .map_err(|why| refuse(format!("file path {path:?} {why}")))?;
+                crate::paths::no_links_below(&backup.join("files"), &relative, true)
+                    .and_then(|()| crate::paths::no_links_below(backup, Path::new("files"), false))
+                    .map_err(|why| refuse(format!("saved file {path:?}: {why}")))?;
+                if std::fs::symlink_metadata(backup.join("files").join(&relative)).is_err() {
+                    return Err(refuse(format!("saved file {path:?} is not in the backup")));
+                }
+                crate::paths::no_links_below(root, &relative, false)
+                    .map_err(|why| refuse(format!("file path {path:?}: {why}")))?;
+            }
+            Action::LinkDelete { name, detail } => {
+                interface_name(name).map_err(|why| refuse(format!("link {name:?} {why}")))?;
+                if let Some(master) = detail["master"].as_str() {
+                    interface_name(master)
+                        .map_err(|why| refuse(format!("link master {master:?} {why}")))?;
+                }
+            }
+            Action::AddressDrop { dev, address } => {
+                interface_name(dev).map_err(|why| refuse(format!("device {dev:?} {why}")))?;
+                plain_argument(address).map_err(|why| refuse(format!("address {why}")))?;
+            }
+            Action::RouteDelete { spec, .. } | Action::RuleDelete { spec, .. } => {
+                plain_argument(spec).map_err(|why| refuse(format!("route or rule {why}")))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A Linux interface name: 1-15 bytes, no `/`, whitespace or control characters.
+fn interface_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 15 || name == "." || name == ".." {
+        return Err("is not an interface name (1-15 characters)".into());
+    }
+    if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+    {
+        return Err("is not an interface name (no '/', ':', spaces or control characters)".into());
+    }
+    Ok(())
+}
+
+/// Text passed to `ip` as arguments: one line, no control characters.
+fn plain_argument(text: &str) -> Result<(), String> {
+    if text.chars().any(char::is_control) {
+        return Err(format!("{text:?} contains control characters"));
+    }
+    Ok(())
+}
+
 pub fn restore(backup: &Path, root: &Path) -> Result<Outcome, NodeError> {
     let plan = read_plan(backup)?;
+    check_plan(&plan, backup, root)?;
     let mut outcome = Outcome::default();
 
     for action in &plan.actions {
         match action {
             Action::FileMove { path } => {
-                let target = root.join(path);
-                if target.exists() {
+                let relative = crate::paths::safe_relative(path)
+                    .map_err(|why| NodeError::new(format!("{path}: {why}"), "check the backup"))?;
+                let target = root.join(&relative);
+                if std::fs::symlink_metadata(&target).is_ok() {
                     outcome.not_restored.push(format!("/{path}: something exists there now; the saved copy stays in the backup"));
                     continue;
                 }
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
                 }
-                move_path(&backup.join("files").join(path), &target)?;
+                // Checked again right before the move: nothing may have planted a link since.
+                crate::paths::no_links_below(root, &relative, false)
+                    .map_err(|why| NodeError::new(why, "check the root; the saved copy stays in the backup"))?;
+                move_path(&backup.join("files").join(&relative), &target)?;
                 outcome.restored.push(format!("/{path}"));
             }
             Action::BpfPinRemove { path } => outcome
@@ -213,5 +329,141 @@ fn link_add_command(name: &str, detail: &Value) -> Option<Vec<String>> {
             Some(cmd)
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clean::Plan;
+
+    /// A backup whose manifest moves `paths` (with a saved file for each where possible).
+    fn backup(dir: &Path, paths: &[&str], schema: u64) {
+        let plan = Plan {
+            cni: "flannel".into(),
+            actions: paths
+                .iter()
+                .map(|p| Action::FileMove {
+                    path: p.to_string(),
+                })
+                .collect(),
+            ..Plan::default()
+        };
+        std::fs::create_dir_all(dir.join("files")).unwrap();
+        std::fs::write(
+            dir.join(MANIFEST),
+            serde_json::json!({"schema_version": schema, "plan": plan}).to_string(),
+        )
+        .unwrap();
+    }
+
+    fn tree(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                out.push(e.path().display().to_string());
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn paths_out_of_the_backup_or_the_root_are_refused_before_anything_changes() {
+        let top = tempfile::tempdir().unwrap();
+        let (b, root) = (top.path().join("backup"), top.path().join("root"));
+        std::fs::create_dir_all(root.join("etc/cni/net.d")).unwrap();
+        std::fs::write(top.path().join("victim.txt"), "keep me").unwrap();
+        std::fs::create_dir_all(b.join("X")).unwrap();
+        std::fs::write(b.join("X/evil.conf"), "{}").unwrap();
+        for bad in [
+            "../X/evil.conf",
+            "../../victim.txt",
+            "/etc/cni/net.d/10-evil.conflist",
+            "deep/../../../victim.txt",
+        ] {
+            // A good entry first: it must not be restored either.
+            std::fs::create_dir_all(b.join("files/etc/cni/net.d")).unwrap();
+            std::fs::write(b.join("files/etc/cni/net.d/10-flannel.conflist"), "{}").unwrap();
+            backup(&b, &["etc/cni/net.d/10-flannel.conflist", bad], 1);
+            let before = (
+                tree(top.path()),
+                std::fs::read_to_string(top.path().join("victim.txt")).unwrap(),
+            );
+            let err = restore(&b, &root).unwrap_err();
+            assert!(
+                err.message.contains("nothing was changed"),
+                "{bad}: {}",
+                err.message
+            );
+            assert_eq!(
+                before,
+                (
+                    tree(top.path()),
+                    std::fs::read_to_string(top.path().join("victim.txt")).unwrap()
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn links_inside_the_backup_or_the_root_are_refused() {
+        let top = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let (b, root) = (top.path().join("backup"), top.path().join("root"));
+        // The saved file sits behind a link to somewhere else.
+        std::fs::create_dir_all(b.join("files/etc/cni")).unwrap();
+        std::fs::create_dir_all(outside.path().join("net.d")).unwrap();
+        std::fs::write(outside.path().join("net.d/x.conf"), "{}").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("net.d"), b.join("files/etc/cni/net.d"))
+            .unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        backup(&b, &["etc/cni/net.d/x.conf"], 1);
+        assert!(restore(&b, &root).is_err());
+        assert!(outside.path().join("net.d/x.conf").exists(), "not moved");
+
+        // The target directory is a link out of the root.
+        let top = tempfile::tempdir().unwrap();
+        let (b, root) = (top.path().join("backup"), top.path().join("root"));
+        std::fs::create_dir_all(b.join("files/etc/cni/net.d")).unwrap();
+        std::fs::write(b.join("files/etc/cni/net.d/x.conf"), "{}").unwrap();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("etc/cni")).unwrap();
+        backup(&b, &["etc/cni/net.d/x.conf"], 1);
+        assert!(restore(&b, &root).is_err());
+        assert!(
+            !outside.path().join("net.d/x.conf").exists()
+                || std::fs::read_to_string(outside.path().join("net.d/x.conf")).unwrap() == "{}"
+        );
+        assert!(
+            b.join("files/etc/cni/net.d/x.conf").exists(),
+            "the saved copy stays"
+        );
+    }
+
+    #[test]
+    fn an_unknown_schema_version_is_refused() {
+        let top = tempfile::tempdir().unwrap();
+        backup(top.path(), &[], 99);
+        let err = restore(top.path(), top.path()).unwrap_err();
+        assert!(err.message.contains("schema_version 99"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_good_backup_restores_its_files() {
+        let top = tempfile::tempdir().unwrap();
+        let (b, root) = (top.path().join("backup"), top.path().join("root"));
+        std::fs::create_dir_all(b.join("files/etc/cni/net.d")).unwrap();
+        std::fs::write(b.join("files/etc/cni/net.d/10-flannel.conflist"), "{}").unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        backup(&b, &["etc/cni/net.d/10-flannel.conflist"], 1);
+        let outcome = restore(&b, &root).unwrap();
+        assert_eq!(outcome.restored, vec!["/etc/cni/net.d/10-flannel.conflist"]);
+        assert!(root.join("etc/cni/net.d/10-flannel.conflist").exists());
     }
 }

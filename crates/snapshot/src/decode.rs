@@ -239,13 +239,20 @@ impl<'de> Visitor<'de> for ObjectVisitor {
                 .map_err(|e| de::Error::custom(format!("{kind} field `{key}`: {e}")))?;
             parts.push((key, part));
         }
-        Ok(assemble(
+        let object = assemble(
             class,
             api_version,
             kind,
             metadata.unwrap_or_default(),
             parts,
-        ))
+        );
+        // As an invalid value, so that the decoders attach the position.
+        crate::admit::admit(object).map_err(|message| {
+            de::Error::invalid_value(
+                de::Unexpected::Other(&message),
+                &"names and values a Kubernetes API server accepts",
+            )
+        })
     }
 }
 

@@ -6,19 +6,24 @@
 //! inventories. Files elsewhere are classified by content; files that are not understood are
 //! listed as skipped with the reason, never silently ignored.
 
+mod admit;
 pub mod decode;
 mod error;
 mod load;
 pub mod objects;
+mod read;
 mod store;
+mod validate;
 mod write;
 
+pub use admit::admit;
 pub use decode::Object;
 pub use error::InputError;
 pub use load::{
     Format, ROLLBACK_MARKER, is_rollback_file, load, load_as_given, load_paths, load_reader,
     load_repository, load_talos_text,
 };
+pub use read::read_config_file;
 pub use store::{
     HelmValues, LINTED_CONFIG_MAPS, LINTED_KINDS, Manifest, NOT_YAML_OR_JSON, NodeInventory,
     Objects, OmniTemplateSource, ROLLBACK_FILE, Snapshot, SourceFile, TalosSource,

@@ -2,20 +2,18 @@
 
 use crate::decode::Object;
 use crate::error::InputError;
+use crate::read::{self, Checked, Opened};
 use crate::store::{
     HelmValues, Manifest, NodeInventory, OmniTemplateSource, Snapshot, SourceFile, TalosSource,
     is_linted_manifest,
 };
+use cniswap_config::limits::{self, LimitHit, Limits};
 use cniswap_config::{Node as YamlNode, helm, omni, redact, talhelper, talos};
 use cniswap_model::text::escape_control as esc;
-use std::fs::File;
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 use tracing::{debug, info};
-
-/// Files larger than this outside `cluster/` are streamed as Kubernetes objects instead of
-/// being parsed into a positioned tree.
-const TREE_PARSE_LIMIT: u64 = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -85,12 +83,13 @@ fn load_snapshot(path: &Path, as_given: bool) -> Result<Snapshot, InputError> {
     };
     if meta.is_dir() {
         let mut files = Vec::new();
-        collect_files(root, root, &mut files, &mut snapshot, mode)?;
+        Tree::new(root)?.collect(root, root, &mut files, &mut snapshot, mode)?;
         files.sort();
         for file in &files {
             load_file(&mut snapshot, root, file, mode)?;
         }
     } else {
+        require_regular(path, meta.file_type())?;
         load_file(&mut snapshot, root, path, mode)?;
     }
     if snapshot.files_read == 0 {
@@ -166,9 +165,10 @@ fn load_paths_with(
         };
         let mut files = Vec::new();
         if meta.is_dir() {
-            collect_files(root, root, &mut files, snapshot, mode)?;
+            Tree::new(root)?.collect(root, root, &mut files, snapshot, mode)?;
             files.sort();
         } else {
+            require_regular(path, meta.file_type())?;
             files.push(path.clone());
         }
         for file in &files {
@@ -181,58 +181,155 @@ fn load_paths_with(
     Ok(again)
 }
 
-fn collect_files(
-    root: &Path,
-    dir: &Path,
-    files: &mut Vec<std::path::PathBuf>,
-    snapshot: &mut Snapshot,
-    mode: Mode,
-) -> Result<(), InputError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        // In a repository, one directory that cannot be listed does not hide the rest.
-        Err(e) if mode.lenient && dir != root => {
-            snapshot.unreadable += 1;
-            snapshot.skip(
-                label(root, dir, mode),
-                format!("cannot list directory: {e} (its files were not checked)"),
-            );
-            return Ok(());
-        }
-        Err(e) => {
-            return Err(InputError::new(
-                dir,
-                format!("cannot list directory: {e}"),
-                "check permissions on the snapshot directory",
-            ));
-        }
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| {
-            InputError::new(
-                dir,
-                format!("cannot list directory: {e}"),
-                "check permissions",
-            )
-        })?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let file_type = entry
-            .file_type()
-            .map_err(|e| InputError::new(&path, e.to_string(), "check permissions"))?;
-        if name.starts_with('.') {
-            if file_type.is_file() {
-                snapshot.skip(label(root, &path, mode), "hidden file");
-            }
-            continue;
-        }
-        if file_type.is_dir() {
-            collect_files(root, &path, files, snapshot, mode)?;
-        } else {
-            files.push(path);
-        }
+/// A path named on the command line must be a regular file (or a directory): a FIFO would
+/// block forever.
+fn require_regular(path: &Path, file_type: std::fs::FileType) -> Result<(), InputError> {
+    if file_type.is_file() {
+        return Ok(());
     }
-    Ok(())
+    Err(InputError::new(
+        path,
+        format!(
+            "{}: only regular files and directories are read",
+            read::describe(file_type)
+        ),
+        "pass a regular file or a directory",
+    ))
+}
+
+/// Walks a directory tree. Symbolic links are followed while they stay inside the tree (each
+/// directory once, so a loop ends); a link out of the tree, or a broken one, is an input error
+/// in every mode: a shared snapshot must not make cniswap read `/etc/shadow` as Helm values,
+/// and a linked directory must not be skipped silently.
+struct Tree {
+    real_root: PathBuf,
+    visited: HashSet<PathBuf>,
+}
+
+impl Tree {
+    fn new(root: &Path) -> Result<Tree, InputError> {
+        let real_root = std::fs::canonicalize(root)
+            .map_err(|e| InputError::new(root, format!("cannot read: {e}"), "check the path"))?;
+        Ok(Tree {
+            visited: HashSet::from([real_root.clone()]),
+            real_root,
+        })
+    }
+
+    fn collect(
+        &mut self,
+        root: &Path,
+        dir: &Path,
+        files: &mut Vec<PathBuf>,
+        snapshot: &mut Snapshot,
+        mode: Mode,
+    ) -> Result<(), InputError> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            // In a repository, one directory that cannot be listed does not hide the rest.
+            Err(e) if mode.lenient && dir != root => {
+                snapshot.unreadable += 1;
+                snapshot.skip(
+                    label(root, dir, mode),
+                    format!("cannot list directory: {e} (its files were not checked)"),
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(InputError::new(
+                    dir,
+                    format!("cannot list directory: {e}"),
+                    "check permissions on the snapshot directory",
+                ));
+            }
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| {
+                InputError::new(
+                    dir,
+                    format!("cannot list directory: {e}"),
+                    "check permissions",
+                )
+            })?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let mut file_type = entry
+                .file_type()
+                .map_err(|e| InputError::new(&path, e.to_string(), "check permissions"))?;
+            if name.starts_with('.') {
+                if !file_type.is_dir() {
+                    snapshot.skip(label(root, &path, mode), "hidden file");
+                }
+                continue;
+            }
+            if file_type.is_symlink() {
+                let target = std::fs::canonicalize(&path).map_err(|e| {
+                    InputError::new(
+                        &path,
+                        format!("broken symbolic link: {e}"),
+                        "remove the link or point it at a file inside the directory",
+                    )
+                })?;
+                if !target.starts_with(&self.real_root) {
+                    if !has_input_extension(&name) && !target.is_dir() {
+                        snapshot.skip(
+                            label(root, &path, mode),
+                            "symbolic link out of the directory (not an input file)",
+                        );
+                        continue;
+                    }
+                    return Err(InputError::new(
+                        &path,
+                        format!(
+                            "symbolic link to {}, outside {}: cniswap does not follow links out of the tree it reads",
+                            esc(&target.display().to_string()),
+                            esc(&self.real_root.display().to_string())
+                        ),
+                        "copy the file into the directory, or pass its real path as an argument",
+                    ));
+                }
+                file_type = std::fs::metadata(&target)
+                    .map_err(|e| InputError::new(&path, e.to_string(), "check the link"))?
+                    .file_type();
+                if file_type.is_dir() && !self.visited.insert(target) {
+                    snapshot.skip(
+                        label(root, &path, mode),
+                        "symbolic link to a directory already read",
+                    );
+                    continue;
+                }
+            } else if file_type.is_dir()
+                && let Ok(real) = std::fs::canonicalize(&path)
+            {
+                self.visited.insert(real);
+            }
+            if file_type.is_dir() {
+                self.collect(root, &path, files, snapshot, mode)?;
+            } else if file_type.is_file() {
+                files.push(path);
+            } else {
+                debug!("{}: not a regular file", esc(&label(root, &path, mode)));
+                snapshot.skip(
+                    label(root, &path, mode),
+                    format!("{}: only regular files are read", read::describe(file_type)),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn has_input_extension(name: &str) -> bool {
+    let lower = name.to_lowercase();
+    let extension = lower.rsplit_once('.').map_or("", |(_, e)| e);
+    matches!(extension, "json" | "yaml" | "yml" | "patch") || template_extension(extension)
+}
+
+fn template_extension(extension: &str) -> bool {
+    matches!(
+        extension,
+        "j2" | "jinja" | "jinja2" | "tpl" | "tftpl" | "gotmpl" | "tmpl"
+    )
 }
 
 /// A file's name in findings and reports (see [`Mode::label_prefix`]).
@@ -337,10 +434,7 @@ fn read_file(
         .rsplit_once('.')
         .map(|(_, e)| e.to_string())
         .unwrap_or_default();
-    let is_template = matches!(
-        extension.as_str(),
-        "j2" | "jinja" | "jinja2" | "tpl" | "tftpl" | "gotmpl" | "tmpl"
-    );
+    let is_template = template_extension(&extension);
     let format = match extension.as_str() {
         "json" => Some(Format::Json),
         "yaml" | "yml" => Some(Format::Yaml),
@@ -378,14 +472,31 @@ fn read_file(
         return Ok(());
     }
 
-    let file = File::open(path).map_err(|e| {
+    let limits = Limits::current();
+    let (file, size) = match read::open_regular(path).map_err(|e| {
         InputError::new(
             path,
             format!("cannot open: {e}"),
             "make the file readable, or remove it from the snapshot",
         )
-    })?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    })? {
+        Opened::File { file, size } => (file, size),
+        Opened::NotRegular(what) => {
+            snapshot.skip(rel, format!("{what}: only regular files are read"));
+            return Ok(());
+        }
+    };
+    let remaining = limits.max_input_bytes.saturating_sub(snapshot.bytes_read);
+    if size > remaining {
+        return Err(over(path, limits::MAX_INPUT_BYTES, limits.max_input_bytes));
+    }
+    snapshot.bytes_read += size;
+    // Configs are read whole and must fit the file budget; Kubernetes dumps are streamed.
+    if size > limits.max_file_bytes
+        && matches!(area, Area::Talos | Area::Omni | Area::Helm | Area::Nodes)
+    {
+        return Err(over(path, limits::MAX_FILE_BYTES, limits.max_file_bytes));
+    }
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let head = reader
         .fill_buf()
@@ -394,20 +505,27 @@ fn read_file(
         snapshot.skip(rel, "empty file");
         return Ok(());
     }
-    if head.contains(&0)
-        || std::str::from_utf8(&head[..head.len().min(4096)])
-            .is_err_and(|e| e.error_len().is_some())
-    {
+    let bom = head.starts_with(read::BOM);
+    let head = &head[if bom { read::BOM.len() } else { 0 }..];
+    if let Some(problem) = read::encoding_problem(&head[..head.len().min(4096)]) {
         if is_template {
-            snapshot.skip(rel, "binary file with a template extension");
+            snapshot.skip(
+                rel,
+                format!("{}, with a template extension", problem.message),
+            );
             return Ok(());
         }
-        return Err(InputError::new(
-            path,
-            "binary or non-UTF-8 content where YAML or JSON was expected",
-            "remove the file from the snapshot, or replace it with `kubectl get -o yaml` output",
-        ));
+        return Err(problem.into_error(path));
     }
+    // A file too large to read whole can only be a dump of Kubernetes objects: say at once when
+    // its first megabyte has no top-level `apiVersion:`/`kind:`.
+    let dump_like = head
+        .split(|b| *b == b'\n')
+        .any(|line| line.starts_with(b"apiVersion:") || line.starts_with(b"kind:"));
+    if bom {
+        reader.consume(read::BOM.len());
+    }
+    let reader = Checked::new(reader, remaining);
 
     match (area, format) {
         (Area::Nodes, Format::Json) => return load_inventory(snapshot, path, &rel, reader),
@@ -434,34 +552,74 @@ fn read_file(
             snapshot.files_read += 1;
             return Ok(());
         }
-        (Area::Elsewhere, Format::Yaml) if size > TREE_PARSE_LIMIT => {
-            return stream_file(
-                snapshot,
-                path,
+        (Area::Elsewhere, Format::Yaml) if size > limits.max_file_bytes && !dump_like => {
+            let hit = LimitHit::new(limits::MAX_FILE_BYTES, limits.max_file_bytes);
+            snapshot.skip(
                 rel,
-                reader,
-                Format::Yaml,
-                "large YAML file without Kubernetes objects",
+                format!(
+                    "{size} bytes: {hit}, and not a dump of Kubernetes objects (which are streamed); raise {} to read it",
+                    hit.budget.env
+                ),
             );
+            return Ok(());
+        }
+        (Area::Elsewhere, Format::Yaml) if size > limits.max_file_bytes => {
+            // Too large to read whole: it can only be a dump of Kubernetes objects.
+            let mut objects = crate::store::Objects::default();
+            let streamed = load_reader(reader, Format::Yaml, |object| {
+                if object == Object::NotKubernetes {
+                    return Err(String::new());
+                }
+                objects.add(object);
+                Ok(())
+            });
+            match streamed {
+                Ok(()) if !objects.is_empty() => {
+                    info!("read {} as {} Kubernetes objects", esc(&rel), objects.len());
+                    merge_objects(&mut snapshot.objects, objects);
+                    snapshot.files_read += 1;
+                }
+                Ok(()) => snapshot.skip(rel, "large YAML file without Kubernetes objects"),
+                Err(e) if e.message.is_empty() => {
+                    let hit = LimitHit::new(limits::MAX_FILE_BYTES, limits.max_file_bytes);
+                    snapshot.skip(
+                        rel,
+                        format!(
+                            "{size} bytes: {hit}, and not only Kubernetes objects (which are streamed); raise {} to read it",
+                            hit.budget.env
+                        ),
+                    );
+                }
+                Err(e) => {
+                    return Err(InputError {
+                        path: path.to_path_buf(),
+                        ..e
+                    });
+                }
+            }
+            return Ok(());
         }
         _ => {}
     }
 
-    let mut text = String::new();
-    reader.read_to_string(&mut text).map_err(|e| {
-        InputError::new(
-            path,
-            format!("cannot read as UTF-8 text: {e}"),
-            "save the file as UTF-8",
-        )
-    })?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    let mut reader = reader;
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(path, &e))?;
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(over(path, limits::MAX_FILE_BYTES, limits.max_file_bytes));
+    }
+    let text = read::text_of(path, bytes)?;
     if is_rollback_file(&name, &text) {
         snapshot.skip(rel, crate::store::ROLLBACK_FILE);
         return Ok(());
     }
+    let templated = is_template || text.contains("{{") || text.contains("{%");
     let redacted = match redact::redact_yaml(&text) {
         Ok(r) => r,
-        Err(e) if is_template || text.contains("{{") || text.contains("{%") => {
+        Err(e) if e.limit.is_some() => return Err(yaml_error(path, &e)),
+        Err(e) if templated => {
             // Lint what can be read: blank out the template syntax, keep every line in place.
             match cniswap_config::template::neutralise(&text)
                 .and_then(|plain| redact::redact_yaml(&plain).ok())
@@ -479,17 +637,78 @@ fn read_file(
                 }
             }
         }
-        Err(e) => {
-            return Err(InputError::new(
-                path,
-                format!("invalid YAML: {}", e.message),
-                "fix the YAML at that position, or move the file out of the snapshot",
-            )
-            .at(e.line, e.column));
-        }
+        Err(e) => return Err(yaml_error(path, &e)),
     };
     drop(text);
-    classify_documents(snapshot, path, &rel, area, redacted)
+    classify_documents(snapshot, path, &rel, area, redacted, templated)
+}
+
+fn over(path: &Path, budget: limits::Budget, limit: u64) -> InputError {
+    let hit = LimitHit::new(budget, limit);
+    InputError::new(path, hit.to_string(), hit.help())
+}
+
+/// A YAML error or budget breach of a file, as an input error at its position.
+fn yaml_error(path: &Path, e: &cniswap_config::YamlError) -> InputError {
+    match e.limit {
+        Some(hit) => InputError::new(path, hit.to_string(), hit.help()).at(e.line, e.column),
+        None => InputError::new(
+            path,
+            format!("invalid YAML: {}", e.message),
+            "fix the YAML at that position, or move the file out of the snapshot",
+        )
+        .at(e.line, e.column),
+    }
+}
+
+fn io_error(path: &Path, e: &std::io::Error) -> InputError {
+    read::input_error_from_io(path, e)
+        .unwrap_or_else(|| InputError::new(path, format!("cannot read: {e}"), "check the file"))
+}
+
+fn merge_objects(into: &mut crate::store::Objects, from: crate::store::Objects) {
+    let crate::store::Objects {
+        nodes,
+        pods,
+        daemonsets,
+        deployments,
+        statefulsets,
+        config_maps,
+        pdbs,
+        validating_webhooks,
+        mutating_webhooks,
+        services,
+        network_policies,
+        namespaces,
+        csi_drivers,
+        crds,
+        storage_classes,
+        cni_configs,
+        cni_policies,
+        other_kinds,
+        secrets_dropped,
+    } = from;
+    into.nodes.extend(nodes);
+    into.pods.extend(pods);
+    into.daemonsets.extend(daemonsets);
+    into.deployments.extend(deployments);
+    into.statefulsets.extend(statefulsets);
+    into.config_maps.extend(config_maps);
+    into.pdbs.extend(pdbs);
+    into.validating_webhooks.extend(validating_webhooks);
+    into.mutating_webhooks.extend(mutating_webhooks);
+    into.services.extend(services);
+    into.network_policies.extend(network_policies);
+    into.namespaces.extend(namespaces);
+    into.csi_drivers.extend(csi_drivers);
+    into.crds.extend(crds);
+    into.storage_classes.extend(storage_classes);
+    into.cni_configs.extend(cni_configs);
+    into.cni_policies.extend(cni_policies);
+    for (kind, count) in other_kinds {
+        *into.other_kinds.entry(kind).or_default() += count;
+    }
+    into.secrets_dropped += secrets_dropped;
 }
 
 fn load_inventory(
@@ -498,15 +717,36 @@ fn load_inventory(
     rel: &str,
     reader: impl Read,
 ) -> Result<(), InputError> {
+    let node = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    cniswap_model::names::dns1123_subdomain(&node).map_err(|reason| {
+        InputError::new(
+            path,
+            format!(
+                "node name {} (from the file name) is not valid: {reason}",
+                cniswap_model::names::shown(&node)
+            ),
+            "name node inventories nodes/<node name>.json",
+        )
+    })?;
     let data: cniswap_model::Inventory = serde_json::from_reader(reader).map_err(|e| {
         let mut error = json_error(path, &e);
         error.help = "nodes/ holds `cniswap node inventory -o json` output".into();
         error
     })?;
-    let node = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    if data.schema_version != cniswap_model::INVENTORY_SCHEMA_VERSION {
+        return Err(InputError::new(
+            path,
+            format!(
+                "inventory schema_version {} is not one this cniswap reads ({})",
+                data.schema_version,
+                cniswap_model::INVENTORY_SCHEMA_VERSION
+            ),
+            "write the inventory again with this cniswap (`cniswap node inventory -o json`)",
+        ));
+    }
     info!("read {} as the node inventory of {}", esc(rel), esc(&node));
     snapshot.node_inventories.push(NodeInventory {
         node,
@@ -518,6 +758,12 @@ fn load_inventory(
 }
 
 fn json_error(path: &Path, e: &serde_json::Error) -> InputError {
+    if let Some(error) = std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .and_then(|io| read::input_error_from_io(path, io))
+    {
+        return error;
+    }
     let what = match e.classify() {
         serde_json::error::Category::Eof => "truncated JSON",
         serde_json::error::Category::Syntax => "invalid JSON",
@@ -526,10 +772,45 @@ fn json_error(path: &Path, e: &serde_json::Error) -> InputError {
     };
     InputError::new(
         path,
-        format!("{what}: {e}"),
+        format!("{what}: {}", scrub(&e.to_string())),
         "fix the JSON at that position, or regenerate it with `kubectl get -o json`",
     )
     .at(e.line(), e.column())
+}
+
+/// Drops the values decoders quote in their messages (`invalid type: string "..."`): the value
+/// of a mistyped field may be a secret.
+fn scrub(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find("string \"") {
+        let (before, after) = rest.split_at(i + "string \"".len());
+        out.push_str(before);
+        let mut end = None;
+        let mut escaped = false;
+        for (j, c) in after.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => {
+                    end = Some(j);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        match end {
+            Some(j) => {
+                out.push_str("...\"");
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push_str("...\"");
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Streams a file outside `cluster/`: it counts as read when it held objects, else it is skipped.
@@ -592,19 +873,10 @@ pub fn load_reader(
             }
         }
         Format::Yaml => {
-            // Snapshots of large clusters exceed the default parser budget; object size is
-            // already bounded by decoding into minimal types.
-            let options = serde_saphyr::options! { budget: None };
-            for object in serde_saphyr::read_with_options::<_, Object>(&mut reader, options) {
-                let object = object.map_err(|e| {
-                    let location = e.location();
-                    let message = e.to_string().lines().next().unwrap_or("invalid YAML").to_string();
-                    let err = InputError::new(&no_path, format!("invalid YAML: {message}"), "fix the YAML at that position, or regenerate it with `kubectl get -o yaml`");
-                    match location {
-                        Some(l) => err.at(l.line() as usize, l.column() as usize),
-                        None => err,
-                    }
-                })?;
+            for object in
+                serde_saphyr::read_with_options::<_, Object>(&mut reader, stream_options())
+            {
+                let object = object.map_err(|e| saphyr_error(&no_path, &e))?;
                 sink(object).map_err(|m| {
                     InputError::new(
                         &no_path,
@@ -616,6 +888,81 @@ pub fn load_reader(
         }
     }
     Ok(())
+}
+
+/// Parser budgets for streamed Kubernetes dumps. A `kubectl get -o yaml` List of a large
+/// cluster is one document of millions of nodes, so node and byte counts stay open (the input
+/// budget bounds them); depth is bounded like everywhere, and aliases, which kubectl never
+/// writes, are held to a few small ones (an alias replays its anchor, so a few anchors
+/// referenced many times would otherwise multiply the input).
+fn stream_options() -> serde_saphyr::Options {
+    let limits = Limits::current();
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_reader_input_bytes: None,
+            max_events: usize::MAX,
+            max_nodes: usize::MAX,
+            max_documents: usize::MAX,
+            max_total_scalar_bytes: usize::MAX,
+            max_depth: limits.max_depth,
+            max_aliases: 10_000,
+            max_anchors: 10_000,
+            max_recorded_anchor_bytes: 1 << 20,
+            max_recorded_anchor_events: 100_000,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 100_000,
+            max_alias_expansions_per_anchor: 100,
+        },
+        with_snippet: false,
+    }
+}
+
+/// A serde-saphyr error as an input error: budgets name the variable that raises them, and no
+/// source line or quoted value (which may be a secret) is repeated.
+fn saphyr_error(path: &Path, e: &serde_saphyr::Error) -> InputError {
+    let limits = Limits::current();
+    if let serde_saphyr::Error::IOError { cause } = e
+        && let Some(error) = read::input_error_from_io(path, cause)
+    {
+        return error;
+    }
+    let message = e.to_string();
+    let first = message.lines().next().unwrap_or("invalid YAML");
+    let lower = first.to_lowercase();
+    let error = if let serde_saphyr::Error::Budget { .. } = e {
+        if lower.contains("depth") {
+            over(path, limits::MAX_DEPTH, limits.max_depth as u64)
+        } else {
+            InputError::new(
+                path,
+                format!(
+                    "YAML aliases or anchors over the budget for Kubernetes dumps ({})",
+                    scrub(first)
+                ),
+                "kubectl never writes YAML aliases: regenerate the file with `kubectl get -o yaml`",
+            )
+        }
+    } else if lower.contains("alias") && (lower.contains("limit") || lower.contains("exceed")) {
+        InputError::new(
+            path,
+            format!(
+                "YAML aliases over the budget for Kubernetes dumps ({})",
+                scrub(first)
+            ),
+            "kubectl never writes YAML aliases: regenerate the file with `kubectl get -o yaml`",
+        )
+    } else {
+        InputError::new(
+            path,
+            format!("invalid YAML: {}", scrub(first)),
+            "fix the YAML at that position, or regenerate it with `kubectl get -o yaml`",
+        )
+    };
+    match e.location() {
+        Some(l) => error.at(l.line() as usize, l.column() as usize),
+        None => error,
+    }
 }
 
 /// Charts whose values cniswap reads (by name, as part of a chart or directory name).
@@ -678,16 +1025,19 @@ fn classify_documents(
     rel: &str,
     area: Area,
     redacted: redact::Redacted,
+    is_template: bool,
 ) -> Result<(), InputError> {
     let redact::Redacted {
         text,
         mut docs,
         paths,
     } = redacted;
+    let paths_redacted = paths.len();
     if docs.is_empty() {
         snapshot.skip(rel, "YAML without documents");
         return Ok(());
     }
+    let (talos_before, helm_before) = (snapshot.talos.len(), snapshot.helm.len());
     let source_id = u32::try_from(snapshot.sources.len() + 1).unwrap_or(0);
     docs.iter_mut().for_each(|d| d.set_source(source_id));
     let source = Some(text.as_str());
@@ -703,6 +1053,14 @@ fn classify_documents(
 
     for doc in &docs {
         let before = read_as.len();
+        cniswap_config::values::check_names(doc).map_err(|e| {
+            InputError::new(
+                path,
+                e.message,
+                "a name that reaches commands must follow Kubernetes' rules; fix the resource",
+            )
+            .at(e.line, e.column)
+        })?;
         if let Some((node, inner)) = talos::unwrap_talosctl_resource(doc) {
             read_as.push("Talos machine config (talosctl resource)".into());
             let inner = redact::redact_yaml(inner).map_err(|e| {
@@ -802,19 +1160,36 @@ fn classify_documents(
                 other_charts.push(chart);
             }
         } else if doc.get("kind").is_some() && doc.get("apiVersion").is_some() {
-            let object: Object = serde_json::from_value(doc.to_json()).map_err(|e| {
-                InputError::new(
-                    path,
-                    format!("{}: {e}", describe(doc)),
-                    "fix the object, or regenerate it with `kubectl get -o yaml`",
-                )
-                .at(doc.pos.line, doc.pos.column)
-            })?;
+            let object: Object = match serde_json::from_value(doc.to_json()) {
+                Ok(object) => object,
+                // A template's names and CIDRs are expressions until it is rendered: the
+                // linter still reads its settings, but it adds nothing to the cluster facts.
+                Err(e) if is_template => {
+                    snapshot.skip(
+                        format!("{rel}:{}", doc.pos.line),
+                        format!(
+                            "{}: not a cluster object until rendered ({})",
+                            describe(doc),
+                            scrub(&e.to_string())
+                        ),
+                    );
+                    Object::NotKubernetes
+                }
+                Err(e) => {
+                    return Err(InputError::new(
+                        path,
+                        format!("{}: {}", describe(doc), scrub(&e.to_string())),
+                        "fix the object, or regenerate it with `kubectl get -o yaml`",
+                    )
+                    .at(doc.pos.line, doc.pos.column));
+                }
+            };
             if is_linted_manifest(doc) {
                 snapshot.manifests.push(Manifest {
                     file: rel.to_string(),
                     doc: doc.clone(),
                 });
+                used = true;
             }
             read_as.push(format!("Kubernetes object {}", describe(doc).trim()));
             used |= snapshot.objects.add(object) > 0;
@@ -912,16 +1287,17 @@ fn classify_documents(
         used = true;
     }
 
+    check_settings(snapshot, path, talos_before, helm_before)?;
+    tracing::trace!(
+        "{}: {} documents, {} secret fields redacted (names only are kept)",
+        esc(rel),
+        docs.len(),
+        paths_redacted
+    );
     if used {
         snapshot.files_read += 1;
-        let mut text = text;
-        for (holder, inner) in &splices {
-            splice_embedded(&mut text, holder, inner);
-        }
-        snapshot.sources.push(SourceFile {
-            path: rel.to_string(),
-            text,
-        });
+        let text = splice_embedded(text, &splices);
+        snapshot.sources.push(SourceFile::new(rel, text));
         let mut kinds: Vec<&str> = read_as
             .iter()
             .map(String::as_str)
@@ -961,40 +1337,76 @@ fn classify_documents(
     Ok(())
 }
 
-/// Replaces the embedded YAML held by `holder` in `text` with its redacted form. A block scalar
-/// keeps its lines (redaction keeps line structure); any other string is replaced whole.
-fn splice_embedded(text: &mut String, holder: &YamlNode, redacted: &str) {
-    let original = holder.as_str().unwrap_or_default();
-    if original == redacted {
-        return;
+/// The settings facts and rules read must hold what their fields allow: garbage is an input
+/// error at its line, never replaced by a default.
+fn check_settings(
+    snapshot: &Snapshot,
+    path: &Path,
+    talos_from: usize,
+    helm_from: usize,
+) -> Result<(), InputError> {
+    use cniswap_config::values;
+    let error = |e: values::ValueError| {
+        InputError::new(
+            path,
+            format!("invalid setting: {}", e.message),
+            "fix the value; cniswap does not guess what was meant",
+        )
+        .at(e.line, e.column)
+    };
+    for source in &snapshot.talos[talos_from..] {
+        values::check_talos(&source.docs).map_err(error)?;
     }
-    let block = cniswap_config::yaml::embedded_offset(text, holder).is_some();
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let start = holder.pos.line.saturating_sub(1);
-    if block {
-        let indent = " ".repeat(holder.pos.column.saturating_sub(1));
-        for (i, inner) in redacted.lines().enumerate() {
-            if let Some(line) = lines.get_mut(start + i) {
-                *line = if inner.is_empty() {
-                    String::new()
-                } else {
-                    format!("{indent}{inner}")
-                };
-            }
+    for values in &snapshot.helm[helm_from..] {
+        if values.chart == "cilium"
+            || (!helm::is_other_cni_chart(&values.chart)
+                && helm::looks_like_cilium_values(&values.values))
+        {
+            values::check_cilium_values(&values.values).map_err(error)?;
         }
-    } else if let Some(line) = lines.get_mut(start) {
-        let cut = line
-            .char_indices()
-            .nth(holder.pos.column.saturating_sub(1))
-            .map_or(line.len(), |(i, _)| i);
-        line.truncate(cut);
-        line.push_str(&format!("\"{}\"", cniswap_config::redact::REDACTED));
     }
-    let trailing_newline = text.ends_with('\n');
-    *text = lines.join("\n");
-    if trailing_newline {
-        text.push('\n');
+    Ok(())
+}
+
+/// Replaces the embedded YAML each holder holds in `text` with its redacted form, in one pass
+/// over the lines (one pass per holder was quadratic on files of many resources). A block
+/// scalar keeps its lines (redaction keeps line structure); any other string is replaced whole.
+fn splice_embedded(text: String, splices: &[(YamlNode, String)]) -> String {
+    let changed: Vec<&(YamlNode, String)> = splices
+        .iter()
+        .filter(|(holder, redacted)| holder.as_str().unwrap_or_default() != redacted)
+        .collect();
+    if changed.is_empty() {
+        return text;
     }
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    for (holder, redacted) in changed {
+        let start = holder.pos.line.saturating_sub(1);
+        if holder.pos.block {
+            let indent = " ".repeat(holder.pos.column.saturating_sub(1));
+            for (i, inner) in redacted.lines().enumerate() {
+                if let Some(line) = lines.get_mut(start + i) {
+                    *line = if inner.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{indent}{inner}")
+                    };
+                }
+            }
+        } else if let Some(line) = lines.get_mut(start) {
+            let cut = line
+                .char_indices()
+                .nth(holder.pos.column.saturating_sub(1))
+                .map_or(line.len(), |(i, _)| i);
+            line.truncate(cut);
+            line.push_str(&format!("\"{}\"", cniswap_config::redact::REDACTED));
+        }
+    }
+    let mut out = lines.join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
 }
 
 /// `file` as referenced from the file `from` (both relative to the snapshot root), normalised.
@@ -1078,7 +1490,7 @@ pub(crate) fn probe(rel: &str, text: &str) -> Snapshot {
     let mut snapshot = Snapshot::default();
     if let Ok(redacted) = redact::redact_yaml(text) {
         let area = area_of(Path::new(rel));
-        let _ = classify_documents(&mut snapshot, Path::new(rel), rel, area, redacted);
+        let _ = classify_documents(&mut snapshot, Path::new(rel), rel, area, redacted, false);
     }
     snapshot
 }
@@ -1093,7 +1505,14 @@ pub fn load_talos_text(snapshot: &mut Snapshot, label: &str, text: &str) -> Resu
         )
         .at(e.line, e.column)
     })?;
-    classify_documents(snapshot, Path::new(label), label, Area::Talos, redacted)
+    classify_documents(
+        snapshot,
+        Path::new(label),
+        label,
+        Area::Talos,
+        redacted,
+        false,
+    )
 }
 
 #[cfg(test)]

@@ -95,6 +95,28 @@ fn relevant_annotations<'de, D: Deserializer<'de>>(
     d.deserialize_any(Filter)
 }
 
+/// A boolean written as a boolean: YAML readers turn the string `"true"` into `true`, which an
+/// API server refuses; so does cniswap, instead of guessing (`null` is false, as absent).
+fn strict_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct Strict;
+    impl<'de> Visitor<'de> for Strict {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a boolean (true or false, unquoted)")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+        fn visit_unit<E>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_none<E>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+    }
+    d.deserialize_any(Strict)
+}
+
 // ------------------------------------------------------------------ core kinds
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -112,7 +134,10 @@ pub struct NodeSpec {
     pub pod_cidr: Option<String>,
     #[serde(rename = "podCIDRs", skip_serializing_if = "Vec::is_empty")]
     pub pod_cidrs: Vec<String>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        skip_serializing_if = "std::ops::Not::not",
+        deserialize_with = "strict_bool"
+    )]
     pub unschedulable: bool,
 }
 
@@ -166,7 +191,10 @@ pub struct Pod {
 pub struct PodSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        skip_serializing_if = "std::ops::Not::not",
+        deserialize_with = "strict_bool"
+    )]
     pub host_network: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<Container>,
@@ -223,6 +251,18 @@ impl Pod {
                 .iter()
                 .any(|p| self.metadata.name.starts_with(p));
         if control_plane {
+            // Kept for their CIDR flags; a secret flag (`--oidc-client-secret=...`) is not.
+            for container in &mut self.spec.containers {
+                for arg in container
+                    .command
+                    .iter_mut()
+                    .chain(container.args.iter_mut())
+                {
+                    if let Some(clean) = cniswap_config::redact::redact_argument(arg) {
+                        *arg = clean;
+                    }
+                }
+            }
             return;
         }
         for container in &mut self.spec.containers {

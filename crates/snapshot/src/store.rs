@@ -280,6 +280,8 @@ pub struct Snapshot {
     /// node's `pos.source` is its index here plus one.
     pub sources: Vec<SourceFile>,
     pub files_read: usize,
+    /// Bytes of the files read, against the input budget (`CNISWAP_MAX_INPUT_BYTES`).
+    pub bytes_read: u64,
     pub skipped: Vec<SkippedInput>,
     /// Files listed in `skipped` because they could not be read (invalid YAML, no permission):
     /// only `lint PATH...` goes on after such a file.
@@ -298,9 +300,44 @@ pub const ROLLBACK_FILE: &str = "rollback file (marked `# cniswap:rollback`, or 
 pub struct SourceFile {
     pub path: String,
     pub text: String,
+    /// Byte offset of the start of each line, so a finding's line is found in O(log n)
+    /// rather than by scanning the file once per finding.
+    line_starts: Vec<usize>,
+}
+
+impl SourceFile {
+    pub fn new(path: impl Into<String>, text: String) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .filter(|start| *start < text.len())
+            .collect();
+        SourceFile {
+            path: path.into(),
+            text,
+            line_starts,
+        }
+    }
+
+    /// Line `number` (1-based) without its line ending, as `str::lines` would give it.
+    pub fn line(&self, number: usize) -> Option<&str> {
+        let start = *self.line_starts.get(number.checked_sub(1)?)?;
+        let end = self
+            .line_starts
+            .get(number)
+            .copied()
+            .unwrap_or(self.text.len());
+        let line = &self.text[start..end];
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    }
 }
 
 impl Snapshot {
+    /// The source file read from `path`.
+    pub fn source_named(&self, path: &str) -> Option<&SourceFile> {
+        self.sources.iter().find(|s| s.path == path)
+    }
+
     /// The file a YAML node came from, by its `pos.source` index.
     pub fn source_file(&self, source: u32) -> Option<&SourceFile> {
         self.sources.get((source as usize).checked_sub(1)?)
@@ -314,5 +351,23 @@ impl Snapshot {
             escape_control(&reason)
         );
         self.skipped.push(SkippedInput { path, reason });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SourceFile;
+
+    #[test]
+    fn lines_by_number_match_str_lines() {
+        for text in ["a\nb\r\n\nc", "a\n", "", "\n\n", "x"] {
+            let file = SourceFile::new("f", text.to_string());
+            let expected: Vec<&str> = text.lines().collect();
+            let got: Vec<&str> = (1..=expected.len() + 1)
+                .map_while(|n| file.line(n))
+                .collect();
+            assert_eq!(got, expected, "{text:?}");
+            assert_eq!(file.line(0), None);
+        }
     }
 }

@@ -119,8 +119,7 @@ fn render_one(finding: &Finding, snapshot: &Snapshot, renderer: &Renderer) -> St
         .as_ref()
         .filter(|l| l.column > 0)
         .and_then(|location| {
-            let source = snapshot.sources.iter().find(|s| s.path == location.file)?;
-            let line = source.text.lines().nth(location.line.checked_sub(1)?)?;
+            let line = snapshot.source_named(&location.file)?.line(location.line)?;
             Some((location, control_pictures(line)))
         });
     let mut group = Group::with_title(

@@ -41,35 +41,58 @@ fn sorted_names(dir: &Path) -> Vec<String> {
 
 pub fn collect(root: &Path, dirs: &CniDirs, items: &mut Vec<Item>, unreadable: &mut Vec<String>) {
     let conf_dir = root.join(&dirs.conf);
+    let conf_is_cni = crate::paths::is_cni_dir(&dirs.conf);
     for name in sorted_names(&conf_dir) {
         let relative = format!("{}/{name}", dirs.conf);
-        let (owner, why) = if name.ends_with(".cilium_bak") {
+        let path = conf_dir.join(&name);
+        let (owner, why) = if !conf_is_cni {
+            (Owner::Unknown, not_a_cni_dir(&dirs.conf, "config"))
+        } else if let Some(what) = crate::paths::not_regular(&path) {
+            (
+                Owner::Unknown,
+                format!("{what}, not a regular file: not read"),
+            )
+        } else if name.ends_with(".cilium_bak") {
             (
                 Owner::Cilium,
                 "another CNI's config renamed away by Cilium (cni.exclusive)".to_string(),
             )
         } else {
-            let plugins =
-                plugin_types(&std::fs::read_to_string(conf_dir.join(&name)).unwrap_or_default());
+            let plugins = plugin_types(&crate::paths::read_regular(&path).unwrap_or_default());
             let owner = owner::conf_file(&name, &plugins.unwrap_or_default());
             (owner, format!("CNI config for {owner}"))
         };
         items.push(file_item(root, &relative, owner, why));
     }
+    let bin_is_cni = crate::paths::is_cni_dir(&dirs.bin);
     for name in sorted_names(&root.join(&dirs.bin)) {
-        let owner = owner::binary(&name);
+        let owner = if bin_is_cni {
+            owner::binary(&name)
+        } else {
+            Owner::Unknown
+        };
         let why = match owner {
+            _ if !bin_is_cni => not_a_cni_dir(&dirs.bin, "plugin"),
             Owner::CniPlugins => {
                 "reference plugin shared by several CNIs: never removed".to_string()
+            }
+            Owner::Unknown if name == "install" => {
+                "Calico's installer is named `install`, but so are other programs: never removed"
+                    .to_string()
             }
             Owner::Unknown => "not a known plugin".to_string(),
             o => format!("{o} CNI plugin binary"),
         };
         items.push(file_item(root, &format!("{}/{name}", dirs.bin), owner, why));
     }
+    // Resolved inside the root: `/var/run` is often a link to `/run`, and with `--root /host`
+    // an absolute link must not lead into the agent's own filesystem.
+    let mut seen = std::collections::HashSet::new();
     for (relative, owner) in owner::STATE_PATHS {
-        if root.join(relative).exists() {
-            items.push(file_item(root, relative, *owner, format!("{owner} state")));
+        let real = crate::paths::confine(root, relative)
+            .unwrap_or_else(|_| crate::paths::lexical(relative));
+        if std::fs::symlink_metadata(root.join(&real)).is_ok() && seen.insert(real.clone()) {
+            items.push(file_item(root, &real, *owner, format!("{owner} state")));
         }
     }
     let bpffs = root.join("sys/fs/bpf");
@@ -82,7 +105,11 @@ pub fn collect(root: &Path, dirs: &CniDirs, items: &mut Vec<Item>, unreadable: &
             };
             for entry in entries.flatten() {
                 let path = entry.path();
-                if path.is_dir() {
+                // Never follow a link: a crafted root could loop, or lead anywhere.
+                let Ok(file_type) = entry.file_type() else {
+                    continue;
+                };
+                if file_type.is_dir() {
                     stack.push(path);
                     continue;
                 }
@@ -107,6 +134,10 @@ pub fn collect(root: &Path, dirs: &CniDirs, items: &mut Vec<Item>, unreadable: &
     }
 }
 
+fn not_a_cni_dir(dir: &str, what: &str) -> String {
+    format!("in /{dir}, which is not a CNI {what} directory (no `cni` in its path): never removed")
+}
+
 /// The `type` of every plugin in a conf or conflist; `None` when it does not parse or a plugin
 /// has no type (containerd then loads no network at all).
 pub fn plugin_types(text: &str) -> Option<Vec<String>> {
@@ -123,10 +154,21 @@ pub fn plugin_types(text: &str) -> Option<Vec<String>> {
 
 fn verdict(root: &Path, dirs: &CniDirs, name: &str) -> ConfigVerdict {
     let path = root.join(&dirs.conf).join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let (parses, plugins, error) = match serde_json::from_str::<serde_json::Value>(&text) {
-        Err(e) => (false, Vec::new(), Some(format!("not valid JSON: {e}"))),
-        Ok(_) => match plugin_types(&text) {
+    let text = crate::paths::read_regular(&path);
+    let (parses, plugins, error) = match text
+        .as_deref()
+        .map(serde_json::from_str::<serde_json::Value>)
+    {
+        None => (
+            false,
+            Vec::new(),
+            Some(match crate::paths::not_regular(&path) {
+                Some(what) => format!("{what}, not a regular file: not read"),
+                None => "cannot be read".to_string(),
+            }),
+        ),
+        Some(Err(e)) => (false, Vec::new(), Some(format!("not valid JSON: {e}"))),
+        Some(Ok(_)) => match plugin_types(text.as_deref().unwrap_or_default()) {
             Some(types) if !types.is_empty() => (true, types, None),
             _ => (
                 false,
@@ -180,7 +222,7 @@ pub fn config_choice(root: &Path, dirs: &CniDirs) -> CniConfigChoice {
 
 /// `FLANNEL_NETWORK` from `/run/flannel/subnet.env`, to recognise host-gw routes.
 pub fn flannel_network(root: &Path) -> Option<ipnet::IpNet> {
-    let text = std::fs::read_to_string(root.join("run/flannel/subnet.env")).ok()?;
+    let text = crate::paths::read_regular(&root.join("run/flannel/subnet.env"))?;
     text.lines()
         .find_map(|l| l.strip_prefix("FLANNEL_NETWORK="))
         .and_then(|v| v.trim().parse().ok())

@@ -49,8 +49,8 @@ pub fn collect(root: &Path) -> Result<Inventory, NodeError> {
 fn hostname(root: &Path) -> String {
     ["etc/hostname", "proc/sys/kernel/hostname"]
         .iter()
-        .find_map(|p| std::fs::read_to_string(root.join(p)).ok())
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .find_map(|p| crate::paths::read_regular(&root.join(p)))
+        .or_else(|| crate::paths::read_regular(Path::new("/proc/sys/kernel/hostname")))
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
 }
@@ -69,7 +69,7 @@ fn agents(root: &Path) -> Vec<RunningAgent> {
         .flatten()
         .filter_map(|e| {
             let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            let comm = crate::paths::read_regular(&e.path().join("comm"))?;
             let comm = comm.trim();
             let netns = std::fs::metadata(e.path().join("ns/net")).map(|m| m.ino());
             if let (Some(own), Ok(theirs)) = (own_netns, netns)

@@ -26,22 +26,26 @@ pub struct CniDirs {
     pub from: Option<String>,
 }
 
+/// The CNI directories, resolved inside `root` (a `..` or a symbolic link in a config never
+/// leads out of it).
 pub fn cni_dirs(root: &Path) -> CniDirs {
+    let confined =
+        |dir: &str| crate::paths::confine(root, dir).unwrap_or_else(|_| crate::paths::lexical(dir));
     for config in CONTAINERD_CONFIGS {
-        let Ok(text) = std::fs::read_to_string(root.join(config)) else {
+        let Some(text) = crate::paths::read_regular(&root.join(config)) else {
             continue;
         };
         if let Some((conf, bin)) = from_containerd_config(&text) {
             return CniDirs {
-                conf: conf.unwrap_or_else(|| DEFAULT_CONF_DIR.into()),
-                bin: bin.unwrap_or_else(|| DEFAULT_BIN_DIR.into()),
+                conf: confined(conf.as_deref().unwrap_or(DEFAULT_CONF_DIR)),
+                bin: confined(bin.as_deref().unwrap_or(DEFAULT_BIN_DIR)),
                 from: Some(format!("/{config}")),
             };
         }
     }
     CniDirs {
-        conf: DEFAULT_CONF_DIR.into(),
-        bin: DEFAULT_BIN_DIR.into(),
+        conf: confined(DEFAULT_CONF_DIR),
+        bin: confined(DEFAULT_BIN_DIR),
         from: None,
     }
 }
