@@ -60,6 +60,7 @@ pub struct KubeActions {
     /// Warnings for the operator (a mirror that could not be written).
     pub warnings: Vec<String>,
     mirror_failed: bool,
+    mirror_pending: Option<mirror::PendingStart>,
 }
 
 pub struct Settings {
@@ -104,6 +105,7 @@ impl KubeActions {
             warnings: Vec::new(),
             waited: Default::default(),
             mirror_failed: false,
+            mirror_pending: None,
         })
     }
 
@@ -981,7 +983,8 @@ impl Actions for KubeActions {
     }
 
     fn mirror(&mut self, record: &Record) {
-        if let Err(e) = self.rt.block_on(self.mirror_record(record))
+        let rt = self.rt.clone();
+        if let Err(e) = rt.block_on(self.mirror_record(record))
             && !self.mirror_failed
         {
             self.mirror_failed = true;

@@ -270,6 +270,89 @@ fn owners_of(inventory: &Value, needle: &str) -> Vec<String> {
         .collect()
 }
 
+/// The plan `cniswap plan` writes for the lab runs through `cniswap apply` as far as the lab
+/// allows without helm (its first two phases: gates, a live snapshot, backups, a
+/// PodDisruptionBudget that allows nothing relaxed before the drains), `apply status` reads
+/// the journal, and `apply rollback` puts the budget back as it was.
+fn a_live_plan_applies_and_rolls_back(ctx: &Ctx) {
+    let kubectl = cniswap_lab::kubectl().unwrap();
+    let pdb = serde_json::json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "strict", "namespace": "default"},
+        "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "strict"}}},
+    });
+    let mut child = Command::new(&kubectl)
+        .args(["apply", "-f", "-"])
+        .env("KUBECONFIG", &ctx.lab.kubeconfig)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), pdb.to_string().as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let budget = || -> Value {
+        let out = Command::new(&kubectl)
+            .args(["get", "pdb", "-n", "default", "strict", "-o", "json"])
+            .env("KUBECONFIG", &ctx.lab.kubeconfig)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["spec"].clone()
+    };
+    let before = budget();
+
+    let dir = ctx.work.join("applied");
+    let dir_s = dir.to_str().unwrap();
+    ok(&cniswap(
+        ctx,
+        &["plan", "--to", "cilium", "--force", "--out-dir", dir_s],
+    ));
+    let plan: cniswap_plan::Plan =
+        serde_saphyr::from_str(&std::fs::read_to_string(dir.join("plan.yaml")).unwrap()).unwrap();
+    let safeguards = &plan.phases[1];
+    assert!(
+        safeguards.steps.iter().any(|s| matches!(
+            &s.action,
+            cniswap_plan::Action::PatchObject { object, .. } if object.name == "strict"
+        )),
+        "phase 2 relaxes the budget: {:#?}",
+        safeguards.steps
+    );
+    let last = &safeguards.steps.last().unwrap().id;
+
+    let dry = cniswap(ctx, &["apply", dir_s, "--dry-run"]);
+    assert_eq!(
+        dry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert_eq!(budget(), before, "a dry run changes nothing");
+
+    let run = cniswap(ctx, &["apply", dir_s, "--yes", "--until", last]);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(budget()["maxUnavailable"], 1, "relaxed: {}", budget());
+    let status = cniswap(ctx, &["apply", "status", dir_s, "-o", "json"]);
+    assert_eq!(status.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&status.stdout).contains(last.as_str()));
+
+    let back = cniswap(ctx, &["apply", "rollback", dir_s, "--phase", "2", "--yes"]);
+    assert_eq!(
+        back.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&back.stdout),
+        String::from_utf8_lossy(&back.stderr)
+    );
+    assert_eq!(budget(), before, "rolled back");
+}
+
 async fn dataplane_carries_traffic(ctx: &Ctx) {
     let cluster = ctx.lab.cluster().await.unwrap();
     let nodes: Vec<String> = NODES.iter().map(|s| s.to_string()).collect();
@@ -295,12 +378,16 @@ async fn cniswap_reads_and_plans_a_real_cluster() {
 
     let mut failures = Vec::new();
     type Check = fn(&Ctx);
-    let checks: [(&str, Check); 5] = [
+    let checks: [(&str, Check); 6] = [
         ("inspect reports the lab", inspect_reports_the_lab),
         ("snapshot round trip", snapshot_round_trips),
         ("lint and plan live", lint_and_plan_run_live),
         ("kubectl cniswap", kubectl_plugin_works),
         ("node inventory on a lab node", node_inventory_sees_flannel),
+        (
+            "a live plan applies and rolls back",
+            a_live_plan_applies_and_rolls_back,
+        ),
     ];
     for (name, check) in checks {
         if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&ctx))) {

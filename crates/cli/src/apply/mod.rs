@@ -84,15 +84,35 @@ fn live_options(cluster: &ClusterArgs) -> cniswap_kube::LiveOptions {
 /// `user@host pid N plan ID`: who holds the lock, for the second apply's message.
 fn holder(digest: &PlanDigest) -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown-host".into());
     format!(
-        "{user}@{host} pid {} plan {}",
+        "{user}@{} pid {} plan {}",
+        this_host(),
         std::process::id(),
         digest.short()
     )
+}
+
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown-host".into())
+}
+
+/// Whether a lock holder (as `holder` wrote it) was a process on this host that no longer
+/// runs: an apply killed or crashed here. Its lock is taken over at once instead of making the
+/// person wait for it to expire; a holder on another host is never judged gone.
+fn holder_gone_from_this_host(identity: &str) -> bool {
+    let Some((who, rest)) = identity.split_once(" pid ") else {
+        return false;
+    };
+    let Some(host) = who.split_once('@').map(|(_, h)| h) else {
+        return false;
+    };
+    let Some(pid) = rest.split(' ').next().and_then(|p| p.parse::<u32>().ok()) else {
+        return false;
+    };
+    host == this_host() && pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn failure_error(f: &cniswap_exec::Failure) -> CliError {
@@ -117,12 +137,17 @@ fn execute(
     let mut actions = KubeActions::connect(&live_options(&control.cluster), &plan, settings)
         .map_err(|f| failure_error(&f))?;
     let identity = holder(&digest);
+    let gone = actions
+        .block_on(lease::read(actions.client()))
+        .ok()
+        .flatten()
+        .is_some_and(|h| holder_gone_from_this_host(&h.identity));
     let lock = actions
         .block_on(lease::acquire(
             actions.client(),
             &identity,
             Duration::from_secs(control.lease_seconds.max(5)),
-            control.force_unlock,
+            control.force_unlock || gone,
         ))
         .map_err(|e| failure_error(e.failure()))?;
     if let Some(previous) = &lock.took_over {
@@ -131,6 +156,8 @@ fn execute(
             previous.describe(),
             if control.force_unlock {
                 " (--force-unlock)"
+            } else if gone {
+                " (that process on this host is gone)"
             } else {
                 " (it had expired)"
             }
@@ -146,6 +173,7 @@ fn execute(
         rollback,
         identity,
     );
+    actions.flush_mirror();
     actions.block_on(lock.release());
     for warning in &actions.warnings {
         eprintln!("warning: {warning}");
@@ -333,4 +361,27 @@ fn read_lock(cluster: &ClusterArgs) -> String {
 
 fn jiff_now() -> cniswap_apply::lease::Timestamp {
     cniswap_apply::lease::Timestamp::now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_dead_process_on_this_host_gives_up_its_lock() {
+        let host = this_host();
+        // Above the kernel's pid_max (4194304 at most): never a running process.
+        assert!(holder_gone_from_this_host(&format!(
+            "root@{host} pid 4294967295 plan 0123abcd"
+        )));
+        assert!(!holder_gone_from_this_host(&format!(
+            "root@{host} pid {} plan 0123abcd",
+            std::process::id()
+        )));
+        assert!(!holder_gone_from_this_host(&format!(
+            "root@{host}-elsewhere pid 4294967295 plan 0123abcd"
+        )));
+        assert!(!holder_gone_from_this_host("someone else"));
+        assert!(!holder_gone_from_this_host(&format!("root@{host} pid x")));
+    }
 }
