@@ -184,6 +184,43 @@ pub fn memory(nodes: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// `cniswap-bench --apply-lab N`: brings up a lab of N kwok nodes (2 pods each) with an agent
+/// DaemonSet on every node, runs `cluster` on it, and takes the lab down.
+pub fn lab(nodes: usize) -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let root = std::env::temp_dir().join(format!("cniswap-bench-apply-{}", std::process::id()));
+    let mut options = cniswap_lab::Options::new(root.join("lab"));
+    options.real_nodes = 0;
+    options.kwok_nodes = nodes;
+    options.kwok_pods_per_node = 2;
+    let started = Instant::now();
+    let lab = runtime
+        .block_on(cniswap_lab::Lab::up(options, &mut |m| {
+            eprintln!("lab: {m}")
+        }))
+        .map_err(|e| e.to_string())?;
+    eprintln!("lab up in {:.1} s", started.elapsed().as_secs_f64());
+    let result = runtime
+        .block_on(async {
+            let cluster = lab.cluster().await?;
+            cluster
+                .apply(&[cniswap_lab::kwok::daemonset(
+                    "new-agent",
+                    "kube-system",
+                    &lab.images.busybox,
+                )])
+                .await?;
+            cluster
+                .wait_daemonset("kube-system", "new-agent", Duration::from_secs(600))
+                .await
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|()| cluster(&lab.kubeconfig, usize::MAX));
+    let down = lab.down().map_err(|e| e.to_string());
+    let _ = std::fs::remove_dir_all(&root);
+    result.and(down)
+}
+
 /// `cniswap-bench --apply-kubeconfig FILE [--nodes N]`: a rolling plan on a cluster's kwok
 /// nodes (annotation `kwok.x-k8s.io/node`), run in this process through the real adapter
 /// (kube-rs, journal, Lease-free), printing the total time, the time spent waiting for the

@@ -5,6 +5,9 @@
 //! `sudo target/release/cniswap-bench --lab [--kwok-nodes 1000] [--pods-per-node 30]` (root:
 //! brings labs up; see lab.rs)
 //! `cargo run --release -p cniswap-bench -- --scaling [5000,10000,20000]`
+//! `target/release/cniswap-bench --apply-memory 500` (apply's executor, the cluster in memory)
+//! `sudo target/release/cniswap-bench --apply-lab 500` (root: a lab of 500 kwok nodes; apply's
+//! own time per node) or `--apply-kubeconfig FILE [--apply-nodes N]` (a cluster's kwok nodes)
 //!
 //! Generates synthetic snapshots, runs `cniswap inspect --snapshot DIR -o json` on each as a
 //! child process, and prints wall time and peak resident memory (from wait4's rusage).
@@ -38,6 +41,7 @@ fn main() -> std::process::ExitCode {
     let mut kwok_nodes = 1000;
     let mut apply_memory = None;
     let mut apply_kubeconfig: Option<PathBuf> = None;
+    let mut apply_lab = None;
     let mut node_limit = usize::MAX;
     let mut scaling: Option<Vec<usize>> = None;
     let mut args = std::env::args().skip(1);
@@ -51,6 +55,7 @@ fn main() -> std::process::ExitCode {
             "--kwok-nodes" => kwok_nodes = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000),
             "--apply-memory" => apply_memory = args.next().and_then(|n| n.parse().ok()),
             "--apply-kubeconfig" => apply_kubeconfig = args.next().map(PathBuf::from),
+            "--apply-lab" => apply_lab = args.next().and_then(|n| n.parse().ok()),
             "--apply-nodes" => {
                 node_limit = args
                     .next()
@@ -95,11 +100,20 @@ fn main() -> std::process::ExitCode {
             }
             _ => {
                 eprintln!(
-                    "usage: cniswap-bench [--plan] [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N | --node-state | --verify IMAGE | --lab [--kwok-nodes 1000] [--pods-per-node 30] | --scaling [5000,10000,20000] | --apply-memory N | --apply-kubeconfig FILE [--apply-nodes N]"
+                    "usage: cniswap-bench [--plan] [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N | --node-state | --verify IMAGE | --lab [--kwok-nodes 1000] [--pods-per-node 30] | --scaling [5000,10000,20000] | --apply-memory N | --apply-lab N | --apply-kubeconfig FILE [--apply-nodes N]"
                 );
                 return std::process::ExitCode::from(2);
             }
         }
+    }
+    if let Some(nodes) = apply_lab {
+        return match apply::lab(nodes) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::ExitCode::from(2)
+            }
+        };
     }
     if let Some(kubeconfig) = apply_kubeconfig {
         return match apply::cluster(&kubeconfig, node_limit) {

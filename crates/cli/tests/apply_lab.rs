@@ -356,22 +356,7 @@ fn workloads(ctx: &Ctx) {
     kubectl_apply(
         ctx,
         &[
-            json!({
-                "apiVersion": "apps/v1", "kind": "DaemonSet",
-                "metadata": {"name": "new-agent", "namespace": "kube-system"},
-                "spec": {
-                    "selector": {"matchLabels": {"app": "new-agent"}},
-                    "template": {
-                        "metadata": {"labels": {"app": "new-agent"}},
-                        "spec": {
-                            "nodeSelector": {"type": "kwok"},
-                            "tolerations": [{"operator": "Exists"}],
-                            "terminationGracePeriodSeconds": 0,
-                            "containers": [{"name": "agent", "image": busybox}],
-                        },
-                    },
-                },
-            }),
+            cniswap_lab::kwok::daemonset("new-agent", "kube-system", &busybox),
             web,
             json!({
                 "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",

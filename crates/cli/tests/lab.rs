@@ -220,9 +220,29 @@ fn kubectl_plugin_works(ctx: &Ctx) {
 /// The node agent inside a real node sees Flannel's real state, with the right owners.
 fn node_inventory_sees_flannel(ctx: &Ctx) {
     let binary = env!("CARGO_BIN_EXE_cniswap");
+    // Flannel's CNI plugin makes cni0 for a node's first pod: look at a node running CoreDNS.
+    let out = Command::new(cniswap_lab::kubectl().unwrap())
+        .args([
+            "get",
+            "pods",
+            "-n",
+            "kube-system",
+            "-l",
+            "k8s-app=kube-dns",
+            "-o",
+            "json",
+        ])
+        .env("KUBECONFIG", &ctx.lab.kubeconfig)
+        .output()
+        .unwrap();
+    let pods: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let node = pods["items"][0]["spec"]["nodeName"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let json = ctx
         .lab
-        .on_node("lab-worker-1", &format!("{binary} node inventory -o json"))
+        .on_node(&node, &format!("{binary} node inventory -o json"))
         .or_else(|e| match e {
             // Findings exit 1; the JSON is still on stdout.
             cniswap_lab::LabError::Command { output, .. } => Ok(output),

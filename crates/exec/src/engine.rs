@@ -358,12 +358,21 @@ impl<'a, A: Actions + ?Sized> Executor<'a, A> {
                 ],
             });
         }
-        let remaining: Vec<&Step> = plan
+        let mut in_scope: Vec<&Step> = plan
             .phases
             .iter()
             .enumerate()
             .filter(|(i, _)| only.is_none_or(|o| o == *i))
             .flat_map(|(_, p)| &p.steps)
+            .collect();
+        // The tools of steps after --until are not needed by this run.
+        if let Some(until) = &self.options.until
+            && let Some(last) = in_scope.iter().position(|s| &s.id == until)
+        {
+            in_scope.truncate(last + 1);
+        }
+        let remaining: Vec<&Step> = in_scope
+            .into_iter()
             .filter(|s| !self.state.is_done(&s.id))
             .collect();
         if let Some(outcome) = self.preflight(&remaining) {

@@ -567,6 +567,23 @@ fn a_missing_tool_is_reported_before_the_first_step() {
 }
 
 #[test]
+fn a_tool_needed_only_after_until_is_not_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan();
+    let mut memory = cluster();
+    memory.tools = Some(Default::default());
+    let until = Options {
+        until: Some("1.2".into()),
+        ..options()
+    };
+    let outcome = apply(dir.path(), &plan, &mut memory, &until);
+    assert!(matches!(outcome, Outcome::Until { .. }), "{outcome:?}");
+    // Going on past the helm step needs helm again.
+    let outcome = apply(dir.path(), &plan, &mut memory, &options());
+    assert!(matches!(outcome, Outcome::Refused { .. }), "{outcome:?}");
+}
+
+#[test]
 fn a_changed_plan_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let plan = plan();

@@ -134,3 +134,24 @@ pub fn workload(name: &str, replicas: usize, image: &str) -> Value {
         },
     })
 }
+
+/// A DaemonSet on every simulated node (taints tolerated), like a CNI's agent.
+pub fn daemonset(name: &str, namespace: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "nodeSelector": {"type": "kwok"},
+                    "tolerations": [{"operator": "Exists"}],
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": name, "image": image}],
+                },
+            },
+        },
+    })
+}
