@@ -165,6 +165,38 @@ pub async fn api_server(client: &Client) -> (Option<SocketAddr>, Vec<SocketAddr>
     (service, endpoints)
 }
 
+/// Waits until the Service's EndpointSlices list `expected` ready addresses (or the timeout
+/// passes), and returns how many they list. A Service probed before its endpoints reach the
+/// nodes' dataplane is refused although nothing is broken.
+pub async fn wait_service_endpoints(
+    client: &Client,
+    namespace: &str,
+    service: &str,
+    expected: usize,
+    timeout: Duration,
+) -> usize {
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("kubernetes.io/service-name={service}");
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let ready = match slices.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => list
+                .items
+                .iter()
+                .flat_map(|s| &s.endpoints)
+                // An unknown condition counts as ready, as the API documents it.
+                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
+                .map(|e| e.addresses.len())
+                .sum(),
+            Err(_) => 0,
+        };
+        if ready >= expected || tokio::time::Instant::now() >= deadline {
+            return ready;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 pub async fn cluster_ip(client: &Client, namespace: &str, name: &str) -> Option<IpAddr> {
     let services: Api<Service> = Api::namespaced(client.clone(), namespace);
     services

@@ -22,6 +22,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// How long the nodes' Service dataplane gets to follow a ready EndpointSlice.
+const SERVICE_SETTLE: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub live: LiveOptions,
@@ -204,6 +207,21 @@ impl Session {
                     o.manifests.image
                 ),
             });
+        }
+        let probes = live.iter().filter(|l| l.role == Role::Probe).count();
+        progress.message("waiting for the probe Service's endpoints");
+        let ready = cluster::wait_service_endpoints(
+            client,
+            &o.manifests.namespace,
+            &o.manifests.service_name(),
+            probes,
+            o.ready_timeout,
+        )
+        .await;
+        if ready >= probes {
+            // kube-proxy (or the CNI's replacement) programs the nodes after the EndpointSlice
+            // changes; give it a moment rather than report that lag as a broken Service.
+            tokio::time::sleep(SERVICE_SETTLE).await;
         }
         let (kubernetes_service, api_endpoints) = cluster::api_server(client).await;
         let probe_service =
