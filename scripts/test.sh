@@ -11,10 +11,11 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     # the node agent's tests drive iproute2, iptables (legacy and nft), nftables, ipset and the
     # reference CNI plugins inside throwaway network namespaces.
     # The lab (crates/lab) runs containerd and runc, and builds images from busybox-static,
-    # iptables, conntrack, ipset and netbase's /etc/protocols; util-linux gives unshare/nsenter.
+    # iptables, conntrack, ipset and netbase's /etc/protocols; util-linux gives unshare/nsenter,
+    # procps kill (apply's Ctrl-C test).
     apt-get install -y -qq --no-install-recommends build-essential pkg-config ca-certificates \
         iproute2 iptables nftables ipset containernetworking-plugins \
-        containerd runc busybox-static conntrack netbase util-linux >/dev/null
+        containerd runc busybox-static conntrack netbase util-linux procps >/dev/null
 fi
 # The lab builds Kubernetes, etcd, CoreDNS, Flannel and kwok from pinned Go modules.
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then

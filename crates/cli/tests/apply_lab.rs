@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-const KWOK_NODES: usize = 8;
+const KWOK_NODES: usize = 12;
 
 struct Ctx {
     lab: Lab,
@@ -482,69 +482,85 @@ fn a_full_run_ends_in_the_planned_state_and_rolls_back(ctx: &Ctx) -> Value {
 
 /// Every crash point of every step, one after the other (each run resumes what the last
 /// left), then a run to the end: the same state as an uninterrupted run, each pod evicted at
-/// most once, the backup of the deleted object written once and holding it.
+/// Whether the adapter has a crash point inside the step (after the first eviction or pod
+/// deletion, between a backup and its delete).
+fn has_mid(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Drain { .. } | Action::RecreatePods { .. } | Action::DeleteObject { .. }
+    )
+}
+
+/// A crash (abort, as kill -9) at every point of every step, each run resuming what the last
+/// left: in one pass before each step starts, after its start record and inside it; in a
+/// second pass, on other nodes, after each step acted (before its finish record); in a third,
+/// after each finish record. Each pass then runs to the end: the same state as an uninterrupted run, each pod
+/// evicted at most once, every backup written once and holding the object as it was.
 fn a_crash_anywhere_resumes_to_the_same_state(ctx: &Ctx, uninterrupted: &Value) {
-    let nodes = [node(2), node(3)];
-    configs(ctx, "crash");
-    let dir = rolling_plan(ctx, "crash", &nodes, "crash");
-    let dir_s = dir.to_str().unwrap();
-    let plan: Plan =
-        serde_saphyr::from_str(&std::fs::read_to_string(dir.join("plan.yaml")).unwrap()).unwrap();
-    let points = [
-        "before-start",
-        "after-start",
-        "mid",
-        "after-run",
-        "after-finish",
+    let passes: [(&str, [String; 2], &[&str]); 3] = [
+        (
+            "crash",
+            [node(2), node(3)],
+            &["before-start", "after-start", "mid"],
+        ),
+        ("crash-run", [node(10), node(11)], &["after-run"]),
+        ("crash-finish", [node(8), node(9)], &["after-finish"]),
     ];
-    let mut crashed = Vec::new();
-    for step in plan.phases.iter().flat_map(|p| &p.steps) {
-        for point in points {
-            // --until keeps a run whose crash point is not on its path (no `mid` in a
-            // label; a step found done) from going on past this step.
-            let at = format!("{}:{point}", step.id);
-            let out = cniswap(
-                ctx,
-                &["apply", dir_s, "--until", &step.id],
-                &[(cniswap_exec::crash::ENV, &at)],
+    let mut crashes = 0;
+    for (name, nodes, points) in passes {
+        for n in &nodes {
+            assert!(
+                !pods_on(ctx, "default", "app=web", n).is_empty(),
+                "{n} runs a pod for the drain to evict"
             );
-            match out.status.code() {
-                // Aborted, as kill -9 would stop it.
-                None => crashed.push(at),
-                Some(0) => {}
-                _ => panic!("crash at {at}: {}", text(&out)),
+        }
+        configs(ctx, name);
+        let dir = rolling_plan(ctx, name, &nodes, name);
+        let dir_s = dir.to_str().unwrap();
+        let plan: Plan =
+            serde_saphyr::from_str(&std::fs::read_to_string(dir.join("plan.yaml")).unwrap())
+                .unwrap();
+        for step in plan.phases.iter().flat_map(|p| &p.steps) {
+            for point in points
+                .iter()
+                .filter(|p| **p != "mid" || has_mid(&step.action))
+            {
+                // --until: a run that did not crash must not go past this step.
+                let at = format!("{}:{point}", step.id);
+                let out = cniswap(
+                    ctx,
+                    &["apply", dir_s, "--until", &step.id],
+                    &[(cniswap_exec::crash::ENV, &at)],
+                );
+                assert_eq!(
+                    out.status.code(),
+                    None,
+                    "{at} was not reached: {}",
+                    text(&out)
+                );
+                crashes += 1;
             }
         }
+        let out = cniswap(ctx, &["apply", dir_s], &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let state = json!({
+            "nodes": nodes.iter().map(|n| node_state(ctx, n)).collect::<Vec<_>>(),
+            "config": config_state(ctx, name)["data"],
+            "old-config": config_state(ctx, &format!("{name}-old")),
+        });
+        assert_eq!(
+            &state, uninterrupted,
+            "{name}: the same end as an uninterrupted run"
+        );
+        let backup = std::fs::read_to_string(dir.join(format!("backups/{name}-old.yaml"))).unwrap();
+        assert!(backup.contains("legacy"), "{backup}");
+        let patched = std::fs::read_to_string(dir.join(format!("backups/{name}.yaml"))).unwrap();
+        assert!(
+            patched.contains("old") && !patched.contains("new"),
+            "the patch's backup holds the object before the patch: {patched}"
+        );
     }
-    eprintln!("crashed at {} points: {crashed:?}", crashed.len());
-    // Every step is interrupted at least before it starts and after its start record.
-    for step in plan.phases.iter().flat_map(|p| &p.steps) {
-        for point in ["before-start", "after-start"] {
-            let at = format!("{}:{point}", step.id);
-            assert!(crashed.contains(&at), "{at} was not reached: {crashed:?}");
-        }
-    }
-    for mid in ["1.2:mid", "2.2:mid"] {
-        assert!(crashed.iter().any(|c| c == mid), "{mid}: {crashed:?}");
-    }
-    let out = cniswap(ctx, &["apply", dir_s], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let state = json!({
-        "nodes": nodes.iter().map(|n| node_state(ctx, n)).collect::<Vec<_>>(),
-        "config": config_state(ctx, "crash")["data"],
-        "old-config": config_state(ctx, "crash-old"),
-    });
-    assert_eq!(
-        &state, uninterrupted,
-        "the same end as an uninterrupted run"
-    );
-    let backup = std::fs::read_to_string(dir.join("backups/crash-old.yaml")).unwrap();
-    assert!(backup.contains("legacy"), "{backup}");
-    let patched = std::fs::read_to_string(dir.join("backups/crash.yaml")).unwrap();
-    assert!(
-        patched.contains("old") && !patched.contains("new"),
-        "the patch's backup holds the object before the patch: {patched}"
-    );
+    eprintln!("crashed {crashes} times");
     let evictions = evictions(ctx);
     let twice: Vec<_> = evictions.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "pods evicted twice: {twice:?}");
@@ -652,16 +668,12 @@ fn a_budget_that_allows_nothing_stops_the_drain_at_a_gate(ctx: &Ctx) {
     );
 }
 
-/// The API server stops and starts again while a drain waits on a budget; the step keeps
-/// trying through the outage and completes once the budget allows it. Meanwhile a second
-/// apply is refused, naming who holds the lock.
-fn an_api_server_restart_mid_step_and_a_second_apply(ctx: &mut Ctx) {
-    let target = node(5);
-    let busybox = ctx.lab.images.busybox.clone();
-    // Only the held pod is on the node: cordoned, its other pods deleted, and the held pod
-    // allowed there despite the cordon.
-    let out = kubectl(ctx, &["cordon", &target]);
+/// Cordons `target` and leaves on it only one pod of `app`, which a budget that allows no
+/// disruption protects (the pod tolerates the cordon).
+fn held_pod_alone_on(ctx: &Ctx, app: &str, target: &str) {
+    let out = kubectl(ctx, &["cordon", target]);
     assert!(out.status.success(), "{}", text(&out));
+    let on_target = format!("spec.nodeName={target}");
     let out = kubectl(
         ctx,
         &[
@@ -672,12 +684,11 @@ fn an_api_server_restart_mid_step_and_a_second_apply(ctx: &mut Ctx) {
             "-l",
             "app=web",
             "--field-selector",
-            &format!("spec.nodeName={target}"),
-            "--wait=true",
+            &on_target,
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
-    let mut held = cniswap_lab::kwok::workload("held", 1, &busybox);
+    let mut held = cniswap_lab::kwok::workload(app, 1, &ctx.lab.images.busybox);
     held["spec"]["template"]["spec"]["nodeSelector"] = json!({"kubernetes.io/hostname": target});
     held["spec"]["template"]["spec"]["tolerations"] =
         json!([{"key": "node.kubernetes.io/unschedulable", "operator": "Exists"}]);
@@ -687,15 +698,98 @@ fn an_api_server_restart_mid_step_and_a_second_apply(ctx: &mut Ctx) {
             held,
             json!({
                 "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-                "metadata": {"name": "held", "namespace": "default"},
-                "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "held"}}},
+                "metadata": {"name": app, "namespace": "default"},
+                "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": app}}},
             }),
         ],
     );
-    wait_for("held ready, alone on its node", || {
-        pods_on(ctx, "default", "app=held", &target).len() == 1
-            && pods_on(ctx, "default", "app=web", &target).is_empty()
+    wait_for(&format!("{app} ready, alone on {target}"), || {
+        pods_on(ctx, "default", &format!("app={app}"), target).len() == 1
+            && pods_on(ctx, "default", "app=web", target).is_empty()
     });
+}
+
+/// The budget gives way and the workload leaves the node: a drain of it can finish.
+fn release_held_pod(ctx: &Ctx, app: &str) {
+    let out = kubectl(ctx, &["delete", "pdb", "-n", "default", app]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = kubectl(
+        ctx,
+        &["scale", "deployment", "-n", "default", app, "--replicas=0"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Ctrl-C while a drain waits: the first asks to stop after the step, the second stops at
+/// once (exit 130, saying how to resume); the same command then takes over the lock its dead
+/// process left on this host and finishes.
+fn ctrl_c_twice_stops_and_the_same_command_resumes(ctx: &Ctx) {
+    let target = node(6);
+    held_pod_alone_on(ctx, "paused", &target);
+    let mut drain = step(
+        "1.1",
+        Action::Drain {
+            node: target.clone(),
+            eviction_timeout_seconds: 90,
+            bare_pods: Vec::new(),
+            bare_pods_backup: None,
+        },
+    );
+    drain.timeout_seconds = 120;
+    let dir = write_plan(
+        ctx,
+        "ctrl-c",
+        vec![phase("1-drain", vec![drain], Vec::new())],
+    );
+    let dir_s = dir.to_str().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_cniswap"))
+        .args(["apply", dir_s])
+        .env("KUBECONFIG", &ctx.lab.kubeconfig)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let interrupt = || {
+        let sent = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    wait_for("the drain started", || {
+        std::fs::read_to_string(dir.join(cniswap_exec::JOURNAL_FILE))
+            .is_ok_and(|j| j.contains("\"start\""))
+    });
+    interrupt();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    interrupt();
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{all}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{all}"
+    );
+    assert!(all.contains("stopping after the current step"), "{all}");
+    assert!(all.contains("run the same command again"), "{all}");
+    assert_eq!(pods_on(ctx, "default", "app=paused", &target).len(), 1);
+
+    release_held_pod(ctx, "paused");
+    let again = cniswap(ctx, &["apply", dir_s], &[]);
+    let all = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{all}");
+    assert!(all.contains("that process on this host is gone"), "{all}");
+    assert!(pods_on(ctx, "default", "app=paused", &target).is_empty());
+}
+
+/// The API server stops and starts again while a drain waits on a budget; the step keeps
+/// trying through the outage and completes once the budget allows it. Meanwhile a second
+/// apply is refused, naming who holds the lock.
+fn an_api_server_restart_mid_step_and_a_second_apply(ctx: &mut Ctx) {
+    let target = node(5);
+    held_pod_alone_on(ctx, "held", &target);
     let mut drain = step(
         "1.1",
         Action::Drain {
@@ -753,21 +847,7 @@ fn an_api_server_restart_mid_step_and_a_second_apply(ctx: &mut Ctx) {
         .unwrap();
     runtime.block_on(ctx.lab.restart_apiserver()).unwrap();
     std::thread::sleep(std::time::Duration::from_secs(3));
-    // The budget gives way and the workload leaves the node: the drain can finish.
-    let out = kubectl(ctx, &["delete", "pdb", "-n", "default", "held"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let out = kubectl(
-        ctx,
-        &[
-            "scale",
-            "deployment",
-            "-n",
-            "default",
-            "held",
-            "--replicas=0",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    release_held_pod(ctx, "held");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(pods_on(ctx, "default", "app=held", &target).is_empty());
@@ -908,6 +988,9 @@ fn apply_against_the_lab() {
     });
     check(&mut failures, "API server restart, second apply", || {
         an_api_server_restart_mid_step_and_a_second_apply(&mut ctx)
+    });
+    check(&mut failures, "Ctrl-C twice, then resume", || {
+        ctrl_c_twice_stops_and_the_same_command_resumes(&ctx)
     });
     check(&mut failures, "stale lock", || {
         a_stale_lock_is_taken_over_only_when_allowed(&ctx)

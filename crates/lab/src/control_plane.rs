@@ -216,6 +216,11 @@ pub fn start_controller_manager(
             // Large kwok clusters: the default 20 requests/s would take minutes per thousand pods.
             "--kube-api-qps=200".into(),
             "--kube-api-burst=400".into(),
+            // Nothing restarts a lab component that exits; with the default 10 s renew deadline
+            // it would exit (leadership lost) while `restart_apiserver` has the API down.
+            "--leader-elect-lease-duration=120s".into(),
+            "--leader-elect-renew-deadline=100s".into(),
+            "--leader-elect-retry-period=2s".into(),
             "--v=1".into(),
         ],
         env: vec![],
@@ -233,13 +238,16 @@ pub fn start_scheduler(
 ) -> Result<Started> {
     let kubeconfig = files.scheduler_kubeconfig.display().to_string();
     // Its client rate is set only in the configuration file; the default (50 requests/s) takes
-    // minutes to bind a kwok benchmark's thirty thousand pods.
+    // minutes to bind a kwok benchmark's thirty thousand pods. Leader election as for the
+    // controller-manager: it must outlive an API server restart.
     let config = dir.join("scheduler.yaml");
     std::fs::write(
         &config,
         format!(
             "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n\
-             clientConnection:\n  kubeconfig: {kubeconfig}\n  qps: 200\n  burst: 400\n"
+             clientConnection:\n  kubeconfig: {kubeconfig}\n  qps: 200\n  burst: 400\n\
+             leaderElection:\n  leaderElect: true\n  leaseDuration: 120s\n  renewDeadline: 100s\n  \
+             retryPeriod: 2s\n"
         ),
     )
     .map_err(LabError::io(format!("write {}", config.display())))?;
