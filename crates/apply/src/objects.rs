@@ -38,12 +38,17 @@ pub fn strip_server_fields(object: &mut Value) {
     }
 }
 
-/// What two versions of an object are compared on: everything but bookkeeping.
+/// What two versions of an object are compared on: everything but bookkeeping and status.
+/// Controllers write status on their own time (a PodDisruptionBudget's after its spec
+/// changed), so a status in flux is no difference a step made or must prove.
 pub fn comparable(mut object: Value) -> Value {
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         for key in ["resourceVersion", "managedFields", "generation"] {
             meta.remove(key);
         }
+    }
+    if let Some(o) = object.as_object_mut() {
+        o.remove("status");
     }
     object
 }
@@ -434,4 +439,22 @@ pub fn backup_text(objects: &[(String, Option<Value>)]) -> String {
         out.push_str("---\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::comparable;
+    use serde_json::json;
+
+    #[test]
+    fn a_status_written_by_a_controller_is_no_difference() {
+        let backup = json!({"kind": "PodDisruptionBudget", "metadata": {"name": "p", "resourceVersion": "1"},
+                            "spec": {"maxUnavailable": 0}, "status": {"observedGeneration": 1}});
+        let live = json!({"kind": "PodDisruptionBudget", "metadata": {"name": "p", "resourceVersion": "9"},
+                          "spec": {"maxUnavailable": 0}, "status": {"observedGeneration": 3}});
+        assert_eq!(comparable(backup.clone()), comparable(live));
+        let changed = json!({"kind": "PodDisruptionBudget", "metadata": {"name": "p"},
+                             "spec": {"maxUnavailable": 1}});
+        assert_ne!(comparable(backup), comparable(changed));
+    }
 }

@@ -119,6 +119,38 @@ fn rolling_plan(nodes: &[String]) -> Plan {
     }
 }
 
+/// Runs the plan through the executor with a journal in `dir`; an error unless it completes.
+fn run_to_the_end(
+    plan: &Plan,
+    dir: &std::path::Path,
+    actions: &mut dyn cniswap_exec::Actions,
+    options: &Options,
+) -> Result<(Journal, Duration), String> {
+    let mut journal = Journal::open(dir).map_err(|e| e.to_string())?;
+    let stop = AtomicBool::new(false);
+    let digest = cniswap_exec::digest::PlanDigest {
+        plan: "bench".into(),
+        files: Default::default(),
+    };
+    let started = Instant::now();
+    let outcome = Executor::new(
+        plan,
+        digest,
+        &mut journal,
+        actions,
+        options,
+        &mut Quiet,
+        &stop,
+    )
+    .apply()
+    .map_err(|e| e.to_string())?;
+    let elapsed = started.elapsed();
+    if outcome != Outcome::Complete {
+        return Err(format!("the run did not complete: {outcome:?}"));
+    }
+    Ok((journal, elapsed))
+}
+
 pub fn memory(nodes: usize) -> Result<(), String> {
     let names: Vec<String> = (0..nodes).map(|i| format!("node-{i:04}")).collect();
     let plan = rolling_plan(&names);
@@ -134,34 +166,12 @@ pub fn memory(nodes: usize) -> Result<(), String> {
         }
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut journal = Journal::open(dir.path()).map_err(|e| e.to_string())?;
     let options = Options {
         yes: true,
         retry_for: Duration::from_secs(1),
         ..Options::default()
     };
-    let stop = AtomicBool::new(false);
-    let mut quiet = Quiet;
-    let digest = cniswap_exec::digest::PlanDigest {
-        plan: "bench".into(),
-        files: Default::default(),
-    };
-    let started = Instant::now();
-    let outcome = Executor::new(
-        &plan,
-        digest,
-        &mut journal,
-        &mut memory,
-        &options,
-        &mut quiet,
-        &stop,
-    )
-    .apply()
-    .map_err(|e| e.to_string())?;
-    let elapsed = started.elapsed();
-    if outcome != Outcome::Complete {
-        return Err(format!("the run did not complete: {outcome:?}"));
-    }
+    let (journal, elapsed) = run_to_the_end(&plan, dir.path(), &mut memory, &options)?;
     let records = journal.records.len();
     let bytes = std::fs::metadata(journal.path())
         .map(|m| m.len())
@@ -300,33 +310,11 @@ pub fn cluster(kubeconfig: &std::path::Path, limit: usize) -> Result<(), String>
         },
     )
     .map_err(|f| f.message)?;
-    let mut journal = Journal::open(dir.path()).map_err(|e| e.to_string())?;
     let run_options = Options {
         yes: true,
         ..Options::default()
     };
-    let stop = AtomicBool::new(false);
-    let mut quiet = Quiet;
-    let digest = cniswap_exec::digest::PlanDigest {
-        plan: "bench".into(),
-        files: Default::default(),
-    };
-    let started = Instant::now();
-    let outcome = Executor::new(
-        &plan,
-        digest,
-        &mut journal,
-        &mut actions,
-        &run_options,
-        &mut quiet,
-        &stop,
-    )
-    .apply()
-    .map_err(|e| e.to_string())?;
-    let elapsed = started.elapsed();
-    if outcome != Outcome::Complete {
-        return Err(format!("the run did not complete: {outcome:?}"));
-    }
+    let (journal, elapsed) = run_to_the_end(&plan, dir.path(), &mut actions, &run_options)?;
     let waited = actions.waited();
     let own = elapsed.saturating_sub(waited);
     let n = nodes.len();

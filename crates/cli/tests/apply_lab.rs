@@ -31,7 +31,7 @@ fn node(i: usize) -> String {
     format!("kwok-node-{i:04}")
 }
 
-fn cniswap(ctx: &Ctx, args: &[&str], env: &[(&str, &str)]) -> Output {
+fn command(ctx: &Ctx, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cniswap"));
     command
         .args(args)
@@ -39,10 +39,22 @@ fn cniswap(ctx: &Ctx, args: &[&str], env: &[(&str, &str)]) -> Output {
         .env("NO_COLOR", "1")
         .env_remove(cniswap_exec::crash::ENV)
         .current_dir(&ctx.work);
-    for (k, v) in env {
-        command.env(k, v);
-    }
+    command
+}
+
+fn cniswap(ctx: &Ctx, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = command(ctx, args);
+    command.envs(env.iter().copied());
     command.output().unwrap()
+}
+
+/// `cniswap apply DIR` in the background.
+fn spawn_apply(ctx: &Ctx, dir: &str) -> std::process::Child {
+    command(ctx, &["apply", dir])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 fn text(out: &Output) -> String {
@@ -709,6 +721,22 @@ fn held_pod_alone_on(ctx: &Ctx, app: &str, target: &str) {
     });
 }
 
+/// A plan that drains `target`, where a held pod (see `held_pod_alone_on`) keeps it waiting.
+fn held_drain_plan(ctx: &Ctx, app: &str, target: &str, name: &str) -> PathBuf {
+    held_pod_alone_on(ctx, app, target);
+    let mut drain = step(
+        "1.1",
+        Action::Drain {
+            node: target.to_string(),
+            eviction_timeout_seconds: 90,
+            bare_pods: Vec::new(),
+            bare_pods_backup: None,
+        },
+    );
+    drain.timeout_seconds = 120;
+    write_plan(ctx, name, vec![phase("1-drain", vec![drain], Vec::new())])
+}
+
 /// The budget gives way and the workload leaves the node: a drain of it can finish.
 fn release_held_pod(ctx: &Ctx, app: &str) {
     let out = kubectl(ctx, &["delete", "pdb", "-n", "default", app]);
@@ -725,31 +753,9 @@ fn release_held_pod(ctx: &Ctx, app: &str) {
 /// process left on this host and finishes.
 fn ctrl_c_twice_stops_and_the_same_command_resumes(ctx: &Ctx) {
     let target = node(6);
-    held_pod_alone_on(ctx, "paused", &target);
-    let mut drain = step(
-        "1.1",
-        Action::Drain {
-            node: target.clone(),
-            eviction_timeout_seconds: 90,
-            bare_pods: Vec::new(),
-            bare_pods_backup: None,
-        },
-    );
-    drain.timeout_seconds = 120;
-    let dir = write_plan(
-        ctx,
-        "ctrl-c",
-        vec![phase("1-drain", vec![drain], Vec::new())],
-    );
+    let dir = held_drain_plan(ctx, "paused", &target, "ctrl-c");
     let dir_s = dir.to_str().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_cniswap"))
-        .args(["apply", dir_s])
-        .env("KUBECONFIG", &ctx.lab.kubeconfig)
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_apply(ctx, dir_s);
     let interrupt = || {
         let sent = Command::new("kill")
             .args(["-INT", &child.id().to_string()])
@@ -789,22 +795,7 @@ fn ctrl_c_twice_stops_and_the_same_command_resumes(ctx: &Ctx) {
 /// apply is refused, naming who holds the lock.
 fn an_api_server_restart_mid_step_and_a_second_apply(ctx: &mut Ctx) {
     let target = node(5);
-    held_pod_alone_on(ctx, "held", &target);
-    let mut drain = step(
-        "1.1",
-        Action::Drain {
-            node: target.clone(),
-            eviction_timeout_seconds: 90,
-            bare_pods: Vec::new(),
-            bare_pods_backup: None,
-        },
-    );
-    drain.timeout_seconds = 120;
-    let dir = write_plan(
-        ctx,
-        "restart",
-        vec![phase("1-drain", vec![drain], Vec::new())],
-    );
+    let dir = held_drain_plan(ctx, "held", &target, "restart");
     let other = write_plan(
         ctx,
         "other",
@@ -821,14 +812,7 @@ fn an_api_server_restart_mid_step_and_a_second_apply(ctx: &mut Ctx) {
             Vec::new(),
         )],
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_cniswap"))
-        .args(["apply", dir.to_str().unwrap()])
-        .env("KUBECONFIG", &ctx.lab.kubeconfig)
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_apply(ctx, dir.to_str().unwrap());
     wait_for("the drain started", || lock_holder(ctx).is_some());
 
     let second = cniswap(ctx, &["apply", other.to_str().unwrap()], &[]);
