@@ -492,8 +492,6 @@ fn a_full_run_ends_in_the_planned_state_and_rolls_back(ctx: &Ctx) -> Value {
     final_state
 }
 
-/// Every crash point of every step, one after the other (each run resumes what the last
-/// left), then a run to the end: the same state as an uninterrupted run, each pod evicted at
 /// Whether the adapter has a crash point inside the step (after the first eviction or pod
 /// deletion, between a backup and its delete).
 fn has_mid(action: &Action) -> bool {
@@ -506,8 +504,9 @@ fn has_mid(action: &Action) -> bool {
 /// A crash (abort, as kill -9) at every point of every step, each run resuming what the last
 /// left: in one pass before each step starts, after its start record and inside it; in a
 /// second pass, on other nodes, after each step acted (before its finish record); in a third,
-/// after each finish record. Each pass then runs to the end: the same state as an uninterrupted run, each pod
-/// evicted at most once, every backup written once and holding the object as it was.
+/// after each finish record. Each pass then runs to the end: the same state as an
+/// uninterrupted run, each pod evicted at most once, every backup written once and holding the
+/// object as it was.
 fn a_crash_anywhere_resumes_to_the_same_state(ctx: &Ctx, uninterrupted: &Value) {
     let passes: [(&str, [String; 2], &[&str]); 3] = [
         (
