@@ -221,6 +221,10 @@ pub fn start_controller_manager(
             "--leader-elect-lease-duration=120s".into(),
             "--leader-elect-renew-deadline=100s".into(),
             "--leader-elect-retry-period=2s".into(),
+            // kwok renews a thousand nodes' heartbeats late while the machine is busy creating
+            // their pods; the default 50 s grace marks them NotReady, and their pods stay
+            // NotReady after (kwok does not set Ready again).
+            "--node-monitor-grace-period=300s".into(),
             "--v=1".into(),
         ],
         env: vec![],
