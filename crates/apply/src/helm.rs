@@ -16,6 +16,37 @@ pub fn description(values_sha256: &str) -> String {
     format!("cniswap values sha256:{values_sha256}")
 }
 
+/// The tool and arguments that render a manifest (its output is the manifest).
+pub fn render_command(render: &cniswap_plan::Render) -> (&'static str, Vec<String>) {
+    match render {
+        cniswap_plan::Render::Helm {
+            repo,
+            chart,
+            version,
+            release,
+            namespace,
+            values,
+        } => {
+            let mut args = tools::args(&[
+                "template",
+                release,
+                chart,
+                "--repo",
+                repo,
+                "--version",
+                version,
+                "--namespace",
+                namespace,
+            ]);
+            for v in values {
+                args.extend(tools::args(&["--values", v]));
+            }
+            ("helm", args)
+        }
+        cniswap_plan::Render::Kustomize { dir } => ("kubectl", tools::args(&["kustomize", dir])),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn upgrade_args(
     release: &str,

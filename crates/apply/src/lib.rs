@@ -31,7 +31,7 @@ pub use talos::{
 use cniswap_exec::drift::Fingerprint;
 use cniswap_exec::effect::{Effect, object_text};
 use cniswap_exec::{ActionError, Actions, Check, Failure, Memo, NodeMark, Record, RunContext};
-use cniswap_plan::{Action, Plan, Render, Step};
+use cniswap_plan::{Action, Plan, Step};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -127,14 +127,7 @@ impl KubeActions {
             Action::HelmUpgrade { .. }
             | Action::HelmUninstall { .. }
             | Action::HelmRollback { .. } => Some("helm"),
-            Action::RenderManifest {
-                render: Render::Helm { .. },
-                ..
-            } => Some("helm"),
-            Action::RenderManifest {
-                render: Render::Kustomize { .. },
-                ..
-            } => Some("kubectl"),
+            Action::RenderManifest { render, .. } => Some(helm::render_command(render).0),
             Action::Download { .. } => Some("curl"),
             Action::TalosPatch { .. } | Action::EtcdSnapshot { .. } => Some("talosctl"),
             Action::RebootNode { .. } if self.talos => Some("talosctl"),
@@ -625,33 +618,7 @@ impl KubeActions {
                 Ok(ran.transcript())
             }
             Action::RenderManifest { file, render } => {
-                let (tool, args) = match render {
-                    Render::Helm {
-                        repo,
-                        chart,
-                        version,
-                        release,
-                        namespace,
-                        values,
-                    } => {
-                        let mut args = tools::args(&[
-                            "template",
-                            release,
-                            chart,
-                            "--repo",
-                            repo,
-                            "--version",
-                            version,
-                            "--namespace",
-                            namespace,
-                        ]);
-                        for v in values {
-                            args.extend(tools::args(&["--values", v]));
-                        }
-                        ("helm", args)
-                    }
-                    Render::Kustomize { dir } => ("kubectl", tools::args(&["kustomize", dir])),
-                };
+                let (tool, args) = helm::render_command(render);
                 let ran = tools::run_ok(tool, &args, &self.dir, ctx.timeout).await?;
                 cniswap_exec::journal::write_atomic(&self.dir.join(file), ran.stdout.as_bytes())
                     .map_err(|e| errors::failed(format!("cannot write {file}: {e}")))?;
@@ -1106,23 +1073,10 @@ pub fn describe(
         Action::Download { url, file } => vec![format!(
             "curl -fsSL --output {file}.partial {url}; rename into {file}"
         )],
-        Action::RenderManifest { file, render } => vec![match render {
-            Render::Helm {
-                repo,
-                chart,
-                version,
-                release,
-                namespace,
-                values,
-            } => format!(
-                "helm template {release} {chart} --repo {repo} --version {version} --namespace {namespace}{} > {file}",
-                values
-                    .iter()
-                    .map(|v| format!(" --values {v}"))
-                    .collect::<String>()
-            ),
-            Render::Kustomize { dir } => format!("kubectl kustomize {dir} > {file}"),
-        }],
+        Action::RenderManifest { file, render } => {
+            let (tool, args) = helm::render_command(render);
+            vec![format!("{tool} {} > {file}", args.join(" "))]
+        }
         Action::ApplyManifest { file } => vec![format!(
             "server-side apply (field manager cniswap) of every object in {file}"
         )],
