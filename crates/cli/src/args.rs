@@ -524,7 +524,7 @@ pub enum Command {
     /// Suppress a finding with `# cniswap:ignore <ID> <reason>` on its line (or the comment
     /// line above), or per path in .cniswap.yaml (format below).
     #[command(
-        after_help = "Exit codes: 0 no findings at or above --severity, 1 findings,\n  2 usage or input error.\n\nFiles that are not read (not recognised, Helm chart templates, files that do\nnot parse, rollback files) are listed as skipped with the reason; -v says how\neach file was read. A file whose leading comments hold `cniswap:rollback`, or\nnamed rollback-*.yaml, is a rollback file: it restores the old CNI on purpose\nand is not checked against --to.\n\n.cniswap.yaml:\n  ignore:\n    - rules: [CIL001]\n      paths: [\"kubernetes/**/cilium/**\"]\n      reason: Multus needs cni.exclusive false\n\nExamples:\n  cniswap lint talos/ kubernetes/apps/kube-system/cilium/\n  cniswap lint helm/cilium.yaml --snapshot ./snap --to cilium\n  cniswap lint . -o sarif > cniswap.sarif\n  cniswap lint . -o github          # annotations in GitHub Actions"
+        after_help = "Exit codes: 0 no findings at or above --severity, 1 findings,\n  2 usage or input error.\n\nFiles that are not read (not recognised, Helm chart templates, files that do\nnot parse, rollback files) are listed as skipped with the reason; -v says how\neach file was read. A file whose leading comments hold `cniswap:rollback`, or\nnamed rollback-*.yaml, is a rollback file: it restores the old CNI on purpose\nand is not checked against --to.\n\nRule selection (like ruff): a code is a rule ID (TAL008), an ID prefix (TAL,\nCIL01), a rule name or ALL; the more specific of --select and --ignore wins.\n\n.cniswap.yaml:\n  select: [ALL]          # rules to run (--select replaces it)\n  ignore:\n    - TAL008             # a rule not to run (--ignore adds to these)\n    - rules: [CIL001]    # findings silenced where they are, with a reason\n      paths: [\"kubernetes/**/cilium/**\"]\n      reason: Multus needs cni.exclusive false\n\nExamples:\n  cniswap lint talos/ kubernetes/apps/kube-system/cilium/\n  cniswap lint helm/cilium.yaml --snapshot ./snap --to cilium\n  cniswap lint . -o sarif > cniswap.sarif\n  cniswap lint . -o github          # annotations in GitHub Actions\n  cniswap lint . --select TAL,CIL --ignore TAL008"
     )]
     Lint {
         /// Files or directories to lint (Talos configs and patches, Omni resources, talconfig,
@@ -568,6 +568,15 @@ pub enum Command {
         /// Suppression file (default: .cniswap.yaml in the current directory, when present).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+
+        /// Run only these rules: IDs, ID prefixes, names or ALL (comma-separated or repeated;
+        /// replaces `select:` of .cniswap.yaml).
+        #[arg(long, value_name = "CODE", value_delimiter = ',')]
+        select: Vec<String>,
+
+        /// Do not run these rules: IDs, ID prefixes or names (added to .cniswap.yaml's).
+        #[arg(long, value_name = "CODE", value_delimiter = ',')]
+        ignore: Vec<String>,
     },
 
     /// Plan a migration: ordered, typed steps with rollback per phase, generated files (Talos

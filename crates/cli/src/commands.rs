@@ -22,6 +22,8 @@ pub fn dispatch(command: Command, display_name: &str) -> Result<u8, CliError> {
             format,
             severity,
             config,
+            select,
+            ignore,
         } => crate::lint::lint(crate::lint::LintArgs {
             paths,
             source,
@@ -31,6 +33,8 @@ pub fn dispatch(command: Command, display_name: &str) -> Result<u8, CliError> {
             format: crate::lint::format(output, format),
             severity,
             config,
+            select,
+            ignore,
         }),
         Command::Explain { rule, list, output } => {
             crate::lint::explain(rule.as_deref(), list, output)

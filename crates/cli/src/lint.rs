@@ -18,6 +18,8 @@ pub struct LintArgs {
     pub format: LintFormat,
     pub severity: SeverityArg,
     pub config: Option<PathBuf>,
+    pub select: Vec<String>,
+    pub ignore: Vec<String>,
 }
 
 /// `-o FORMAT`, or the deprecated `--format FORMAT` (with a note on stderr).
@@ -29,7 +31,15 @@ pub fn format(output: Option<LintFormat>, format: Option<LintFormat>) -> LintFor
 }
 
 pub fn lint(args: LintArgs) -> Result<u8, CliError> {
-    let suppressions = load_suppressions(args.config.as_deref())?;
+    let mut suppressions = load_suppressions(args.config.as_deref())?;
+    let usage = |e: String| {
+        let (message, help) = e.split_once("\nhelp: ").unwrap_or((&e, ""));
+        CliError::usage(message.to_string(), help.to_string())
+    };
+    if !args.select.is_empty() {
+        suppressions.selection.select(&args.select).map_err(usage)?;
+    }
+    suppressions.selection.ignore(&args.ignore).map_err(usage)?;
     let snapshot = gather(&args)?;
     let facts = cniswap_facts::detect(&snapshot);
     let target = Target {
@@ -46,6 +56,9 @@ pub fn lint(args: LintArgs) -> Result<u8, CliError> {
         estimated_outage_minutes: None,
     };
     let result = cniswap_lint::lint(&snapshot, &facts, target, &suppressions);
+    for note in &result.notes {
+        tracing::info!("{}", cniswap_model::text::escape_control(note));
+    }
     let rendered = match args.format {
         LintFormat::Text => report::text(&result, &snapshot, &report::TextOptions { color: true }),
         LintFormat::Json => report::json(&result, &snapshot.skipped),

@@ -31,6 +31,77 @@ pub fn values_of(doc: &Node, source: Option<&str>) -> Option<Node> {
     }
 }
 
+/// Merges `overlay` into `base` as Helm coalesces values: maps merge key by key, any other
+/// value (lists included) replaces, and `null` removes the key.
+pub fn merge_values(base: &mut Node, overlay: &Node) {
+    use crate::yaml::Value;
+    let (Value::Map(base_entries), Value::Map(entries)) = (&mut base.value, &overlay.value) else {
+        *base = overlay.clone();
+        return;
+    };
+    for (key, value) in entries {
+        let name = key.scalar_text();
+        let existing = base_entries
+            .iter()
+            .position(|(k, _)| name.is_some() && k.scalar_text() == name);
+        match (existing, &value.value) {
+            (Some(i), Value::Null) => {
+                base_entries.remove(i);
+            }
+            (Some(i), _) => merge_values(&mut base_entries[i].1, value),
+            (None, Value::Null) => {}
+            (None, _) => base_entries.push((key.clone(), value.clone())),
+        }
+    }
+}
+
+/// Sets `value` at the dotted `path` of `values` (Flux `targetPath`, Helm `--set` style; a
+/// `\.` keeps a dot in a key), creating maps on the way.
+pub fn set_at_path(values: &mut Node, path: &str, value: Node) {
+    use crate::yaml::Value;
+    let mut keys: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut chars = path.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'.') => {
+                current.push('.');
+                chars.next();
+            }
+            '.' => keys.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    keys.push(current);
+    let mut node = values;
+    for (i, key) in keys.iter().enumerate() {
+        if !matches!(node.value, Value::Map(_)) {
+            node.value = Value::Map(Vec::new());
+        }
+        let Value::Map(entries) = &mut node.value else {
+            return;
+        };
+        let index = match entries
+            .iter()
+            .position(|(k, _)| k.scalar_text().as_deref() == Some(key.as_str()))
+        {
+            Some(index) => index,
+            None => {
+                entries.push((
+                    Node::synthetic(Value::Str(key.clone())),
+                    Node::synthetic(Value::Map(Vec::new())),
+                ));
+                entries.len() - 1
+            }
+        };
+        if i + 1 == keys.len() {
+            entries[index].1 = value;
+            return;
+        }
+        node = &mut entries[index].1;
+    }
+}
+
 /// Top-level keys that only Cilium values have; two of them make a map Cilium values.
 const CILIUM_MARKERS: &[&str] = &[
     "kubeProxyReplacement",
@@ -115,6 +186,46 @@ mod tests {
         );
         assert_eq!(chart_of(doc).as_deref(), Some("cilium"));
         assert_eq!(chart_version_of(doc).as_deref(), Some("1.16.5"));
+    }
+
+    #[test]
+    fn values_merge_as_helm_coalesces_them() {
+        let mut base = parse_documents(
+            "cni: {exclusive: true, chainingMode: none}\nbpf: {masquerade: true}\ndevices: [eth0]\n",
+        )
+        .unwrap()
+        .remove(0);
+        let overlay = parse_documents("cni: {exclusive: false}\nbpf: null\ndevices: [eth1]\n")
+            .unwrap()
+            .remove(0);
+        merge_values(&mut base, &overlay);
+        assert_eq!(
+            base.path(&["cni", "exclusive"]).unwrap().as_bool(),
+            Some(false)
+        );
+        assert_eq!(
+            base.path(&["cni", "chainingMode"]).unwrap().as_str(),
+            Some("none")
+        );
+        assert!(base.get("bpf").is_none());
+        assert_eq!(base.get("devices").unwrap().string_list(), ["eth1"]);
+        set_at_path(
+            &mut base,
+            "ipam.operator.clusterPoolIPv4PodCIDRList",
+            overlay.get("devices").unwrap().clone(),
+        );
+        assert_eq!(
+            base.path(&["ipam", "operator", "clusterPoolIPv4PodCIDRList"])
+                .unwrap()
+                .string_list(),
+            ["eth1"]
+        );
+        set_at_path(
+            &mut base,
+            "podAnnotations.a\\.b/c",
+            overlay.get("devices").unwrap().clone(),
+        );
+        assert!(base.path(&["podAnnotations", "a.b/c"]).is_some());
     }
 
     #[test]

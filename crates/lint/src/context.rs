@@ -58,7 +58,16 @@ impl<'a> Context<'a> {
             snapshot,
             facts,
             target,
-            talos: talos::views(snapshot, facts.platform.version.as_deref()),
+            // Only a running cluster's version is evidence for the files; facts derived from
+            // the files themselves may belong to another cluster in the same repository.
+            talos: talos::views(
+                snapshot,
+                facts
+                    .platform
+                    .version
+                    .as_deref()
+                    .filter(|_| !snapshot.objects.nodes.is_empty()),
+            ),
             cilium: cilium::collect(snapshot, cilium_version),
             calico: calico::collect(snapshot),
             flannel: flannel::collect(snapshot),

@@ -2,8 +2,10 @@
 //! comment line right above it, and `.cniswap.yaml`:
 //!
 //! ```yaml
+//! select: [TAL, CIL]       # run only these rules (IDs, ID prefixes, names or ALL)
 //! ignore:
-//!   - rules: [CIL001]
+//!   - TAL008               # never run this rule (an ID, a prefix or a name)
+//!   - rules: [CIL001]      # silence it for some paths, with a reason
 //!     paths: ["kubernetes/apps/**/cilium/**"]
 //!     reason: Multus needs cni.exclusive false
 //! ```
@@ -27,7 +29,18 @@ pub struct Suppressed {
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     #[serde(default)]
-    ignore: Vec<IgnoreEntry>,
+    select: Vec<String>,
+    #[serde(default)]
+    ignore: Vec<IgnoreItem>,
+}
+
+/// An `ignore:` item: a rule code alone turns the rule off (like ruff's `ignore`); an entry
+/// with `rules`/`paths`/`reason` silences findings and keeps them in the report.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum IgnoreItem {
+    Code(String),
+    Entry(IgnoreEntry),
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,6 +64,96 @@ struct CompiledEntry {
 #[derive(Default)]
 pub struct SuppressionConfig {
     entries: Vec<CompiledEntry>,
+    /// Which rules run (`select:`/`ignore:` codes, `--select`/`--ignore`).
+    pub selection: Selection,
+}
+
+/// Which rules run, as ruff selects them: `select` codes (default: every rule), minus `ignore`
+/// codes. A code is a rule ID (`TAL008`), an ID prefix (`TAL`, `CIL01`), a rule name
+/// (`cni-manifest-url-not-pinned`) or `ALL`. When both match a rule, the more specific code
+/// (the longer one) wins, so `select: [TAL008]` with `ignore: [TAL]` runs TAL008.
+#[derive(Debug, Default, Clone)]
+pub struct Selection {
+    select: Vec<String>,
+    ignore: Vec<String>,
+}
+
+impl Selection {
+    /// Replaces the selected codes (`--select` overrides the file's `select:`).
+    pub fn select(&mut self, codes: &[String]) -> Result<(), String> {
+        self.select = codes
+            .iter()
+            .map(|c| checked_code(c))
+            .collect::<Result<_, _>>()?;
+        Ok(())
+    }
+
+    /// Adds codes to ignore (`--ignore` adds to the file's list).
+    pub fn ignore(&mut self, codes: &[String]) -> Result<(), String> {
+        for code in codes {
+            self.ignore.push(checked_code(code)?);
+        }
+        Ok(())
+    }
+
+    /// Whether the rule runs.
+    pub fn enabled(&self, id: &str, name: &str) -> bool {
+        let best = |codes: &[String]| {
+            codes
+                .iter()
+                .filter(|c| code_matches(c, id, name))
+                .map(|c| if c == "ALL" { 0 } else { c.len() })
+                .max()
+        };
+        let selected = if self.select.is_empty() {
+            Some(0)
+        } else {
+            best(&self.select)
+        };
+        match (selected, best(&self.ignore)) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(s), Some(i)) => s > i,
+        }
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.select.is_empty() && self.ignore.is_empty()
+    }
+}
+
+fn code_matches(code: &str, id: &str, name: &str) -> bool {
+    code == "ALL" || id.starts_with(code) || name == code.to_ascii_lowercase()
+}
+
+/// A code in canonical form (IDs upper-cased), or why it names no rule.
+fn checked_code(code: &str) -> Result<String, String> {
+    let code = code.trim();
+    let upper = code.to_ascii_uppercase();
+    if upper == "ALL" {
+        return Ok(upper);
+    }
+    let canonical = if crate::RULES
+        .iter()
+        .any(|r| r.meta.name == code.to_ascii_lowercase())
+    {
+        code.to_ascii_lowercase()
+    } else {
+        upper
+    };
+    if crate::RULES
+        .iter()
+        .any(|r| code_matches(&canonical, r.meta.id, r.meta.name))
+    {
+        return Ok(canonical);
+    }
+    let nearest = crate::RULES
+        .iter()
+        .min_by_key(|r| strsim::damerau_levenshtein(r.meta.id, &canonical))
+        .map_or("TAL001", |r| r.meta.id);
+    Err(format!(
+        "`{code}` matches no rule (did you mean {nearest}?)\nhelp: a code is a rule ID (TAL008), an ID prefix (TAL, CIL01), a rule name or ALL; `cniswap explain --list` shows every rule"
+    ))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,11 +178,20 @@ impl SuppressionConfig {
             ConfigFile::default()
         } else {
             serde_saphyr::from_str(text).map_err(|e| {
-                format!("{e}\nhelp: expected `ignore: [{{rules: [CIL001], paths: [\"dir/**\"], reason: \"...\"}}]`")
+                format!("{e}\nhelp: expected `select: [TAL, CIL]` and `ignore: [TAL008, {{rules: [CIL001], paths: [\"dir/**\"], reason: \"...\"}}]`")
             })?
         };
         let mut entries = Vec::new();
-        for entry in file.ignore {
+        let mut selection = Selection::default();
+        selection.select(&file.select)?;
+        for item in file.ignore {
+            let entry = match item {
+                IgnoreItem::Code(code) => {
+                    selection.ignore(&[code])?;
+                    continue;
+                }
+                IgnoreItem::Entry(entry) => entry,
+            };
             for rule in &entry.rules {
                 if crate::find_rule(rule).is_none() {
                     return Err(format!(
@@ -105,7 +217,7 @@ impl SuppressionConfig {
                 reason: entry.reason.unwrap_or_else(|| "no reason given".into()),
             });
         }
-        Ok(SuppressionConfig { entries })
+        Ok(SuppressionConfig { entries, selection })
     }
 
     fn matches(&self, finding: &Finding) -> Option<&str> {
@@ -284,6 +396,39 @@ mod tests {
             ]
         );
         assert!(unknown[1].hint.contains("name of CIL001"));
+    }
+
+    #[test]
+    fn select_and_ignore_work_like_ruff() {
+        let config = SuppressionConfig::parse(
+            "select: [TAL, CIL001]\nignore:\n  - TAL008\n  - rules: [TAL001]\n    reason: r\n",
+        )
+        .unwrap();
+        let s = &config.selection;
+        assert!(s.enabled("TAL001", "flannel-document-still-present"));
+        assert!(!s.enabled("TAL008", "cni-manifest-url-not-pinned"));
+        assert!(s.enabled("CIL001", "cni-exclusive-disabled"));
+        assert!(!s.enabled("CIL002", "x"));
+        assert_eq!(
+            config.entries.len(),
+            1,
+            "the entry form still silences by path"
+        );
+        // The more specific code wins; names work; ALL.
+        let mut s = Selection::default();
+        s.select(&["TAL008".into()]).unwrap();
+        s.ignore(&["TAL".into()]).unwrap();
+        assert!(s.enabled("TAL008", "cni-manifest-url-not-pinned"));
+        let mut s = Selection::default();
+        s.ignore(&["cni-manifest-url-not-pinned".into()]).unwrap();
+        assert!(!s.enabled("TAL008", "cni-manifest-url-not-pinned"));
+        assert!(s.enabled("TAL007", "y"));
+        let mut s = Selection::default();
+        s.select(&["ALL".into()]).unwrap();
+        s.ignore(&["CIL".into()]).unwrap();
+        assert!(!s.enabled("CIL001", "z") && s.enabled("NOD001", "w"));
+        let error = Selection::default().ignore(&["TAL99".into()]).unwrap_err();
+        assert!(error.contains("did you mean"), "{error}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod objects;
 mod read;
 mod store;
 mod validate;
+mod values_from;
 mod write;
 
 pub use admit::admit;
@@ -25,8 +26,8 @@ pub use load::{
 };
 pub use read::read_config_file;
 pub use store::{
-    HelmValues, LINTED_CONFIG_MAPS, LINTED_KINDS, Manifest, NOT_YAML_OR_JSON, NodeInventory,
-    Objects, OmniTemplateSource, ROLLBACK_FILE, Snapshot, SourceFile, TalosSource,
-    is_linted_manifest,
+    ConfigMapEntry, GeneratedConfigMap, HelmValues, LINTED_CONFIG_MAPS, LINTED_KINDS, Manifest,
+    NOT_YAML_OR_JSON, NodeInventory, Objects, OmniTemplateSource, ROLLBACK_FILE, Snapshot,
+    SourceFile, TalosSource, ValuesReference, is_linted_manifest,
 };
 pub use write::{Written, write_snapshot};

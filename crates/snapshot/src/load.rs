@@ -177,8 +177,46 @@ fn load_paths_with(
             }
             load_file(snapshot, root, file, mode)?;
         }
+        read_referenced_patches(snapshot, root, mode)?;
     }
+    crate::values_from::resolve(snapshot);
     Ok(again)
+}
+
+/// talhelper `@path` patches that were not among the inputs: read from the talconfig's
+/// directory when they lie inside the tree being read (the same rule as links: nothing
+/// outside it is read), else listed as skipped with why.
+fn read_referenced_patches(
+    snapshot: &mut Snapshot,
+    root: &Path,
+    mode: Mode,
+) -> Result<(), InputError> {
+    let real_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let pending: Vec<(String, PathBuf)> = snapshot
+        .talhelper_patch_files
+        .iter()
+        .filter(|(label, _)| {
+            !snapshot.sources.iter().any(|s| &s.path == *label)
+                && !snapshot.skipped.iter().any(|s| &s.path == *label)
+        })
+        .map(|(label, disk)| (label.clone(), disk.clone()))
+        .collect();
+    for (label, disk) in pending {
+        match std::fs::canonicalize(&disk) {
+            Ok(real) if real.starts_with(&real_root) && real.is_file() => {
+                load_file(snapshot, root, &disk, mode)?;
+            }
+            Ok(_) => snapshot.skip(
+                label,
+                "talhelper patch file outside the directory read: pass it to cniswap too to read it",
+            ),
+            Err(e) => snapshot.skip(
+                label,
+                format!("talhelper patch file not found ({e}): settings it makes are not checked"),
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// A path named on the command line must be a regular file (or a directory): a FIFO would
@@ -374,7 +412,7 @@ fn load_file(
         debug!("{}: already read under another name", esc(&rel));
         return Ok(());
     }
-    match read_file(snapshot, path, rel.clone(), area) {
+    match read_file(snapshot, path, rel.clone(), area, mode.lenient) {
         Err(e) if mode.lenient => {
             let at = match (e.line, e.column) {
                 (Some(line), Some(column)) => format!(" at {line}:{column}"),
@@ -417,6 +455,21 @@ pub fn is_rollback_file(name: &str, text: &str) -> bool {
             .any(|l| l.contains(ROLLBACK_MARKER))
 }
 
+/// Values for after a migration: cniswap's plan writes them as `values-final.yaml`; a file
+/// whose leading comments hold `cniswap:final` says so too.
+fn is_final_values(rel: &str, text: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or(rel).to_ascii_lowercase();
+    name.starts_with("values-final")
+        || text
+            .lines()
+            .map(str::trim)
+            .take_while(|l| l.is_empty() || l.starts_with('#'))
+            .any(|l| l.contains(FINAL_MARKER))
+}
+
+/// The marker comment of values meant for after the migration.
+pub const FINAL_MARKER: &str = "cniswap:final";
+
 /// The marker comment of a rollback file: `# cniswap:rollback <what it restores>`.
 pub const ROLLBACK_MARKER: &str = "cniswap:rollback";
 
@@ -425,6 +478,7 @@ fn read_file(
     path: &Path,
     rel: String,
     area: Area,
+    lenient: bool,
 ) -> Result<(), InputError> {
     let name = path
         .file_name()
@@ -625,9 +679,9 @@ fn read_file(
                 .and_then(|plain| redact::redact_yaml(&plain).ok())
             {
                 Some(r) => {
-                    snapshot.skip(
+                    snapshot.read_in_part(
                         rel.clone(),
-                        "partly read: template expressions were blanked out, so settings they produce are not checked",
+                        "template expressions were blanked out, so settings they produce are not checked",
                     );
                     r
                 }
@@ -640,7 +694,7 @@ fn read_file(
         Err(e) => return Err(yaml_error(path, &e)),
     };
     drop(text);
-    classify_documents(snapshot, path, &rel, area, redacted, templated)
+    classify_documents(snapshot, path, &rel, area, redacted, templated, lenient)
 }
 
 fn over(path: &Path, budget: limits::Budget, limit: u64) -> InputError {
@@ -1026,6 +1080,7 @@ fn classify_documents(
     area: Area,
     redacted: redact::Redacted,
     is_template: bool,
+    lenient: bool,
 ) -> Result<(), InputError> {
     let redact::Redacted {
         text,
@@ -1061,7 +1116,11 @@ fn classify_documents(
             )
             .at(e.line, e.column)
         })?;
-        if let Some((node, inner)) = talos::unwrap_talosctl_resource(doc) {
+        if crate::values_from::is_kustomization(doc, rel) {
+            read_as.push("kustomize kustomization (configMapGenerator, helmCharts)".into());
+            crate::values_from::read_kustomization(snapshot, rel, path, doc);
+            used = true;
+        } else if let Some((node, inner)) = talos::unwrap_talosctl_resource(doc) {
             read_as.push("Talos machine config (talosctl resource)".into());
             let inner = redact::redact_yaml(inner).map_err(|e| {
                 InputError::new(
@@ -1120,7 +1179,7 @@ fn classify_documents(
             used = true;
         } else if talhelper::is_talconfig(doc) {
             read_as.push("talhelper config".into());
-            read_talconfig(snapshot, rel, doc, source);
+            read_talconfig(snapshot, rel, path, doc, source);
             used = true;
         } else if talos::is_v1alpha1_document(doc) || talos::is_named_document(doc) {
             read_as.push(match talos::document_kind(doc) {
@@ -1148,18 +1207,21 @@ fn classify_documents(
                     "{} with Helm values (chart {chart})",
                     describe(doc)
                 ));
-                snapshot.helm.push(HelmValues {
-                    file: rel.to_string(),
-                    chart,
-                    chart_version,
-                    values,
-                    release: true,
-                });
+                let mut helm_values = HelmValues::new(rel, chart, chart_version, values);
+                helm_values.release = true;
+                helm_values.namespace = doc
+                    .path(&["metadata", "namespace"])
+                    .and_then(YamlNode::scalar_text);
+                helm_values.values_from = crate::values_from::references(doc);
+                snapshot.helm.push(helm_values);
                 used = true;
             } else {
                 other_charts.push(chart);
             }
         } else if doc.get("kind").is_some() && doc.get("apiVersion").is_some() {
+            if doc.get("kind").and_then(YamlNode::as_str) == Some("ConfigMap") {
+                crate::values_from::read_config_map(snapshot, rel, doc, source);
+            }
             let object: Object = match serde_json::from_value(doc.to_json()) {
                 Ok(object) => object,
                 // A template's names and CIDRs are expressions until it is rendered: the
@@ -1169,6 +1231,20 @@ fn classify_documents(
                         format!("{rel}:{}", doc.pos.line),
                         format!(
                             "{}: not a cluster object until rendered ({})",
+                            describe(doc),
+                            scrub(&e.to_string())
+                        ),
+                    );
+                    Object::NotKubernetes
+                }
+                // In a repository (`lint PATH`) a manifest an API server would refuse as it
+                // stands (a kustomize placeholder name `_` that a patch replaces) is noted, and
+                // the rest of the file is still read.
+                Err(e) if lenient => {
+                    snapshot.skip(
+                        format!("{rel}:{}", doc.pos.line),
+                        format!(
+                            "{}: not read as a cluster object ({}); an overlay or generator may complete it",
                             describe(doc),
                             scrub(&e.to_string())
                         ),
@@ -1201,13 +1277,9 @@ fn classify_documents(
             let chart = chart_from_file_name(path).unwrap_or_default();
             if is_cni_values(&chart, doc) || area == Area::Helm {
                 read_as.push(format!("Helm values (chart {chart})"));
-                snapshot.helm.push(HelmValues {
-                    file: rel.to_string(),
-                    chart,
-                    chart_version: None,
-                    values: doc.clone(),
-                    release: false,
-                });
+                snapshot
+                    .helm
+                    .push(HelmValues::new(rel, chart, None, doc.clone()));
                 used = true;
             } else {
                 other_charts.push(chart);
@@ -1287,6 +1359,11 @@ fn classify_documents(
         used = true;
     }
 
+    if is_final_values(rel, &text) {
+        snapshot.helm[helm_before..]
+            .iter_mut()
+            .for_each(|h| h.after_migration = true);
+    }
     check_settings(snapshot, path, talos_before, helm_before)?;
     tracing::trace!(
         "{}: {} documents, {} secret fields redacted (names only are kept)",
@@ -1306,7 +1383,7 @@ fn classify_documents(
         kinds.dedup();
         info!("read {} as {}", esc(rel), esc(&kinds.join(", ")));
         if not_understood > 0 {
-            snapshot.skip(
+            snapshot.read_in_part(
                 rel,
                 format!(
                     "{not_understood} {} not recognised (no apiVersion/kind, not Talos, Omni or Helm values)",
@@ -1410,7 +1487,7 @@ fn splice_embedded(text: String, splices: &[(YamlNode, String)]) -> String {
 }
 
 /// `file` as referenced from the file `from` (both relative to the snapshot root), normalised.
-fn resolve_relative(from: &str, file: &str) -> String {
+pub(crate) fn resolve_relative(from: &str, file: &str) -> String {
     let mut parts: Vec<&str> = from.split('/').collect();
     parts.pop();
     for part in file.split('/') {
@@ -1427,9 +1504,18 @@ fn resolve_relative(from: &str, file: &str) -> String {
 
 /// A talhelper config becomes one Talos source per role it patches, plus the settings it
 /// generates itself (`cniConfig`, pod and service networks) as a patch for every node.
-fn read_talconfig(snapshot: &mut Snapshot, rel: &str, doc: &YamlNode, source: Option<&str>) {
+fn read_talconfig(
+    snapshot: &mut Snapshot,
+    rel: &str,
+    disk: &Path,
+    doc: &YamlNode,
+    source: Option<&str>,
+) {
     let config = talhelper::read(doc, source);
     for node in doc.get("nodes").map(YamlNode::as_seq).unwrap_or_default() {
+        snapshot
+            .node_addresses
+            .extend(node.get("ipAddress").cloned());
         let control_plane = node.get("controlPlane").and_then(YamlNode::as_bool) == Some(true);
         snapshot.declared_roles.insert(
             if control_plane {
@@ -1452,13 +1538,15 @@ fn read_talconfig(snapshot: &mut Snapshot, rel: &str, doc: &YamlNode, source: Op
         let resolved = resolve_relative(rel, file);
         snapshot.referenced_patches.insert(resolved.clone());
         if let Some(role) = role {
-            snapshot.patch_roles.insert(resolved, role.to_string());
+            snapshot
+                .patch_roles
+                .insert(resolved.clone(), role.to_string());
         }
-        let scope = role.unwrap_or("all nodes");
-        snapshot.skip(
-            format!("{rel} -> {file}"),
-            format!("talhelper patch file for {scope}: pass it to cniswap too to read it"),
-        );
+        // Read with the other inputs, or after them (see `read_referenced_patches`).
+        let dir = disk.parent().unwrap_or(Path::new(""));
+        snapshot
+            .talhelper_patch_files
+            .insert(resolved, dir.join(file.trim_start_matches("./")));
     }
     for (role, docs) in groups {
         let mut summary = talos::summarize(rel, "talhelper", &docs, false);
@@ -1490,7 +1578,15 @@ pub(crate) fn probe(rel: &str, text: &str) -> Snapshot {
     let mut snapshot = Snapshot::default();
     if let Ok(redacted) = redact::redact_yaml(text) {
         let area = area_of(Path::new(rel));
-        let _ = classify_documents(&mut snapshot, Path::new(rel), rel, area, redacted, false);
+        let _ = classify_documents(
+            &mut snapshot,
+            Path::new(rel),
+            rel,
+            area,
+            redacted,
+            false,
+            false,
+        );
     }
     snapshot
 }
@@ -1511,6 +1607,7 @@ pub fn load_talos_text(snapshot: &mut Snapshot, label: &str, text: &str) -> Resu
         label,
         Area::Talos,
         redacted,
+        false,
         false,
     )
 }

@@ -15,7 +15,10 @@ pub struct Meta {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_empty"
+    )]
     pub labels: BTreeMap<String, String>,
     #[serde(
         skip_serializing_if = "BTreeMap::is_empty",
@@ -63,6 +66,12 @@ const ANNOTATION_PREFIXES: &[&str] = &[
     "rke2.io/node-args",
     "omni.sidero.dev/",
 ];
+
+/// `labels: null` is what an empty map looks like in many charts' output; an API server
+/// accepts it as no labels.
+fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    Ok(Option::<BTreeMap<String, String>>::deserialize(d)?.unwrap_or_default())
+}
 
 fn relevant_annotations<'de, D: Deserializer<'de>>(
     d: D,

@@ -243,6 +243,72 @@ pub struct HelmValues {
     pub values: YamlNode,
     /// From a Flux HelmRelease or Argo CD Application (a managed release), not a loose file.
     pub release: bool,
+    /// The release's namespace (`metadata.namespace`), where Flux looks up `valuesFrom`.
+    pub namespace: Option<String>,
+    /// Flux `valuesFrom` entries, in order; merged under the inline values after loading.
+    pub values_from: Vec<ValuesReference>,
+    /// Files whose values were merged in (`valuesFrom` ConfigMaps, kustomize `valuesFile`).
+    pub merged_from: Vec<String>,
+    /// Value sources the release names that were not read (Secrets never are; a ConfigMap
+    /// not among the inputs): a setting missing from `values` may be set there.
+    pub unresolved: Vec<String>,
+    /// The values for after the migration (`values-final*.yaml`, or marked
+    /// `# cniswap:final`): not checked against the settings a migration needs meanwhile.
+    pub after_migration: bool,
+}
+
+impl HelmValues {
+    /// Values of a file or release, nothing merged yet.
+    pub fn new(file: &str, chart: String, chart_version: Option<String>, values: YamlNode) -> Self {
+        HelmValues {
+            file: file.to_string(),
+            chart,
+            chart_version,
+            values,
+            release: false,
+            namespace: None,
+            values_from: Vec::new(),
+            merged_from: Vec::new(),
+            unresolved: Vec::new(),
+            after_migration: false,
+        }
+    }
+}
+
+/// One Flux HelmRelease `valuesFrom` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValuesReference {
+    /// `ConfigMap` or `Secret`.
+    pub kind: String,
+    pub name: String,
+    /// The data key (Flux default `values.yaml`).
+    pub values_key: String,
+    /// Where a single value goes (`a.b.c`); `None`: the key holds a values document.
+    pub target_path: Option<String>,
+    pub optional: bool,
+}
+
+/// One data entry of a ConfigMap defined in the inputs (a manifest, or a kustomize
+/// `configMapGenerator` file), for `valuesFrom`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigMapEntry {
+    pub file: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub key: String,
+    /// The value as parsed YAML, positions in `file`.
+    pub value: YamlNode,
+}
+
+/// A kustomize `configMapGenerator` file entry, resolved once every file is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratedConfigMap {
+    pub kustomization: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub key: String,
+    /// The file, relative to the snapshot root like every label.
+    pub path: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -272,6 +338,21 @@ pub struct Snapshot {
     /// Node roles a talhelper config or Omni template declares (`controlplane`, `worker`):
     /// effective configs are built only for roles that exist.
     pub declared_roles: std::collections::BTreeSet<String>,
+    /// Node addresses a cluster description declares (talhelper `nodes[].ipAddress`), with
+    /// their positions, for rules about the node network.
+    pub node_addresses: Vec<YamlNode>,
+    /// ConfigMap data entries defined in the inputs, for Flux `valuesFrom`.
+    pub config_map_entries: Vec<ConfigMapEntry>,
+    /// kustomize `configMapGenerator` files, for Flux `valuesFrom`.
+    pub generated_config_maps: Vec<GeneratedConfigMap>,
+    /// Values files a kustomization names (label -> path on disk), read when no other input
+    /// brought them.
+    pub value_files: BTreeMap<String, std::path::PathBuf>,
+    /// talhelper `@path` patch files (label -> path on disk), read after the other inputs
+    /// when they were not among them.
+    pub talhelper_patch_files: BTreeMap<String, std::path::PathBuf>,
+    /// kustomize `helmCharts` releases, added once their values files are read.
+    pub pending_helm_charts: Vec<HelmValues>,
     /// Flux OCIRepository name -> pinned tag, to resolve HelmRelease `chartRef` versions.
     pub oci_tags: BTreeMap<String, String>,
     pub node_inventories: Vec<NodeInventory>,
@@ -283,6 +364,8 @@ pub struct Snapshot {
     /// Bytes of the files read, against the input budget (`CNISWAP_MAX_INPUT_BYTES`).
     pub bytes_read: u64,
     pub skipped: Vec<SkippedInput>,
+    /// Files read in part, with what was left out.
+    pub partly_read: Vec<SkippedInput>,
     /// Files listed in `skipped` because they could not be read (invalid YAML, no permission):
     /// only `lint PATH...` goes on after such a file.
     pub unreadable: usize,
@@ -351,6 +434,18 @@ impl Snapshot {
             escape_control(&reason)
         );
         self.skipped.push(SkippedInput { path, reason });
+    }
+
+    /// A file that was read, but not all of it (template expressions blanked out, documents
+    /// not recognised): checked, and reported apart from the files that were skipped.
+    pub fn read_in_part(&mut self, path: impl Into<String>, reason: impl Into<String>) {
+        let (path, reason) = (path.into(), reason.into());
+        tracing::info!(
+            "read {} in part: {}",
+            escape_control(&path),
+            escape_control(&reason)
+        );
+        self.partly_read.push(SkippedInput { path, reason });
     }
 }
 

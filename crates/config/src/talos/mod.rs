@@ -9,7 +9,7 @@ mod merge;
 mod summary;
 
 pub use merge::{apply_patch, merge_into};
-pub use summary::{image_tag, is_full_config, summarize};
+pub use summary::{image_tag, is_base_layer, is_full_config, summarize};
 
 use crate::yaml::Node;
 
@@ -23,8 +23,20 @@ pub const KUBERNETES_DOCUMENT_KINDS: &[&str] = &[
     "KubeletConfig",
     "KubeInlineManifestConfig",
     "KubeExternalManifestConfig",
-    "ResolverConfig",
 ];
+
+/// A document only the Talos 1.14 multi-document form has: one of
+/// [`KUBERNETES_DOCUMENT_KINDS`], or a `ResolverConfig` carrying `hostDNS` (moved there in 1.14).
+/// A `ResolverConfig` with only `nameservers`/`searchDomains` exists since Talos 1.12
+/// (docs.siderolabs.com/talos/v1.12/networking/configuration/resolvers) and says nothing
+/// about the format.
+pub fn is_1_14_document(doc: &Node) -> bool {
+    match document_kind(doc) {
+        Some("ResolverConfig") => doc.get("hostDNS").is_some(),
+        Some(kind) => KUBERNETES_DOCUMENT_KINDS.contains(&kind),
+        None => false,
+    }
+}
 
 /// Top-level keys of a v1alpha1 document.
 const V1ALPHA1_KEYS: &[&str] = &["version", "debug", "persist", "machine", "cluster"];

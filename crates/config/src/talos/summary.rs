@@ -11,10 +11,7 @@ pub fn summarize(file: &str, kind: &str, docs: &[Node], full: bool) -> TalosConf
     let named = |k: &str| docs.iter().find(|d| document_kind(d) == Some(k));
     let at = |path: &[&str]| v1.and_then(|d| d.path(path));
 
-    let has_kube_documents = docs
-        .iter()
-        .filter_map(document_kind)
-        .any(|k| super::KUBERNETES_DOCUMENT_KINDS.contains(&k));
+    let has_kube_documents = docs.iter().any(super::is_1_14_document);
     let format = if has_kube_documents {
         Some(TalosConfigFormat::MultiDocument)
     } else if v1.is_some() {
@@ -167,10 +164,64 @@ pub fn is_full_config(docs: &[Node]) -> bool {
     })
 }
 
+/// The base layer of a machine config written in layers (Jinja or `talosctl machineconfig
+/// patch` pipelines): the cluster's secrets, but no `machine.type`, which the role's layer
+/// adds. It is what the other layers land on, not a patch over `talosctl gen config` output.
+/// (`version: v1alpha1` alone says nothing: Terraform and talosctl patches often carry it.)
+pub fn is_base_layer(docs: &[Node]) -> bool {
+    docs.iter().any(|d| {
+        is_v1alpha1_document(d)
+            && d.path(&["machine", "type"]).is_none()
+            && carries_cluster_secrets(d)
+    })
+}
+
+/// Keys only a complete machine config has (`talosctl gen config` writes them from the
+/// secrets bundle; a patch to generated output does not carry them).
+fn carries_cluster_secrets(doc: &Node) -> bool {
+    const SECRET_PATHS: &[&[&str]] = &[
+        &["machine", "token"],
+        &["machine", "ca"],
+        &["cluster", "secret"],
+        &["cluster", "token"],
+        &["cluster", "ca"],
+    ];
+    SECRET_PATHS
+        .iter()
+        .filter(|p| doc.path(p).is_some())
+        .count()
+        >= 2
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::yaml::parse_documents;
+
+    #[test]
+    fn a_layer_with_the_secrets_and_no_type_is_a_base_layer() {
+        // A Jinja-layered machine config: the role layer adds `machine.type`.
+        let docs = parse_documents(
+            "machine:\n  token: x\n  ca: {crt: a, key: b}\ncluster:\n  secret: s\n  network:\n    cni: {name: none}\n",
+        )
+        .unwrap();
+        assert!(is_base_layer(&docs) && !is_full_config(&docs));
+        let patch =
+            parse_documents("machine:\n  token: x\ncluster:\n  network:\n    cni: {name: none}\n")
+                .unwrap();
+        assert!(!is_base_layer(&patch), "one secret-like key is not enough");
+        let role =
+            parse_documents("machine:\n  type: worker\n  token: x\n  ca: {crt: a}\n").unwrap();
+        assert!(
+            !is_base_layer(&role),
+            "the role's layer is a patch for that role"
+        );
+        let versioned = parse_documents("version: v1alpha1\nmachine:\n  kubelet: {}\n").unwrap();
+        assert!(
+            !is_base_layer(&versioned),
+            "Terraform patches carry `version` too"
+        );
+    }
 
     #[test]
     fn v1alpha1_full_config_defaults_to_flannel_and_kube_proxy() {

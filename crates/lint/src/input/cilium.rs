@@ -18,6 +18,12 @@ pub struct CiliumValues {
     pub from_cluster: bool,
     /// From a Flux HelmRelease / Argo CD Application: Helm manages the install.
     pub release: bool,
+    /// Value sources the release names that were not read (a Secret): a key missing here
+    /// may be set there, so "not set" cannot be claimed.
+    pub unresolved: Vec<String>,
+    /// Values for after the migration (plan's `values-final.yaml`): the rolling-migration
+    /// rules do not apply to them.
+    pub after_migration: bool,
 }
 
 impl CiliumValues {
@@ -79,6 +85,11 @@ impl CiliumValues {
         Some((if protocol == "geneve" { 6081 } else { 8472 }, None))
     }
 
+    /// Every value source was read: a key missing from the values is really not set.
+    pub fn complete(&self) -> bool {
+        self.unresolved.is_empty()
+    }
+
     /// The best node to point at for a finding about this file when the key is absent.
     pub fn anchor(&self) -> &Node {
         &self.values
@@ -129,6 +140,8 @@ pub fn collect(snapshot: &Snapshot, cluster_version: Option<&str>) -> Vec<Cilium
             values: values.clone(),
             from_cluster: false,
             release: helm.release,
+            unresolved: helm.unresolved.clone(),
+            after_migration: helm.after_migration,
         });
     }
     if out.is_empty()
@@ -148,6 +161,8 @@ pub fn collect(snapshot: &Snapshot, cluster_version: Option<&str>) -> Vec<Cilium
             values: from_config_map(&cm.data),
             from_cluster: true,
             release: false,
+            unresolved: Vec::new(),
+            after_migration: false,
         });
     }
     out

@@ -39,9 +39,12 @@ pub fn collect(snapshot: &Snapshot) -> Vec<FlannelConfig> {
         let text = holder.as_str().unwrap_or_default();
         let locate = |needle: &str| {
             let file = file.clone()?;
-            let index = text.lines().position(|l| l.contains(needle))?;
-            let line = text.lines().nth(index)?;
-            let column = line.find(needle)? + 1;
+            let needle = needle.to_ascii_lowercase();
+            let index = text
+                .lines()
+                .position(|l| l.to_ascii_lowercase().contains(&needle))?;
+            let line = text.lines().nth(index)?.to_ascii_lowercase();
+            let column = line.find(&needle)? + 1;
             // Block scalars start on the holder's line (saphyr marks the first content line).
             Some(Location {
                 file,
@@ -97,27 +100,48 @@ pub fn collect(snapshot: &Snapshot) -> Vec<FlannelConfig> {
     out
 }
 
+/// A net-conf.json key as flanneld reads it: Go's `encoding/json` matches field names without
+/// regard to case (`Directrouting` sets `DirectRouting`), an exact match first.
+fn field<'a>(object: Option<&'a serde_json::Value>, key: &str) -> Option<&'a serde_json::Value> {
+    let map = object?.as_object()?;
+    map.get(key).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
 fn from_net_conf(label: &str, text: &str) -> FlannelConfig {
     let json: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
-    let backend = json.get("Backend");
+    let backend = field(Some(&json), "Backend");
     FlannelConfig {
         label: label.to_string(),
-        network: json
-            .get("Network")
+        network: field(Some(&json), "Network")
             .and_then(|v| v.as_str())
             .map(str::to_string),
-        backend: backend
-            .and_then(|b| b.get("Type"))
+        backend: field(backend, "Type")
             .and_then(|v| v.as_str())
             .map(str::to_string),
-        port: backend
-            .and_then(|b| b.get("Port"))
+        port: field(backend, "Port")
             .and_then(serde_json::Value::as_u64)
             .and_then(|p| u16::try_from(p).ok()),
-        direct_routing: backend
-            .and_then(|b| b.get("DirectRouting"))
-            .and_then(serde_json::Value::as_bool),
+        direct_routing: field(backend, "DirectRouting").and_then(serde_json::Value::as_bool),
         network_at: None,
         backend_at: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys_are_read_as_flanneld_reads_them() {
+        let config = super::from_net_conf(
+            "x",
+            r#"{"network": "10.42.0.0/16", "backend": {"type": "vxlan", "Directrouting": true, "PORT": 4789}}"#,
+        );
+        assert_eq!(config.network.as_deref(), Some("10.42.0.0/16"));
+        assert_eq!(config.backend.as_deref(), Some("vxlan"));
+        assert_eq!(config.direct_routing, Some(true));
+        assert_eq!(config.port, Some(4789));
     }
 }

@@ -6,7 +6,9 @@
 //! what the patches land on (research/talos.md "v1alpha1 fields": kubePrism on 7445 since 1.6,
 //! hostDNS since 1.7, forwardKubeDNSToHost since 1.8; 1.14 always emits KubeFlannelCNIConfig).
 
-use cniswap_config::talos::{apply_patch, document_kind, is_v1alpha1_document};
+use cniswap_config::talos::{
+    apply_patch, document_kind, image_tag, is_1_14_document, is_base_layer, is_v1alpha1_document,
+};
 use cniswap_config::yaml::parse_documents;
 use cniswap_config::{Node, Value};
 use cniswap_snapshot::{Snapshot, TalosSource};
@@ -36,6 +38,8 @@ pub struct TalosView {
     pub label: String,
     pub role: Option<String>,
     pub version: Option<TalosVersion>,
+    /// Where the version was read (`talosVersion in talconfig.yaml`), or why it is unknown.
+    pub version_from: String,
     /// The merged documents.
     pub docs: Vec<Node>,
     /// The base was generated defaults (only patches were given), not a real machine config.
@@ -69,11 +73,10 @@ impl TalosView {
     }
 
     pub fn is_multi_document(&self) -> bool {
-        self.version.is_some_and(|v| v >= TalosVersion(1, 14))
-            || self.docs.iter().any(|d| {
-                document_kind(d)
-                    .is_some_and(|k| cniswap_config::talos::KUBERNETES_DOCUMENT_KINDS.contains(&k))
-            })
+        match self.version {
+            Some(v) => v >= TalosVersion(1, 14),
+            None => self.docs.iter().any(is_1_14_document),
+        }
     }
 
     /// What Talos renders as CNI: `flannel`, `custom` or `none`. In the 1.14 form Flannel is
@@ -130,17 +133,21 @@ impl TalosView {
         }
     }
 
-    /// KubePrism: enabled and port (0 means 7445).
+    /// KubePrism: enabled and port (0 means 7445). A `KubePrismConfig` document the user wrote
+    /// wins; else the legacy `machine.features.kubePrism` section when a file sets it (1.14
+    /// still honours it); else the generated default.
     pub fn kube_prism(&self) -> Setting<'_, Option<u16>> {
-        if let Some(doc) = self.document("KubePrismConfig") {
+        let document = self.document("KubePrismConfig");
+        let enabled = self.at(&["machine", "features", "kubePrism", "enabled"]);
+        let port = self.at(&["machine", "features", "kubePrism", "port"]);
+        let legacy_written = enabled.or(port).is_some_and(Node::has_position);
+        if let Some(doc) = document.filter(|d| d.has_position() || !legacy_written) {
             let port = doc.get("port");
             return Setting {
                 value: Some(port.and_then(Node::as_u16).unwrap_or(7445)),
                 node: port.or(doc.get("kind")),
             };
         }
-        let enabled = self.at(&["machine", "features", "kubePrism", "enabled"]);
-        let port = self.at(&["machine", "features", "kubePrism", "port"]);
         let on = enabled.and_then(Node::as_bool) == Some(true);
         Setting {
             value: on.then(|| {
@@ -152,25 +159,95 @@ impl TalosView {
         }
     }
 
-    /// Whether Talos forwards cluster DNS to its host resolver (needs hostDNS enabled).
+    /// Whether Talos forwards cluster DNS to its host resolver (needs hostDNS enabled). A value
+    /// a file sets wins over a generated default, in either place (1.14 reads both).
     pub fn forward_kube_dns_to_host(&self) -> Setting<'_, bool> {
         let resolver = self
             .document("ResolverConfig")
-            .and_then(|d| d.path(&["hostDNS", "forwardKubeDNSToHost"]));
-        let legacy = self.at(&["machine", "features", "hostDNS", "forwardKubeDNSToHost"]);
-        let enabled = self
-            .document("ResolverConfig")
-            .and_then(|d| d.path(&["hostDNS", "enabled"]))
-            .or_else(|| self.at(&["machine", "features", "hostDNS", "enabled"]));
-        let node = resolver.or(legacy);
+            .and_then(|d| d.get("hostDNS"));
+        let legacy = self.at(&["machine", "features", "hostDNS"]);
+        let written = |n: &Option<&Node>| {
+            n.and_then(|h| h.get("forwardKubeDNSToHost").or(h.get("enabled")))
+                .is_some_and(Node::has_position)
+        };
+        let section = match (written(&resolver), written(&legacy)) {
+            (true, _) => resolver,
+            (false, true) => legacy,
+            _ => resolver.or(legacy),
+        };
+        let node = section.and_then(|h| h.get("forwardKubeDNSToHost"));
+        let enabled = section.and_then(|h| h.get("enabled"));
         let forward = node.and_then(Node::as_bool) == Some(true);
         // forwardKubeDNSToHost without hostDNS.enabled is refused by Talos; treat enabled as
         // implied unless it is explicitly false.
         let host_dns_off = enabled.and_then(Node::as_bool) == Some(false);
         Setting {
             value: forward && !host_dns_off,
-            node,
+            node: node.or(enabled.filter(|_| host_dns_off)),
         }
+    }
+
+    /// The address of Talos' DNS forwarder put on `lo` (`machine.network.interfaces` or a
+    /// `LinkConfig` document for `lo`): the work-around that lets pods reach it through
+    /// Cilium's BPF host routing (siderolabs/talos#10002).
+    pub fn host_dns_address_on_lo(&self) -> Option<&Node> {
+        const ADDRESS: &str = "169.254.116.108";
+        let is_it = |n: &&Node| {
+            n.scalar_text()
+                .is_some_and(|t| t.split('/').next() == Some(ADDRESS))
+        };
+        let legacy = self
+            .at(&["machine", "network", "interfaces"])
+            .map(Node::as_seq)
+            .unwrap_or_default()
+            .iter()
+            .filter(|i| i.get("interface").and_then(Node::as_str) == Some("lo"))
+            .flat_map(|i| i.get("addresses").map(Node::as_seq).unwrap_or_default())
+            .find(is_it);
+        legacy.or_else(|| {
+            self.docs
+                .iter()
+                .filter(|d| document_kind(d) == Some("LinkConfig"))
+                .filter(|d| d.get("name").and_then(Node::as_str) == Some("lo"))
+                .flat_map(|d| d.get("addresses").map(Node::as_seq).unwrap_or_default())
+                .map(|a| a.get("address").unwrap_or(a))
+                .find(is_it)
+        })
+    }
+
+    /// Addresses the config gives the node and its API endpoint: interface addresses (with
+    /// their prefix), VIPs, the control-plane endpoint when it is an IP.
+    pub fn node_addresses(&self) -> Vec<&Node> {
+        let mut out: Vec<&Node> = Vec::new();
+        for interface in self
+            .at(&["machine", "network", "interfaces"])
+            .map(Node::as_seq)
+            .unwrap_or_default()
+        {
+            out.extend(
+                interface
+                    .get("addresses")
+                    .map(Node::as_seq)
+                    .unwrap_or_default(),
+            );
+            out.extend(interface.path(&["vip", "ip"]));
+            for vlan in interface.get("vlans").map(Node::as_seq).unwrap_or_default() {
+                out.extend(vlan.get("addresses").map(Node::as_seq).unwrap_or_default());
+                out.extend(vlan.path(&["vip", "ip"]));
+            }
+        }
+        out.extend(self.at(&["cluster", "controlPlane", "endpoint"]));
+        out
+    }
+
+    /// KubeSpan: enabled, and the MTU of its WireGuard link (Talos default 1420).
+    pub fn kubespan(&self) -> Option<(u16, Option<&Node>)> {
+        let enabled = self.at(&["machine", "network", "kubespan", "enabled"])?;
+        if enabled.as_bool() != Some(true) {
+            return None;
+        }
+        let mtu = self.at(&["machine", "network", "kubespan", "mtu"]);
+        Some((mtu.and_then(Node::as_u16).unwrap_or(1420), Some(enabled)))
     }
 
     pub fn pod_subnets(&self) -> Setting<'_, Vec<String>> {
@@ -273,28 +350,36 @@ fn group_views(
         .iter()
         .copied()
         .partition(|t| t.summary.kind == "full");
+    // A config written in layers: the base layers (version and secrets, no machine.type) are
+    // what the role layers and patches land on, not generated defaults.
+    let layers: Vec<&TalosSource> = if full.is_empty() {
+        let (layers, rest): (Vec<&TalosSource>, Vec<&TalosSource>) = patches
+            .iter()
+            .partition(|p| p.summary.kind == "patch" && is_base_layer(&p.docs));
+        patches = rest;
+        layers
+    } else {
+        Vec::new()
+    };
     // Omni merges cluster-wide patches before machine-set ones.
     patches.sort_by_key(|p| p.role.is_some());
 
-    let version = sources
-        .iter()
-        .find_map(|t| t.summary.talos_version.as_deref())
-        .or_else(|| {
-            snapshot
-                .omni_templates
-                .iter()
-                .find_map(|t| t.talos_version.as_deref())
-        })
-        .or(fallback_version)
-        .and_then(TalosVersion::parse);
+    let (version, version_from) = detect_version(snapshot, sources, fallback_version);
 
     // A patch file referenced by a talhelper role section or an Omni ControlPlane/Workers
     // entry applies to that role only.
+    // A patch that sets machine.type is the layer of that role.
     let role_of = |patch: &TalosSource| {
         patch
             .role
             .clone()
             .or_else(|| snapshot.patch_roles.get(file_of(patch)).cloned())
+            .or_else(|| {
+                // Only a real role: a template's `machine.type: ${type}` says nothing.
+                let role = patch.summary.role.as_deref().map(normal_role)?;
+                (patch.summary.kind == "patch" && matches!(role, "controlplane" | "worker"))
+                    .then(|| role.to_string())
+            })
     };
     let applies = |patch: &TalosSource, role: Option<&str>| match (role_of(patch), role) {
         (None, _) => true,
@@ -314,14 +399,18 @@ fn group_views(
             apply_patch(&mut docs, &patch.docs);
             files.push(patch.summary.file.clone());
         }
+        let own = config
+            .summary
+            .talos_version
+            .as_deref()
+            .and_then(TalosVersion::parse);
         out.push(TalosView {
             label: config.summary.file.clone(),
-            version: config
-                .summary
-                .talos_version
-                .as_deref()
-                .and_then(TalosVersion::parse)
-                .or(version),
+            version: own.or(version),
+            version_from: match own {
+                Some(_) => format!("the installer image in {}", config.summary.file),
+                None => version_from.clone(),
+            },
             role,
             docs,
             generated_base: false,
@@ -330,15 +419,50 @@ fn group_views(
             unread: Vec::new(),
         });
     }
-    if full.is_empty() && !patches.is_empty() {
-        let multi = version.is_some_and(|v| v >= TalosVersion(1, 14))
-            || patches.iter().any(|p| {
-                p.docs.iter().any(|d| {
-                    document_kind(d).is_some_and(|k| {
-                        cniswap_config::talos::KUBERNETES_DOCUMENT_KINDS.contains(&k)
-                    })
-                })
+    if !layers.is_empty() {
+        let mut roles: Vec<Option<String>> = patches.iter().map(|p| role_of(p)).collect();
+        roles.sort();
+        roles.dedup();
+        if roles.iter().any(Option::is_some) {
+            roles.retain(Option::is_some);
+        }
+        if roles.is_empty() {
+            roles.push(None);
+        }
+        for role in roles {
+            let mut docs = Vec::new();
+            let mut files = Vec::new();
+            for layer in layers
+                .iter()
+                .chain(patches.iter().filter(|p| applies(p, role.as_deref())))
+            {
+                apply_patch(&mut docs, &layer.docs);
+                files.push(layer.summary.file.clone());
+            }
+            files.dedup();
+            out.push(TalosView {
+                label: match files.as_slice() {
+                    [one] => one.clone(),
+                    _ => format!("the config layered from {}", files.join(" + ")),
+                },
+                role,
+                version,
+                version_from: version_from.clone(),
+                docs,
+                generated_base: false,
+                files,
+                group: String::new(),
+                unread: Vec::new(),
             });
+        }
+        return out;
+    }
+    if full.is_empty() && !patches.is_empty() {
+        // A known version decides the format; without one, documents only 1.14 has do.
+        let multi = match version {
+            Some(v) => v >= TalosVersion(1, 14),
+            None => patches.iter().any(|p| p.docs.iter().any(is_1_14_document)),
+        };
         let mut roles: Vec<Option<&str>> = if patches.iter().any(|p| role_of(p).is_some()) {
             vec![Some("controlplane"), Some("worker")]
         } else {
@@ -364,6 +488,7 @@ fn group_views(
                 },
                 role: role.map(str::to_string),
                 version,
+                version_from: version_from.clone(),
                 docs,
                 generated_base: true,
                 files,
@@ -373,6 +498,79 @@ fn group_views(
         }
     }
     out
+}
+
+/// The Talos version of one cluster's files, from the strongest evidence: what the cluster's
+/// template declares (talhelper `talosVersion`, Omni `talos.version`), then the installer
+/// image tag of a config or patch, then the running nodes. Document kinds only tell the
+/// format, not the version, and are left to the caller.
+fn detect_version(
+    snapshot: &Snapshot,
+    sources: &[&TalosSource],
+    fallback: Option<&str>,
+) -> (Option<TalosVersion>, String) {
+    let parsed = |text: Option<&str>| text.and_then(TalosVersion::parse);
+    let files: Vec<&str> = sources.iter().map(|s| file_of(s)).collect();
+    let declared = sources
+        .iter()
+        .filter(|s| s.summary.kind == "talhelper")
+        .find_map(|s| {
+            parsed(s.summary.talos_version.as_deref())
+                .map(|v| (v, format!("`talosVersion` in {}", file_of(s))))
+        })
+        .or_else(|| {
+            let grouping = super::Grouping::new(snapshot);
+            let groups: Vec<String> = files.iter().map(|f| grouping.group_of(f)).collect();
+            snapshot
+                .omni_templates
+                .iter()
+                .filter(|t| {
+                    let group = grouping.group_of(&t.file);
+                    groups.iter().any(|g| super::same_group(g, &group))
+                })
+                .find_map(|t| {
+                    parsed(t.talos_version.as_deref())
+                        .map(|v| (v, format!("`talos.version` in {}", t.file)))
+                })
+        });
+    // `machine.install.image`, or the 1.14 `UnattendedInstallConfig` document's installer.
+    let image = || {
+        sources
+            .iter()
+            .filter(|s| s.summary.kind != "talhelper")
+            .find_map(|s| {
+                let tag = s.summary.talos_version.clone().or_else(|| {
+                    s.docs
+                        .iter()
+                        .filter(|d| document_kind(d) == Some("UnattendedInstallConfig"))
+                        .find_map(|d| {
+                            d.path(&["installer", "image"])?
+                                .as_str()
+                                .and_then(image_tag)
+                        })
+                });
+                parsed(tag.as_deref())
+                    .map(|v| (v, format!("the installer image in {}", file_of(s))))
+            })
+    };
+    let running = || parsed(fallback).map(|v| (v, "the cluster's nodes".to_string()));
+    match declared.or_else(image).or_else(running) {
+        Some((v, from)) => (Some(v), from),
+        None => {
+            let marker = sources.iter().find_map(|s| {
+                s.docs
+                    .iter()
+                    .find(|d| is_1_14_document(d))
+                    .and_then(document_kind)
+                    .map(|k| format!("{k} in {}", file_of(s)))
+            });
+            let from = match marker {
+                Some(m) => format!("unknown: no talosVersion or installer image; the 1.14 format assumed from {m}"),
+                None => "unknown: no talosVersion, installer image or cluster; a current version (>= 1.8) assumed".into(),
+            };
+            (None, from)
+        }
+    }
 }
 
 fn normal_role(role: &str) -> &str {

@@ -12,6 +12,8 @@ struct Report<'a> {
     suppressed: Vec<SuppressedOut<'a>>,
     /// Inputs that could not be read, with why (templates that do not parse, unknown files).
     skipped: &'a [SkippedInput],
+    /// Inputs read in part, with what was left out.
+    read_in_part: &'a [SkippedInput],
     /// Inline `# cniswap:ignore` comments naming no rule ID (they suppress nothing).
     unknown_suppressions: &'a [crate::UnknownSuppression],
     summary: Summary,
@@ -48,6 +50,7 @@ pub fn render(result: &LintResult, skipped: &[SkippedInput]) -> String {
             })
             .collect(),
         skipped,
+        read_in_part: &result.read_in_part,
         unknown_suppressions: &result.unknown_suppressions,
         summary: Summary {
             errors: count(Severity::Error),

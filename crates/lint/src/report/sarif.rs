@@ -73,12 +73,16 @@ pub fn render(result: &LintResult, skipped: &[SkippedInput]) -> String {
                 .rule_id(f.rule.as_str())
                 .level(level(f.severity))
                 .message(Message::builder().text(text).build());
-            match &f.location {
-                Some(l) => builder
-                    .locations(vec![file_location(&l.file, Some(region(l)))])
-                    .build(),
-                None => builder.build(),
-            }
+            // GitHub code scanning rejects results without a location: a finding about the
+            // cluster rather than a file points at the first input.
+            let location = match &f.location {
+                Some(l) => file_location(&l.file, Some(region(l))),
+                None => file_location(
+                    result.origin.as_deref().unwrap_or("."),
+                    Some(Region::builder().start_line(1).build()),
+                ),
+            };
+            builder.locations(vec![location]).build()
         })
         .collect();
     // Inputs that were not read, and inline suppressions naming no rule: notifications, so

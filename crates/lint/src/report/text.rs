@@ -170,8 +170,17 @@ pub fn render(result: &LintResult, snapshot: &Snapshot, options: &TextOptions) -
         Renderer::plain()
     };
     let mut out = String::new();
-    for finding in &result.findings {
-        out.push_str(&render_one(finding, snapshot, &renderer));
+    for (finding, repeats) in group_repeats(&result.findings) {
+        let mut text = render_one(finding, snapshot, &renderer);
+        if !repeats.is_empty() {
+            let places: Vec<String> = repeats.iter().map(|f| place(f)).collect();
+            text.push_str(&format!(
+                "\n  = also at {}: {}",
+                count(places.len(), "other place", "other places"),
+                places.join(", ")
+            ));
+        }
+        out.push_str(&text);
         out.push_str("\n\n");
     }
     for unknown in &result.unknown_suppressions {
@@ -190,15 +199,75 @@ pub fn render(result: &LintResult, snapshot: &Snapshot, options: &TextOptions) -
     }
     let severity = |s: Severity| result.findings.iter().filter(|f| f.severity == s).count();
     out.push_str(&format!(
-        "{}, {}, {} info; {} suppressed; {} ran, {} skipped for missing inputs\n",
+        "{}, {}, {} info; {} suppressed; {} ran, {} skipped for missing inputs{}\n",
         count(severity(Severity::Error), "error", "errors"),
         count(severity(Severity::Warning), "warning", "warnings"),
         severity(Severity::Info),
         result.suppressed.len(),
         count(result.rules_run, "rule", "rules"),
-        result.rules_skipped.len()
+        result.rules_skipped.len(),
+        if result.rules_deselected > 0 {
+            format!(", {} not selected", result.rules_deselected)
+        } else {
+            String::new()
+        }
     ));
+    out.push_str(&per_rule(result));
     out.push_str(&skipped(snapshot));
+    out
+}
+
+/// Findings with the same rule and message in several places (the same floating URL in
+/// every cluster's patch): the first is shown in full, the others as places.
+fn group_repeats(findings: &[Finding]) -> Vec<(&Finding, Vec<&Finding>)> {
+    let mut groups: Vec<(&Finding, Vec<&Finding>)> = Vec::new();
+    for finding in findings {
+        match groups.iter_mut().find(|(first, _)| {
+            first.rule == finding.rule
+                && first.severity == finding.severity
+                && first.message == finding.message
+                && first.location.is_some()
+                && finding.location.is_some()
+        }) {
+            Some((_, repeats)) => repeats.push(finding),
+            None => groups.push((finding, Vec::new())),
+        }
+    }
+    groups
+}
+
+fn place(finding: &Finding) -> String {
+    finding.location.as_ref().map_or_else(String::new, |l| {
+        let file = escape_control(&l.file);
+        if l.column == 0 {
+            file.into_owned()
+        } else {
+            format!("{file}:{}", l.line)
+        }
+    })
+}
+
+/// A count per rule, most findings first, when more than one finding was reported.
+fn per_rule(result: &LintResult) -> String {
+    let mut counts: Vec<(&str, Severity, usize)> = Vec::new();
+    for finding in &result.findings {
+        match counts.iter_mut().find(|(rule, _, _)| *rule == finding.rule) {
+            Some((_, _, n)) => *n += 1,
+            None => counts.push((&finding.rule, finding.severity, 1)),
+        }
+    }
+    if result.findings.len() < 2 {
+        return String::new();
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(b.0)));
+    let mut out = String::from("\nPer rule:\n");
+    for (rule, severity, n) in counts {
+        let title = crate::find_rule(rule).map_or("", |r| r.meta.title);
+        out.push_str(&format!(
+            "  {n:>4}  {rule:<7} {:<8} {title}\n",
+            severity.to_string()
+        ));
+    }
     out
 }
 
@@ -210,6 +279,19 @@ fn skipped(snapshot: &Snapshot) -> String {
         .iter()
         .partition(|s| s.reason == cniswap_snapshot::NOT_YAML_OR_JSON);
     let mut out = String::new();
+    if !snapshot.partly_read.is_empty() {
+        out.push_str(&format!(
+            "\nRead in part ({}):\n",
+            count(snapshot.partly_read.len(), "input", "inputs")
+        ));
+        for s in &snapshot.partly_read {
+            out.push_str(&format!(
+                "  {}: {}\n",
+                escape_control(&s.path),
+                escape_control(&s.reason)
+            ));
+        }
+    }
     if !listed.is_empty() {
         out.push_str(&format!(
             "\nSkipped ({}):\n",

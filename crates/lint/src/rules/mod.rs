@@ -38,6 +38,22 @@ pub(crate) fn cidrs_overlap(a: &str, b: &str) -> bool {
     }
 }
 
+/// The IP address in an address-like text: `10.0.0.5`, `10.0.0.5/24`, `https://10.0.0.5:6443`,
+/// `[fd00::1]:6443`; `None` for names and anything else.
+pub(crate) fn address_in(text: &str) -> Option<std::net::IpAddr> {
+    let text = text.trim();
+    let host = text.split_once("://").map_or(text, |(_, rest)| rest);
+    let host = host.split('/').next().unwrap_or(host);
+    if let Ok(ip) = host.parse() {
+        return Some(ip);
+    }
+    if let Some(inner) = host.strip_prefix('[') {
+        return inner.split(']').next()?.parse().ok();
+    }
+    let (ip, _port) = host.rsplit_once(':')?;
+    ip.parse().ok()
+}
+
 /// Whether `inner` lies entirely inside `outer`.
 pub(crate) fn cidr_within(inner: &str, outer: &str) -> Option<bool> {
     let inner = inner.trim().parse::<ipnet::IpNet>().ok()?;
@@ -71,6 +87,18 @@ pub(crate) fn cluster_pod_cidrs(ctx: &crate::context::Context) -> Vec<(String, S
     out.sort();
     out.dedup_by(|a, b| a.0 == b.0);
     out
+}
+
+#[cfg(test)]
+mod address_tests {
+    #[test]
+    fn addresses_are_found_in_their_usual_spellings() {
+        let ip = |t| super::address_in(t).map(|a| a.to_string());
+        assert_eq!(ip("10.0.0.5/24").as_deref(), Some("10.0.0.5"));
+        assert_eq!(ip("https://10.0.0.5:6443").as_deref(), Some("10.0.0.5"));
+        assert_eq!(ip("[fd00::1]:6443").as_deref(), Some("fd00::1"));
+        assert_eq!(ip("https://api.example.com:6443"), None);
+    }
 }
 
 #[cfg(test)]

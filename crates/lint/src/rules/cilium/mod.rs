@@ -1,5 +1,6 @@
 //! CIL: Cilium values.
 
+pub mod cluster_pool_overlaps_node_network;
 pub mod cni_exclusive_disabled;
 pub mod kpr_without_api_endpoint;
 pub mod kube_proxy_replacement_legacy_value;
@@ -12,6 +13,7 @@ pub mod migration_policy_enforcement;
 pub mod migration_unmanaged_pod_watcher;
 pub mod migration_values_left_behind;
 pub mod migration_writes_cni_config;
+pub mod native_routing_cidr_misses_pods;
 pub mod operator_replicas_exceed_nodes;
 pub mod talos_capabilities;
 pub mod talos_cgroup_automount;
@@ -35,7 +37,13 @@ pub(crate) fn for_rolling_migration(
         return;
     }
     let reason = ctx.rolling_reason();
-    for values in ctx.cilium.iter().filter(|v| !v.from_cluster) {
+    // The final values describe the cluster after the migration, when these settings are
+    // undone on purpose.
+    for values in ctx
+        .cilium
+        .iter()
+        .filter(|v| !v.from_cluster && !v.after_migration)
+    {
         check(values, reason, out);
     }
 }

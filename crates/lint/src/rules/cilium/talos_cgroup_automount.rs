@@ -31,7 +31,8 @@ fn check(ctx: &Context, out: &mut Emitter) {
             })
             .unwrap_or_default();
         let auto = values.get("cgroup.autoMount.enabled");
-        if auto.and_then(Node::as_bool) != Some(false) {
+        // Unset keys may come from a Secret the release reads.
+        if auto.and_then(Node::as_bool) != Some(false) && (auto.is_some() || values.complete()) {
             let state = if auto.is_some() {
                 "is not false"
             } else {
@@ -46,7 +47,9 @@ fn check(ctx: &Context, out: &mut Emitter) {
             );
         }
         let root = values.get("cgroup.hostRoot");
-        if root.and_then(Node::as_str) != Some("/sys/fs/cgroup") {
+        if root.and_then(Node::as_str) != Some("/sys/fs/cgroup")
+            && (root.is_some() || values.complete())
+        {
             let state = match root.and_then(Node::scalar_text) {
                 Some(v) => format!("is `{v}`"),
                 None => "is not set (chart default /run/cilium/cgroupv2)".into(),

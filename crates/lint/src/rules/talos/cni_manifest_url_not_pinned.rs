@@ -28,20 +28,51 @@ pub(crate) fn floating(url: &str) -> Option<&'static str> {
     }
 }
 
+/// Names in a manifest URL that say it installs a CNI. `extraManifests` also carry
+/// metrics-server, cert approvers, Gateway API CRDs and the like: a floating URL there is the
+/// owner's choice and outside what cniswap checks.
+const CNI_NAMES: &[&str] = &[
+    "cilium",
+    "calico",
+    "tigera",
+    "flannel",
+    "canal",
+    "weave",
+    "kube-router",
+    "antrea",
+    "multus",
+];
+
+pub(crate) fn is_cni_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    CNI_NAMES.iter().any(|name| lower.contains(name))
+}
+
 fn check(ctx: &Context, out: &mut Emitter) {
     use cniswap_config::talos::document_kind;
     for source in &ctx.snapshot.talos {
+        // cni.urls install the CNI whatever they are called; other manifests only when the
+        // URL names a CNI.
         let mut urls: Vec<&Node> = Vec::new();
         for doc in &source.docs {
-            for path in [
-                &["cluster", "network", "cni", "urls"][..],
-                &["cluster", "extraManifests"][..],
-            ] {
-                urls.extend(doc.path(path).map(Node::as_seq).unwrap_or_default());
-            }
-            if document_kind(doc) == Some("KubeExternalManifestConfig") {
-                urls.extend(doc.get("url"));
-            }
+            urls.extend(
+                doc.path(&["cluster", "network", "cni", "urls"])
+                    .map(Node::as_seq)
+                    .unwrap_or_default(),
+            );
+            let extra = doc
+                .path(&["cluster", "extraManifests"])
+                .map(Node::as_seq)
+                .unwrap_or_default();
+            let external = (document_kind(doc) == Some("KubeExternalManifestConfig"))
+                .then(|| doc.get("url"))
+                .flatten();
+            urls.extend(
+                extra
+                    .iter()
+                    .chain(external)
+                    .filter(|u| u.as_str().is_some_and(is_cni_url)),
+            );
         }
         for url in urls {
             let Some(text) = url.as_str() else { continue };
@@ -69,6 +100,15 @@ mod tests {
         let found = fired("TAL008", &[("patch.yaml", patch)], Target::default());
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].location.as_ref().unwrap().line, 6);
+    }
+
+    #[test]
+    fn extra_manifests_only_when_they_install_a_cni() {
+        // From onedr0p-style repos: kubelet-serving-cert-approver and metrics-server on main.
+        let patch = "cluster:\n  extraManifests:\n    - https://raw.githubusercontent.com/alex1989hu/kubelet-serving-cert-approver/main/deploy/standalone-install.yaml\n    - https://github.com/kubernetes-sigs/metrics-server/releases/latest/download/components.yaml\n    - https://raw.githubusercontent.com/projectcalico/calico/master/manifests/tigera-operator.yaml\n";
+        let found = fired("TAL008", &[("patch.yaml", patch)], Target::default());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].location.as_ref().unwrap().line, 5);
     }
 
     #[test]

@@ -45,7 +45,11 @@ fn check(ctx: &Context, out: &mut Emitter) {
             let Some(doc) = docs.iter().find(|d| document_kind(d) == Some(kind)) else {
                 continue;
             };
-            if doc.get("$patch").is_some() {
+            // A ResolverConfig with only nameservers/searchDomains (Talos 1.12+) replaces
+            // nothing of v1alpha1's hostDNS section.
+            if doc.get("$patch").is_some()
+                || *kind == "ResolverConfig" && doc.get("hostDNS").is_none()
+            {
                 continue;
             }
             let Some(section) = v1.path_key(path) else {
@@ -126,6 +130,18 @@ mod tests {
         assert_eq!(
             found[0].location.as_ref().unwrap().file,
             "talos/cni-none.yaml"
+        );
+    }
+
+    #[test]
+    fn quiet_on_a_resolver_config_without_host_dns() {
+        // Talos 1.13: ResolverConfig (nameservers, searchDomains) next to machine.features.hostDNS.
+        let config = "version: v1alpha1\nmachine:\n  type: worker\n  install: {image: ghcr.io/siderolabs/installer:v1.13.2}\n  features:\n    hostDNS:\n      enabled: true\n---\napiVersion: v1alpha1\nkind: ResolverConfig\nsearchDomains:\n  domains: [example.org]\n";
+        assert!(fired("TAL011", &[("talos/w.yaml", config)], Target::default()).is_empty());
+        let both = "version: v1alpha1\nmachine:\n  type: worker\n  features:\n    hostDNS:\n      enabled: true\n---\napiVersion: v1alpha1\nkind: ResolverConfig\nhostDNS:\n  forwardKubeDNSToHost: true\n";
+        assert_eq!(
+            fired("TAL011", &[("talos/w.yaml", both)], Target::default()).len(),
+            1
         );
     }
 

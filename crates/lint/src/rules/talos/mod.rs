@@ -10,6 +10,8 @@ pub mod kube_proxy_daemonset_survives_disable;
 pub mod kube_proxy_kept_alongside_replacement;
 pub mod kube_proxy_removed_without_replacement;
 pub mod kubeprism_not_enabled;
+pub mod kubespan_overlay_mtu;
+pub mod kubespan_with_bpf_host_routing;
 pub mod legacy_and_document_config_conflict;
 pub mod omni_patch_deleted_by_template_sync;
 pub mod omni_patch_forbidden_field;
