@@ -615,4 +615,39 @@ fn generated_plan_artifacts_lint_clean() {
         }
     }
     assert!(checked >= 6, "only {checked} plans had artifacts");
+    // The runbook lints the rolling plan's artifacts with the flags the plan ran with: the
+    // migration values and the final values (after the migration) both lint clean.
+    let dir = work.path().join("rolling-cilium");
+    let out = cniswap_in(
+        &root,
+        &[
+            "plan",
+            "--snapshot",
+            "examples/talos-flannel-homelab",
+            "--to",
+            "cilium",
+            "--strategy",
+            "rolling",
+            "--force",
+            "--out-dir",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(dir.join("artifacts/cilium/values-final.yaml").is_file());
+    let artifacts = dir.join("artifacts");
+    let out = cniswap_in(
+        &root,
+        &[
+            "lint",
+            artifacts.to_str().unwrap(),
+            "--to",
+            "cilium",
+            "--strategy",
+            "rolling",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(json(&out)["findings"], serde_json::json!([]));
 }

@@ -58,13 +58,21 @@ fn check(ctx: &Context, out: &mut Emitter) {
                 (Some(p), Some(want)) if p != want => format!("KubePrism listens on {p}"),
                 _ => continue,
             };
+            // The place to point at is the KubePrism setting when a file writes it (that is
+            // the value to change); else the endpoint, which the message names either way.
+            let endpoint = ctx.location(node);
+            let setting = prism.node.and_then(|n| ctx.location(n));
+            let who = match (&setting, &endpoint) {
+                (Some(_), Some(e)) => format!("{who} ({}:{})", e.file, e.line),
+                _ => who,
+            };
             out.push(
                 out.finding(format!(
                     "{who} is {host}:{}, but in {} {problem}: the agent cannot reach the API server",
                     port.map_or("?".into(), |p| p.to_string()),
                     view.describe()
                 ))
-                .at(ctx.location(node))
+                .at(setting.or(endpoint))
                 .object(ctx.talos_object(view)),
             );
             break;
@@ -89,7 +97,14 @@ mod tests {
             Target::default(),
         );
         assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].location.as_ref().unwrap().line, 2);
+        // At the setting that turns KubePrism off; the message names the endpoint's line.
+        let at = found[0].location.as_ref().unwrap();
+        assert_eq!((at.file.as_str(), at.line), ("talos/cp.yaml", 6));
+        assert!(
+            found[0].message.contains("helm/cilium.yaml:2"),
+            "{}",
+            found[0].message
+        );
     }
 
     #[test]
