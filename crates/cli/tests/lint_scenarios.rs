@@ -1,6 +1,7 @@
 //! Scenarios built from public GitOps repositories (issue 18), each in tests/scenarios/<name>
 //! with a SOURCE.md that names where the excerpts come from and the findings an expert expects,
 //! decided before lint was run. Each test checks exactly those findings, at file and line.
+#![allow(clippy::unwrap_used)] // test helpers may panic: a panic is a failed test
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
