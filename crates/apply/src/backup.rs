@@ -5,11 +5,9 @@
 use crate::KubeActions;
 use crate::errors::failed;
 use crate::objects::{Kind, backup_text, object_name};
-use cniswap_exec::journal::write_atomic;
 use cniswap_exec::{ActionError, RunContext};
 use kube::api::ListParams;
 use serde_json::Value;
-use std::path::Path;
 use std::time::Instant;
 
 /// `namespace/kind/name`, `kind/name` or `/kind/name`.
@@ -37,20 +35,9 @@ fn refuse_secrets(kind: &str, what: &str) -> Result<(), ActionError> {
     Ok(())
 }
 
-fn write(path: &Path, text: &str) -> Result<(), ActionError> {
-    write_atomic(path, text.as_bytes())
-        .map_err(|e| failed(format!("cannot write the backup {}: {e}", path.display())))
-}
-
-/// A backup that already holds something is kept: it is the state before the plan.
-pub fn exists(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.len() > 0 || m.is_dir())
-}
-
 impl KubeActions {
     pub async fn backup(&mut self, objects: &[String], file: &str) -> Result<String, ActionError> {
-        let path = self.dir.join(file);
-        if exists(&path) {
+        if self.holds(file)? {
             return Ok(format!("{file} already exists: kept"));
         }
         let mut read = Vec::new();
@@ -61,7 +48,7 @@ impl KubeActions {
             let value = self.get_value(&k, ns.as_deref(), &name).await?;
             read.push((reference.clone(), value));
         }
-        write(&path, &backup_text(&read))?;
+        self.save(file, backup_text(&read).as_bytes())?;
         let present = read.iter().filter(|(_, v)| v.is_some()).count();
         Ok(format!(
             "wrote {file}: {present} object(s), {} absent",
@@ -70,9 +57,13 @@ impl KubeActions {
     }
 
     pub fn backup_holds(&self, file: &str, objects: &[String]) -> (bool, String) {
-        let Ok(text) = std::fs::read_to_string(self.dir.join(file)) else {
-            return (false, format!("{file} does not exist"));
+        let Ok(Some(bytes)) = self.saved(file) else {
+            return (
+                false,
+                format!("{file} does not exist (or is not a regular file)"),
+            );
         };
+        let text = String::from_utf8_lossy(&bytes);
         let missing: Vec<&String> = objects
             .iter()
             .filter(|o| !text.contains(&format!("# cniswap backup of {o}\n")))
@@ -137,7 +128,7 @@ impl KubeActions {
             });
         }
         if kind == "Manifest" {
-            let docs = crate::objects::read_documents(&self.dir.join(name))?;
+            let docs = self.documents(name)?;
             for doc in docs {
                 let k = self.kind_of(&doc).await;
                 let Ok(k) = k else { continue };
@@ -180,13 +171,11 @@ impl KubeActions {
         ctx: &RunContext<'_>,
     ) -> Result<String, ActionError> {
         refuse_secrets(kind, name)?;
-        let path = self.dir.join(backup);
         let mut out = String::new();
         let targets: Vec<(Kind, Option<String>, String)> = if kind == "CustomResourceDefinition" {
             let crds = self.matching_crds(name).await?;
-            if !exists(&path) {
-                std::fs::create_dir_all(&path)
-                    .map_err(|e| failed(format!("cannot create {}: {e}", path.display())))?;
+            if !self.holds(backup)? {
+                self.save_dir(backup)?;
             }
             let mut targets = Vec::new();
             for crd in &crds {
@@ -195,19 +184,23 @@ impl KubeActions {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();
-                let file = path.join(format!("crd-{crd_name}.yaml"));
-                if !exists(&file) {
-                    write(
+                let dir = backup.trim_end_matches('/');
+                let file = format!("{dir}/crd-{crd_name}.yaml");
+                if !self.holds(&file)? {
+                    let resources = self.custom_resources(crd).await?;
+                    // Resources first: a crash between the two leaves the definition unsaved,
+                    // so the next attempt saves both again.
+                    let resources_file = format!("{dir}/resources-{crd_name}.yaml");
+                    if !self.holds(&resources_file)? {
+                        self.save(&resources_file, backup_text(&resources).as_bytes())?;
+                    }
+                    self.save(
                         &file,
-                        &backup_text(&[(
+                        backup_text(&[(
                             format!("CustomResourceDefinition/{crd_name}"),
                             Some(crd.clone()),
-                        )]),
-                    )?;
-                    let resources = self.custom_resources(crd).await?;
-                    write(
-                        &path.join(format!("resources-{crd_name}.yaml")),
-                        &backup_text(&resources),
+                        )])
+                        .as_bytes(),
                     )?;
                     out.push_str(&format!(
                         "backed up {crd_name} and {} resource(s)\n",
@@ -221,7 +214,7 @@ impl KubeActions {
         } else if kind == "Manifest" {
             let mut targets = Vec::new();
             let mut saved = Vec::new();
-            for doc in crate::objects::read_documents(&self.dir.join(name))? {
+            for doc in self.documents(name)? {
                 let Ok(k) = self.kind_of(&doc).await else {
                     continue;
                 };
@@ -241,8 +234,8 @@ impl KubeActions {
                 }
                 targets.push((k, ns, n));
             }
-            if !exists(&path) {
-                write(&path, &backup_text(&saved))?;
+            if !self.holds(backup)? {
+                self.save(backup, backup_text(&saved).as_bytes())?;
                 out.push_str(&format!(
                     "backed up {} object(s) to {backup}\n",
                     saved.len()
@@ -256,12 +249,13 @@ impl KubeActions {
             } else {
                 None
             };
-            if !exists(&path) {
+            if !self.holds(backup)? {
                 match self.get_value(&k, ns.as_deref(), name).await? {
                     Some(v) => {
-                        write(
-                            &path,
-                            &backup_text(&[(object_name(&k, ns.as_deref(), name), Some(v))]),
+                        self.save(
+                            backup,
+                            backup_text(&[(object_name(&k, ns.as_deref(), name), Some(v))])
+                                .as_bytes(),
                         )?;
                         out.push_str(&format!(
                             "backed up {} to {backup}\n",
@@ -392,34 +386,33 @@ impl KubeActions {
     }
 
     pub fn backup_documents(&self, path: &str) -> Result<Vec<Value>, ActionError> {
-        let full = self.dir.join(path);
-        if !full.exists() {
-            return Err(failed(format!(
-                "the backup {path} does not exist: the step that writes it never ran"
-            )));
-        }
-        let mut files = Vec::new();
-        if full.is_dir() {
-            let mut entries: Vec<_> = std::fs::read_dir(&full)
-                .map_err(|e| failed(format!("cannot read {}: {e}", full.display())))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-                .collect();
-            // Definitions before the resources that need them.
-            entries.sort_by_key(|p| {
-                let name = p
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                (!name.starts_with("crd-"), name)
-            });
-            files.extend(entries);
-        } else {
-            files.push(full);
-        }
+        let files = match self
+            .plan_dir
+            .entry(path.trim_end_matches('/'))
+            .map_err(crate::files::plan_dir_failed)?
+        {
+            cniswap_exec::plandir::Entry::Missing => {
+                return Err(failed(format!(
+                    "the backup {path} does not exist: the step that writes it never ran"
+                )));
+            }
+            cniswap_exec::plandir::Entry::Dir => {
+                let dir = path.trim_end_matches('/');
+                let mut names: Vec<String> = self
+                    .saved_names(dir)?
+                    .into_iter()
+                    .filter(|n| n.ends_with(".yaml") && !n.starts_with('.'))
+                    .collect();
+                // Definitions before the resources that need them.
+                names.sort_by_key(|n| (!n.starts_with("crd-"), n.clone()));
+                names.into_iter().map(|n| format!("{dir}/{n}")).collect()
+            }
+            _ => vec![path.to_string()],
+        };
         let mut docs = Vec::new();
         for f in files {
-            docs.extend(crate::objects::read_documents(&f)?);
+            let bytes = self.saved(&f)?.unwrap_or_default();
+            docs.extend(crate::objects::parse_documents(&self.dir.join(&f), &bytes)?);
         }
         Ok(docs)
     }

@@ -5,6 +5,19 @@ use cniswap_exec::{ActionError, Failure};
 
 /// Classifies an API error for `what` (e.g. `PATCH node/w1`).
 pub fn api(what: &str, object: &str, error: kube::Error) -> ActionError {
+    if let Some(refusal) = crate::fence::refusal(&error) {
+        let failure = Failure::new(format!("{what}: {refusal}"))
+            .object(object.to_string())
+            .command(what.to_string());
+        return match refusal {
+            crate::fence::FenceError::Lost(_) => ActionError::failed(failure.next(
+                "another cniswap apply (or --force-unlock) took the lock: let it finish, then see `cniswap apply status`; this run wrote nothing after it lost the lock",
+            )),
+            crate::fence::FenceError::Unconfirmed(_) => ActionError::transient(
+                failure.next("check that the API server is up (`kubectl get --raw /readyz`)"),
+            ),
+        };
+    }
     let text = cniswap_kube::chain(&error);
     let failure = Failure::new(format!("{what}: {text}"))
         .object(object.to_string())

@@ -16,6 +16,21 @@ pub fn description(values_sha256: &str) -> String {
     format!("cniswap values sha256:{values_sha256}")
 }
 
+/// The render with each values file replaced by a checked private copy (crates/apply files).
+pub(crate) fn checked_render(
+    actions: &KubeActions,
+    scratch: &crate::files::Scratch,
+    render: &cniswap_plan::Render,
+) -> Result<cniswap_plan::Render, ActionError> {
+    let mut render = render.clone();
+    if let cniswap_plan::Render::Helm { values, .. } = &mut render {
+        for v in values.iter_mut() {
+            *v = actions.artifact_copy(scratch, v)?;
+        }
+    }
+    Ok(render)
+}
+
 /// The tool and arguments that render a manifest (its output is the manifest).
 pub fn render_command(render: &cniswap_plan::Render) -> (&'static str, Vec<String>) {
     match render {
@@ -156,13 +171,15 @@ impl KubeActions {
         timeout: Duration,
     ) -> Result<String, ActionError> {
         let mut out = String::new();
-        // The values must be the ones the plan was made with.
+        // The values must be the ones the plan was made with: each file checked against the
+        // run's digest, all of them against the plan's values digest, and helm given the
+        // checked copies (so what it reads is what was checked).
+        let scratch = crate::files::Scratch::new()?;
         let mut bytes = Vec::new();
+        let mut copies = Vec::new();
         for file in values {
-            bytes.extend(
-                std::fs::read(self.dir.join(file))
-                    .map_err(|e| failed(format!("cannot read {file}: {e}")))?,
-            );
+            bytes.extend(self.artifact(file)?);
+            copies.push(self.artifact_copy(&scratch, file)?);
         }
         let sha = cniswap_exec::digest::sha256(&bytes);
         if sha != values_sha256 {
@@ -173,12 +190,15 @@ impl KubeActions {
         }
         // The revision before, once (the rollback goes back to it; empty: no release yet).
         if let Some(file) = revision_backup {
-            let path = self.dir.join(file);
-            if !path.exists() {
+            if self
+                .plan_dir
+                .entry(file)
+                .map_err(crate::files::plan_dir_failed)?
+                == cniswap_exec::plandir::Entry::Missing
+            {
                 let revision = self.helm_revision(release, namespace).await?;
                 let text = revision.map(|r| format!("{r}\n")).unwrap_or_default();
-                cniswap_exec::journal::write_atomic(&path, text.as_bytes())
-                    .map_err(|e| failed(format!("cannot write {file}: {e}")))?;
+                self.save(file, text.as_bytes())?;
                 out.push_str(&format!(
                     "recorded the revision before in {file}: {}\n",
                     text.trim()
@@ -193,7 +213,7 @@ impl KubeActions {
                     repo,
                     chart,
                     version,
-                    values,
+                    &copies,
                     values_sha256,
                     timeout,
                 ),
@@ -260,16 +280,14 @@ impl KubeActions {
         timeout: Duration,
     ) -> Result<String, ActionError> {
         let mut out = String::new();
-        let path = self.dir.join(backup);
-        if !path.exists() {
+        if !self.holds(backup)? {
             let ran = self
                 .helm(
                     tools::args(&["get", "all", release, "--namespace", namespace]),
                     QUERY,
                 )
                 .await?;
-            cniswap_exec::journal::write_atomic(&path, ran.stdout.as_bytes())
-                .map_err(|e| failed(format!("cannot write the backup {}: {e}", path.display())))?;
+            self.save(backup, ran.stdout.as_bytes())?;
             out.push_str(&format!("backed up release {release} to {backup}\n"));
         }
         let ran = self
@@ -318,10 +336,10 @@ impl KubeActions {
     /// The revision the plan recorded before its upgrade: `Some(None)` when there was no
     /// release, `None` when the upgrade never ran (nothing to undo).
     fn recorded_revision(&self, file: &str) -> Result<Option<Option<i64>>, ActionError> {
-        let path = self.dir.join(file);
-        let Ok(text) = std::fs::read_to_string(&path) else {
+        let Some(bytes) = self.saved(file)? else {
             return Ok(None);
         };
+        let text = String::from_utf8_lossy(&bytes);
         let text = text.trim();
         if text.is_empty() {
             return Ok(Some(None));

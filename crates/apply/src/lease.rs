@@ -74,6 +74,8 @@ pub struct Lock {
     duration: Duration,
     /// Said when an expired (or forced) lock was taken over.
     pub took_over: Option<Holder>,
+    /// What every write of this run confirms first.
+    pub fence: crate::fence::Fence,
     renewer: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -153,6 +155,7 @@ pub async fn acquire(
                     identity: identity.to_string(),
                     duration,
                     took_over,
+                    fence: crate::fence::Fence::new(client.clone(), identity),
                     renewer: None,
                 };
                 lock.start_renewing();
@@ -172,29 +175,41 @@ impl Lock {
         let client = self.client.clone();
         let identity = self.identity.clone();
         let duration = self.duration;
+        let fence = self.fence.clone();
         self.renewer = Some(tokio::spawn(async move {
             let leases: Api<Lease> = Api::namespaced(client, NAMESPACE);
             let every = (duration / 3).max(Duration::from_secs(1));
             loop {
                 tokio::time::sleep(every).await;
-                let Ok(Some(mut lease)) = leases.get_opt(LEASE_NAME).await else {
-                    continue;
+                let mut lease = match leases.get_opt(LEASE_NAME).await {
+                    Ok(Some(lease)) => lease,
+                    Ok(None) => {
+                        fence.observed(Some("the Lease was deleted".into()));
+                        return;
+                    }
+                    Err(_) => continue,
                 };
-                let mine = lease
+                let holder = lease
                     .spec
                     .as_ref()
-                    .and_then(|s| s.holder_identity.as_deref())
-                    == Some(identity.as_str());
-                if !mine {
-                    tracing::warn!("the apply lock was taken over by someone else");
+                    .and_then(|s| s.holder_identity.clone())
+                    .unwrap_or_default();
+                if holder != identity {
+                    tracing::warn!("the apply lock was taken over by {holder}");
+                    fence.observed(Some(format!("now held by {holder}")));
                     return;
                 }
                 if let Some(spec) = lease.spec.as_mut() {
                     spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
                 }
-                let _ = leases
+                // The resourceVersion from the read: a takeover in between makes this fail.
+                if leases
                     .replace(LEASE_NAME, &PostParams::default(), &lease)
-                    .await;
+                    .await
+                    .is_ok()
+                {
+                    fence.observed(None);
+                }
             }
         }));
     }

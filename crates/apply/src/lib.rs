@@ -10,6 +10,8 @@
 mod agent;
 mod backup;
 mod errors;
+pub mod fence;
+mod files;
 mod helm;
 pub mod lease;
 mod mirror;
@@ -44,8 +46,14 @@ pub struct KubeActions {
     rt: std::sync::Arc<tokio::runtime::Runtime>,
     connection: cniswap_kube::Connection,
     client: kube::Client,
-    /// The plan directory: files are read and backups written relative to it.
+    /// The plan directory: files are read and backups written relative to it, through its
+    /// handle (no link followed).
     dir: PathBuf,
+    plan_dir: cniswap_exec::PlanDir,
+    /// The plan's files as the run began: each artifact is checked against it before use.
+    digest: cniswap_exec::digest::PlanDigest,
+    /// Set once the lock is held: every write confirms it first.
+    fence: Option<fence::Fence>,
     talos: bool,
     /// --agent-image: replaces the plan's agent image in node pods.
     agent_image: Option<String>,
@@ -64,7 +72,8 @@ pub struct KubeActions {
 }
 
 pub struct Settings {
-    pub dir: PathBuf,
+    pub plan_dir: cniswap_exec::PlanDir,
+    pub digest: cniswap_exec::digest::PlanDigest,
     /// --agent-image: replaces the plan's agent image in the pods it runs on nodes.
     pub agent_image: Option<String>,
 }
@@ -95,7 +104,10 @@ impl KubeActions {
             rt,
             client: connection.client.clone(),
             connection,
-            dir: settings.dir,
+            dir: settings.plan_dir.path().to_path_buf(),
+            plan_dir: settings.plan_dir,
+            digest: settings.digest,
+            fence: None,
             talos: plan.platform.to_lowercase().starts_with("talos"),
             agent_image: settings.agent_image,
             plan_agent_image: plan.agent_image.clone(),
@@ -116,6 +128,30 @@ impl KubeActions {
 
     pub fn client(&self) -> &kube::Client {
         &self.client
+    }
+
+    /// From now on every write to the cluster first confirms this lock (fencing), and every
+    /// step starts only while it is held.
+    pub fn fence_with(&mut self, fence: fence::Fence) {
+        self.client = fence.client(&self.client);
+        self.fence = Some(fence);
+    }
+
+    async fn confirm_lock(&self) -> Result<(), ActionError> {
+        let Some(fence) = &self.fence else {
+            return Ok(());
+        };
+        fence.confirm().await.map_err(|e| {
+            let failure = Failure::new(e.to_string());
+            match e {
+                fence::FenceError::Lost(_) => ActionError::failed(failure.next(
+                    "another cniswap apply (or --force-unlock) took the lock: let it finish, then see `cniswap apply status`",
+                )),
+                fence::FenceError::Unconfirmed(_) => ActionError::transient(
+                    failure.next("check that the API server is up (`kubectl get --raw /readyz`)"),
+                ),
+            }
+        })
     }
 
     pub fn server(&self) -> String {
@@ -172,11 +208,13 @@ impl KubeActions {
         let timeout = Duration::from_secs(u64::from(step.timeout_seconds.max(60)));
         let (done, what) = match effect {
             Effect::File { path, non_empty } => {
-                let p = self.dir.join(path);
                 let ok = if *non_empty {
-                    backup::exists(&p)
+                    self.holds(path)?
                 } else {
-                    p.exists()
+                    self.plan_dir
+                        .entry(path.trim_end_matches('/'))
+                        .map_err(files::plan_dir_failed)?
+                        != cniswap_exec::plandir::Entry::Missing
                 };
                 (
                     ok,
@@ -239,7 +277,7 @@ impl KubeActions {
                     true,
                     format!("every object of {file} is on the server as written"),
                 );
-                for doc in objects::read_documents(&self.dir.join(file))? {
+                for doc in self.documents(file)? {
                     if let Some(diff) = self.matches(&doc).await? {
                         result = (false, diff);
                         break;
@@ -549,6 +587,8 @@ impl KubeActions {
         ctx: &RunContext<'_>,
     ) -> Result<String, ActionError> {
         let id = step.id.as_str();
+        // A step starts only while this run holds the lock (tools write without the client).
+        self.confirm_lock().await?;
         match &step.action {
             Action::Backup { objects, file } => {
                 let refs: Vec<String> = objects.iter().map(object_text).collect();
@@ -599,29 +639,25 @@ impl KubeActions {
                 ))
             }
             Action::Download { url, file } => {
-                let tmp = format!("{file}.partial");
-                if let Some(parent) = self.dir.join(file).parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        errors::failed(format!("cannot create {}: {e}", parent.display()))
-                    })?;
-                }
+                // curl writes into a private directory; the file is copied in from there.
+                let scratch = files::Scratch::new()?;
+                let tmp = scratch.path(file);
                 let ran = tools::run_ok(
                     "curl",
-                    &tools::args(&["-fsSL", "--output", &tmp, url]),
+                    &tools::args(&["-fsSL", "--output", &tmp.display().to_string(), url]),
                     &self.dir,
                     ctx.timeout,
                 )
                 .await?;
-                std::fs::rename(self.dir.join(&tmp), self.dir.join(file)).map_err(|e| {
-                    errors::failed(format!("cannot move the download into {file}: {e}"))
-                })?;
+                self.put_from(file, &tmp, cniswap_exec::Access::Shared)?;
                 Ok(ran.transcript())
             }
             Action::RenderManifest { file, render } => {
-                let (tool, args) = helm::render_command(render);
+                let scratch = files::Scratch::new()?;
+                let render = helm::checked_render(self, &scratch, render)?;
+                let (tool, args) = helm::render_command(&render);
                 let ran = tools::run_ok(tool, &args, &self.dir, ctx.timeout).await?;
-                cniswap_exec::journal::write_atomic(&self.dir.join(file), ran.stdout.as_bytes())
-                    .map_err(|e| errors::failed(format!("cannot write {file}: {e}")))?;
+                self.put(file, ran.stdout.as_bytes())?;
                 Ok(format!(
                     "$ {}\nexit 0\nwrote {file} ({} bytes)",
                     ran.argv,
@@ -630,7 +666,7 @@ impl KubeActions {
             }
             Action::ApplyManifest { file } => {
                 let mut out = String::new();
-                for doc in objects::read_documents(&self.dir.join(file))? {
+                for doc in self.documents(file)? {
                     self.apply_object(&doc, false).await?;
                     out.push_str(&format!("applied {}\n", objects::describe(&doc)));
                 }
@@ -679,7 +715,7 @@ impl KubeActions {
                 let ns = object.namespace.as_deref();
                 let mut out = String::new();
                 if let Some(file) = backup
-                    && !backup::exists(&self.dir.join(file))
+                    && !self.holds(file)?
                 {
                     out.push_str(&self.backup(&[object_text(object)], file).await?);
                     out.push('\n');

@@ -54,10 +54,11 @@ pub fn comparable(mut object: Value) -> Value {
 }
 
 /// Reads a YAML file of one or more documents (a `List` expands to its items).
-pub fn read_documents(path: &std::path::Path) -> Result<Vec<Value>, ActionError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+/// The documents of a file's bytes (`path` names it in errors); `List` kinds are unpacked.
+pub fn parse_documents(path: &std::path::Path, bytes: &[u8]) -> Result<Vec<Value>, ActionError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| failed(format!("{} is not UTF-8 text: {e}", path.display())))?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text)
         .map_err(|e| failed(format!("{} is not valid YAML: {e}", path.display())))?;
     let mut out = Vec::new();
     for doc in docs {
@@ -423,7 +424,13 @@ pub fn object_name(kind: &Kind, namespace: Option<&str>, name: &str) -> String {
     }
 }
 
-/// The YAML text of a backup: each object without server fields, one document each.
+/// kubectl's copy of the whole object as last applied: a second copy of every value (the
+/// environment, embedded kubeconfigs) that putting the object back does not need.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The YAML text of a backup: each object without server fields and without kubectl's
+/// last-applied copy, one document each. Backups are written owner-only (crates/exec PlanDir):
+/// they hold what the cluster held.
 pub fn backup_text(objects: &[(String, Option<Value>)]) -> String {
     let mut out = String::new();
     for (name, object) in objects {
@@ -432,6 +439,17 @@ pub fn backup_text(objects: &[(String, Option<Value>)]) -> String {
             Some(o) => {
                 let mut o = o.clone();
                 strip_server_fields(&mut o);
+                if let Some(annotations) = o
+                    .pointer_mut("/metadata/annotations")
+                    .and_then(Value::as_object_mut)
+                {
+                    annotations.remove(LAST_APPLIED);
+                    if annotations.is_empty()
+                        && let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut)
+                    {
+                        meta.remove("annotations");
+                    }
+                }
                 out.push_str(&serde_saphyr::to_string(&o).unwrap_or_default());
             }
             None => out.push_str("# (absent when backed up)\n"),
@@ -445,6 +463,20 @@ pub fn backup_text(objects: &[(String, Option<Value>)]) -> String {
 mod tests {
     use super::comparable;
     use serde_json::json;
+
+    #[test]
+    fn backups_leave_out_kubectls_second_copy_of_the_object() {
+        let object = json!({"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n",
+            "annotations": {super::LAST_APPLIED: "{\"data\":{\"kubeconfig\":\"token: MARKER\"}}"}},
+            "data": {"kubeconfig": "token: kept-for-restore"}});
+        let text = super::backup_text(&[("n/ConfigMap/c".into(), Some(object))]);
+        assert!(!text.contains("MARKER"), "{text}");
+        assert!(!text.contains("annotations"), "{text}");
+        assert!(
+            text.contains("kept-for-restore"),
+            "what a restore needs stays: {text}"
+        );
+    }
 
     #[test]
     fn a_status_written_by_a_controller_is_no_difference() {

@@ -162,8 +162,7 @@ impl KubeActions {
             .collect();
         if !listed.is_empty() {
             if let Some(file) = bare_backup {
-                let path = self.dir.join(file);
-                if !crate::backup::exists(&path) {
+                if !self.holds(file)? {
                     let saved: Vec<(String, Option<serde_json::Value>)> = listed
                         .iter()
                         .map(|p| {
@@ -177,11 +176,7 @@ impl KubeActions {
                             )
                         })
                         .collect();
-                    cniswap_exec::journal::write_atomic(
-                        &path,
-                        crate::objects::backup_text(&saved).as_bytes(),
-                    )
-                    .map_err(|e| failed(format!("cannot write the backup {file}: {e}")))?;
+                    self.save(file, crate::objects::backup_text(&saved).as_bytes())?;
                 }
             }
             for pod in &listed {

@@ -119,8 +119,11 @@ impl KubeActions {
         file: &str,
         timeout: Duration,
     ) -> Result<String, ActionError> {
+        // talosctl reads a checked private copy of the patch.
+        let scratch = crate::files::Scratch::new()?;
+        let copy = self.artifact_copy(&scratch, file)?;
         Ok(
-            tools::run_ok("talosctl", &patch_args(ips, file), &self.dir, timeout)
+            tools::run_ok("talosctl", &patch_args(ips, &copy), &self.dir, timeout)
                 .await?
                 .transcript(),
         )
@@ -133,7 +136,7 @@ impl KubeActions {
         ips: &[String],
         file: &str,
     ) -> Result<(bool, String), ActionError> {
-        let patch = crate::objects::read_documents(&self.dir.join(file))?;
+        let patch = self.documents(file)?;
         for (node, ip) in nodes.iter().zip(ips) {
             let ran = tools::run("talosctl", &get_args(ip), &self.dir, QUERY).await?;
             if ran.code != 0 {
@@ -178,16 +181,18 @@ impl KubeActions {
         file: &str,
         timeout: Duration,
     ) -> Result<String, ActionError> {
-        let tmp = format!("{file}.partial");
+        // talosctl writes into a private directory; the snapshot is copied in from there,
+        // owner-only (it holds every Secret of the cluster).
+        let scratch = crate::files::Scratch::new()?;
+        let tmp = scratch.path(file);
         let ran = tools::run_ok(
             "talosctl",
-            &etcd_snapshot_args(endpoint, &tmp),
+            &etcd_snapshot_args(endpoint, &tmp.display().to_string()),
             &self.dir,
             timeout,
         )
         .await?;
-        std::fs::rename(self.dir.join(&tmp), self.dir.join(file))
-            .map_err(|e| failed(format!("cannot move the etcd snapshot into {file}: {e}")))?;
+        self.put_from(file, &tmp, cniswap_exec::Access::Private)?;
         Ok(ran.transcript())
     }
 
@@ -200,9 +205,11 @@ impl KubeActions {
         timeout: Duration,
     ) -> Result<String, ActionError> {
         if !remove {
+            let scratch = crate::files::Scratch::new()?;
+            let copy = self.artifact_copy(&scratch, file)?;
             return Ok(tools::run_ok(
                 "omnictl",
-                &tools::args(&["apply", "--file", file]),
+                &tools::args(&["apply", "--file", &copy]),
                 &self.dir,
                 timeout,
             )
@@ -211,7 +218,7 @@ impl KubeActions {
         }
         let mut out = String::new();
         if let Some(backup) = backup
-            && !crate::backup::exists(&self.dir.join(backup))
+            && !self.holds(backup)?
         {
             let ran = tools::run_ok(
                 "omnictl",
@@ -220,8 +227,7 @@ impl KubeActions {
                 QUERY,
             )
             .await?;
-            cniswap_exec::journal::write_atomic(&self.dir.join(backup), ran.stdout.as_bytes())
-                .map_err(|e| failed(format!("cannot write the backup {backup}: {e}")))?;
+            self.save(backup, ran.stdout.as_bytes())?;
             out.push_str(&format!("backed up ConfigPatch {patch_id} to {backup}\n"));
         }
         out.push_str(
@@ -250,7 +256,7 @@ impl KubeActions {
 
     /// The names of the `patches:` entries of the template document of kind `document`.
     fn template_entries(&self, template: &str, document: &str) -> Result<Vec<String>, ActionError> {
-        let docs = crate::objects::read_documents(&self.dir.join(template))?;
+        let docs = self.documents(template)?;
         Ok(docs
             .iter()
             .filter(|d| d["kind"] == document)
@@ -260,7 +266,8 @@ impl KubeActions {
     }
 
     fn entry_names(&self, entry: &str) -> Result<Vec<String>, ActionError> {
-        Ok(crate::objects::read_documents(&self.dir.join(entry))?
+        Ok(self
+            .documents(entry)?
             .iter()
             .flat_map(|d| d.as_array().cloned().unwrap_or_default())
             .filter_map(|p| p["name"].as_str().map(str::to_string))
@@ -375,7 +382,7 @@ impl KubeActions {
 
     /// Every resource of the file reads back from Omni with its spec.
     pub async fn omni_applied(&self, file: &str) -> Result<(bool, String), ActionError> {
-        for doc in crate::objects::read_documents(&self.dir.join(file))? {
+        for doc in self.documents(file)? {
             let meta = &doc["metadata"];
             let (Some(kind), Some(id)) = (meta["type"].as_str(), meta["id"].as_str()) else {
                 return Err(failed(format!(

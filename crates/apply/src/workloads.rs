@@ -231,8 +231,12 @@ impl KubeActions {
     /// `cniswap snapshot` of the cluster into `dir`, written into a temporary directory and
     /// renamed into place whole.
     pub async fn snapshot(&self, dir: &str) -> Result<String, ActionError> {
-        let target = self.dir.join(dir);
-        if target.exists() {
+        if self
+            .plan_dir
+            .entry(dir)
+            .map_err(crate::files::plan_dir_failed)?
+            != cniswap_exec::plandir::Entry::Missing
+        {
             return Ok(format!("{dir} already exists: kept"));
         }
         let snapshot = cniswap_kube::read_cluster(&self.connection, &mut |_, _| {})
@@ -241,16 +245,29 @@ impl KubeActions {
                 let hint = e.hint();
                 ActionError::transient(Failure::new(e.to_string()).next(hint))
             })?;
-        let tmp = self.dir.join(format!("{dir}.partial"));
-        let _ = std::fs::remove_dir_all(&tmp);
-        let files = cniswap_snapshot::write_snapshot(&snapshot, &tmp).map_err(|e| {
-            failed(format!(
-                "cannot write the snapshot into {}: {e}",
-                tmp.display()
-            ))
-        })?;
-        std::fs::rename(&tmp, &target)
-            .map_err(|e| failed(format!("cannot move the snapshot into {dir}: {e}")))?;
+        // Written into a fresh owner-only directory (its files are created new, never through
+        // a link), then renamed into place whole.
+        let tmp = format!("{}.partial", dir.trim_end_matches('/'));
+        self.plan_dir
+            .remove_tree(&tmp)
+            .map_err(crate::files::plan_dir_failed)?;
+        self.plan_dir
+            .mkdir_new(&tmp, cniswap_exec::Access::Private)
+            .map_err(crate::files::plan_dir_failed)?;
+        let files =
+            cniswap_snapshot::write_snapshot(&snapshot, &self.dir.join(&tmp)).map_err(|e| {
+                failed(format!(
+                    "cannot write the snapshot into {}: {e}",
+                    self.dir.join(&tmp).display()
+                ))
+            })?;
+        self.plan_dir
+            .rename(
+                &tmp,
+                dir.trim_end_matches('/'),
+                cniswap_exec::Access::Private,
+            )
+            .map_err(crate::files::plan_dir_failed)?;
         let _ = files;
         Ok(format!(
             "wrote {dir}: {} objects, secrets never read",

@@ -204,7 +204,11 @@ fn offline(dir: &Path) -> KubeActions {
         },
         &plan,
         Settings {
-            dir: dir.to_path_buf(),
+            plan_dir: cniswap_exec::PlanDir::open(dir).unwrap(),
+            digest: cniswap_exec::digest::PlanDigest {
+                plan: "tools".into(),
+                files: Default::default(),
+            },
             agent_image: None,
         },
     )

@@ -126,7 +126,7 @@ fn run_to_the_end(
     actions: &mut dyn cniswap_exec::Actions,
     options: &Options,
 ) -> Result<(Journal, Duration), String> {
-    let mut journal = Journal::open(dir).map_err(|e| e.to_string())?;
+    let mut journal = cniswap_exec::testing::open_journal(dir).map_err(|e| e.to_string())?;
     let stop = AtomicBool::new(false);
     let digest = cniswap_exec::digest::PlanDigest {
         plan: "bench".into(),
@@ -305,7 +305,11 @@ pub fn cluster(kubeconfig: &std::path::Path, limit: usize) -> Result<(), String>
         &options,
         &plan,
         cniswap_apply::Settings {
-            dir: dir.path().to_path_buf(),
+            plan_dir: cniswap_exec::PlanDir::open(dir.path()).map_err(|e| e.to_string())?,
+            digest: cniswap_exec::digest::PlanDigest {
+                plan: "bench".into(),
+                files: Default::default(),
+            },
             agent_image: None,
         },
     )

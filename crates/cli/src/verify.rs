@@ -154,15 +154,23 @@ fn cleanup_outcome(cleanup: Option<VerifyError>, code: u8) -> u8 {
     }
 }
 
+/// Writes an output file whole: a new temporary file beside it (created `O_EXCL`, never
+/// through a link), renamed over the target (a planted link there is replaced, not followed).
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    // Write next to the target, then rename: a reader never sees half a file.
-    let tmp = path.with_extension("tmp-cniswap");
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    cniswap_exec::PlanDir::open_for_output(parent)
+        .and_then(|dir| dir.write(&name, bytes, cniswap_exec::Access::Shared, true))
         .map_err(|e| {
             CliError::other(
-                format!("cannot write {}: {e}", path.display()),
-                "check the directory exists and is writable",
+                format!("cannot write {}: {}", path.display(), e.message),
+                e.help,
             )
         })
 }

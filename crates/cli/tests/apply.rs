@@ -4,9 +4,32 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: a panic is a failed test
 
-use cniswap_exec::{Event, Journal};
-use std::path::Path;
+use cniswap_exec::{Event, Journal, JournalKey, PlanDir};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// This test process's journal key (outside every plan directory), given to each cniswap run.
+fn key_path() -> &'static Path {
+    static KEY: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.key");
+        JournalKey::load_or_create(&path).unwrap();
+        (dir, path)
+    });
+    path
+}
+
+fn key() -> JournalKey {
+    JournalKey::load(key_path()).unwrap().unwrap()
+}
+
+fn read_journal(dir: &Path) -> Vec<cniswap_exec::Record> {
+    cniswap_exec::journal::read(&PlanDir::open(dir).unwrap(), || Ok(key()))
+        .unwrap()
+        .0
+}
 
 fn example(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -20,6 +43,7 @@ fn cniswap(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cniswap"))
         .args(args)
         .env_remove("KUBECONFIG")
+        .env("CNISWAP_JOURNAL_KEY", key_path())
         .env("NO_COLOR", "1")
         .output()
         .unwrap()
@@ -88,7 +112,7 @@ fn an_unreachable_cluster_stops_before_the_first_step() {
         "{err}"
     );
     // Nothing was journaled: no step began.
-    let (records, _) = cniswap_exec::journal::read(&dir).unwrap();
+    let records = read_journal(&dir);
     assert!(
         !records
             .iter()
@@ -139,10 +163,12 @@ fn status_shows_steps_nodes_next_and_the_lock() {
     let kubeconfig = unreachable(work.path());
     let yaml = std::fs::read_to_string(dir.join("plan.yaml")).unwrap();
     let plan: cniswap_plan::Plan = serde_saphyr::from_str(&yaml).unwrap();
-    let digest = cniswap_exec::digest::compute(&dir, yaml.as_bytes(), &plan);
+    let digest =
+        cniswap_exec::digest::compute(&PlanDir::open(&dir).unwrap(), yaml.as_bytes(), &plan)
+            .unwrap();
     let first = &plan.phases[0].steps;
     {
-        let mut j = Journal::open(&dir).unwrap();
+        let mut j = Journal::open(&PlanDir::open(&dir).unwrap(), &key()).unwrap();
         j.append(Event::Begin {
             digest,
             cluster: "cluster".into(),

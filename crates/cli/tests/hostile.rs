@@ -212,6 +212,10 @@ fn files_under(dir: &Path) -> Vec<(String, String)> {
             if ft.is_dir() {
                 stack.push(entry.path());
             } else if ft.is_file() {
+                // A sparse file of gigabytes is an input the test planted, not an output.
+                if entry.metadata().is_ok_and(|m| m.len() > 64 << 20) {
+                    continue;
+                }
                 let bytes = std::fs::read(entry.path()).unwrap_or_default();
                 out.push((
                     entry.path().display().to_string(),
@@ -1275,4 +1279,328 @@ fn encodings_values_errors_large_files_and_verbose_logs() {
     );
     let run = case.run_env(&["inspect", "--snapshot", "snap"], &[("RUST_LOG", "trace")]);
     assert!(run.stderr.contains("TRACE"), "{}", run.stderr);
+}
+
+// ------------------------------------------------- issue 20: the plan directory and the journal
+
+/// A kubeconfig whose server does not answer (nothing listens on port 1).
+const UNREACHABLE_KUBECONFIG: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: not-a-secret\n";
+
+/// A case with a plan of the example in `work/plan` (made by the binary), the operator's
+/// journal key in `work/keys` (outside the plan directory) and an unreachable kubeconfig.
+fn apply_case(name: &str) -> Case {
+    let case = Case::new(name);
+    copy_example(&case.work().join("snap"));
+    let run = case.run(&[
+        "plan",
+        "--snapshot",
+        "snap",
+        "--to",
+        "cilium",
+        "--force",
+        "--out-dir",
+        "plan",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    case.write("work/kubeconfig", UNREACHABLE_KUBECONFIG);
+    case
+}
+
+fn key_path(case: &Case) -> PathBuf {
+    case.work().join("keys/journal.key")
+}
+
+/// cniswap with the case's journal key.
+fn run_keyed(case: &Case, args: &[&str]) -> Run {
+    let key = key_path(case);
+    case.run_env(args, &[("CNISWAP_JOURNAL_KEY", s(&key))])
+}
+
+/// apply, apply --dry-run and apply status of the case's plan: each refused (exit 2) with an
+/// error that contains every one of `words`.
+fn every_apply_refuses(case: &Case, words: &[&str]) {
+    for args in [
+        &["apply", "plan", "--kubeconfig", "kubeconfig", "--yes"][..],
+        &["apply", "plan", "--dry-run"],
+        &["apply", "status", "plan", "--kubeconfig", "kubeconfig"],
+    ] {
+        let run = run_keyed(case, args);
+        assert_eq!(run.code, 2, "[{}] {args:?}: {}", case.name, run.stderr);
+        for word in words {
+            assert!(
+                run.stderr.contains(word),
+                "[{}] {args:?}: no {word:?} in\n{}",
+                case.name,
+                run.stderr
+            );
+        }
+    }
+}
+
+fn plan_of(case: &Case) -> cniswap_plan::Plan {
+    serde_saphyr::from_str(&std::fs::read_to_string(case.work().join("plan/plan.yaml")).unwrap())
+        .unwrap()
+}
+
+fn write_plan(case: &Case, plan: &cniswap_plan::Plan) {
+    std::fs::write(
+        case.work().join("plan/plan.yaml"),
+        serde_saphyr::to_string(plan).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn apply_never_writes_through_a_planted_link() {
+    use std::os::unix::fs::symlink;
+    let case = apply_case("links");
+    let journal = case.work().join("plan/journal.jsonl");
+    // A link to a file the user can write: refused, the file untouched (Case checks outside/).
+    symlink(case.path("outside/victim.txt"), &journal).unwrap();
+    every_apply_refuses(&case, &["journal.jsonl", "symbolic link"]);
+    // A dangling link: its target is not created.
+    std::fs::remove_file(&journal).unwrap();
+    symlink(case.path("outside/created.txt"), &journal).unwrap();
+    every_apply_refuses(&case, &["journal.jsonl", "symbolic link"]);
+    // A cut-off last line is moved aside into a new file, never through a link at its name.
+    std::fs::remove_file(&journal).unwrap();
+    std::fs::write(&journal, "{\"mac\":\"cut-off").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for second in now..now + 30 {
+        symlink(
+            case.path("outside/victim.txt"),
+            case.work()
+                .join(format!("plan/journal.jsonl.tail-{second}")),
+        )
+        .unwrap();
+    }
+    let run = run_keyed(
+        &case,
+        &["apply", "plan", "--kubeconfig", "kubeconfig", "--yes"],
+    );
+    assert_eq!(run.code, 2, "the cluster does not answer: {}", run.stderr);
+    let aside: Vec<String> = std::fs::read_dir(case.work().join("plan"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("journal.jsonl.tail-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read_to_string(case.work().join("plan").join(&aside[0])).unwrap(),
+        "{\"mac\":\"cut-off"
+    );
+    // A world-writable plan directory is refused: anyone could plant such links.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::remove_file(&journal).unwrap();
+    std::fs::set_permissions(
+        case.work().join("plan"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    every_apply_refuses(&case, &["writable by every user", "chmod 700"]);
+}
+
+#[test]
+fn plan_paths_out_of_its_directory_and_repeated_ids_are_refused_at_load() {
+    let case = apply_case("confine");
+    let original = plan_of(&case);
+    assert!(
+        !original.artifacts.is_empty(),
+        "the example's plan has artifacts"
+    );
+    for outside in ["/etc/shadow", "../../outside/victim.txt"] {
+        let mut plan = original.clone();
+        plan.artifacts[0].path = outside.into();
+        write_plan(&case, &plan);
+        every_apply_refuses(&case, &["plan.yaml", "artifacts[0].path", outside]);
+    }
+    let mut plan = original.clone();
+    let step = plan
+        .phases
+        .iter_mut()
+        .flat_map(|p| p.steps.iter_mut())
+        .find(|s| matches!(s.action, cniswap_plan::Action::Backup { .. }))
+        .expect("a backup step");
+    let id = step.id.clone();
+    if let cniswap_plan::Action::Backup { file, .. } = &mut step.action {
+        *file = "backups/../../../outside/victim.txt".into();
+    }
+    write_plan(&case, &plan);
+    every_apply_refuses(&case, &[&format!("step {id} file"), "`..`"]);
+    // Two steps with one id: the journal's "done" of one would count for the other.
+    let mut plan = original.clone();
+    let first = plan.phases[0].steps[0].id.clone();
+    plan.phases[0].steps[1].id = first.clone();
+    write_plan(&case, &plan);
+    every_apply_refuses(&case, &[&format!("step id {first} is used twice")]);
+}
+
+/// A journal for the case's plan, begun, with its first gate approved and finished, signed
+/// with `key`.
+fn journal_approving_the_first_step(case: &Case, key: &cniswap_exec::JournalKey) {
+    use cniswap_exec::{Event, Journal, PlanDir};
+    let dir = PlanDir::open(&case.work().join("plan")).unwrap();
+    let bytes = std::fs::read(case.work().join("plan/plan.yaml")).unwrap();
+    let plan = plan_of(case);
+    let digest = cniswap_exec::digest::compute(&dir, &bytes, &plan).unwrap();
+    let first = plan.phases[0].steps[0].id.clone();
+    let mut journal = Journal::open(&dir, key).unwrap();
+    for event in [
+        Event::Begin {
+            digest,
+            cluster: plan.cluster.clone(),
+            baseline: None,
+        },
+        Event::Approved {
+            step: first.clone(),
+            by: "--yes".into(),
+        },
+        Event::Finish {
+            step: first,
+            duration_ms: 0,
+            evidence: "approved with --yes".into(),
+            output: String::new(),
+        },
+    ] {
+        journal.append(event).unwrap();
+    }
+}
+
+#[test]
+fn a_journal_made_without_the_operators_key_approves_nothing() {
+    let case = apply_case("forged");
+    let journal = case.work().join("plan/journal.jsonl");
+    // Records anyone can compute: the old unkeyed checksum of each record.
+    let other =
+        cniswap_exec::JournalKey::from_bytes(b"someone else's key, not the operator's", "x");
+    journal_approving_the_first_step(&case, &other);
+    let signed = std::fs::read_to_string(&journal).unwrap();
+    let unkeyed: String = signed
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let record = serde_json::to_string(&value["r"]).unwrap();
+            let sum = &cniswap_exec::digest::sha256(record.as_bytes())[..16];
+            format!("{{\"sum\":\"{sum}\",\"r\":{record}}}\n")
+        })
+        .collect();
+    std::fs::write(&journal, &unkeyed).unwrap();
+    every_apply_refuses(&case, &["journal.jsonl line 1", "unsigned"]);
+    // Signed, but with another key.
+    std::fs::write(&journal, &signed).unwrap();
+    every_apply_refuses(&case, &["journal.jsonl line 1", "signature mismatch"]);
+    // With the operator's key the same journal is read (the key is what counts)...
+    std::fs::remove_file(&journal).unwrap();
+    let key = cniswap_exec::JournalKey::load_or_create(&key_path(&case)).unwrap();
+    journal_approving_the_first_step(&case, &key);
+    let run = run_keyed(&case, &["apply", "status", "plan", "-o", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("approved with --yes"), "{}", run.stdout);
+    // ... and a changed plan cannot be passed off as the journal's by rewriting its digest.
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let plan_sum = text.split("\"plan\":\"").nth(1).unwrap()[..64].to_string();
+    std::fs::write(&journal, text.replacen(&plan_sum, &"0".repeat(64), 1)).unwrap();
+    every_apply_refuses(&case, &["journal.jsonl line 1", "signature mismatch"]);
+    // A key inside the plan directory is refused: whoever writes the plan could read it.
+    std::fs::remove_file(&journal).unwrap();
+    let inside = case.work().join("plan/journal.key");
+    let run = case.run_env(
+        &["apply", "plan", "--kubeconfig", "kubeconfig", "--yes"],
+        &[("CNISWAP_JOURNAL_KEY", s(&inside))],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("inside the plan directory"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Replaces `path` by a FIFO, /dev/zero's device node or a 3 GiB sparse file in turn, and
+/// checks that each command is refused fast naming the file and what it is.
+fn special_files_refused(case: &Case, path: &Path, runs: &[&[&str]], budget: &str) {
+    let saved = std::fs::read(path).ok();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    for (kind, expected) in [
+        ("fifo", "FIFO"),
+        ("zero", "character device"),
+        ("sparse", budget),
+    ] {
+        let _ = std::fs::remove_file(path);
+        match kind {
+            "fifo" => assert!(Command::new("mkfifo").arg(path).status().unwrap().success()),
+            "zero" => assert!(
+                Command::new("mknod")
+                    .args([s(path), "c", "1", "5"])
+                    .status()
+                    .unwrap()
+                    .success()
+            ),
+            _ => std::fs::File::create(path)
+                .unwrap()
+                .set_len(3 << 30)
+                .unwrap(),
+        }
+        for args in runs {
+            let run = run_keyed(case, args);
+            assert_eq!(run.code, 2, "[{kind} {name}] {args:?}: {}", run.stderr);
+            assert!(
+                run.stderr.contains(&name) && run.stderr.contains(expected),
+                "[{kind} {name}] {args:?}: no {name} / {expected} in\n{}",
+                run.stderr
+            );
+            assert!(
+                run.wall < Duration::from_secs(10),
+                "[{kind}] {:?}",
+                run.wall
+            );
+        }
+    }
+    let _ = std::fs::remove_file(path);
+    if let Some(bytes) = saved {
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+#[test]
+fn fifos_devices_and_sparse_files_are_refused_fast_naming_the_file() {
+    let case = apply_case("special");
+    let every: &[&[&str]] = &[
+        &["apply", "plan", "--kubeconfig", "kubeconfig", "--yes"],
+        &["apply", "plan", "--dry-run"],
+        &["apply", "status", "plan", "--kubeconfig", "kubeconfig"],
+    ];
+    special_files_refused(
+        &case,
+        &case.work().join("plan/plan.yaml"),
+        every,
+        "CNISWAP_MAX_FILE_BYTES",
+    );
+    let artifact = plan_of(&case).artifacts[0].path.clone();
+    special_files_refused(
+        &case,
+        &case.work().join("plan").join(&artifact),
+        every,
+        "CNISWAP_MAX_FILE_BYTES",
+    );
+    special_files_refused(
+        &case,
+        &case.work().join("plan/journal.jsonl"),
+        every,
+        "CNISWAP_MAX_INPUT_BYTES",
+    );
+    special_files_refused(
+        &case,
+        &case.work().join("kubeconfig"),
+        &[
+            &["apply", "plan", "--kubeconfig", "kubeconfig", "--yes"],
+            &["inspect", "--kubeconfig", "kubeconfig"],
+        ],
+        "CNISWAP_MAX_FILE_BYTES",
+    );
 }

@@ -5,7 +5,8 @@
 //!   private key, API or access key, authorization or cookie (`oidc-client-secret`,
 //!   `bootstrap-token`, `identityToken`, `client-key-data`, WireGuard `privateKey`, ...); a
 //!   `key` next to a certificate or under a CA; a registry `auth`; Talos `cluster.id` (part of
-//!   the secrets bundle, research/talos.md "Secrets"); `machine.files[].content`, which cniswap
+//!   the secrets bundle, research/talos.md "Secrets"); a pre-shared key named `PSK` (Flannel's
+//!   IPsec and WireGuard backends in net-conf.json); `machine.files[].content`, which cniswap
 //!   never reads; or anything below such a key;
 //! - it sits in a Kubernetes Secret (`data`, `stringData`), wherever that Secret is embedded;
 //! - it is a credential inside a value: the user part of a URL (`http://user:pass@proxy`), a
@@ -114,7 +115,7 @@ pub fn is_secret_key(key: &str) -> bool {
         .filter(|c| !matches!(c, '-' | '_' | '.'))
         .flat_map(char::to_lowercase)
         .collect();
-    SECRET_WORDS.iter().any(|w| normalized.contains(w))
+    SECRET_WORDS.iter().any(|w| normalized.contains(w)) || normalized.ends_with("psk")
 }
 
 /// A `--flag=value` (or `-flag=value`) argument whose flag names a secret, with the value
@@ -738,6 +739,25 @@ cluster:
         );
         assert!(r.paths.contains(&"cluster.id".to_string()));
         assert!(r.paths.iter().all(|p| !p.contains("MARKER")));
+    }
+
+    #[test]
+    fn flannel_pre_shared_keys_in_net_conf_are_redacted() {
+        for backend in ["ipsec", "wireguard"] {
+            let text = format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kube-flannel-cfg\n  namespace: kube-flannel\ndata:\n  net-conf.json: |\n    {{\n      \"Network\": \"10.244.0.0/16\",\n      \"Backend\": {{\"Type\": \"{backend}\", \"PSK\": \"MARKER-{backend}-psk\"}}\n    }}\n"
+            );
+            let r = redact_yaml(&text).unwrap();
+            assert!(!r.text.contains("MARKER"), "{}", r.text);
+            assert!(r.text.contains("10.244.0.0/16"), "{}", r.text);
+            assert!(
+                r.text.contains(backend),
+                "the backend type stays: {}",
+                r.text
+            );
+        }
+        assert!(is_secret_key("PSK") && is_secret_key("ipsec-psk"));
+        assert!(!is_secret_key("upskill"));
     }
 
     #[test]

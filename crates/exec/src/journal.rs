@@ -1,20 +1,27 @@
 //! The journal: an append-only file of records in the plan directory, one JSON object per line,
-//! each line carrying a checksum of its record and a sequence number.
+//! each line carrying a sequence number and a signature (HMAC-SHA256 with the operator's key,
+//! kept outside the plan directory, chained over the previous line's signature).
 //!
 //! Every append is written with one `write` and made durable with `fsync` before the caller
 //! goes on, so a record the executor acted on is on disk first (write-ahead). A tail that was cut
 //! off (the process or machine died in the middle of a write) is detected and moved aside into
-//! a file next to the journal, with a record saying so; a damaged line anywhere else refuses the
-//! journal. Nothing is ever dropped silently.
+//! a new file next to the journal, with a record saying so; a damaged, unsigned or foreign line
+//! anywhere else refuses the journal. Nothing is ever dropped silently. The journal is opened
+//! from the plan directory's handle, never through a link, and read within the input budget.
 
+use crate::key::JournalKey;
+use crate::plandir::{Access, FileError, PlanDir};
 use crate::record::{Event, Record};
+use cniswap_config::limits;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const JOURNAL_FILE: &str = "journal.jsonl";
+
+/// The chain's start: what the first record's signature covers before the record.
+const CHAIN_START: &str = "cniswap-journal-v2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -23,6 +30,8 @@ pub enum JournalError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    File(FileError),
     #[error("{path} line {line}: {reason}")]
     Corrupt {
         path: PathBuf,
@@ -33,16 +42,24 @@ pub enum JournalError {
     Busy { path: PathBuf },
 }
 
+impl From<FileError> for JournalError {
+    fn from(e: FileError) -> Self {
+        JournalError::File(e)
+    }
+}
+
 impl JournalError {
     pub fn help(&self) -> String {
         match self {
             JournalError::Io { .. } => {
                 "check that the plan directory exists and is writable".into()
             }
+            JournalError::File(e) => e.help.clone(),
             JournalError::Corrupt { path, .. } => format!(
-                "the journal was changed or damaged after it was written; keep a copy of {} and compare it with the cluster's mirror (`kubectl -n kube-system get configmap {} -o yaml`); cniswap will not guess which steps ran",
+                "the journal was changed or damaged after it was written, or signed with another key; keep a copy of {} and compare it with the cluster's mirror (`kubectl -n kube-system get configmap {} -o yaml`); cniswap will not guess which steps ran ({})",
                 path.display(),
-                crate::MIRROR_NAME
+                crate::MIRROR_NAME,
+                JournalKey::help_move()
             ),
             JournalError::Busy { .. } => {
                 "wait for the other `cniswap apply` to finish, or stop it (Ctrl-C) first".into()
@@ -51,23 +68,21 @@ impl JournalError {
     }
 }
 
-/// What a line on disk looks like: the record as raw JSON, and a checksum of exactly those bytes.
+/// What a line on disk looks like: the record as raw JSON, and its signature.
 #[derive(Deserialize)]
 struct Line<'a> {
-    sum: String,
+    #[serde(default)]
+    mac: Option<String>,
+    #[serde(default)]
+    sum: Option<String>,
     #[serde(borrow)]
     r: &'a serde_json::value::RawValue,
 }
 
 #[derive(Serialize)]
 struct LineOut<'a> {
-    sum: String,
+    mac: String,
     r: &'a serde_json::value::RawValue,
-}
-
-fn checksum(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The bytes after the last complete line, moved aside because they were cut off.
@@ -81,7 +96,10 @@ pub struct Quarantine {
 pub struct Journal {
     path: PathBuf,
     file: File,
+    key: JournalKey,
     next_seq: u64,
+    /// The last line's signature, which the next one covers.
+    last_mac: String,
     pub records: Vec<Record>,
     /// Set when opening found a cut-off tail and moved it aside.
     pub quarantined: Option<Quarantine>,
@@ -103,28 +121,37 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
     }
 }
 
-/// Reads a journal without opening it for writing (for `apply status`). A cut-off tail is
-/// reported in the second value and left where it is.
-pub fn read(dir: &Path) -> Result<(Vec<Record>, Option<usize>), JournalError> {
+/// Reads a journal without opening it for writing (for `apply status` and dry runs). A
+/// cut-off tail is reported in the second value and left where it is. `key` is asked for
+/// only when there are records to check.
+pub fn read(
+    dir: &PlanDir,
+    key: impl FnOnce() -> Result<JournalKey, FileError>,
+) -> Result<(Vec<Record>, Option<usize>), JournalError> {
     let path = dir.join(JOURNAL_FILE);
-    let mut bytes = Vec::new();
-    match File::open(&path) {
-        Ok(mut f) => {
-            f.read_to_end(&mut bytes).map_err(io(&path))?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
-        Err(e) => return Err(io(&path)(e)),
+    let Some(bytes) = dir.read(JOURNAL_FILE, limits::MAX_INPUT_BYTES)? else {
+        return Ok((Vec::new(), None));
+    };
+    if bytes.is_empty() {
+        return Ok((Vec::new(), None));
     }
-    let (records, good) = parse(&path, &bytes)?;
+    let key = key()?;
+    let (records, good, _) = parse(&path, &bytes, &key)?;
     let tail = (good < bytes.len()).then_some(bytes.len() - good);
     Ok((records, tail))
 }
 
-/// Parses complete lines; returns the records and the length of the well-formed prefix.
-fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<Record>, usize), JournalError> {
+/// Parses complete lines; returns the records, the length of the well-formed prefix and the
+/// last signature.
+fn parse(
+    path: &Path,
+    bytes: &[u8],
+    key: &JournalKey,
+) -> Result<(Vec<Record>, usize, String), JournalError> {
     let mut records = Vec::new();
     let mut offset = 0;
     let mut line_no = 0;
+    let mut previous = CHAIN_START.to_string();
     while let Some(end) = bytes[offset..].iter().position(|b| *b == b'\n') {
         line_no += 1;
         let text = &bytes[offset..offset + end];
@@ -135,10 +162,18 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<Record>, usize), JournalError
         };
         let line: Line = serde_json::from_slice(text)
             .map_err(|e| corrupt(format!("not a journal line ({e})")))?;
-        if checksum(line.r.get().as_bytes()) != line.sum {
-            return Err(corrupt(
-                "checksum mismatch: the record was altered after it was written".into(),
-            ));
+        let Some(mac) = line.mac else {
+            return Err(corrupt(if line.sum.is_some() {
+                "an unsigned record (an older cniswap's journal, or one made by hand): finish or roll back that run with the cniswap that began it".into()
+            } else {
+                "a record without a signature".into()
+            }));
+        };
+        if !key.verify(&previous, line.r.get().as_bytes(), &mac) {
+            return Err(corrupt(format!(
+                "signature mismatch: the record was altered, moved or made without the journal key ({})",
+                key.path.display()
+            )));
         }
         let record: Record = serde_json::from_str(line.r.get())
             .map_err(|e| corrupt(format!("unknown record ({e})")))?;
@@ -150,23 +185,19 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<Record>, usize), JournalError
             )));
         }
         records.push(record);
+        previous = mac;
         offset += end + 1;
     }
-    Ok((records, offset))
+    Ok((records, offset, previous))
 }
 
 impl Journal {
     /// Opens (or creates) the journal in `dir`, takes an exclusive lock on it for this process,
-    /// reads every record, and moves a cut-off tail aside (recording that it did).
-    pub fn open(dir: &Path) -> Result<Journal, JournalError> {
+    /// reads every record (checking each signature with `key`), and moves a cut-off tail
+    /// aside (recording that it did).
+    pub fn open(dir: &PlanDir, key: &JournalKey) -> Result<Journal, JournalError> {
         let path = dir.join(JOURNAL_FILE);
-        let created = !path.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(io(&path))?;
+        let (file, _) = dir.open_append(JOURNAL_FILE)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -174,26 +205,26 @@ impl Journal {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(&path)(e)),
         }
-        if created {
-            sync_dir(dir).map_err(io(dir))?;
-        }
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io(&path))?;
-        let (records, good) = parse(&path, &bytes)?;
+        let reader = file.try_clone().map_err(io(&path))?;
+        let bytes = cniswap_snapshot::read_regular(&path, reader, limits::MAX_INPUT_BYTES)
+            .map_err(|e| FileError::new(&path, e.message.clone(), e.help.clone()))?;
+        let (records, good, last_mac) = parse(&path, &bytes, key)?;
         let mut quarantined = None;
         if good < bytes.len() {
             // A cut-off write. Its record never took effect (the executor acts only after a
             // record is durable), so it is safe to set aside; it is kept, not deleted.
             let stamp = jiff::Timestamp::now().as_second();
-            let aside = dir.join(format!("{JOURNAL_FILE}.tail-{stamp}"));
-            std::fs::write(&aside, &bytes[good..]).map_err(io(&aside))?;
-            File::open(&aside)
-                .and_then(|f| f.sync_all())
-                .map_err(io(&aside))?;
+            let (mut aside, name) =
+                dir.create_new(&format!("{JOURNAL_FILE}.tail-{stamp}"), Access::Private)?;
+            let aside_path = dir.join(&name);
+            aside
+                .write_all(&bytes[good..])
+                .and_then(|()| aside.sync_all())
+                .map_err(io(&aside_path))?;
             file.set_len(good as u64).map_err(io(&path))?;
             file.sync_all().map_err(io(&path))?;
             quarantined = Some(Quarantine {
-                file: aside,
+                file: aside_path,
                 bytes: bytes.len() - good,
             });
         }
@@ -201,6 +232,8 @@ impl Journal {
             next_seq: records.len() as u64 + 1,
             path,
             file,
+            key: key.clone(),
+            last_mac,
             records,
             quarantined: quarantined.clone(),
         };
@@ -236,8 +269,9 @@ impl Journal {
             path: self.path.clone(),
             source: std::io::Error::other(e),
         })?;
+        let mac = self.key.sign(&self.last_mac, raw.get().as_bytes());
         let mut line = serde_json::to_string(&LineOut {
-            sum: checksum(raw.get().as_bytes()),
+            mac: mac.clone(),
             r: &raw,
         })
         .map_err(|e| JournalError::Io {
@@ -249,6 +283,7 @@ impl Journal {
         self.file.write_all(line.as_bytes()).map_err(io(&path))?;
         self.file.sync_data().map_err(io(&path))?;
         self.next_seq += 1;
+        self.last_mac = mac;
         self.records.push(record);
         Ok(self.records.last().expect("just pushed"))
     }
@@ -260,35 +295,11 @@ pub fn now() -> String {
     format!("{:.3}", now)
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync'd, then
-/// renamed over the target, then the directory fsync'd. Readers see the old file or the new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    sync_dir(dir)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest;
+    use std::fs::OpenOptions;
 
     fn stopped(reason: &str) -> Event {
         Event::Stopped {
@@ -296,15 +307,27 @@ mod tests {
         }
     }
 
+    fn key() -> JournalKey {
+        JournalKey::from_bytes(&[7; 32], "test-key")
+    }
+
+    fn open(dir: &Path) -> Result<Journal, JournalError> {
+        Journal::open(&PlanDir::open(dir).unwrap(), &key())
+    }
+
+    fn read(dir: &Path) -> Result<(Vec<Record>, Option<usize>), JournalError> {
+        super::read(&PlanDir::open(dir).unwrap(), || Ok(key()))
+    }
+
     #[test]
     fn records_survive_reopening_in_order() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut j = Journal::open(dir.path()).unwrap();
+            let mut j = open(dir.path()).unwrap();
             j.append(stopped("a")).unwrap();
             j.append(stopped("b")).unwrap();
         }
-        let j = Journal::open(dir.path()).unwrap();
+        let j = open(dir.path()).unwrap();
         assert_eq!(j.records.len(), 2);
         assert_eq!(j.records[1].seq, 2);
         assert_eq!(j.records[1].event, stopped("b"));
@@ -315,22 +338,22 @@ mod tests {
     fn a_cut_off_tail_is_moved_aside_and_recorded() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut j = Journal::open(dir.path()).unwrap();
+            let mut j = open(dir.path()).unwrap();
             j.append(stopped("a")).unwrap();
         }
         let path = dir.path().join(JOURNAL_FILE);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(br#"{"sum":"0011","r":{"seq":2,"at":"#).unwrap();
+        f.write_all(br#"{"mac":"0011","r":{"seq":2,"at":"#).unwrap();
         drop(f);
         let (records, tail) = read(dir.path()).unwrap();
         assert_eq!((records.len(), tail), (1, Some(32)));
 
-        let j = Journal::open(dir.path()).unwrap();
+        let j = open(dir.path()).unwrap();
         let q = j.quarantined.clone().unwrap();
         assert_eq!(q.bytes, 32);
         assert_eq!(
             std::fs::read(&q.file).unwrap(),
-            br#"{"sum":"0011","r":{"seq":2,"at":"#
+            br#"{"mac":"0011","r":{"seq":2,"at":"#
         );
         assert!(matches!(
             &j.records[1].event,
@@ -345,49 +368,123 @@ mod tests {
     fn an_altered_line_refuses_the_journal() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut j = Journal::open(dir.path()).unwrap();
+            let mut j = open(dir.path()).unwrap();
             j.append(stopped("a")).unwrap();
             j.append(stopped("b")).unwrap();
         }
         let path = dir.path().join(JOURNAL_FILE);
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, text.replacen("\"a\"", "\"x\"", 1)).unwrap();
-        let err = Journal::open(dir.path()).unwrap_err();
+        let err = open(dir.path()).unwrap_err();
         assert!(
-            matches!(&err, JournalError::Corrupt { line: 1, reason, .. } if reason.contains("checksum")),
+            matches!(&err, JournalError::Corrupt { line: 1, reason, .. } if reason.contains("signature")),
             "{err}"
         );
-        // A removed line is a sequence gap.
+        // A removed line breaks the chain of signatures.
         let lines: Vec<&str> = text.lines().collect();
         std::fs::write(&path, format!("{}\n", lines[1])).unwrap();
-        let err = Journal::open(dir.path()).unwrap_err();
+        let err = open(dir.path()).unwrap_err();
         assert!(
-            matches!(&err, JournalError::Corrupt { line: 1, reason, .. } if reason.contains("sequence")),
+            matches!(&err, JournalError::Corrupt { line: 1, reason, .. } if reason.contains("signature")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn records_made_without_the_key_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut j = open(dir.path()).unwrap();
+            j.append(stopped("a")).unwrap();
+        }
+        let path = dir.path().join(JOURNAL_FILE);
+        let good = std::fs::read_to_string(&path).unwrap();
+        // An approval anyone could compute: the old unkeyed checksum.
+        let forged = r#"{"seq":2,"at":"2026-01-01T00:00:00.000Z","event":"approved","step":"1.1","by":"--yes"}"#;
+        let sum: String = sha2::Sha256::digest(forged.as_bytes())[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        std::fs::write(
+            &path,
+            format!("{good}{{\"sum\":\"{sum}\",\"r\":{forged}}}\n"),
+        )
+        .unwrap();
+        let err = open(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, JournalError::Corrupt { line: 2, reason, .. } if reason.contains("unsigned")),
+            "{err}"
+        );
+        // Signed with another key.
+        let other = JournalKey::from_bytes(&[8; 32], "other");
+        let last = good
+            .split("\"mac\":\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let mac = other.sign(last, forged.as_bytes());
+        std::fs::write(
+            &path,
+            format!("{good}{{\"mac\":\"{mac}\",\"r\":{forged}}}\n"),
+        )
+        .unwrap();
+        let err = open(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, JournalError::Corrupt { line: 2, reason, .. } if reason.contains("signature")),
+            "{err}"
+        );
+        // The same record signed with the journal's key is accepted: the key is what counts.
+        let mac = key().sign(last, forged.as_bytes());
+        std::fs::write(
+            &path,
+            format!("{good}{{\"mac\":\"{mac}\",\"r\":{forged}}}\n"),
+        )
+        .unwrap();
+        assert_eq!(open(dir.path()).unwrap().records.len(), 2);
+    }
+
+    #[test]
+    fn a_planted_link_at_the_journal_or_its_tail_is_refused() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        symlink(&victim, dir.path().join(JOURNAL_FILE)).unwrap();
+        let err = open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        std::fs::remove_file(dir.path().join(JOURNAL_FILE)).unwrap();
+        {
+            let mut j = open(dir.path()).unwrap();
+            j.append(stopped("a")).unwrap();
+        }
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"mac\":\"cut").unwrap();
+        drop(f);
+        // Every name the tail could get is a link to the victim.
+        let now = jiff::Timestamp::now().as_second();
+        for s in now..now + 5 {
+            symlink(&victim, dir.path().join(format!("{JOURNAL_FILE}.tail-{s}"))).unwrap();
+        }
+        let j = open(dir.path()).unwrap();
+        let q = j.quarantined.clone().unwrap();
+        assert!(
+            !std::fs::symlink_metadata(&q.file)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     }
 
     #[test]
     fn a_second_writer_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = Journal::open(dir.path()).unwrap();
-        assert!(matches!(
-            Journal::open(dir.path()),
-            Err(JournalError::Busy { .. })
-        ));
-    }
-
-    #[test]
-    fn atomic_writes_replace_whole_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("b/x.yaml");
-        write_atomic(&path, b"one").unwrap();
-        write_atomic(&path, b"two").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        let names: Vec<_> = std::fs::read_dir(dir.path().join("b"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+        let _first = open(dir.path()).unwrap();
+        assert!(matches!(open(dir.path()), Err(JournalError::Busy { .. })));
     }
 }

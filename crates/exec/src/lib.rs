@@ -8,12 +8,15 @@
 //! before its first attempt, and kept in its start record.
 
 pub mod actions;
+pub mod admit;
 pub mod crash;
 pub mod digest;
 pub mod drift;
 pub mod effect;
 pub mod engine;
 pub mod journal;
+pub mod key;
+pub mod plandir;
 pub mod record;
 pub mod state;
 pub mod status;
@@ -23,6 +26,8 @@ pub use actions::{ActionError, Actions, Check, RunContext};
 pub use crash::CrashPoints;
 pub use engine::{Executor, Observer, Options, Outcome, Progress, Quiet};
 pub use journal::{JOURNAL_FILE, Journal, JournalError};
+pub use key::JournalKey;
+pub use plandir::{Access, FileError, PlanDir};
 pub use record::{Event, Failure, Memo, Mode, NodeMark, Record};
 
 /// Where the cluster keeps the journal's mirror (a ConfigMap in kube-system).

@@ -613,3 +613,20 @@ impl Actions for Memory {
         vec![format!("{:?}", step.action)]
     }
 }
+
+/// A fixed journal key for tests (real runs use the operator's key file).
+pub fn test_key() -> crate::JournalKey {
+    crate::JournalKey::from_bytes(&[42; 32], "test journal key")
+}
+
+/// Opens the journal of a test's plan directory with [`test_key`].
+pub fn open_journal(dir: &std::path::Path) -> Result<crate::Journal, crate::JournalError> {
+    crate::Journal::open(&crate::PlanDir::open(dir)?, &test_key())
+}
+
+/// Reads the journal of a test's plan directory with [`test_key`].
+pub fn read_journal(
+    dir: &std::path::Path,
+) -> Result<(Vec<crate::Record>, Option<usize>), crate::JournalError> {
+    crate::journal::read(&crate::PlanDir::open(dir)?, || Ok(test_key()))
+}

@@ -6,7 +6,7 @@ use cniswap_exec::digest::{self, PlanDigest};
 use cniswap_exec::drift::Fingerprint;
 use cniswap_exec::state::{State, StepStatus};
 use cniswap_exec::testing::{MemNode, Memory, World};
-use cniswap_exec::{CrashPoints, Event, Executor, Journal, JournalError, Options, Outcome, Quiet};
+use cniswap_exec::{CrashPoints, Event, Executor, JournalError, Options, Outcome, Quiet};
 use cniswap_plan::{Action, Estimates, NodeEstimate, Phase, Plan, Step};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -286,7 +286,7 @@ fn run(
     options: &Options,
     rollback: bool,
 ) -> Result<Outcome, JournalError> {
-    let mut journal = Journal::open(dir)?;
+    let mut journal = cniswap_exec::testing::open_journal(dir)?;
     let stop = AtomicBool::new(false);
     let mut quiet = Quiet;
     let mut exec = Executor::new(
@@ -306,7 +306,7 @@ fn run(
 }
 
 fn records(dir: &Path) -> Vec<Event> {
-    cniswap_exec::journal::read(dir)
+    cniswap_exec::testing::read_journal(dir)
         .expect("journal")
         .0
         .into_iter()
@@ -593,7 +593,7 @@ fn a_changed_plan_is_refused() {
         ..options()
     };
     apply(dir.path(), &plan, &mut memory, &until);
-    let mut journal = Journal::open(dir.path()).unwrap();
+    let mut journal = cniswap_exec::testing::open_journal(dir.path()).unwrap();
     let stop = AtomicBool::new(false);
     let options = options();
     let mut quiet = Quiet;
@@ -670,7 +670,10 @@ fn phase_runs_in_order() {
         apply(dir.path(), &plan, &mut memory, &first),
         Outcome::Complete
     );
-    let state = State::replay(&plan, &cniswap_exec::journal::read(dir.path()).unwrap().0);
+    let state = State::replay(
+        &plan,
+        &cniswap_exec::testing::read_journal(dir.path()).unwrap().0,
+    );
     assert!(state.phase_done(&plan.phases[0].steps));
     assert_eq!(state.status("2.1"), &StepStatus::Pending);
 }
@@ -883,14 +886,14 @@ fn a_phase_applied_again_is_no_longer_rolled_back() {
         run(dir.path(), &plan, &mut memory, &options(), true).unwrap(),
         Outcome::Complete
     );
-    let records = cniswap_exec::journal::read(dir.path()).unwrap().0;
+    let records = cniswap_exec::testing::read_journal(dir.path()).unwrap().0;
     assert!(
         State::replay(&plan, &records)
             .rolled_back
             .contains("1-preflight")
     );
     apply(dir.path(), &plan, &mut memory, &options());
-    let records = cniswap_exec::journal::read(dir.path()).unwrap().0;
+    let records = cniswap_exec::testing::read_journal(dir.path()).unwrap().0;
     let state = State::replay(&plan, &records);
     assert!(state.rolled_back.is_empty(), "{:?}", state.rolled_back);
 }

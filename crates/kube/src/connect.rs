@@ -43,12 +43,20 @@ pub enum ConnectError {
     },
     #[error("cannot load cluster credentials: {0}")]
     Infer(String),
+    /// Not a regular file, or over the file budget (a FIFO would hang the read, a huge or
+    /// sparse file would fill memory).
+    #[error("kubeconfig {0}")]
+    Unreadable(cniswap_snapshot::InputError),
     #[error("cannot create a Kubernetes client for {server}: {message}")]
     Client { server: String, message: String },
 }
 
 /// Builds a client. Credentials stay inside kube-rs; nothing of them is logged or printed.
 pub async fn connect(options: &LiveOptions) -> Result<Connection, ConnectError> {
+    for path in kubeconfig_files(options) {
+        cniswap_snapshot::check_regular_file(&path, cniswap_config::limits::MAX_FILE_BYTES)
+            .map_err(ConnectError::Unreadable)?;
+    }
     let kube_options = KubeConfigOptions {
         context: options.context.clone(),
         ..KubeConfigOptions::default()
@@ -89,6 +97,24 @@ pub async fn connect(options: &LiveOptions) -> Result<Connection, ConnectError> 
         server,
         context: options.context.clone(),
     })
+}
+
+/// The kubeconfig files kube-rs will read, as kubectl finds them: `--kubeconfig`, else each
+/// existing file of `KUBECONFIG`, else `~/.kube/config` if it exists.
+fn kubeconfig_files(options: &LiveOptions) -> Vec<PathBuf> {
+    if let Some(path) = &options.kubeconfig {
+        return vec![path.clone()];
+    }
+    if let Some(list) = std::env::var_os("KUBECONFIG").filter(|l| !l.is_empty()) {
+        return std::env::split_paths(&list)
+            .filter(|p| !p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_ok())
+            .collect();
+    }
+    std::env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".kube/config"))
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .into_iter()
+        .collect()
 }
 
 /// An error with its causes, `outer: inner: innermost`, skipping causes whose text the outer

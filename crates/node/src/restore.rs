@@ -180,6 +180,22 @@ pub fn restore(backup: &Path, root: &Path) -> Result<Outcome, NodeError> {
         }
     }
 
+    // With --root the files belong to another tree (a mounted node disk, a test root); the
+    // kernel objects a restore would recreate belong to the host this runs on, which is not
+    // that node. Only files are restored; the rest is listed.
+    if !is_host_root(root) {
+        for action in &plan.actions {
+            if kernel_object(action) {
+                outcome.not_restored.push(format!(
+                    "{}: not recreated, because --root {} restores files only (kernel objects are the host's); run `cniswap node restore` on the node itself, without --root",
+                    action.describe(),
+                    root.display()
+                ));
+            }
+        }
+        return Ok(outcome);
+    }
+
     // Links before their addresses and routes.
     for action in &plan.actions {
         if let Action::LinkDelete { name, detail } = action {
@@ -290,6 +306,25 @@ pub fn restore(backup: &Path, root: &Path) -> Result<Outcome, NodeError> {
         }
     }
     Ok(outcome)
+}
+
+/// Whether `root` is this host's `/` (a path that resolves to it counts).
+fn is_host_root(root: &Path) -> bool {
+    std::fs::canonicalize(root).is_ok_and(|r| r == Path::new("/"))
+}
+
+/// The actions a restore undoes with ip, nft, ipset or iptables.
+fn kernel_object(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::LinkDelete { .. }
+            | Action::AddressDrop { .. }
+            | Action::RouteDelete { .. }
+            | Action::RuleDelete { .. }
+            | Action::NftTableDelete { .. }
+            | Action::IpsetDestroy { .. }
+            | Action::IptablesTable { .. }
+    )
 }
 
 /// `ip link add` for devices that restore can recreate from their saved parameters.
@@ -452,6 +487,41 @@ mod tests {
         backup(top.path(), &[], 99);
         let err = restore(top.path(), top.path()).unwrap_err();
         assert!(err.message.contains("schema_version 99"), "{}", err.message);
+    }
+
+    #[test]
+    fn with_a_root_only_files_are_restored_never_the_hosts_kernel_objects() {
+        let top = tempfile::tempdir().unwrap();
+        let (b, root) = (top.path().join("backup"), top.path().join("root"));
+        let name = format!("cnsw{}", std::process::id() % 100_000);
+        let plan = Plan {
+            cni: "flannel".into(),
+            actions: vec![
+                Action::LinkDelete {
+                    name: name.clone(),
+                    detail: serde_json::json!({"kind": "dummy", "up": true}),
+                },
+                Action::RouteDelete {
+                    family: "-4".into(),
+                    spec: format!("198.51.100.0/24 dev {name}"),
+                    implicit: false,
+                },
+            ],
+            ..Plan::default()
+        };
+        std::fs::create_dir_all(b.join("files")).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(
+            b.join(MANIFEST),
+            serde_json::json!({"schema_version": BACKUP_SCHEMA_VERSION, "plan": plan}).to_string(),
+        )
+        .unwrap();
+        let outcome = restore(&b, &root).unwrap();
+        assert!(outcome.restored.is_empty(), "{outcome:?}");
+        assert_eq!(outcome.not_restored.len(), 2, "{outcome:?}");
+        assert!(outcome.not_restored[0].contains("--root"), "{outcome:?}");
+        // The host has no such link (the old code ran `ip link add` here).
+        assert!(!Path::new(&format!("/sys/class/net/{name}")).exists());
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use load::{
     Format, ROLLBACK_MARKER, is_rollback_file, load, load_as_given, load_paths, load_reader,
     load_repository, load_talos_text,
 };
-pub use read::read_config_file;
+pub use read::{check_regular_file, read_config_file, read_regular};
 pub use store::{
     ConfigMapEntry, GeneratedConfigMap, HelmValues, LINTED_CONFIG_MAPS, LINTED_KINDS, Manifest,
     NOT_YAML_OR_JSON, NodeInventory, Objects, OmniTemplateSource, ROLLBACK_FILE, Snapshot,

@@ -242,37 +242,91 @@ impl<R: Read> Read for Checked<R> {
 /// Reads a configuration file whole (`--values`, `.cniswap.yaml`): a regular file, within
 /// the file budget, UTF-8 (a byte order mark is dropped).
 pub fn read_config_file(path: &Path) -> Result<String, InputError> {
+    let opened = open_regular(path).map_err(|e| cannot_open(path, &e))?;
+    let bytes = read_opened(path, opened, limits::MAX_FILE_BYTES)?;
+    text_of(path, bytes)
+}
+
+fn cannot_open(path: &Path, e: &io::Error) -> InputError {
+    InputError::new(
+        path,
+        format!("cannot open: {e}"),
+        "check the path and permissions",
+    )
+}
+
+/// The value of `budget` in force (only the byte budgets are file budgets).
+fn bytes_allowed(budget: limits::Budget) -> u64 {
     let limits = Limits::current();
-    let opened = open_regular(path).map_err(|e| {
-        InputError::new(
-            path,
-            format!("cannot open: {e}"),
-            "check the path and permissions",
-        )
-    })?;
+    if budget == limits::MAX_INPUT_BYTES {
+        limits.max_input_bytes
+    } else {
+        limits.max_file_bytes
+    }
+}
+
+/// Checks, without reading it, that `path` is a regular file within `budget` bytes (the
+/// snapshot reader's rules, for files another library reads itself, like a kubeconfig).
+pub fn check_regular_file(path: &Path, budget: limits::Budget) -> Result<(), InputError> {
+    match open_regular(path).map_err(|e| cannot_open(path, &e))? {
+        Opened::NotRegular(what) => Err(not_regular(path, what)),
+        Opened::File { size, .. } => within(path, size, budget),
+    }
+}
+
+fn not_regular(path: &Path, what: &str) -> InputError {
+    InputError::new(
+        path,
+        format!("{what}: only regular files are read"),
+        "pass a regular file",
+    )
+}
+
+fn within(path: &Path, size: u64, budget: limits::Budget) -> Result<(), InputError> {
+    let allowed = bytes_allowed(budget);
+    if size > allowed {
+        let hit = LimitHit::new(budget, allowed);
+        return Err(InputError::new(path, hit.to_string(), hit.help()));
+    }
+    Ok(())
+}
+
+/// Reads an already opened file whole by the snapshot reader's rules: a regular file (checked
+/// on the open file, so a FIFO or a device never blocks), at most `budget` bytes (checked
+/// before reading and while reading, so a sparse or growing file is refused fast). `path`
+/// names the file in errors.
+pub fn read_regular(
+    path: &Path,
+    file: File,
+    budget: limits::Budget,
+) -> Result<Vec<u8>, InputError> {
+    let meta = file
+        .metadata()
+        .map_err(|e| InputError::new(path, format!("cannot read: {e}"), "check the file"))?;
+    let opened = if meta.file_type().is_file() {
+        Opened::File {
+            file,
+            size: meta.len(),
+        }
+    } else {
+        Opened::NotRegular(describe(meta.file_type()))
+    };
+    read_opened(path, opened, budget)
+}
+
+fn read_opened(path: &Path, opened: Opened, budget: limits::Budget) -> Result<Vec<u8>, InputError> {
     let (file, size) = match opened {
         Opened::File { file, size } => (file, size),
-        Opened::NotRegular(what) => {
-            return Err(InputError::new(
-                path,
-                format!("{what}: only regular files are read"),
-                "pass a regular file",
-            ));
-        }
+        Opened::NotRegular(what) => return Err(not_regular(path, what)),
     };
-    if size > limits.max_file_bytes {
-        let hit = LimitHit::new(limits::MAX_FILE_BYTES, limits.max_file_bytes);
-        return Err(InputError::new(path, hit.to_string(), hit.help()));
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    file.take(limits.max_file_bytes + 1)
+    within(path, size, budget)?;
+    let allowed = bytes_allowed(budget);
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(allowed + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| InputError::new(path, format!("cannot read: {e}"), "check the file"))?;
-    if bytes.len() as u64 > limits.max_file_bytes {
-        let hit = LimitHit::new(limits::MAX_FILE_BYTES, limits.max_file_bytes);
-        return Err(InputError::new(path, hit.to_string(), hit.help()));
-    }
-    text_of(path, bytes)
+    within(path, bytes.len() as u64, budget)?;
+    Ok(bytes)
 }
 
 /// Bytes to text: a byte order mark is dropped; UTF-16 and invalid UTF-8 are errors with the

@@ -8,8 +8,9 @@ use crate::args::{ApplyArgs, ApplyCommand, ClusterArgs, ControlArgs, StatusForma
 use crate::error::CliError;
 use crate::render;
 use cniswap_apply::{KubeActions, Settings, lease};
+use cniswap_config::limits;
 use cniswap_exec::digest::{self, PLAN_FILE, PlanDigest};
-use cniswap_exec::{CrashPoints, Executor, Journal, Options, exit};
+use cniswap_exec::{CrashPoints, Executor, FileError, Journal, JournalKey, Options, PlanDir, exit};
 use cniswap_plan::Plan;
 use std::path::Path;
 use std::sync::Arc;
@@ -42,15 +43,36 @@ pub fn run(args: ApplyArgs) -> Result<u8, CliError> {
     }
 }
 
-/// plan.yaml, parsed, with its bytes (for the digest).
-fn load(dir: &Path) -> Result<(Plan, PlanDigest), CliError> {
+/// Opens the plan directory (refusing one every user may write) and says what is worth
+/// knowing about who else may write it.
+fn open_dir(dir: &Path) -> Result<PlanDir, CliError> {
+    let plan_dir = PlanDir::open(dir).map_err(file_error)?;
+    for warning in &plan_dir.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(plan_dir)
+}
+
+fn file_error(e: FileError) -> CliError {
+    CliError::other(e.to_string(), e.help)
+}
+
+fn journal_error(e: cniswap_exec::JournalError) -> CliError {
+    CliError::other(e.to_string(), e.help())
+}
+
+/// plan.yaml, parsed and admitted (files inside the directory, ids once), with its digest.
+fn load(dir: &PlanDir) -> Result<(Plan, PlanDigest), CliError> {
     let path = dir.join(PLAN_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| {
-        CliError::other(
-            format!("{}: {e}", path.display()),
-            "give the directory `cniswap plan --out-dir DIR` wrote (it holds plan.yaml)",
-        )
-    })?;
+    let bytes = dir
+        .read(PLAN_FILE, limits::MAX_FILE_BYTES)
+        .map_err(file_error)?
+        .ok_or_else(|| {
+            CliError::other(
+                format!("{}: no such file", path.display()),
+                "give the directory `cniswap plan --out-dir DIR` wrote (it holds plan.yaml)",
+            )
+        })?;
     let text = String::from_utf8_lossy(&bytes);
     let plan: Plan = serde_saphyr::from_str(&text).map_err(|e| {
         CliError::other(
@@ -69,8 +91,35 @@ fn load(dir: &Path) -> Result<(Plan, PlanDigest), CliError> {
             "make the plan again with this version of cniswap",
         ));
     }
-    let digest = digest::compute(dir, &bytes, &plan);
+    let problems = cniswap_exec::admit::problems(&plan);
+    if !problems.is_empty() {
+        return Err(CliError::other(
+            format!("{}: {}", path.display(), problems.join("; ")),
+            "make the plan again with `cniswap plan --out-dir DIR`; do not edit plan.yaml by hand",
+        ));
+    }
+    let digest = digest::compute(dir, &bytes, &plan).map_err(file_error)?;
     Ok((plan, digest))
+}
+
+/// The operator's journal key (made on first use), never inside the plan directory.
+fn journal_key(dir: &PlanDir) -> Result<JournalKey, CliError> {
+    let path = JournalKey::location().map_err(file_error)?;
+    let key = JournalKey::load_or_create(&path).map_err(file_error)?;
+    key.check_outside(dir.path()).map_err(file_error)?;
+    Ok(key)
+}
+
+/// The key for reading a journal that exists (status and dry runs make no key).
+fn existing_key() -> Result<JournalKey, FileError> {
+    let path = JournalKey::location()?;
+    JournalKey::load(&path)?.ok_or_else(|| {
+        FileError::new(
+            &path,
+            "no journal key here, so the journal's signatures cannot be checked",
+            "run this where the journal was written, or copy that machine's key file here (CNISWAP_JOURNAL_KEY)",
+        )
+    })
 }
 
 fn live_options(cluster: &ClusterArgs) -> cniswap_kube::LiveOptions {
@@ -81,14 +130,18 @@ fn live_options(cluster: &ClusterArgs) -> cniswap_kube::LiveOptions {
     }
 }
 
-/// `user@host pid N plan ID`: who holds the lock, for the second apply's message.
+/// `user@host pid N plan ID boot B pidns I`: who holds the lock, for the second apply's
+/// message, and enough to judge whether that process is gone: the boot and the PID namespace
+/// its pid means something in.
 fn holder(digest: &PlanDigest) -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     format!(
-        "{user}@{} pid {} plan {}",
+        "{user}@{} pid {} plan {} boot {} pidns {}",
         this_host(),
         std::process::id(),
-        digest.short()
+        digest.short(),
+        boot_id().unwrap_or_else(|| "unknown".into()),
+        pid_namespace().unwrap_or_else(|| "unknown".into()),
     )
 }
 
@@ -99,20 +152,58 @@ fn this_host() -> String {
         .unwrap_or_else(|_| "unknown-host".into())
 }
 
-/// Whether a lock holder (as `holder` wrote it) was a process on this host that no longer
-/// runs: an apply killed or crashed here. Its lock is taken over at once instead of making the
-/// person wait for it to expire; a holder on another host is never judged gone.
-fn holder_gone_from_this_host(identity: &str) -> bool {
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|b| b.trim().to_string())
+        .filter(|b| !b.is_empty() && !b.contains(' '))
+}
+
+/// The inode of this process's PID namespace (`pid:[4026531836]` → `4026531836`).
+fn pid_namespace() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/pid").ok().and_then(|l| {
+        l.to_string_lossy()
+            .strip_prefix("pid:[")
+            .and_then(|r| r.strip_suffix(']'))
+            .map(str::to_string)
+    })
+}
+
+/// Whether a lock holder (as `holder` wrote it) was a process that no longer runs, judged
+/// only where that can be known: the same host and boot (another boot: gone), and the same PID
+/// namespace (a pid from another namespace, a container's or a hostNetwork pod's, says nothing
+/// here). Its lock is taken over at once instead of making the person wait for it to expire.
+fn holder_gone(identity: &str) -> bool {
     let Some((who, rest)) = identity.split_once(" pid ") else {
         return false;
     };
     let Some(host) = who.split_once('@').map(|(_, h)| h) else {
         return false;
     };
-    let Some(pid) = rest.split(' ').next().and_then(|p| p.parse::<u32>().ok()) else {
+    let words: Vec<&str> = rest.split(' ').collect();
+    let field = |name: &str| {
+        words
+            .windows(2)
+            .find(|w| w[0] == name)
+            .map(|w| w[1].to_string())
+    };
+    let Some(pid) = words.first().and_then(|p| p.parse::<u32>().ok()) else {
         return false;
     };
-    host == this_host() && pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+    let (Some(boot), Some(pidns)) = (field("boot"), field("pidns")) else {
+        return false;
+    };
+    if host != this_host() || boot_id().is_none_or(|b| b == "unknown") {
+        return false;
+    }
+    if Some(&boot) != boot_id().as_ref() {
+        // This host booted again since: no process of that boot runs.
+        return boot != "unknown";
+    }
+    pidns != "unknown"
+        && Some(&pidns) == pid_namespace().as_ref()
+        && pid != std::process::id()
+        && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn failure_error(f: &cniswap_exec::Failure) -> CliError {
@@ -126,14 +217,20 @@ fn execute(
     control: &ControlArgs,
     rollback: bool,
 ) -> Result<u8, CliError> {
-    let (plan, digest) = load(dir)?;
+    let plan_dir = open_dir(dir)?;
+    let (plan, digest) = load(&plan_dir)?;
+    if control.dry_run {
+        return dry_run(&plan_dir, &plan, agent_image.as_deref(), control, rollback);
+    }
+    // This machine's journal first: a second apply here is refused before anything in the
+    // cluster (the Lease too, even with --force-unlock) is touched.
+    let key = journal_key(&plan_dir)?;
+    let journal = Journal::open(&plan_dir, &key).map_err(journal_error)?;
     let settings = Settings {
-        dir: dir.to_path_buf(),
+        plan_dir: plan_dir.clone(),
+        digest: digest.clone(),
         agent_image,
     };
-    if control.dry_run {
-        return dry_run(dir, &plan, &settings, control, rollback);
-    }
     let mut actions = KubeActions::connect(&live_options(&control.cluster), &plan, settings)
         .map_err(|f| failure_error(&f))?;
     let identity = holder(&digest);
@@ -141,7 +238,7 @@ fn execute(
         .block_on(lease::read(actions.client()))
         .ok()
         .flatten()
-        .is_some_and(|h| holder_gone_from_this_host(&h.identity));
+        .is_some_and(|h| holder_gone(&h.identity));
     let lock = actions
         .block_on(lease::acquire(
             actions.client(),
@@ -163,7 +260,9 @@ fn execute(
             }
         );
     }
+    actions.fence_with(lock.fence.clone());
     let result = run_locked(
+        journal,
         dir,
         &plan,
         digest,
@@ -183,6 +282,7 @@ fn execute(
 
 #[allow(clippy::too_many_arguments)]
 fn run_locked(
+    mut journal: Journal,
     dir: &Path,
     plan: &Plan,
     digest: PlanDigest,
@@ -192,7 +292,6 @@ fn run_locked(
     rollback: bool,
     identity: String,
 ) -> Result<u8, CliError> {
-    let mut journal = Journal::open(dir).map_err(|e| CliError::other(e.to_string(), e.help()))?;
     if let Some(q) = &journal.quarantined {
         eprintln!(
             "warning: the journal's last line was cut off ({} bytes, from a crash during a write); it was moved to {} and the step it began runs again",
@@ -247,14 +346,15 @@ fn run_locked(
 }
 
 fn dry_run(
-    dir: &Path,
+    plan_dir: &PlanDir,
     plan: &Plan,
-    settings: &Settings,
+    agent_image: Option<&str>,
     control: &ControlArgs,
     rollback: bool,
 ) -> Result<u8, CliError> {
+    let dir = plan_dir.path();
     let (records, _) =
-        cniswap_exec::journal::read(dir).map_err(|e| CliError::other(e.to_string(), e.help()))?;
+        cniswap_exec::journal::read(plan_dir, existing_key).map_err(journal_error)?;
     let state = cniswap_exec::state::State::replay(plan, &records);
     let mut text = format!(
         "Dry run of {} in {}: nothing is changed. Each step first reads whether its effect is there.\n",
@@ -294,7 +394,7 @@ fn dry_run(
             ));
             for op in cniswap_apply::describe(
                 step,
-                settings.agent_image.as_deref(),
+                agent_image,
                 &plan.agent_image,
                 plan.platform.to_lowercase().starts_with("talos"),
             ) {
@@ -311,9 +411,10 @@ fn dry_run(
 }
 
 fn status(dir: &Path, output: StatusFormat, cluster: &ClusterArgs) -> Result<u8, CliError> {
-    let (plan, digest) = load(dir)?;
+    let plan_dir = open_dir(dir)?;
+    let (plan, digest) = load(&plan_dir)?;
     let (records, tail) =
-        cniswap_exec::journal::read(dir).map_err(|e| CliError::other(e.to_string(), e.help()))?;
+        cniswap_exec::journal::read(&plan_dir, existing_key).map_err(journal_error)?;
     let mut report = cniswap_exec::status::report(&plan, &records, tail);
     if let Some(cniswap_exec::Event::Begin { digest: then, .. }) = records.first().map(|r| &r.event)
     {
@@ -368,20 +469,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_dead_process_on_this_host_gives_up_its_lock() {
+    fn only_a_dead_process_of_this_host_boot_and_pid_namespace_gives_up_its_lock() {
         let host = this_host();
+        let boot = boot_id().unwrap();
+        let ns = pid_namespace().unwrap();
         // Above the kernel's pid_max (4194304 at most): never a running process.
-        assert!(holder_gone_from_this_host(&format!(
-            "root@{host} pid 4294967295 plan 0123abcd"
-        )));
-        assert!(!holder_gone_from_this_host(&format!(
-            "root@{host} pid {} plan 0123abcd",
+        let dead = format!("root@{host} pid 4294967295 plan 0123abcd boot {boot} pidns {ns}");
+        assert!(holder_gone(&dead));
+        assert!(!holder_gone(&format!(
+            "root@{host} pid {} plan 0123abcd boot {boot} pidns {ns}",
             std::process::id()
         )));
-        assert!(!holder_gone_from_this_host(&format!(
-            "root@{host}-elsewhere pid 4294967295 plan 0123abcd"
+        // Another PID namespace (a container, a hostNetwork pod): its pids mean nothing here.
+        assert!(!holder_gone(&format!(
+            "root@{host} pid 4294967295 plan 0123abcd boot {boot} pidns 1"
         )));
-        assert!(!holder_gone_from_this_host("someone else"));
-        assert!(!holder_gone_from_this_host(&format!("root@{host} pid x")));
+        // The same host booted since: that process is gone whatever its pid.
+        assert!(holder_gone(&format!(
+            "root@{host} pid {} plan 0123abcd boot 00000000-0000-0000-0000-000000000000 pidns {ns}",
+            std::process::id()
+        )));
+        // Without boot and namespace (an older cniswap), or another host: never judged gone.
+        assert!(!holder_gone(&format!(
+            "root@{host} pid 4294967295 plan 0123abcd"
+        )));
+        assert!(!holder_gone(&format!(
+            "root@{host}-elsewhere pid 4294967295 plan 0123abcd boot {boot} pidns {ns}"
+        )));
+        assert!(!holder_gone("someone else"));
+        assert!(!holder_gone(&format!("root@{host} pid x")));
+        assert!(
+            holder(&PlanDigest {
+                plan: "ab".repeat(32),
+                files: Default::default()
+            })
+            .contains(&format!("boot {boot} pidns {ns}"))
+        );
     }
 }
