@@ -237,10 +237,7 @@ impl KubeActions {
         }
         let snapshot = cniswap_kube::read_cluster(&self.connection, &mut |_, _| {})
             .await
-            .map_err(|e| {
-                let hint = e.hint();
-                ActionError::transient(Failure::new(e.to_string()).next(hint))
-            })?;
+            .map_err(crate::errors::read_error)?;
         let tmp = self.dir.join(format!("{dir}.partial"));
         let _ = std::fs::remove_dir_all(&tmp);
         let files = cniswap_snapshot::write_snapshot(&snapshot, &tmp).map_err(|e| {
