@@ -22,6 +22,11 @@ pub fn api(what: &str, object: &str, error: kube::Error) -> ActionError {
     let failure = Failure::new(format!("{what}: {text}"))
         .object(object.to_string())
         .command(what.to_string());
+    // An answer over a budget (bytes, time) is not retried: the same request gets the same
+    // answer, and a stuck read must end rather than hold the lock.
+    if let Some(exceeded) = cniswap_kube::Exceeded::find(&error) {
+        return ActionError::failed(failure.next(exceeded.help()));
+    }
     if transient(&error) {
         ActionError::transient(failure.next(
             "check that the API server is up (`kubectl get --raw /readyz`), then run `cniswap apply` again",
@@ -41,6 +46,9 @@ pub fn api(what: &str, object: &str, error: kube::Error) -> ActionError {
 }
 
 pub fn transient(error: &kube::Error) -> bool {
+    if cniswap_kube::Exceeded::find(error).is_some() {
+        return false;
+    }
     match error {
         kube::Error::Api(status) => matches!(status.code, 409 | 429 | 500 | 502 | 503 | 504),
         kube::Error::HyperError(_) | kube::Error::Service(_) => true,
@@ -67,4 +75,13 @@ pub fn is_not_found(error: &kube::Error) -> bool {
 
 pub fn failed(message: impl Into<String>) -> ActionError {
     ActionError::failed(Failure::new(message))
+}
+
+/// A failed whole-cluster read: retried unless it went over a budget (the same read would again).
+pub fn read_error(error: cniswap_kube::ReadError) -> ActionError {
+    let failure = Failure::new(error.to_string()).next(error.hint());
+    match error {
+        cniswap_kube::ReadError::Exceeded { .. } => ActionError::failed(failure),
+        _ => ActionError::transient(failure),
+    }
 }

@@ -925,10 +925,7 @@ impl KubeActions {
     async fn fingerprint_async(&self) -> Result<Option<Fingerprint>, ActionError> {
         let snapshot = cniswap_kube::read_cluster(&self.connection, &mut |_, _| {})
             .await
-            .map_err(|e| {
-                let hint = e.hint();
-                ActionError::transient(Failure::new(e.to_string()).next(hint))
-            })?;
+            .map_err(crate::errors::read_error)?;
         let facts = cniswap_facts::detect(&snapshot);
         Ok(Some(Fingerprint::from_facts(&facts)))
     }

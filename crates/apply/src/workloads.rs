@@ -241,10 +241,7 @@ impl KubeActions {
         }
         let snapshot = cniswap_kube::read_cluster(&self.connection, &mut |_, _| {})
             .await
-            .map_err(|e| {
-                let hint = e.hint();
-                ActionError::transient(Failure::new(e.to_string()).next(hint))
-            })?;
+            .map_err(crate::errors::read_error)?;
         // Written into a fresh owner-only directory (its files are created new, never through
         // a link), then renamed into place whole.
         let tmp = format!("{}.partial", dir.trim_end_matches('/'));

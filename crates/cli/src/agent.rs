@@ -24,10 +24,28 @@ pub fn probe(args: ProbeAgentArgs) -> Result<u8, CliError> {
     options.echo_port = args.echo_port;
     options.http_port = args.http_port;
     options.resolv_conf = args.resolv_conf;
-    options.bind = args.bind.unwrap_or(if ip.is_some_and(|ip| ip.is_ipv6()) {
+    let token = args.token.filter(|t| !t.is_empty()).ok_or_else(|| {
+        CliError::other(
+            format!(
+                "no token: set {} (verify does, from its Secret)",
+                cniswap_verify::wire::TOKEN_ENV
+            ),
+            "the agent's API answers only requests carrying the token of the run that deployed it",
+        )
+    })?;
+    options.token = token;
+    options.http_bind = args.http_bind;
+    options.idle = std::time::Duration::from_secs(args.idle_timeout);
+    // The hostNetwork agent answers echo only on the node address others probe; a pod's
+    // network namespace has only its own addresses anyway.
+    let any = if ip.is_some_and(|ip| ip.is_ipv6()) {
         std::net::IpAddr::from([0u16; 8])
     } else {
         std::net::IpAddr::from([0, 0, 0, 0])
+    };
+    options.bind = args.bind.unwrap_or(match (role, ip) {
+        (Role::Host, Some(ip)) => ip,
+        _ => any,
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

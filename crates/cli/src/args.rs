@@ -356,7 +356,7 @@ pub enum AgentCommand {
     /// identity comes from the downward API (NODE_NAME, POD_NAME, POD_NAMESPACE, POD_IP,
     /// HOST_IP).
     #[command(
-        after_help = "Examples:\n  cniswap agent probe --role probe     # in a pod: identity from the env\n  cniswap agent probe --role host --node n1 --ip 192.168.1.10\n  curl -s localhost:9441/ | jq .               # identity, MTU, resolv.conf"
+        after_help = "Examples:\n  CNISWAP_AGENT_TOKEN=... cniswap agent probe --role probe   # in a pod: identity from the env\n  CNISWAP_AGENT_TOKEN=$T cniswap agent probe --role host --node n1 --ip 192.168.1.10\n  curl -s -H \"Authorization: Bearer $T\" localhost:9441/ | jq .   # identity, MTU, resolv.conf"
     )]
     Probe(ProbeAgentArgs),
 }
@@ -398,10 +398,32 @@ pub struct ProbeAgentArgs {
     #[arg(long, default_value_t = cniswap_verify::names::HTTP_PORT)]
     pub http_port: u16,
 
-    /// Address to listen on (default: all IPv4 addresses, or all IPv6 ones when the agent's
-    /// address is IPv6).
+    /// Address the echo servers listen on (default: for --role host the node address, --ip or
+    /// HOST_IP, so the hostNetwork agent answers only there; else all IPv4 addresses, or all
+    /// IPv6 ones when the agent's address is IPv6).
     #[arg(long)]
     pub bind: Option<std::net::IpAddr>,
+
+    /// Address the HTTP API listens on. verify reaches it through a port-forward, which
+    /// connects to localhost inside the pod (the node's for the hostNetwork agent).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub http_bind: std::net::IpAddr,
+
+    /// The run's token (from the environment only, never the command line, which every user
+    /// of the node can read). Every API request but GET /healthz must carry it as
+    /// `Authorization: Bearer TOKEN`; verify generates it for each run and passes it in a Secret.
+    #[arg(
+        long = "token-env",
+        env = "CNISWAP_AGENT_TOKEN",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
+    /// Seconds a connection may stay silent before it is closed (HTTP: until a request's
+    /// header and body have arrived; TCP echo: between frames).
+    #[arg(long, default_value_t = 20, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout: u64,
 
     /// The resolver configuration DNS probes use.
     #[arg(long, default_value = "/etc/resolv.conf", value_name = "FILE")]

@@ -48,6 +48,7 @@ fn manifest_options(args: &VerifyArgs) -> ManifestOptions {
         echo_port: args.echo_port,
         http_port: args.http_port,
         service_suffix: None,
+        token: None,
     }
 }
 

@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// The token every test agent demands (verify makes a new random one for each run).
+const TOKEN: &str = "test-token-0123456789abcdef";
+
 fn sh(netns: Option<&str>, script: &str) {
     let mut cmd = match netns {
         Some(ns) => {
@@ -122,6 +125,18 @@ impl Net {
 
     /// Like `agent`, with `wrapper` (e.g. setpriv) between `ip netns exec` and cniswap.
     fn agent_as(&mut self, i: usize, role: &str, resolv_conf: &str, wrapper: &[&str]) -> Identity {
+        self.agent_with(i, role, resolv_conf, wrapper, &[])
+    }
+
+    /// Like `agent_as`, with `extra` arguments for cniswap.
+    fn agent_with(
+        &mut self,
+        i: usize,
+        role: &str,
+        resolv_conf: &str,
+        wrapper: &[&str],
+        extra: &[&str],
+    ) -> Identity {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.nodes[i]])
             .args(wrapper)
@@ -137,9 +152,13 @@ impl Net {
             .args([
                 "--ip",
                 &self.ip(i).to_string(),
+                "--http-bind",
+                &self.ip(i).to_string(),
                 "--resolv-conf",
                 resolv_conf,
             ])
+            .args(extra)
+            .env("CNISWAP_AGENT_TOKEN", TOKEN)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -176,14 +195,26 @@ impl Drop for Net {
     }
 }
 
-/// A minimal HTTP/1.1 client for the agent's API (one request per connection).
+/// A minimal HTTP/1.1 client for the agent's API (one request per connection), with the
+/// test token.
 fn http(ip: IpAddr, method: &str, path: &str, body: &str) -> std::io::Result<String> {
+    http_as(ip, Some(TOKEN), method, path, body)
+}
+
+fn http_as(
+    ip: IpAddr,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<String> {
     let addr = SocketAddr::new(ip, cniswap_verify::names::HTTP_PORT);
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
     let mut response = String::new();
@@ -665,4 +696,373 @@ fn continuous_udp_accepts_replies_from_another_address_of_the_target() {
     let records: Vec<_> = page.records.iter().filter(|r| r.p == 1).collect();
     assert!(records.len() >= 10, "{page:?}");
     assert!(records.iter().all(|r| r.ok()), "{records:?}");
+}
+
+// ---- Hostile input (issue 20 §4): everything below attacks a real agent and then checks it
+// still answers the real client, with its memory bounded.
+
+/// Resident memory now and at its peak (KiB) of a process.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The status line and body of a request (any status).
+fn http_any(ip: IpAddr, token: Option<&str>, method: &str, path: &str, body: &str) -> String {
+    match http_as(ip, token, method, path, body) {
+        Ok(body) => format!("HTTP/1.1 200 OK\n{body}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The agent answers its real client: identity, and a check that passes.
+fn still_answers(net: &Net, from: usize, to: usize) {
+    let r = check(
+        net.ip(from),
+        &[Probe::UdpEcho {
+            addr: echo(net.ip(to)),
+            size: 16,
+            dont_fragment: false,
+        }],
+        1000,
+    );
+    assert!(r.results[0].ok, "{r:?}");
+}
+
+#[test]
+fn the_api_answers_only_the_token_and_bounded_requests() {
+    let mut net = Net::new(2);
+    let resolv = net.resolv_conf("nameserver 192.0.2.1\n");
+    net.agent(0, "probe", &resolv);
+    net.agent(1, "peer", &resolv);
+    let a = net.ip(0);
+    let pid = net.agents[0].id();
+
+    // No token, a wrong one, one of the wrong length: 401 on every endpoint but /healthz.
+    for token in [None, Some("test-token-0123456789abcdeX"), Some("short")] {
+        for (method, path) in [
+            ("GET", "/"),
+            ("POST", "/check"),
+            ("PUT", "/probe"),
+            ("GET", "/results?since=0"),
+            ("DELETE", "/probe"),
+        ] {
+            let answer = http_any(a, token, method, path, "{}");
+            assert!(
+                answer.starts_with("HTTP/1.1 401"),
+                "{method} {path} with {token:?}: {answer}"
+            );
+        }
+    }
+    assert_eq!(http_as(a, None, "GET", "/healthz", "").unwrap(), "ok");
+
+    // A UDP echo size of 2^40 is refused before anything is allocated.
+    let started = Instant::now();
+    let huge = CheckRequest {
+        checks: vec![Check {
+            id: 0,
+            probe: Probe::UdpEcho {
+                addr: echo(net.ip(1)),
+                size: 1 << 40,
+                dont_fragment: false,
+            },
+        }],
+        timeout_ms: 1000,
+        concurrency: 1,
+    };
+    let answer = http_any(
+        a,
+        Some(TOKEN),
+        "POST",
+        "/check",
+        &serde_json::to_string(&huge).unwrap(),
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 400")
+            && answer.contains("1099511627776 is over the largest UDP payload (65507)"),
+        "{answer}"
+    );
+    eprintln!("2^40 echo size refused in {:?}", started.elapsed());
+
+    // 64 checks of 256 MiB each: refused; 64 of the largest UDP payload there is: run.
+    let checks = |size: usize| CheckRequest {
+        checks: (0..64)
+            .map(|id| Check {
+                id,
+                probe: Probe::UdpEcho {
+                    addr: echo(net.ip(1)),
+                    size,
+                    dont_fragment: false,
+                },
+            })
+            .collect(),
+        timeout_ms: 2000,
+        concurrency: 64,
+    };
+    let answer = http_any(
+        a,
+        Some(TOKEN),
+        "POST",
+        "/check",
+        &serde_json::to_string(&checks(256 << 20)).unwrap(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let started = Instant::now();
+    let big: CheckResponse = serde_json::from_str(
+        &http(
+            a,
+            "POST",
+            "/check",
+            &serde_json::to_string(&checks(65_507)).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(big.results.len(), 64);
+    eprintln!(
+        "64 checks of 65,507 bytes: {} passed in {:?}",
+        big.results.iter().filter(|r| r.ok).count(),
+        started.elapsed()
+    );
+
+    // 20,000 continuous targets: refused at once, nothing started.
+    let started = Instant::now();
+    let config = ProbeConfig {
+        interval_ms: 100,
+        timeout_ms: 500,
+        targets: (0..20_000)
+            .map(|path| ProbeTarget {
+                path,
+                mode: ProbeMode::Udp {
+                    addr: echo(net.ip(1)),
+                },
+            })
+            .collect(),
+    };
+    let answer = http_any(
+        a,
+        Some(TOKEN),
+        "PUT",
+        "/probe",
+        &serde_json::to_string(&config).unwrap(),
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 400") && answer.contains("20000 targets are over 10000"),
+        "{answer}"
+    );
+    eprintln!("20,000 targets refused in {:?}", started.elapsed());
+    // A body over the limit (8 MiB) is refused too.
+    let answer = http_any(a, Some(TOKEN), "POST", "/check", &" ".repeat(9 << 20));
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+
+    still_answers(&net, 0, 1);
+    let (rss, peak) = rss_kib(pid);
+    eprintln!("agent RSS after the attacks: {rss} KiB, peak {peak} KiB");
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
+}
+
+/// Sends one UDP datagram from `from` (an address that is not this host's) to `to`, through a
+/// raw socket: the spoofed packet an attacker on the network sends.
+fn spoof_udp(from: SocketAddr, to: SocketAddr, payload: &[u8]) {
+    let (SocketAddr::V4(from), SocketAddr::V4(to)) = (from, to) else {
+        panic!("IPv4 only")
+    };
+    let total = 20 + 8 + payload.len();
+    let mut packet = vec![0u8; total];
+    packet[0] = 0x45;
+    packet[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    packet[8] = 64;
+    packet[9] = 17;
+    packet[12..16].copy_from_slice(&from.ip().octets());
+    packet[16..20].copy_from_slice(&to.ip().octets());
+    let mut sum: u32 = packet[..20]
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    packet[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    packet[20..22].copy_from_slice(&from.port().to_be_bytes());
+    packet[22..24].copy_from_slice(&to.port().to_be_bytes());
+    packet[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    // UDP checksum 0: none (allowed over IPv4).
+    packet[28..].copy_from_slice(payload);
+    use rustix::net::{AddressFamily, SendFlags, SocketType, ipproto};
+    let socket = rustix::net::socket(AddressFamily::INET, SocketType::RAW, Some(ipproto::RAW))
+        .expect("a raw socket (the test runs as root)");
+    let sent = rustix::net::sendto(&socket, &packet, SendFlags::empty(), &SocketAddr::V4(to))
+        .expect("sendto");
+    assert_eq!(sent, packet.len());
+}
+
+/// Packets counted by an `iptables` rule that matches UDP to the echo port in a node.
+fn echo_packets_in(node: &str) -> u64 {
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", node, "iptables", "-w", "-L", "INPUT", "-v", "-x", "-n",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.contains("udp dpt:9440"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no counter in {text}"))
+}
+
+#[test]
+fn a_spoofed_echo_between_two_agents_gets_one_reply_not_a_loop() {
+    let mut net = Net::new(2);
+    let resolv = net.resolv_conf("nameserver 192.0.2.1\n");
+    net.agent(0, "probe", &resolv);
+    net.agent(1, "peer", &resolv);
+    for i in 0..2 {
+        sh(
+            Some(net.node(i)),
+            "iptables -w -A INPUT -p udp --dport 9440",
+        );
+    }
+    // A request that claims to come from agent 0's echo port, sent to agent 1's: agent 1
+    // answers it (to agent 0), agent 0 does not answer the answer.
+    let request = {
+        let mut p = vec![];
+        p.extend_from_slice(&cniswap_verify::wire::REQUEST_MAGIC);
+        p.extend_from_slice(&[7u8; 12]);
+        p
+    };
+    spoof_udp(echo(net.ip(0)), echo(net.ip(1)), &request);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(echo_packets_in(net.node(1)), 1);
+    assert_eq!(echo_packets_in(net.node(0)), 1);
+    // An echo (a reply) sent to an echo port is not answered at all.
+    let mut reply = request.clone();
+    reply[..4].copy_from_slice(&cniswap_verify::wire::REPLY_MAGIC);
+    spoof_udp(echo(net.ip(0)), echo(net.ip(1)), &reply);
+    spoof_udp(echo(net.ip(0)), echo(net.ip(1)), b"not the probe protocol");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(echo_packets_in(net.node(1)), 3);
+    assert_eq!(echo_packets_in(net.node(0)), 1);
+    // TCP echo closes a connection that sends anything but a request frame.
+    let mut stream = TcpStream::connect(echo(net.ip(1))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(stream.read(&mut buf).unwrap_or(0), 0);
+    still_answers(&net, 0, 1);
+}
+
+/// Reads until the peer closes; how long that took (None: still open after `within`).
+fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionReset) => {
+                return Some(start.elapsed());
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn idle_slow_and_excess_connections_are_closed_and_the_agent_keeps_answering() {
+    let mut net = Net::new(2);
+    let resolv = net.resolv_conf("nameserver 192.0.2.1\n");
+    net.agent_with(0, "probe", &resolv, &[], &["--idle-timeout", "2"]);
+    net.agent(1, "peer", &resolv);
+    let a = net.ip(0);
+    let pid = net.agents[0].id();
+    let http_addr = SocketAddr::new(a, cniswap_verify::names::HTTP_PORT);
+
+    // A slowloris client: a header that never ends, one byte every 300 ms.
+    let mut slow = TcpStream::connect(http_addr).unwrap();
+    let slowloris = std::thread::spawn(move || {
+        let start = Instant::now();
+        for b in b"GET / HTTP/1.1\r\nHost: agent\r\nX-Slow: ".iter().cycle() {
+            if slow.write_all(&[*b]).is_err() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            if start.elapsed() > Duration::from_secs(20) {
+                return None;
+            }
+        }
+        None
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    // 1,000 idle echo connections and 1,000 idle HTTP connections.
+    let started = Instant::now();
+    let mut echo_idle: Vec<TcpStream> = (0..1000)
+        .map(|_| TcpStream::connect(echo(a)).unwrap())
+        .collect();
+    let mut http_idle: Vec<TcpStream> = (0..1000)
+        .filter_map(|_| TcpStream::connect(http_addr).ok())
+        .collect();
+    eprintln!("2,000 connections opened in {:?}", started.elapsed());
+    std::thread::sleep(Duration::from_millis(500));
+    let (rss, _) = rss_kib(pid);
+    eprintln!("agent RSS with 2,000 idle connections and a slowloris client: {rss} KiB");
+
+    // HTTP connections over the cap (32, the slowloris client holds one) were closed at once.
+    let refused = http_idle
+        .iter_mut()
+        .filter_map(|s| closed_within(s, Duration::from_millis(100)))
+        .count();
+    assert!(
+        refused >= http_idle.len() - 31,
+        "{refused} of {} closed",
+        http_idle.len()
+    );
+
+    // The idle ones are closed after the idle timeout (2 s), the echo ones too.
+    for s in http_idle[..31]
+        .iter_mut()
+        .chain(echo_idle.iter_mut().take(50))
+    {
+        let took =
+            closed_within(s, Duration::from_secs(5)).expect("an idle connection stayed open");
+        assert!(took < Duration::from_secs(4), "{took:?}");
+    }
+    let slow_closed = slowloris
+        .join()
+        .unwrap()
+        .expect("the slowloris connection stayed open");
+    eprintln!("slowloris connection closed after {slow_closed:?}");
+    assert!(slow_closed < Duration::from_secs(6), "{slow_closed:?}");
+    still_answers(&net, 0, 1);
+    let (rss, peak) = rss_kib(pid);
+    eprintln!("agent RSS afterwards: {rss} KiB, peak {peak} KiB");
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
+}
+
+#[test]
+fn the_agent_refuses_to_start_without_a_token() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cniswap"))
+        .args(["agent", "probe", "--echo-port", "0", "--http-port", "0"])
+        .env_remove("CNISWAP_AGENT_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("CNISWAP_AGENT_TOKEN"), "{stderr}");
 }

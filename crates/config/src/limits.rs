@@ -45,6 +45,29 @@ pub const MAX_ALIAS_EXPANSION: Budget = Budget {
     default: 16 << 20,
 };
 
+// The API server's answers: a server (or something posing as one) that never ends a list,
+// answers with gigabytes or trickles its answer must end in a clear error too.
+pub const MAX_RESPONSE_BYTES: Budget = Budget {
+    env: "CNISWAP_MAX_RESPONSE_BYTES",
+    what: "bytes in one answer of the API server (one watch event for watches)",
+    default: 256 << 20,
+};
+pub const MAX_LIST_OBJECTS: Budget = Budget {
+    env: "CNISWAP_MAX_LIST_OBJECTS",
+    what: "objects in one list from the API server",
+    default: 1_000_000,
+};
+pub const MAX_LIST_PAGES: Budget = Budget {
+    env: "CNISWAP_MAX_LIST_PAGES",
+    what: "pages in one list from the API server",
+    default: 10_000,
+};
+pub const MAX_REQUEST_SECONDS: Budget = Budget {
+    env: "CNISWAP_MAX_REQUEST_SECONDS",
+    what: "seconds for one answer of the API server to arrive in full (watches: their own timeout plus this)",
+    default: 120,
+};
+
 /// Every budget, in the order the README lists them.
 pub const ALL: &[Budget] = &[
     MAX_INPUT_BYTES,
@@ -52,6 +75,10 @@ pub const ALL: &[Budget] = &[
     MAX_DEPTH,
     MAX_NODES,
     MAX_ALIAS_EXPANSION,
+    MAX_RESPONSE_BYTES,
+    MAX_LIST_OBJECTS,
+    MAX_LIST_PAGES,
+    MAX_REQUEST_SECONDS,
 ];
 
 /// The budgets in force.
@@ -62,6 +89,10 @@ pub struct Limits {
     pub max_depth: usize,
     pub max_nodes: usize,
     pub max_alias_expansion: u64,
+    pub max_response_bytes: u64,
+    pub max_list_objects: u64,
+    pub max_list_pages: u64,
+    pub max_request_seconds: u64,
 }
 
 impl Default for Limits {
@@ -72,6 +103,10 @@ impl Default for Limits {
             max_depth: MAX_DEPTH.default as usize,
             max_nodes: MAX_NODES.default as usize,
             max_alias_expansion: MAX_ALIAS_EXPANSION.default,
+            max_response_bytes: MAX_RESPONSE_BYTES.default,
+            max_list_objects: MAX_LIST_OBJECTS.default,
+            max_list_pages: MAX_LIST_PAGES.default,
+            max_request_seconds: MAX_REQUEST_SECONDS.default,
         }
     }
 }
@@ -141,6 +176,10 @@ impl Limits {
             max_depth: as_usize(read(MAX_DEPTH)?),
             max_nodes: as_usize(read(MAX_NODES)?),
             max_alias_expansion: read(MAX_ALIAS_EXPANSION)?,
+            max_response_bytes: read(MAX_RESPONSE_BYTES)?,
+            max_list_objects: read(MAX_LIST_OBJECTS)?,
+            max_list_pages: read(MAX_LIST_PAGES)?,
+            max_request_seconds: read(MAX_REQUEST_SECONDS)?,
         })
     }
 

@@ -88,10 +88,17 @@ pub async fn connect(options: &LiveOptions) -> Result<Connection, ConnectError> 
     }
     let server = config.cluster_url.to_string();
     let server = server.trim_end_matches('/').to_string();
-    let client = Client::try_from(config).map_err(|e| ConnectError::Client {
-        server: server.clone(),
-        message: chain(&e),
-    })?;
+    // Every answer bounded in bytes and time (`CNISWAP_MAX_RESPONSE_BYTES`,
+    // `CNISWAP_MAX_REQUEST_SECONDS`): a stuck or endless answer ends in an error, so nothing
+    // waits on it for ever (apply would keep renewing its Lease meanwhile).
+    let layer = crate::bounds::BoundsLayer::new(&cniswap_config::limits::Limits::current());
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| ConnectError::Client {
+            server: server.clone(),
+            message: chain(&e),
+        })?
+        .with_layer(&layer)
+        .build();
     Ok(Connection {
         client,
         server,

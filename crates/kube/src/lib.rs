@@ -5,9 +5,11 @@
 //! Secrets are never requested. A kind the user may not list (RBAC) is reported as skipped,
 //! not fatal: inspect then says what it could not see.
 
+pub mod bounds;
 mod connect;
 mod list;
 pub mod talosctl;
 
+pub use bounds::Exceeded;
 pub use connect::{ConnectError, Connection, LiveOptions, chain, connect};
 pub use list::{ReadError, read_cluster};

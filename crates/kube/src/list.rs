@@ -18,6 +18,13 @@ pub enum ReadError {
         server: String,
         source: kube::Error,
     },
+    /// The answers went over a budget (pages, objects, bytes or time of one list).
+    #[error("cannot list {what} from {server}: {exceeded}")]
+    Exceeded {
+        what: String,
+        server: String,
+        exceeded: crate::bounds::Exceeded,
+    },
     /// The server returned an object that Kubernetes' own rules refuse (a name that is not a
     /// DNS name, say): it is not put in the snapshot, whose names end up in commands.
     #[error("{what} from {server}: {message}")]
@@ -30,16 +37,21 @@ pub enum ReadError {
 
 impl ReadError {
     /// What to do next, by the kind of failure.
-    pub fn hint(&self) -> &'static str {
+    pub fn hint(&self) -> String {
         let source = match self {
             ReadError::Request { source, .. } => source,
+            ReadError::Exceeded { exceeded, .. } => return exceeded.help(),
             ReadError::Invalid { .. } => {
                 return "an API server never returns such an object: check that the kubeconfig \
-                        points at a real Kubernetes API server";
+                        points at a real Kubernetes API server"
+                    .into();
             }
         };
         let text = crate::connect::chain(source).to_lowercase();
-        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+        let hint = if text.contains("certificate")
+            || text.contains("tls")
+            || text.contains("handshake")
+        {
             "the server's certificate is not trusted by this kubeconfig: check that the context \
              points at the right cluster and that its certificate-authority-data is current, \
              or use --snapshot DIR to work offline"
@@ -49,6 +61,22 @@ impl ReadError {
         } else {
             "check that the API server is up and reachable from here (`kubectl get nodes` with \
              the same kubeconfig and context), or use --snapshot DIR to work offline"
+        };
+        hint.into()
+    }
+}
+
+/// Why a list could not be read.
+enum ListError {
+    Kube(kube::Error),
+    Exceeded(crate::bounds::Exceeded),
+}
+
+impl From<kube::Error> for ListError {
+    fn from(error: kube::Error) -> ListError {
+        match crate::bounds::Exceeded::find(&error) {
+            Some(exceeded) => ListError::Exceeded(exceeded.clone()),
+            None => ListError::Kube(error),
         }
     }
 }
@@ -67,15 +95,25 @@ struct ListMeta {
     next: Option<String>,
 }
 
-/// Lists every object at `path`, following `continue` tokens.
+/// Lists every object at `path`, following `continue` tokens, within the budgets of pages
+/// and objects per list (a `continue` that never ends, a server that ignores `limit`).
 async fn list_all<T: DeserializeOwned>(
     client: &Client,
     path: &str,
     query: &str,
-) -> Result<Vec<T>, kube::Error> {
+) -> Result<Vec<T>, ListError> {
+    let budgets = cniswap_config::limits::Limits::current();
     let mut items = Vec::new();
     let mut next: Option<String> = None;
+    let mut pages = 0u64;
     loop {
+        pages += 1;
+        if pages > budgets.max_list_pages {
+            return Err(ListError::Exceeded(crate::bounds::Exceeded {
+                budget: cniswap_config::limits::MAX_LIST_PAGES,
+                limit: budgets.max_list_pages,
+            }));
+        }
         let mut uri = format!("{path}?limit={PAGE_SIZE}{query}");
         if let Some(token) = &next {
             uri.push_str("&continue=");
@@ -86,6 +124,12 @@ async fn list_all<T: DeserializeOwned>(
             .map_err(kube::Error::HttpError)?;
         let page: Page<T> = client.request(request).await?;
         items.extend(page.items);
+        if items.len() as u64 > budgets.max_list_objects {
+            return Err(ListError::Exceeded(crate::bounds::Exceeded {
+                budget: cniswap_config::limits::MAX_LIST_OBJECTS,
+                limit: budgets.max_list_objects,
+            }));
+        }
         match page.metadata.next {
             Some(token) if !token.is_empty() => next = Some(token),
             _ => return Ok(items),
@@ -149,7 +193,14 @@ pub async fn read_cluster(
                     }
                     snapshot.files_read += 1;
                 }
-                Err(error) => match is_skippable(&error) {
+                Err(ListError::Exceeded(exceeded)) => {
+                    return Err(ReadError::Exceeded {
+                        what: $what.to_string(),
+                        server: connection.describe(),
+                        exceeded,
+                    });
+                }
+                Err(ListError::Kube(error)) => match is_skippable(&error) {
                     Some(reason) => snapshot.skip($path.to_string(), reason),
                     None => {
                         return Err(ReadError::Request {

@@ -1,8 +1,10 @@
-//! The agent's HTTP API (see `cniswap_verify::wire`).
+//! The agent's HTTP API (see `cniswap_verify::wire`). Every endpoint but `/healthz` answers
+//! only requests that carry the run's token; bodies and their contents are bounded
+//! (`wire::bounds`), and a body that does not arrive within the idle timeout is refused.
 
 use crate::State;
 use bytes::Bytes;
-use cniswap_verify::wire::{CheckRequest, CheckResponse, CheckResult, ProbeConfig};
+use cniswap_verify::wire::{CheckRequest, CheckResponse, CheckResult, ProbeConfig, bounds};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -28,14 +30,51 @@ fn text(status: StatusCode, body: impl Into<String>) -> Reply {
     response
 }
 
-async fn body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Reply> {
-    let bytes = Limited::new(req.into_body(), 16 << 20)
-        .collect()
+async fn body<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    within: Duration,
+) -> Result<T, Reply> {
+    let collect = Limited::new(req.into_body(), bounds::MAX_BODY_BYTES).collect();
+    let bytes = tokio::time::timeout(within, collect)
         .await
+        .map_err(|_| {
+            text(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {}",
+                    crate::probes::human(within)
+                ),
+            )
+        })?
         .map_err(|e| text(StatusCode::BAD_REQUEST, format!("cannot read body: {e}")))?
         .to_bytes();
     serde_json::from_slice(&bytes)
         .map_err(|e| text(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")))
+}
+
+fn refused(why: String) -> Reply {
+    text(StatusCode::BAD_REQUEST, format!("refused: {why}\n"))
+}
+
+/// Whether the request carries the run's token (`Authorization: Bearer <token>`). The
+/// comparison takes the same time wherever the first difference is.
+fn authorized(state: &State, req: &Request<Incoming>) -> bool {
+    let Some(given) = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let want = state.token.as_bytes();
+    let given = given.as_bytes();
+    given.len() == want.len()
+        && given
+            .iter()
+            .zip(want)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 pub async fn handle(
@@ -44,14 +83,32 @@ pub async fn handle(
 ) -> Result<Reply, std::convert::Infallible> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
+    if path == "/healthz" && req.method() == Method::GET {
+        return Ok(text(StatusCode::OK, "ok"));
+    }
+    if !authorized(&state, &req) {
+        return Ok(text(
+            StatusCode::UNAUTHORIZED,
+            "this agent answers only the cniswap verify run that deployed it (Authorization: Bearer <token>)\n",
+        ));
+    }
+    let within = state.idle;
     let reply = match (req.method().clone(), path.as_str()) {
         (Method::GET, "/") => json(StatusCode::OK, &state.identity),
-        (Method::GET, "/healthz") => text(StatusCode::OK, "ok"),
-        (Method::POST, "/check") => match body::<CheckRequest>(req).await {
-            Ok(request) => json(StatusCode::OK, &check(&state, request).await),
+        (Method::POST, "/check") => {
+            let request = body::<CheckRequest>(req, within)
+                .await
+                .and_then(|r| r.validate().map(|()| r).map_err(refused));
+            match request {
+                Ok(request) => json(StatusCode::OK, &check(&state, request).await),
+                Err(reply) => reply,
+            }
+        }
+        (Method::PUT, "/probe") => match body::<ProbeConfig>(req, within)
+            .await
+            .and_then(|c| c.validate().map(|()| c).map_err(refused))
+        {
             Err(reply) => reply,
-        },
-        (Method::PUT, "/probe") => match body::<ProbeConfig>(req).await {
             Ok(config) => {
                 let prober = crate::prober::Prober::start(&state.shared, &config);
                 if let Ok(mut running) = state.prober.lock() {
@@ -59,7 +116,6 @@ pub async fn handle(
                 }
                 json(StatusCode::OK, &state.identity)
             }
-            Err(reply) => reply,
         },
         (Method::DELETE, "/probe") => {
             if let Ok(mut running) = state.prober.lock() {
@@ -83,18 +139,28 @@ pub async fn handle(
     Ok(reply)
 }
 
-/// Runs the checks with bounded concurrency and returns them in request order.
+/// Runs the checks with bounded concurrency (the request's, and the agent's across all
+/// requests) and returns them in request order. A task exists only for a running probe.
 pub async fn check(state: &Arc<State>, request: CheckRequest) -> CheckResponse {
-    let timeout = Duration::from_millis(request.timeout_ms.clamp(10, 60_000));
+    let timeout = Duration::from_millis(
+        request
+            .timeout_ms
+            .clamp(*bounds::TIMEOUT_MS.start(), *bounds::TIMEOUT_MS.end()),
+    );
     let limit = Arc::new(tokio::sync::Semaphore::new(
-        request.concurrency.clamp(1, 256),
+        request.concurrency.clamp(1, bounds::MAX_PROBES_IN_FLIGHT),
     ));
     let mut tasks = vec![];
     for check in request.checks {
         let state = Arc::clone(state);
-        let limit = Arc::clone(&limit);
+        let (Ok(permit), Ok(global)) = (
+            Arc::clone(&limit).acquire_owned().await,
+            Arc::clone(&state.probes).acquire_owned().await,
+        ) else {
+            break;
+        };
         tasks.push(tokio::spawn(async move {
-            let _permit = limit.acquire().await;
+            let _permits = (permit, global);
             let result =
                 crate::probes::run(&check.probe, state.shared.resolver.as_ref(), timeout).await;
             match result {

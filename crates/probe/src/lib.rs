@@ -11,7 +11,7 @@ pub mod netinfo;
 pub mod prober;
 pub mod probes;
 
-use cniswap_verify::wire::{Identity, Role};
+use cniswap_verify::wire::{Identity, Role, bounds};
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::ResolveHosts;
 use hyper_util::rt::TokioIo;
@@ -29,8 +29,17 @@ pub struct AgentOptions {
     /// The address others reach this agent on.
     pub ip: Option<IpAddr>,
     pub host_network: bool,
-    /// Address to listen on (all of them by default).
+    /// Address the echo servers listen on (all of them by default).
     pub bind: IpAddr,
+    /// Address the HTTP API listens on: loopback by default, because verify reaches it through
+    /// a port-forward, which the kubelet's runtime connects inside the pod's network namespace
+    /// to localhost (for the hostNetwork agent: the node's, so nothing else reaches it).
+    pub http_bind: IpAddr,
+    /// The run's token: every API request but `/healthz` must carry it.
+    pub token: String,
+    /// How long a connection may stay silent (HTTP: until a request's header or body is
+    /// complete; echo: between frames) before it is closed.
+    pub idle: Duration,
     /// 0 picks a free port (tests).
     pub echo_port: u16,
     pub http_port: u16,
@@ -52,18 +61,23 @@ impl AgentOptions {
             ip: None,
             host_network: role == Role::Host,
             bind: IpAddr::from([0, 0, 0, 0]),
+            http_bind: IpAddr::from([127, 0, 0, 1]),
+            token: String::new(),
+            idle: Duration::from_secs(20),
             echo_port: cniswap_verify::names::ECHO_PORT,
             http_port: cniswap_verify::names::HTTP_PORT,
             resolv_conf: "/etc/resolv.conf".into(),
             proc_net: "/proc/net".into(),
             sys_class_net: "/sys/class/net".into(),
-            buffer: 200_000,
+            buffer: cniswap_verify::wire::bounds::MAX_RESULTS_KEPT,
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    #[error("no token: the API would answer anyone who reaches it")]
+    NoToken,
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
         addr: SocketAddr,
@@ -76,6 +90,10 @@ pub(crate) struct State {
     pub identity: Identity,
     pub shared: Arc<prober::Shared>,
     pub prober: Mutex<Option<prober::Prober>>,
+    pub token: String,
+    pub idle: Duration,
+    /// Probes running at once, all `POST /check` requests together.
+    pub probes: Arc<tokio::sync::Semaphore>,
 }
 
 /// A started agent: where it listens.
@@ -121,6 +139,9 @@ fn resolver(text: &str, timeout: Duration, attempts: usize) -> Option<TokioResol
 
 /// Binds the echo and HTTP ports and starts serving.
 pub async fn start(options: AgentOptions) -> Result<Running, AgentError> {
+    if options.token.is_empty() {
+        return Err(AgentError::NoToken);
+    }
     let echo_addr = SocketAddr::new(options.bind, options.echo_port);
     let (tcp, udp) = echo::bind(echo_addr)
         .await
@@ -130,7 +151,7 @@ pub async fn start(options: AgentOptions) -> Result<Running, AgentError> {
             source,
         })?;
     let echo = tcp.local_addr().unwrap_or(echo_addr);
-    let http_addr = SocketAddr::new(options.bind, options.http_port);
+    let http_addr = SocketAddr::new(options.http_bind, options.http_port);
     let http_listener = tokio::net::TcpListener::bind(http_addr)
         .await
         .map_err(|source| AgentError::Bind {
@@ -193,8 +214,16 @@ pub async fn start(options: AgentOptions) -> Result<Running, AgentError> {
         identity: identity.clone(),
         shared,
         prober: Mutex::new(None),
+        token: options.token.clone(),
+        idle: options.idle,
+        probes: Arc::new(tokio::sync::Semaphore::new(bounds::MAX_PROBES_IN_FLIGHT)),
     });
-    let mut tasks = vec![tokio::spawn(echo::tcp(tcp)), tokio::spawn(echo::udp(udp))];
+    let mut tasks = vec![
+        tokio::spawn(echo::tcp(tcp, bounds::MAX_ECHO_CONNECTIONS, options.idle)),
+        tokio::spawn(echo::udp(udp)),
+    ];
+    let slots = Arc::new(tokio::sync::Semaphore::new(bounds::MAX_HTTP_CONNECTIONS));
+    let idle = options.idle;
     tasks.push(tokio::spawn(async move {
         loop {
             let (stream, _) = match http_listener.accept().await {
@@ -205,11 +234,21 @@ pub async fn start(options: AgentOptions) -> Result<Running, AgentError> {
                     continue;
                 }
             };
+            // Over the cap a connection is closed at once; the ones holding slots are closed
+            // when idle (header_read_timeout also runs while a kept-alive connection waits for
+            // its next request), so the verify client gets in again within `idle`.
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                continue;
+            };
             let state = Arc::clone(&state);
             tokio::spawn(async move {
+                let _slot = slot;
                 let service =
                     hyper::service::service_fn(move |req| http::handle(Arc::clone(&state), req));
                 let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(idle)
+                    .max_buf_size(64 * 1024)
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });

@@ -111,7 +111,8 @@ impl Shared {
         let timeout = self.timeout.lock().map_or(Duration::from_secs(1), |t| *t);
         let (records, next, dropped, resets) = match self.buffer.lock() {
             Ok(mut buffer) => {
-                let (records, next) = buffer.page(since, 100_000);
+                let (records, next) =
+                    buffer.page(since, cniswap_verify::wire::bounds::MAX_RESULTS_PER_PAGE);
                 let resets = buffer
                     .resets
                     .iter()

@@ -1,7 +1,7 @@
 //! Single probes: TCP echo, UDP echo (optionally don't-fragment), TCP connect, DNS.
 //! Each returns its round trip or a short reason people can act on.
 
-use cniswap_verify::wire::{DnsExpect, Probe, UDP_HEADER, UDP_MAGIC};
+use cniswap_verify::wire::{DnsExpect, Probe, REPLY_MAGIC, REQUEST_MAGIC, UDP_HEADER, bounds};
 use hickory_resolver::TokioResolver;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -46,19 +46,21 @@ pub fn nonce() -> u32 {
     nanos ^ COUNTER.fetch_add(0x9e37_79b9, Ordering::Relaxed)
 }
 
-/// The UDP probe payload: magic, sequence, nonce, then padding to `size`.
+/// The UDP probe payload (a request): magic, sequence, nonce, then padding to `size` (at most
+/// the largest UDP payload).
 pub fn udp_payload(seq: u64, nonce: u32, size: usize) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(size.max(UDP_HEADER));
-    buf.extend_from_slice(&UDP_MAGIC);
+    let size = size.clamp(UDP_HEADER, bounds::MAX_UDP_PAYLOAD);
+    let mut buf = Vec::with_capacity(size);
+    buf.extend_from_slice(&REQUEST_MAGIC);
     buf.extend_from_slice(&seq.to_be_bytes());
     buf.extend_from_slice(&nonce.to_be_bytes());
-    buf.resize(size.max(UDP_HEADER), 0xa5);
+    buf.resize(size, 0xa5);
     buf
 }
 
 /// (sequence, nonce) of a reply, if it is one of ours.
 pub fn parse_udp(buf: &[u8]) -> Option<(u64, u32)> {
-    if buf.len() < UDP_HEADER || buf[..4] != UDP_MAGIC {
+    if buf.len() < UDP_HEADER || buf[..4] != REPLY_MAGIC {
         return None;
     }
     let seq = u64::from_be_bytes(buf[4..12].try_into().ok()?);
@@ -124,7 +126,9 @@ pub async fn tcp_echo(addr: SocketAddr, timeout: Duration) -> Result<Duration, S
                 }
                 _ => format!("read: {}", reason(&e)),
             })?;
-        if got != sent {
+        let mut expected = sent;
+        crate::echo::reply(&mut expected);
+        if got != expected {
             return Err("echo did not match what was sent".into());
         }
         Ok(start.elapsed())
@@ -137,6 +141,12 @@ pub async fn tcp_echo(addr: SocketAddr, timeout: Duration) -> Result<Duration, S
 
 /// One datagram and its echo.
 async fn udp_once(socket: &UdpSocket, size: usize, timeout: Duration) -> Result<Duration, String> {
+    if size > bounds::MAX_UDP_PAYLOAD {
+        return Err(format!(
+            "size {size} is over the largest UDP payload ({})",
+            bounds::MAX_UDP_PAYLOAD
+        ));
+    }
     let n = nonce();
     let sent = udp_payload(0, n, size);
     let start = Instant::now();
@@ -284,9 +294,13 @@ mod tests {
 
     #[test]
     fn payload_round_trip() {
-        let p = udp_payload(7, 42, 100);
+        let mut p = udp_payload(7, 42, 100);
         assert_eq!(p.len(), 100);
+        // A request is not a reply until an echo server made it one.
+        assert_eq!(parse_udp(&p), None);
+        assert!(crate::echo::reply(&mut p));
         assert_eq!(parse_udp(&p), Some((7, 42)));
+        assert_eq!(udp_payload(0, 0, 1 << 40).len(), bounds::MAX_UDP_PAYLOAD);
         assert_eq!(parse_udp(b"nope"), None);
     }
 

@@ -14,6 +14,8 @@ pub struct AgentClient {
     api: Api<Pod>,
     pub pod: String,
     port: u16,
+    /// The run's token, sent with every request.
+    token: String,
     sender: Option<SendRequest<Full<Bytes>>>,
     forwarder: Option<Portforwarder>,
 }
@@ -27,11 +29,12 @@ impl Drop for AgentClient {
 }
 
 impl AgentClient {
-    pub fn new(api: Api<Pod>, pod: String, port: u16) -> AgentClient {
+    pub fn new(api: Api<Pod>, pod: String, port: u16, token: String) -> AgentClient {
         AgentClient {
             api,
             pod,
             port,
+            token,
             sender: None,
             forwarder: None,
         }
@@ -103,6 +106,7 @@ impl AgentClient {
                 .uri(path)
                 .header("host", "agent")
                 .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {}", self.token))
                 .body(Full::new(Bytes::from(body.clone().unwrap_or_default())))
                 .map_err(|e| e.to_string())?;
             let result = tokio::time::timeout(timeout, async {

@@ -245,6 +245,7 @@ pub async fn wait_for_agents(
     nodes: &[String],
     roles: &[Role],
     http_port: u16,
+    token: &str,
     timeout: Duration,
     progress: &dyn crate::Progress,
 ) -> Result<Agents, VerifyError> {
@@ -284,8 +285,9 @@ pub async fn wait_for_agents(
         // Ask every new agent at once: one on an unreachable node must not hold up the rest.
         let answers = futures::future::join_all(candidates.into_iter().map(|(key, pod)| {
             let api = pod_api.clone();
+            let token = token.to_string();
             async move {
-                let mut agent = AgentClient::new(api, pod.name.clone(), http_port);
+                let mut agent = AgentClient::new(api, pod.name.clone(), http_port, token);
                 let identity = agent
                     .json::<Identity>("GET", "/", None, Duration::from_secs(5))
                     .await;

@@ -240,6 +240,7 @@ async fn probe(
     let namespace = session.options.manifests.namespace.clone();
     let timeout = session.options.probe_timeout;
     let http_port = session.options.manifests.http_port;
+    let token = crate::token(&session.options);
     let mut state = State {
         ids: HashMap::new(),
         keys: vec![],
@@ -364,7 +365,12 @@ async fn probe(
                     if known.get(&key).is_some_and(|(uid, _, _)| *uid == pod.uid) {
                         continue;
                     }
-                    let mut agent = AgentClient::new(pod_api.clone(), pod.name.clone(), http_port);
+                    let mut agent = AgentClient::new(
+                        pod_api.clone(),
+                        pod.name.clone(),
+                        http_port,
+                        token.clone(),
+                    );
                     let Ok(identity) = agent
                         .json::<Identity>("GET", "/", None, Duration::from_secs(5))
                         .await
@@ -418,7 +424,12 @@ async fn probe(
                         role: *role,
                         pod: pod.clone(),
                         identity: identity.clone(),
-                        client: AgentClient::new(pod_api.clone(), pod.name.clone(), http_port),
+                        client: AgentClient::new(
+                            pod_api.clone(),
+                            pod.name.clone(),
+                            http_port,
+                            token.clone(),
+                        ),
                     })
                     .collect();
                 topology = cluster::topology(

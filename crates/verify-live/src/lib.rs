@@ -146,6 +146,10 @@ impl Session {
             }
         };
         options.manifests.service_suffix = Some(suffix);
+        options.manifests.token = Some(new_token().map_err(|e| VerifyError::CouldNotRun {
+            message: format!("cannot read random bytes for the agents' token: {e}"),
+            help: "verify needs /dev/urandom".into(),
+        })?);
         progress.message(&format!(
             "deploying the probes into namespace {}",
             options.manifests.namespace
@@ -186,6 +190,7 @@ impl Session {
             &self.nodes,
             &roles,
             o.manifests.http_port,
+            &token(o),
             o.ready_timeout,
             progress,
         )
@@ -274,6 +279,28 @@ impl Session {
         progress.message(&format!("removing namespace {}", deployed.namespace));
         deploy::remove(&self.connection.client, &deployed, Duration::from_secs(120)).await
     }
+}
+
+/// A new token for this run's agents: 32 random bytes as hex, and an unrelated random id.
+fn new_token() -> std::io::Result<manifests::AgentToken> {
+    use std::io::Read;
+    let mut bytes = [0u8; 40];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    Ok(manifests::AgentToken {
+        secret: hex(&bytes[..32]),
+        id: hex(&bytes[32..]),
+    })
+}
+
+/// The token agents of this session demand (empty before [`Session::start`] made one).
+pub(crate) fn token(options: &Options) -> String {
+    options
+        .manifests
+        .token
+        .as_ref()
+        .map(|t| t.secret.clone())
+        .unwrap_or_default()
 }
 
 /// A planned check and its number in the request.

@@ -14,6 +14,11 @@ pub const SERVICE: &str = "cniswap-probe";
 pub const HEADLESS: &str = "cniswap-probe-headless";
 /// The agents' ServiceAccount (no token is mounted; it has no permissions).
 pub const SERVICE_ACCOUNT: &str = "cniswap-probe";
+/// The Secret holding the run's agent token (key `token`).
+pub const TOKEN_SECRET: &str = "cniswap-probe-token";
+/// Pod template annotation that changes with the token, so agents kept from an earlier run
+/// (`--keep`) restart with the new one.
+pub const TOKEN_ID_ANNOTATION: &str = "cniswap.io/token-id";
 /// Label on every object verify creates.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "cniswap-verify");
 /// Label naming the agent role (`probe`, `peer`, `host`).

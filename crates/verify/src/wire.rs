@@ -233,9 +233,132 @@ impl Record {
     }
 }
 
-/// The smallest UDP probe payload: 4 bytes of magic, 8 of sequence number, 4 of nonce.
+/// The smallest UDP probe payload (and every TCP echo frame): 4 bytes of magic, 8 of sequence
+/// number, 4 of nonce.
 pub const UDP_HEADER: usize = 16;
-pub const UDP_MAGIC: [u8; 4] = *b"CNSW";
+/// The magic a probe's request starts with. Echo servers answer only datagrams and frames that
+/// start with it, and answer with [`REPLY_MAGIC`] in its place: a reply is never answered, so
+/// a spoofed datagram cannot start an endless echo between two agents.
+pub const REQUEST_MAGIC: [u8; 4] = *b"CNSq";
+pub const REPLY_MAGIC: [u8; 4] = *b"CNSr";
+
+/// The header that carries the per-run token: `Authorization: Bearer <token>`. verify generates
+/// the token for each run and gives it to the agents through a Secret (env `CNISWAP_AGENT_TOKEN`).
+pub const TOKEN_ENV: &str = "CNISWAP_AGENT_TOKEN";
+
+/// What the agent accepts, so that nobody who reaches it can exhaust it. verify stays within
+/// these on clusters of thousands of nodes.
+pub mod bounds {
+    /// Bytes of one request body.
+    pub const MAX_BODY_BYTES: usize = 8 << 20;
+    /// Checks in one `POST /check`.
+    pub const MAX_CHECKS: usize = 16_384;
+    /// Probes running at once, all requests together.
+    pub const MAX_PROBES_IN_FLIGHT: usize = 256;
+    /// Targets in one `PUT /probe`.
+    pub const MAX_TARGETS: usize = 10_000;
+    /// Probes per second all targets together may ask for (targets x 1000 / interval_ms).
+    pub const MAX_PROBES_PER_SECOND: u64 = 20_000;
+    /// The largest UDP payload there is (IPv4: 65,535 - 20 - 8).
+    pub const MAX_UDP_PAYLOAD: usize = 65_507;
+    /// A DNS name's length, and the addresses one DNS expectation may list.
+    pub const MAX_NAME_BYTES: usize = 253;
+    pub const MAX_EXPECTED_ADDRESSES: usize = 4_096;
+    /// Interval and timeout ranges, in milliseconds.
+    pub const INTERVAL_MS: std::ops::RangeInclusive<u64> = 50..=60_000;
+    pub const TIMEOUT_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
+    /// Continuous results the agent keeps until fetched, and returns per page.
+    pub const MAX_RESULTS_KEPT: usize = 200_000;
+    pub const MAX_RESULTS_PER_PAGE: usize = 50_000;
+    /// Connections at once: echo (TCP) and HTTP.
+    pub const MAX_ECHO_CONNECTIONS: usize = 4_096;
+    pub const MAX_HTTP_CONNECTIONS: usize = 32;
+}
+
+fn check_probe(probe: &Probe) -> Result<(), String> {
+    match probe {
+        Probe::UdpEcho { size, .. } if *size > bounds::MAX_UDP_PAYLOAD => Err(format!(
+            "udp-echo size {size} is over the largest UDP payload ({})",
+            bounds::MAX_UDP_PAYLOAD
+        )),
+        Probe::Dns { name, expect } => check_dns(name, expect),
+        _ => Ok(()),
+    }
+}
+
+fn check_dns(name: &str, expect: &DnsExpect) -> Result<(), String> {
+    if name.len() > bounds::MAX_NAME_BYTES + 1 {
+        return Err(format!(
+            "DNS name of {} bytes is over {}",
+            name.len(),
+            bounds::MAX_NAME_BYTES
+        ));
+    }
+    match expect {
+        DnsExpect::Subset(ips) if ips.len() > bounds::MAX_EXPECTED_ADDRESSES => Err(format!(
+            "{} expected addresses are over {}",
+            ips.len(),
+            bounds::MAX_EXPECTED_ADDRESSES
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn in_range(what: &str, value: u64, range: &std::ops::RangeInclusive<u64>) -> Result<(), String> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} {value} is outside {}..={}",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
+impl CheckRequest {
+    /// Whether the agent runs this request; the reason when it does not.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.checks.len() > bounds::MAX_CHECKS {
+            return Err(format!(
+                "{} checks in one request are over {}",
+                self.checks.len(),
+                bounds::MAX_CHECKS
+            ));
+        }
+        in_range("timeout_ms", self.timeout_ms, &bounds::TIMEOUT_MS)?;
+        for check in &self.checks {
+            check_probe(&check.probe).map_err(|e| format!("check {}: {e}", check.id))?;
+        }
+        Ok(())
+    }
+}
+
+impl ProbeConfig {
+    /// Whether the agent runs this configuration; the reason when it does not.
+    pub fn validate(&self) -> Result<(), String> {
+        let n = self.targets.len();
+        if n > bounds::MAX_TARGETS {
+            return Err(format!("{n} targets are over {}", bounds::MAX_TARGETS));
+        }
+        in_range("interval_ms", self.interval_ms, &bounds::INTERVAL_MS)?;
+        in_range("timeout_ms", self.timeout_ms, &bounds::TIMEOUT_MS)?;
+        let rate = n as u64 * 1000 / self.interval_ms.max(1);
+        if rate > bounds::MAX_PROBES_PER_SECOND {
+            return Err(format!(
+                "{n} targets every {} ms are {rate} probes per second, over {}",
+                self.interval_ms,
+                bounds::MAX_PROBES_PER_SECOND
+            ));
+        }
+        for target in &self.targets {
+            if let ProbeMode::Dns { name, expect } = &target.mode {
+                check_dns(name, expect).map_err(|e| format!("path {}: {e}", target.path))?;
+            }
+        }
+        Ok(())
+    }
+}
 
 /// The UDP payload that fills an IP packet of `mtu` bytes exactly.
 pub fn payload_for_mtu(mtu: u32, ipv6: bool) -> usize {
