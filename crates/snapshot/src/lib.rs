@@ -17,6 +17,7 @@ mod validate;
 mod write;
 
 pub use admit::admit;
+pub use cniswap_model::UnreadKind;
 pub use decode::Object;
 pub use error::InputError;
 pub use load::{
@@ -26,7 +27,7 @@ pub use load::{
 pub use read::read_config_file;
 pub use store::{
     HelmValues, LINTED_CONFIG_MAPS, LINTED_KINDS, Manifest, NOT_YAML_OR_JSON, NodeInventory,
-    Objects, OmniTemplateSource, ROLLBACK_FILE, Snapshot, SourceFile, TalosSource,
+    Objects, OmniTemplateSource, ROLLBACK_FILE, Snapshot, SourceFile, TalosSource, UNREAD_FILE,
     is_linted_manifest,
 };
 pub use write::{Written, write_snapshot};
