@@ -117,6 +117,10 @@ pub struct Cluster<'a> {
     pub service_addresses: Vec<String>,
     /// Services of type LoadBalancer (`namespace/name`, class or none).
     pub load_balancers: Vec<(String, Option<String>)>,
+    /// What hands out and announces load-balancer addresses (`Cilium LB-IPAM (...)`,
+    /// `MetalLB (...)`, k3s ServiceLB, kube-vip), from the objects that run them, with the
+    /// CNI that owns the provider (Cilium's LB-IPAM) or none.
+    pub lb_providers: Vec<(Option<CniKind>, String)>,
     /// Replicas of every Deployment (`namespace/name`), to scale controllers back on rollback.
     pub deployment_replicas: HashMap<String, u32>,
     /// CNI-specific policy objects: (owner, kind, apiVersion, namespace, name).
@@ -331,6 +335,7 @@ impl<'a> Cluster<'a> {
                 .filter(|s| s.spec.kind.as_deref() == Some("LoadBalancer"))
                 .map(|s| (s.metadata.qualified(), s.spec.load_balancer_class.clone()))
                 .collect(),
+            lb_providers: lb_providers(snapshot),
             nodes,
         }
     }
@@ -435,6 +440,50 @@ fn kube_proxy_known(snapshot: &Snapshot, facts: &Facts) -> Option<bool> {
         .iter()
         .any(|d| d.metadata.namespace() == "kube-system");
     kube_system_read.then_some(false)
+}
+
+/// Load-balancer providers by what runs them, with the CNI that owns one (Cilium's LB-IPAM).
+fn lb_providers(snapshot: &Snapshot) -> Vec<(Option<CniKind>, String)> {
+    let mut out = Vec::new();
+    let cilium: Vec<String> = snapshot
+        .objects
+        .cni_configs
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.kind.as_str(),
+                "CiliumLoadBalancerIPPool"
+                    | "CiliumL2AnnouncementPolicy"
+                    | "CiliumBGPClusterConfig"
+            )
+        })
+        .map(|c| format!("{} {}", c.kind, c.metadata.name))
+        .collect();
+    if !cilium.is_empty() {
+        out.push((
+            Some(CniKind::Cilium),
+            format!("Cilium LB-IPAM ({})", cilium.join(", ")),
+        ));
+    }
+    let workloads = snapshot
+        .objects
+        .deployments
+        .iter()
+        .chain(&snapshot.objects.daemonsets);
+    for w in workloads {
+        let (ns, name) = (w.metadata.namespace(), w.metadata.name.as_str());
+        let provider = if ns == "metallb-system" || name.contains("metallb") {
+            "MetalLB"
+        } else if name.starts_with("svclb-") {
+            "k3s ServiceLB"
+        } else if name.contains("kube-vip") {
+            "kube-vip"
+        } else {
+            continue;
+        };
+        out.push((None, format!("{provider} ({ns}/{name})")));
+    }
+    out
 }
 
 /// The zone CoreDNS serves the cluster from (`kubernetes <zone> ...` in its Corefile).

@@ -349,3 +349,60 @@ pub fn service_path(cluster: &Cluster, replace_kube_proxy: bool) -> Result<(), Q
         ),
     ))
 }
+
+/// LoadBalancer Services keep an announced address at every moment: when their addresses
+/// come from the old CNI (Cilium LB-IPAM) and nothing else that runs could take over, the
+/// plan asks for a replacement first. Returns the inventory and its providers.
+pub fn load_balancers(cluster: &Cluster, target: CniKind) -> Result<Option<Sourced>, Question> {
+    if cluster.load_balancers.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<&str> = cluster
+        .load_balancers
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let shown = if names.len() > 5 {
+        format!("{}, ...", names[..5].join(", "))
+    } else {
+        names.join(", ")
+    };
+    let going: Vec<&str> = cluster
+        .lb_providers
+        .iter()
+        .filter(|(cni, _)| cni.is_some_and(|c| c != target && cluster.sources.contains(&c)))
+        .map(|(_, p)| p.as_str())
+        .collect();
+    let staying: Vec<&str> = cluster
+        .lb_providers
+        .iter()
+        .filter(|(cni, _)| cni.is_none_or(|c| c == target || !cluster.sources.contains(&c)))
+        .map(|(_, p)| p.as_str())
+        .collect();
+    if !going.is_empty() && staying.is_empty() {
+        return Err(question(
+            format!(
+                "{} ({shown}) get their addresses from {}, which goes with the old CNI: nothing would hand out or announce them after the switch",
+                crate::names::count(names.len(), "LoadBalancer Service", "LoadBalancer Services"),
+                going.join(", ")
+            ),
+            "deploy a replacement that announces the same addresses (for example MetalLB with address pools holding them), check the Services answer through it, then plan again",
+        ));
+    }
+    let source = match (going.is_empty(), staying.is_empty()) {
+        (true, true) => "no in-cluster provider found (a cloud or external load balancer): the migration does not touch it".to_string(),
+        (true, false) => format!("announced by {}, which the migration does not touch", staying.join(", ")),
+        (false, _) => format!(
+            "{} goes with the old CNI; {} runs already and must announce them before it goes",
+            going.join(", "),
+            staying.join(", ")
+        ),
+    };
+    Ok(Some(Sourced {
+        value: format!(
+            "{} ({shown})",
+            crate::names::count(names.len(), "LoadBalancer Service", "LoadBalancer Services")
+        ),
+        source,
+    }))
+}

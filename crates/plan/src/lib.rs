@@ -155,6 +155,9 @@ fn prove(
         None if cluster.api_endpoint_source.is_none() => cluster.api_endpoint = None,
         None => {}
     }
+    if let Some(inventory) = known::load_balancers(cluster, target)? {
+        proven.push(ProvenFact::new("load balancers", &inventory));
+    }
     if strategy == StrategyChoice::Rolling && target == CniKind::Cilium {
         let pool = match artifacts::cilium::running_migration(cluster) {
             Some((pool, port)) => Sourced {

@@ -357,3 +357,37 @@ fn an_operator_owned_budget_is_never_patched() {
         );
     }
 }
+
+/// LoadBalancer Services whose addresses come from Cilium LB-IPAM: leaving Cilium with
+/// nothing else to announce them is asked about; with MetalLB running, the plan goes on and
+/// lists the inventory and who announces it.
+#[test]
+fn load_balancers_of_the_old_cni_need_a_replacement_first() {
+    let mut yaml = cluster_yaml(CniKind::Cilium, 1, 2, 1, true);
+    yaml.push_str("---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: ciliumloadbalancerippools.cilium.io\nspec:\n  group: cilium.io\n  names:\n    kind: CiliumLoadBalancerIPPool\n    plural: ciliumloadbalancerippools\n  versions:\n  - name: v2alpha1\n    served: true\n    storage: true\n---\napiVersion: cilium.io/v2alpha1\nkind: CiliumLoadBalancerIPPool\nmetadata:\n  name: lan\nspec:\n  blocks:\n  - cidr: 192.168.1.240/28\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ingress\n  namespace: default\nspec:\n  type: LoadBalancer\n  clusterIP: 10.96.0.80\nstatus:\n  loadBalancer:\n    ingress:\n    - ip: 192.168.1.241\n");
+    let (_dir, snapshot) = generated_snapshot(&yaml);
+    let to_calico = options(CniKind::Calico, StrategyChoice::Cutover);
+    let error = plan(&snapshot, &to_calico).err().expect("asks");
+    assert!(
+        error
+            .message
+            .contains("1 LoadBalancer Service (default/ingress)")
+            && error
+                .message
+                .contains("Cilium LB-IPAM (CiliumLoadBalancerIPPool lan)"),
+        "{}",
+        error.message
+    );
+    yaml.push_str("---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: controller\n  namespace: metallb-system\nspec:\n  replicas: 1\n");
+    let (_dir, snapshot) = generated_snapshot(&yaml);
+    let output =
+        plan(&snapshot, &to_calico).unwrap_or_else(|e| panic!("{} / {}", e.message, e.help));
+    let inventory = proven(&output, "load balancers");
+    assert!(
+        inventory
+            .source
+            .contains("MetalLB (metallb-system/controller)"),
+        "{}",
+        inventory.source
+    );
+}
