@@ -96,6 +96,7 @@ fn rolling_plan(nodes: &[String]) -> Plan {
         agent_image: "ghcr.io/cniswap/cniswap:bench".into(),
         preflight: Vec::new(),
         handled: Vec::new(),
+        proven: Vec::new(),
         estimates: Estimates {
             per_node: nodes
                 .iter()

@@ -502,7 +502,7 @@ pub enum Command {
     /// Reads the live cluster of your kubeconfig (read-only: only list requests, never Secrets)
     /// or a snapshot. Every fact names where it came from, so you can check it by hand.
     #[command(
-        after_help = "Examples:\n  cniswap inspect --snapshot examples/talos-flannel-homelab\n  cniswap inspect --context prod -o json | jq '.facts.cnis'\n  cniswap inspect --talos-nodes 10.0.1.61,10.0.1.71"
+        after_help = "Exit codes: 0 read, 1 error findings, 2 input error, or the cluster did not\n  let every kind be listed (RBAC, a missing API): the report is then partial,\n  and the message names each kind and the permission to grant.\n\nExamples:\n  cniswap inspect --snapshot examples/talos-flannel-homelab\n  cniswap inspect --context prod -o json | jq '.facts.cnis'\n  cniswap inspect --talos-nodes 10.0.1.61,10.0.1.71"
     )]
     Inspect {
         #[command(flatten)]
@@ -520,7 +520,7 @@ pub enum Command {
     /// Files read from a snapshot keep their names (talos/controlplane.yaml stays), and the
     /// report counts what reading DIR back will find.
     #[command(
-        after_help = "Examples:\n  cniswap snapshot --out-dir ./snap\n  cniswap snapshot --out-dir ./snap --talos-nodes 10.0.1.61\n  cniswap snapshot --out-dir ./snap --overwrite  # replace an older snapshot\n  cniswap inspect --snapshot ./snap"
+        after_help = "Exit codes: 0 written, 2 input error, or written but partial: the cluster\n  did not let every kind be listed (recorded in cluster/unread.json, so plans\n  from the snapshot refuse too).\n\nExamples:\n  cniswap snapshot --out-dir ./snap\n  cniswap snapshot --out-dir ./snap --talos-nodes 10.0.1.61\n  cniswap snapshot --out-dir ./snap --overwrite  # replace an older snapshot\n  cniswap inspect --snapshot ./snap"
     )]
     Snapshot {
         #[command(flatten)]
@@ -609,7 +609,7 @@ pub enum Command {
     /// findings the plan resolves itself (settings its generated files replace, or a step
     /// fixes) are listed with how, and do not refuse it.
     #[command(
-        after_help = "Exit codes: 0 plan written, 1 refused by error findings (see them, or\n  --force), 2 usage or input error.\n\nExamples:\n  cniswap plan --snapshot ./snap --to cilium\n  cniswap plan --snapshot ./snap --to cilium --out-dir ./plan\n  cniswap plan --to calico --strategy cutover --out-dir ./plan   # live cluster\n  cniswap plan --snapshot ./snap --to cilium -o json | jq '.phases[].name'"
+        after_help = "Exit codes: 0 plan written, 1 refused by error findings (see them, or\n  --force), 2 usage or input error, or a fact the plan needs is unknown (the\n  message names it and the flag or permission that answers it).\n\nExamples:\n  cniswap plan --snapshot ./snap --to cilium\n  cniswap plan --snapshot ./snap --to cilium --out-dir ./plan\n  cniswap plan --to calico --strategy cutover --out-dir ./plan   # live cluster\n  cniswap plan --snapshot ./snap --to cilium -o json | jq '.phases[].name'"
     )]
     Plan {
         #[command(flatten)]
@@ -645,6 +645,17 @@ pub enum Command {
         /// [default: ghcr.io/cniswap/cniswap:<this version>]
         #[arg(long, value_name = "IMAGE")]
         agent_image: Option<String>,
+
+        /// The cluster's pod range, when the cluster does not say it (no kubeadm-config,
+        /// controller-manager --cluster-cidr, Talos podSubnets or k3s/RKE2 node-args): the
+        /// plan never assumes one, and asks for this flag instead.
+        #[arg(long, value_name = "CIDR")]
+        pod_cidr: Option<String>,
+
+        /// The highly available API server address (VIP or DNS name) a target that replaces
+        /// kube-proxy uses, when the cluster shows only single servers' addresses.
+        #[arg(long, value_name = "HOST:PORT")]
+        api_endpoint: Option<String>,
 
         /// Write plan.yaml, runbook.md and artifacts/ into --out-dir DIR.
         #[command(flatten)]

@@ -52,6 +52,8 @@ pub fn dispatch(command: Command, display_name: &str) -> Result<u8, CliError> {
             values,
             batch_size,
             agent_image,
+            pod_cidr,
+            api_endpoint,
             out,
             output,
             force,
@@ -64,6 +66,8 @@ pub fn dispatch(command: Command, display_name: &str) -> Result<u8, CliError> {
             values,
             batch_size,
             agent_image,
+            pod_cidr,
+            api_endpoint,
             out,
             output,
             force,
@@ -113,6 +117,10 @@ fn inspect(source: &crate::args::SourceArgs, output: OutputFormat) -> Result<u8,
         OutputFormat::Yaml => render::machine::yaml(&facts, &findings),
     };
     render::write_stdout(&rendered)?;
+    if let Some(error) = source::unread_error(&facts.inputs.unread) {
+        crate::error::print(&error);
+        return Ok(exit::INPUT);
+    }
     Ok(if findings.iter().any(|f| f.severity == Severity::Error) {
         exit::FINDINGS
     } else {

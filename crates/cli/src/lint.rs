@@ -66,6 +66,10 @@ pub fn lint(args: LintArgs) -> Result<u8, CliError> {
         LintFormat::Github => report::github(&result, &snapshot.skipped),
     };
     render::write_stdout(&rendered)?;
+    if let Some(error) = source::unread_error(&snapshot.unread) {
+        crate::error::print(&error);
+        return Ok(exit::INPUT);
+    }
     let threshold = match args.severity {
         SeverityArg::Info => Severity::Info,
         SeverityArg::Warning => Severity::Warning,

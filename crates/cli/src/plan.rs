@@ -21,6 +21,8 @@ pub struct PlanArgs {
     pub values: Vec<PathBuf>,
     pub batch_size: usize,
     pub agent_image: Option<String>,
+    pub pod_cidr: Option<String>,
+    pub api_endpoint: Option<String>,
     pub out: OutDirArgs,
     pub output: Option<FormatOrDir>,
     pub force: bool,
@@ -64,6 +66,8 @@ pub fn run(args: PlanArgs) -> Result<u8, CliError> {
         values,
         batch_size: args.batch_size,
         agent_image: args.agent_image,
+        pod_cidr: args.pod_cidr,
+        api_endpoint: args.api_endpoint,
     };
     let output = cniswap_plan::plan(&snapshot, &facts, &options)
         .map_err(|e| CliError::other(e.message, e.help))?;

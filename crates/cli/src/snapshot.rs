@@ -17,6 +17,9 @@ struct Report<'a> {
     secrets_dropped: usize,
     other_kinds_dropped: usize,
     skipped: &'a [cniswap_model::SkippedInput],
+    /// Kinds the cluster did not let cniswap list (recorded in `cluster/unread.json`).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    unread: &'a [cniswap_model::UnreadKind],
 }
 
 pub fn run(
@@ -49,6 +52,7 @@ pub fn run(
         secrets_dropped: written.secrets_dropped,
         other_kinds_dropped: written.other_kinds_dropped,
         skipped: &snapshot.skipped,
+        unread: &snapshot.unread,
     };
     let text = match format {
         OutputFormat::Text => text(&report),
@@ -56,6 +60,12 @@ pub fn run(
         OutputFormat::Yaml => serde_saphyr::to_string(&report).unwrap_or_default(),
     };
     render::write_stdout(&text)?;
+    // The snapshot records the kinds it lacks (cluster/unread.json); the run still failed to
+    // read the cluster whole.
+    if let Some(error) = source::unread_error(&snapshot.unread) {
+        crate::error::print(&error);
+        return Ok(exit::INPUT);
+    }
     Ok(exit::OK)
 }
 

@@ -7,6 +7,24 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Duration;
 
+/// The error a command ends with (exit 2, after its report) when the cluster did not let
+/// every kind be listed: the report is partial, and a partial cluster must not pass for a
+/// healthy one.
+pub fn unread_error(unread: &[cniswap_model::UnreadKind]) -> Option<CliError> {
+    if unread.is_empty() {
+        return None;
+    }
+    Some(CliError::other(
+        format!(
+            "could not read {} from the cluster, so what depends on {} is unknown (not empty): {}",
+            crate::render::count(unread.len(), "kind", "kinds"),
+            crate::render::plural(unread.len(), "it", "them"),
+            cniswap_model::UnreadKind::describe_all(unread)
+        ),
+        cniswap_model::UnreadKind::grant_hint(unread),
+    ))
+}
+
 pub fn acquire(source: &SourceArgs) -> Result<Snapshot, CliError> {
     acquire_with(source, false)
 }

@@ -145,6 +145,7 @@ fn write_plan(ctx: &Ctx, name: &str, phases: Vec<Phase>) -> PathBuf {
         agent_image: "cniswap:lab".into(),
         preflight: Vec::new(),
         handled: Vec::new(),
+        proven: Vec::new(),
         estimates: Estimates {
             per_node: ctx
                 .nodes

@@ -118,6 +118,7 @@ fn plan() -> Plan {
         agent_image: "ghcr.io/cniswap/cniswap:test".into(),
         preflight: Vec::new(),
         handled: Vec::new(),
+        proven: Vec::new(),
         estimates: Estimates {
             per_node: NODES
                 .iter()

@@ -103,6 +103,38 @@ pub fn detect(snapshot: &Snapshot, talos: Option<&TalosFacts>, cnis: &[CniFacts]
         }
     }
 
+    // k3s and RKE2 record each server's command line on its Node.
+    for node in &objects.nodes {
+        for (annotation, distribution) in
+            [("k3s.io/node-args", "k3s"), ("rke2.io/node-args", "RKE2")]
+        {
+            let Some(args) = node.metadata.annotations.get(annotation) else {
+                continue;
+            };
+            let Ok(args) = serde_json::from_str::<Vec<String>>(args) else {
+                continue;
+            };
+            let args = || args.iter().map(String::as_str);
+            for (flag, list) in [
+                ("--cluster-cidr", &mut facts.pod),
+                ("--service-cidr", &mut facts.service),
+            ] {
+                if let Some(v) = flag_value(args(), flag) {
+                    for cidr in v.split(',') {
+                        add(
+                            list,
+                            cidr,
+                            format!(
+                                "{distribution} {flag} ({annotation} of node {})",
+                                node.metadata.name
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     for cni in cnis {
         for cidr in &cni.pod_cidrs {
             add(&mut facts.pod, cidr, format!("{} pool", cni.kind));

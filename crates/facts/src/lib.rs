@@ -43,6 +43,7 @@ pub fn detect(snapshot: &Snapshot) -> Facts {
             files_read: snapshot.files_read,
             objects: snapshot.objects.len(),
             skipped: snapshot.skipped.clone(),
+            unread: snapshot.unread.clone(),
         },
     }
 }

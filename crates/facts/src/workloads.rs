@@ -50,6 +50,7 @@ pub fn detect(snapshot: &Snapshot, cnis: &[CniFacts]) -> WorkloadFacts {
                 namespace: pdb.metadata.namespace().to_string(),
                 name: pdb.metadata.name.clone(),
                 reason,
+                owner: operator_of(&pdb.metadata),
             })
         })
         .collect();
@@ -289,4 +290,26 @@ fn stale_resources(snapshot: &Snapshot, cnis: &[CniFacts]) -> Vec<StaleResource>
         }
     }
     stale
+}
+
+/// The operator that manages an object: its controller owner, else a
+/// `app.kubernetes.io/managed-by` label that names something other than a package manager.
+fn operator_of(meta: &cniswap_snapshot::objects::Meta) -> Option<String> {
+    if let Some(owner) = meta
+        .owner_references
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or_else(|| meta.owner_references.first())
+    {
+        return Some(format!("{}/{}", owner.kind, owner.name));
+    }
+    meta.labels
+        .get("app.kubernetes.io/managed-by")
+        .filter(|m| {
+            !matches!(
+                m.to_lowercase().as_str(),
+                "helm" | "kustomize" | "kubectl" | "argocd" | "flux" | "tiller"
+            )
+        })
+        .cloned()
 }

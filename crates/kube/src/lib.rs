@@ -2,8 +2,8 @@
 //!
 //! Every list is paginated (`limit` + `continue`) and deserialized straight into the minimal
 //! types of `cniswap-snapshot`, so a large cluster costs memory for the fields facts need only.
-//! Secrets are never requested. A kind the user may not list (RBAC) is reported as skipped,
-//! not fatal: inspect then says what it could not see.
+//! Secrets are never requested. A kind the user may not list (RBAC) is recorded as unread,
+//! not fatal: inspect and lint then exit 2 naming it, and plan refuses.
 
 pub mod bounds;
 mod connect;

@@ -150,7 +150,8 @@ fn encode(value: &str) -> String {
         .collect()
 }
 
-/// Whether an API error means "you may not see this" rather than "the cluster is unreachable".
+/// Whether an API error means "you may not see this" rather than "the cluster is unreachable":
+/// the kind is then unknown (never empty), and what depends on it says so.
 fn is_skippable(error: &kube::Error) -> Option<String> {
     match error {
         kube::Error::Api(status) if matches!(status.code, 401 | 403 | 404 | 405) => Some(format!(
@@ -201,7 +202,9 @@ pub async fn read_cluster(
                     });
                 }
                 Err(ListError::Kube(error)) => match is_skippable(&error) {
-                    Some(reason) => snapshot.skip($path.to_string(), reason),
+                    Some(reason) => {
+                        snapshot.mark_unread(cniswap_snapshot::UnreadKind::from_path($path, reason))
+                    }
                     None => {
                         return Err(ReadError::Request {
                             what: $what.to_string(),

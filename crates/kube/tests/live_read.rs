@@ -127,11 +127,13 @@ async fn reads_paginated_lists_and_reports_forbidden_kinds() {
     assert_eq!(snapshot.objects.config_maps.len(), 1);
     assert!(
         snapshot
-            .skipped
+            .unread
             .iter()
-            .any(|s| s.path == "/apis/policy/v1/poddisruptionbudgets" && s.reason.contains("403")),
-        "{:?}",
-        snapshot.skipped
+            .any(|k| k.path == "/apis/policy/v1/poddisruptionbudgets"
+                && k.qualified() == "poddisruptionbudgets.policy"
+                && k.cause.contains("403")),
+        "the forbidden kind is unread, not empty: {:?}",
+        snapshot.unread
     );
 
     let requests = log.lock().unwrap().clone();

@@ -1,7 +1,7 @@
 //! `read_cluster` against the lab's real API server (real TLS, RBAC and pagination), checked
 //! with the server's own audit log: every list is paginated, Secrets are never requested, a
-//! kind RBAC forbids is skipped with the server's 403, and a server whose certificate the
-//! kubeconfig does not trust is an error that says so. Needs root, Go and the packages
+//! kind RBAC forbids is recorded as unread with the server's 403, and a server whose
+//! certificate the kubeconfig does not trust is an error that says so. Needs root, Go and the packages
 //! scripts/test.sh installs. Faults a real server cannot produce on demand (a connection
 //! dropped mid-list) stay in `live_read.rs`.
 
@@ -82,15 +82,15 @@ async fn reads_a_real_api_server_paginated_without_secrets() {
     );
     assert_eq!(snapshot.objects.pods.len(), 6, "the kwok pods");
     let skipped: Vec<String> = snapshot
-        .skipped
+        .unread
         .iter()
-        .map(|s| format!("{} {}", s.path, s.reason))
+        .map(|k| format!("{} {}", k.path, k.cause))
         .collect();
     assert!(
         skipped
             .iter()
             .any(|s| s.contains("poddisruptionbudgets") && s.contains("403")),
-        "the forbidden kind is skipped with the server's answer: {skipped:?}"
+        "the forbidden kind is unread (unknown, not empty) with the server's answer: {skipped:?}"
     );
 
     let events = audit_events(&lab, READER);

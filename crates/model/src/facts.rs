@@ -397,6 +397,10 @@ pub struct BlockingPdb {
     pub namespace: String,
     pub name: String,
     pub reason: String,
+    /// The operator that owns the budget (`Kind/name` of its controller, or the manager a
+    /// label names): it rewrites any change, so the plan never patches such a budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -432,10 +436,90 @@ pub struct InputFacts {
     pub files_read: usize,
     pub objects: usize,
     pub skipped: Vec<SkippedInput>,
+    /// Kinds the cluster did not let cniswap list (RBAC, a missing API): every fact drawn
+    /// from them is unknown, not empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<UnreadKind>,
+}
+
+/// A kind of object that could not be listed: what was asked, and the server's answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UnreadKind {
+    /// The resource as the API names it (`pods`, `ciliumnetworkpolicies`).
+    pub resource: String,
+    /// Its API group (empty for the core group).
+    #[serde(default)]
+    pub group: String,
+    /// The path that was listed (`/api/v1/pods`).
+    pub path: String,
+    /// The server's answer or the error (`403 Forbidden: ...`).
+    pub cause: String,
+}
+
+impl UnreadKind {
+    /// `resource` or `resource.group`, as kubectl spells it in `--resource`.
+    pub fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+
+    /// Every kind with the server's answer, in one line.
+    pub fn describe_all(kinds: &[UnreadKind]) -> String {
+        kinds
+            .iter()
+            .map(|k| format!("{} ({})", k.qualified(), k.cause))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// The next step for a reader that may not list `kinds`: the ClusterRole that would let it.
+    pub fn grant_hint(kinds: &[UnreadKind]) -> String {
+        let resources: Vec<String> = kinds.iter().map(UnreadKind::qualified).collect();
+        format!(
+            "grant the account list access cluster-wide, e.g. `kubectl create clusterrole cniswap-reader --verb=get,list --resource={}` and `kubectl create clusterrolebinding cniswap-reader --clusterrole=cniswap-reader --user=USER`; or work from a snapshot taken by an account that can read them (`cniswap snapshot --out-dir DIR`); a 404 means the API is not served: check the cluster's version",
+            resources.join(",")
+        )
+    }
+
+    /// The group and resource from a list path (`/apis/apps/v1/daemonsets` -> `apps`,
+    /// `daemonsets`; `/api/v1/pods` -> ``, `pods`).
+    pub fn from_path(path: &str, cause: impl Into<String>) -> UnreadKind {
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (group, resource) = match parts.as_slice() {
+            ["api", _version, resource, ..] => ("", *resource),
+            ["apis", group, _version, resource, ..] => (*group, *resource),
+            _ => ("", path),
+        };
+        UnreadKind {
+            resource: resource.to_string(),
+            group: group.to_string(),
+            path: path.to_string(),
+            cause: cause.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SkippedInput {
     pub path: String,
     pub reason: String,
+}
+
+#[cfg(test)]
+mod unread_tests {
+    use super::UnreadKind;
+
+    #[test]
+    fn kinds_are_named_as_kubectl_names_them() {
+        let core = UnreadKind::from_path("/api/v1/pods", "403 Forbidden");
+        assert_eq!((core.group.as_str(), core.resource.as_str()), ("", "pods"));
+        assert_eq!(core.qualified(), "pods");
+        let apps = UnreadKind::from_path("/apis/apps/v1/daemonsets", "403 Forbidden");
+        assert_eq!(apps.qualified(), "daemonsets.apps");
+        let hint = UnreadKind::grant_hint(&[core, apps]);
+        assert!(hint.contains("--resource=pods,daemonsets.apps"), "{hint}");
+    }
 }

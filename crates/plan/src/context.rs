@@ -54,6 +54,11 @@ pub struct PlanOptions {
     pub batch_size: usize,
     /// The node agent image (`--agent-image`); default [`default_agent_image`].
     pub agent_image: Option<String>,
+    /// The cluster pod range when no record in the snapshot says it (`--pod-cidr`).
+    pub pod_cidr: Option<String>,
+    /// The highly available API address (`--api-endpoint HOST:PORT`) for a target that
+    /// replaces kube-proxy, when the snapshot shows none.
+    pub api_endpoint: Option<String>,
 }
 
 /// The node agent image of this build.
@@ -91,6 +96,8 @@ pub struct Cluster<'a> {
     pub dns_domain: String,
     pub talos: bool,
     pub talos_multidoc: bool,
+    /// The manifest URLs of a Talos `cni.name: custom` config (a CNI Talos applies from URLs).
+    pub talos_cni_urls: Vec<String>,
     pub omni: bool,
     pub omni_template: Option<String>,
     pub sources: Vec<CniKind>,
@@ -100,6 +107,20 @@ pub struct Cluster<'a> {
     /// The API server address an agent uses without kube-proxy when KubePrism is not there:
     /// kubeadm's controlPlaneEndpoint, else the first control plane on 6443.
     pub api_endpoint: Option<(String, u16)>,
+    /// Where `api_endpoint` came from; `None` when it is only the first control plane's
+    /// address (one server, not a highly available endpoint).
+    pub api_endpoint_source: Option<String>,
+    /// The cluster's pod CIDR and where it was read (kubeadm-config, controller-manager,
+    /// Talos, k3s/RKE2 node-args; or `--pod-cidr`): `None` when nothing says.
+    pub pod_cidr: Option<crate::known::Sourced>,
+    /// Addresses Services answer on (cluster, external and load-balancer IPs).
+    pub service_addresses: Vec<String>,
+    /// Services of type LoadBalancer (`namespace/name`, class or none).
+    pub load_balancers: Vec<(String, Option<String>)>,
+    /// What hands out and announces load-balancer addresses (`Cilium LB-IPAM (...)`,
+    /// `MetalLB (...)`, k3s ServiceLB, kube-vip), from the objects that run them, with the
+    /// CNI that owns the provider (Cilium's LB-IPAM) or none.
+    pub lb_providers: Vec<(Option<CniKind>, String)>,
     /// Replicas of every Deployment (`namespace/name`), to scale controllers back on rollback.
     pub deployment_replicas: HashMap<String, u32>,
     /// CNI-specific policy objects: (owner, kind, apiVersion, namespace, name).
@@ -230,6 +251,14 @@ impl<'a> Cluster<'a> {
             None if talos => Some(7445),
             None => None,
         };
+        let talos_cni_urls = configs
+            .iter()
+            .filter(|c| c.kind == "full")
+            .chain(configs.iter().rev())
+            .find(|c| c.cni.is_some() || !c.cni_urls.is_empty())
+            .filter(|c| c.cni.as_deref() == Some("custom"))
+            .map(|c| c.cni_urls.clone())
+            .unwrap_or_default();
         let deployment_replicas = snapshot
             .objects
             .deployments
@@ -283,12 +312,30 @@ impl<'a> Cluster<'a> {
             dns_domain: dns_domain(snapshot),
             talos,
             talos_multidoc,
+            talos_cni_urls,
             omni,
             omni_template,
             sources,
             pod_cidrs: cidr(&facts.cidrs.pod, false),
             kube_prism_port,
             api_endpoint: api_endpoint(snapshot, &nodes),
+            api_endpoint_source: kubeadm_endpoint(snapshot)
+                .map(|_| "kubeadm-config controlPlaneEndpoint".to_string()),
+            pod_cidr: crate::known::declared_pod_cidr(facts),
+            service_addresses: snapshot
+                .objects
+                .services
+                .iter()
+                .flat_map(|s| s.addresses().map(str::to_string))
+                .collect(),
+            load_balancers: snapshot
+                .objects
+                .services
+                .iter()
+                .filter(|s| s.spec.kind.as_deref() == Some("LoadBalancer"))
+                .map(|s| (s.metadata.qualified(), s.spec.load_balancer_class.clone()))
+                .collect(),
+            lb_providers: lb_providers(snapshot),
             nodes,
         }
     }
@@ -319,21 +366,6 @@ impl<'a> Cluster<'a> {
             CniKind::Canal => "k8s-app=canal".into(),
             CniKind::Weave => "name=weave-net".into(),
         }
-    }
-
-    /// Everything that allocates pod addresses now (cluster CIDR and CNI pools).
-    pub fn used_cidrs(&self) -> Vec<String> {
-        let mut all: Vec<String> = self
-            .facts
-            .cidrs
-            .pod
-            .iter()
-            .chain(&self.facts.cidrs.service)
-            .map(|c| c.cidr.clone())
-            .collect();
-        all.sort();
-        all.dedup();
-        all
     }
 
     /// The platform as plan.yaml names it.
@@ -410,6 +442,50 @@ fn kube_proxy_known(snapshot: &Snapshot, facts: &Facts) -> Option<bool> {
     kube_system_read.then_some(false)
 }
 
+/// Load-balancer providers by what runs them, with the CNI that owns one (Cilium's LB-IPAM).
+fn lb_providers(snapshot: &Snapshot) -> Vec<(Option<CniKind>, String)> {
+    let mut out = Vec::new();
+    let cilium: Vec<String> = snapshot
+        .objects
+        .cni_configs
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.kind.as_str(),
+                "CiliumLoadBalancerIPPool"
+                    | "CiliumL2AnnouncementPolicy"
+                    | "CiliumBGPClusterConfig"
+            )
+        })
+        .map(|c| format!("{} {}", c.kind, c.metadata.name))
+        .collect();
+    if !cilium.is_empty() {
+        out.push((
+            Some(CniKind::Cilium),
+            format!("Cilium LB-IPAM ({})", cilium.join(", ")),
+        ));
+    }
+    let workloads = snapshot
+        .objects
+        .deployments
+        .iter()
+        .chain(&snapshot.objects.daemonsets);
+    for w in workloads {
+        let (ns, name) = (w.metadata.namespace(), w.metadata.name.as_str());
+        let provider = if ns == "metallb-system" || name.contains("metallb") {
+            "MetalLB"
+        } else if name.starts_with("svclb-") {
+            "k3s ServiceLB"
+        } else if name.contains("kube-vip") {
+            "kube-vip"
+        } else {
+            continue;
+        };
+        out.push((None, format!("{provider} ({ns}/{name})")));
+    }
+    out
+}
+
 /// The zone CoreDNS serves the cluster from (`kubernetes <zone> ...` in its Corefile).
 fn dns_domain(snapshot: &Snapshot) -> String {
     snapshot
@@ -440,7 +516,18 @@ fn minor(version: &str) -> Option<u32> {
 }
 
 fn api_endpoint(snapshot: &Snapshot, nodes: &[PlanNode]) -> Option<(String, u16)> {
-    let kubeadm = snapshot
+    kubeadm_endpoint(snapshot).or_else(|| {
+        nodes
+            .iter()
+            .find(|n| n.control_plane)
+            .and_then(|n| n.ip.clone())
+            .map(|ip| (ip, 6443))
+    })
+}
+
+/// kubeadm's `controlPlaneEndpoint` (the address every node was joined with).
+fn kubeadm_endpoint(snapshot: &Snapshot) -> Option<(String, u16)> {
+    snapshot
         .objects
         .config_map("kube-system", "kubeadm-config")
         .and_then(|cm| cm.data.get("ClusterConfiguration"))
@@ -451,12 +538,5 @@ fn api_endpoint(snapshot: &Snapshot, nodes: &[PlanNode]) -> Option<(String, u16)
             let value = line.trim().trim_matches('"');
             let (host, port) = value.rsplit_once(':').unwrap_or((value, "6443"));
             Some((host.to_string(), port.parse().unwrap_or(6443)))
-        });
-    kubeadm.or_else(|| {
-        nodes
-            .iter()
-            .find(|n| n.control_plane)
-            .and_then(|n| n.ip.clone())
-            .map(|ip| (ip, 6443))
-    })
+        })
 }

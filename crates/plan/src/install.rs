@@ -30,13 +30,14 @@ pub fn restart_agent(cluster: &Cluster, cni: CniKind, node: &str, description: S
     ops::restart_agent(&ns, &ds, &cluster.agent_selector(cni), node, description)
 }
 
-/// The cluster pod CIDR the target should use (cutover and fresh keep it).
+/// The cluster pod CIDR the target should use (cutover and fresh keep it): proven before
+/// any step is built (`known::pod_cidr`), or the plan was refused with the question.
 pub fn cluster_pod_cidr(b: &Builder) -> String {
     b.cluster
-        .pod_cidrs
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "10.244.0.0/16".into())
+        .pod_cidr
+        .as_ref()
+        .map(|p| p.value.clone())
+        .unwrap_or_default()
 }
 
 /// Steps that install the target with its final values, and the rollback.

@@ -10,6 +10,7 @@ mod check;
 mod context;
 mod handled;
 mod install;
+mod known;
 mod model;
 mod names;
 mod ops;
@@ -22,6 +23,7 @@ pub use context::{
     CALICO_VERSION, CILIUM_VERSION, FLANNEL_VERSION, InstallChoice, KubeProxyChoice, PlanOptions,
     StrategyChoice, default_agent_image,
 };
+pub use known::Sourced;
 pub use model::*;
 pub use runbook::render as runbook;
 pub use shell::quote;
@@ -47,6 +49,12 @@ fn error(message: impl Into<String>, help: impl Into<String>) -> PlanError {
     PlanError {
         message: message.into(),
         help: help.into(),
+    }
+}
+
+impl From<known::Question> for PlanError {
+    fn from(q: known::Question) -> Self {
+        error(q.message, q.help)
     }
 }
 
@@ -116,6 +124,55 @@ fn choose_strategy(
     }
 }
 
+/// Settles the facts the plan acts on (a Service path, pod CIDR, API endpoint, migration pool) from the
+/// cluster's records or the flags, or refuses with the question; returns them with their
+/// sources for plan.yaml and the runbook.
+fn prove(
+    cluster: &mut Cluster,
+    options: &PlanOptions,
+    strategy: StrategyChoice,
+    replace_kube_proxy: bool,
+) -> Result<Vec<ProvenFact>, PlanError> {
+    let target = options.target;
+    let mut proven = Vec::new();
+    known::service_path(cluster, replace_kube_proxy)?;
+    let needed = known::needs_pod_cidr(cluster, target, strategy);
+    cluster.pod_cidr = known::pod_cidr(cluster, options.pod_cidr.as_deref(), needed, target)?;
+    if let Some(pod) = &cluster.pod_cidr {
+        proven.push(ProvenFact::new("pod CIDR", pod));
+    }
+    match known::api_endpoint(cluster, replace_kube_proxy, options.api_endpoint.as_deref())? {
+        Some(endpoint) => {
+            if let Some((host, port)) = endpoint.value.rsplit_once(':')
+                && let Ok(port) = port.parse()
+            {
+                cluster.api_endpoint = Some((host.to_string(), port));
+            }
+            proven.push(ProvenFact::new("API endpoint", &endpoint));
+        }
+        // kube-proxy stays, so the `kubernetes` Service works: no agent is pinned to one
+        // server's address that nothing proves to be highly available.
+        None if cluster.api_endpoint_source.is_none() => cluster.api_endpoint = None,
+        None => {}
+    }
+    if let Some(inventory) = known::load_balancers(cluster, target)? {
+        proven.push(ProvenFact::new("load balancers", &inventory));
+    }
+    if strategy == StrategyChoice::Rolling && target == CniKind::Cilium {
+        let pool = match artifacts::cilium::running_migration(cluster) {
+            Some((pool, port)) => Sourced {
+                value: pool,
+                source: format!(
+                    "the pool of the Cilium already running beside the old CNI (tunnel port {port}): resumed"
+                ),
+            },
+            None => known::free_pool(cluster)?,
+        };
+        proven.push(ProvenFact::new("migration pool", &pool));
+    }
+    Ok(proven)
+}
+
 /// Refuses options that cannot work on this cluster, with the reason.
 fn check_options(cluster: &Cluster, options: &PlanOptions) -> Result<(), PlanError> {
     if options.batch_size == 0 {
@@ -168,7 +225,17 @@ pub fn plan(
             "plan --to flannel, calico or cilium",
         ));
     }
-    let cluster = Cluster::new(snapshot, facts, target);
+    if !facts.inputs.unread.is_empty() {
+        return Err(error(
+            format!(
+                "cannot plan from a partial read: the cluster did not let cniswap list {} ({}), so the nodes, pods, budgets, webhooks or policies the plan depends on are unknown",
+                names::count(facts.inputs.unread.len(), "kind", "kinds"),
+                cniswap_model::UnreadKind::describe_all(&facts.inputs.unread)
+            ),
+            cniswap_model::UnreadKind::grant_hint(&facts.inputs.unread),
+        ));
+    }
+    let mut cluster = Cluster::new(snapshot, facts, target);
     if cluster.sources.is_empty()
         && !cluster.nodes.is_empty()
         && facts.cnis.iter().any(|c| c.kind == target && c.running)
@@ -201,6 +268,7 @@ pub fn plan(
             "use --kube-proxy keep, or migrate to Cilium or Calico",
         ));
     }
+    let proven = prove(&mut cluster, options, strategy, replace_kube_proxy)?;
     let strategy_options = PlanOptions {
         strategy,
         ..options.clone()
@@ -290,6 +358,7 @@ pub fn plan(
         agent_image,
         preflight,
         handled,
+        proven,
         estimates,
         phases,
         artifacts: artifacts

@@ -40,10 +40,32 @@ pub struct Plan {
     /// Preflight findings the plan itself resolves, and how. They do not block the plan.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub handled: Vec<Handled>,
+    /// The facts the plan acts on that a default could have stood in for (pod CIDR, API
+    /// endpoint, migration pool), each with the record or flag that proves it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proven: Vec<ProvenFact>,
     pub estimates: Estimates,
     pub phases: Vec<Phase>,
     /// Generated files, relative to the plan directory.
     pub artifacts: Vec<Artifact>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProvenFact {
+    pub fact: String,
+    pub value: String,
+    /// The record or flag it was read from, or why it was chosen.
+    pub source: String,
+}
+
+impl ProvenFact {
+    pub fn new(fact: &str, sourced: &crate::known::Sourced) -> Self {
+        ProvenFact {
+            fact: fact.to_string(),
+            value: sourced.value.clone(),
+            source: sourced.source.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

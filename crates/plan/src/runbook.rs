@@ -63,6 +63,15 @@ pub fn render(plan: &Plan) -> String {
     );
     let _ = writeln!(out, "| kube-proxy | {} |", plan.kube_proxy);
     let _ = writeln!(out, "| install | {} |", plan.install);
+    for fact in &plan.proven {
+        let _ = writeln!(
+            out,
+            "| {} | `{}`: {} |",
+            line(&fact.fact),
+            line(&fact.value),
+            line(&fact.source)
+        );
+    }
     let _ = writeln!(
         out,
         "| estimate | about {} min in total; longest pod-network outage about {} min{} |",

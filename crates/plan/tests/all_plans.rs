@@ -168,3 +168,78 @@ fn the_example_plans_are_not_refused_for_risks_the_plan_handles() {
     assert_eq!(made, 9);
     assert!(refused.is_empty(), "{refused:#?}");
 }
+
+/// Issue 17: no plan acts on an invented fact (every proven fact names its record, and no
+/// file holds a default range the cluster never declared), and no migration pool overlaps
+/// a pod or service range, a node's podCIDR or address, or a Service's address.
+#[test]
+fn no_plan_invents_a_fact_or_a_pool_that_overlaps_what_is_in_use() {
+    let overlaps =
+        |a: &ipnet::IpNet, b: &ipnet::IpNet| a.contains(&b.network()) || b.contains(&a.network());
+    let mut pools = 0;
+    for name in EXAMPLES {
+        let snapshot = example(name);
+        let facts = cniswap_facts::detect(&snapshot);
+        let known = serde_json::to_string(&facts).unwrap();
+        let mut in_use: Vec<String> = facts
+            .cidrs
+            .pod
+            .iter()
+            .chain(&facts.cidrs.service)
+            .map(|c| c.cidr.clone())
+            .collect();
+        for node in &facts.nodes {
+            in_use.extend(node.pod_cidrs.iter().cloned());
+            in_use.extend(node.internal_ip.iter().map(|ip| format!("{ip}/32")));
+        }
+        for service in &snapshot.objects.services {
+            in_use.extend(service.addresses().map(|ip| format!("{ip}/32")));
+        }
+        let in_use: Vec<ipnet::IpNet> = in_use.iter().filter_map(|c| c.parse().ok()).collect();
+        for target in TARGETS {
+            for strategy in STRATEGIES {
+                for kube_proxy in KUBE_PROXY {
+                    let opts = PlanOptions {
+                        kube_proxy,
+                        ..options(target, strategy)
+                    };
+                    let Ok(output) = cniswap_plan::plan(&snapshot, &facts, &opts) else {
+                        continue;
+                    };
+                    let at = format!("{name} -> {target} {strategy:?} {kube_proxy:?}");
+                    for fact in &output.plan.proven {
+                        assert!(
+                            !fact.value.is_empty() && !fact.source.is_empty(),
+                            "{at}: {fact:?}"
+                        );
+                        if fact.fact == "pod CIDR" {
+                            assert!(
+                                known.contains(&fact.value),
+                                "{at}: {fact:?} not in the facts"
+                            );
+                        }
+                        if fact.fact == "migration pool" && !fact.source.contains("resumed") {
+                            pools += 1;
+                            let pool: ipnet::IpNet = fact.value.parse().unwrap();
+                            for used in &in_use {
+                                assert!(
+                                    !overlaps(&pool, used),
+                                    "{at}: pool {pool} overlaps {used}"
+                                );
+                            }
+                        }
+                    }
+                    for default in ["10.244.0.0/16", "10.96.0.0/12", "<api-server-host>"] {
+                        for (path, text) in &output.files {
+                            assert!(
+                                !text.contains(default) || known.contains(default),
+                                "{at}: {path} holds {default}, which the cluster never declared"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(pools > 0, "some plan chose a new migration pool");
+}

@@ -123,6 +123,7 @@ enum Part {
     PdbStatus(PdbStatus),
     Webhooks(Vec<Webhook>),
     ServiceSpec(ServiceSpec),
+    ServiceStatus(ServiceStatus),
     CrdSpec(CrdSpec),
     Provisioner(String),
     Json(serde_json::Value),
@@ -161,6 +162,7 @@ impl<'de> DeserializeSeed<'de> for PartSeed<'_> {
             (Class::Pdb, "status") => Part::PdbStatus(opt(d)?),
             (Class::Webhook, "webhooks") => Part::Webhooks(opt(d)?),
             (Class::Service, "spec") => Part::ServiceSpec(opt(d)?),
+            (Class::Service, "status") => Part::ServiceStatus(opt(d)?),
             (Class::Crd, "spec") => Part::CrdSpec(opt(d)?),
             (Class::Storage, "provisioner") => Part::Provisioner(opt(d)?),
             (Class::CniConfig, "spec") => Part::Json(serde_json::Value::deserialize(d)?),
@@ -325,6 +327,7 @@ fn assemble(
         Class::Service => Object::Service(Service {
             metadata,
             spec: take!(ServiceSpec).unwrap_or_default(),
+            status: take!(ServiceStatus).unwrap_or_default(),
         }),
         Class::Named => match kind.as_str() {
             "Namespace" => Object::Namespace(Named { metadata }),

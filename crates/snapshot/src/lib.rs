@@ -18,6 +18,7 @@ mod values_from;
 mod write;
 
 pub use admit::admit;
+pub use cniswap_model::UnreadKind;
 pub use decode::Object;
 pub use error::InputError;
 pub use load::{
@@ -28,6 +29,6 @@ pub use read::{check_regular_file, read_config_file, read_regular};
 pub use store::{
     ConfigMapEntry, GeneratedConfigMap, HelmValues, LINTED_CONFIG_MAPS, LINTED_KINDS, Manifest,
     NOT_YAML_OR_JSON, NodeInventory, Objects, OmniTemplateSource, ROLLBACK_FILE, Snapshot,
-    SourceFile, TalosSource, ValuesReference, is_linted_manifest,
+    SourceFile, TalosSource, UNREAD_FILE, ValuesReference, is_linted_manifest,
 };
 pub use write::{Written, write_snapshot};

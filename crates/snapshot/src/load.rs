@@ -590,6 +590,9 @@ fn read_file(
             );
             return Ok(());
         }
+        (Area::Cluster, Format::Json) if name == crate::store::UNREAD_FILE => {
+            return read_unread(snapshot, path, reader);
+        }
         (_, Format::Json) => {
             return stream_file(
                 snapshot,
@@ -807,6 +810,21 @@ fn load_inventory(
         file: rel.to_string(),
         data,
     });
+    snapshot.files_read += 1;
+    Ok(())
+}
+
+/// `cluster/unread.json`: the kinds the live read that made the snapshot could not list.
+fn read_unread(snapshot: &mut Snapshot, path: &Path, reader: impl Read) -> Result<(), InputError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Unread {
+        unread: Vec<cniswap_model::UnreadKind>,
+    }
+    let unread: Unread = serde_json::from_reader(reader).map_err(|e| json_error(path, &e))?;
+    for kind in unread.unread {
+        snapshot.mark_unread(kind);
+    }
     snapshot.files_read += 1;
     Ok(())
 }

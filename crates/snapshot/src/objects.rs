@@ -468,6 +468,57 @@ pub struct WebhookRule {
 pub struct Service {
     pub metadata: Meta,
     pub spec: ServiceSpec,
+    #[serde(skip_serializing_if = "ServiceStatus::is_empty")]
+    pub status: ServiceStatus,
+}
+
+impl Service {
+    /// Every address the Service answers on outside the pod network: cluster IPs, external
+    /// IPs, requested and assigned load-balancer IPs.
+    pub fn addresses(&self) -> impl Iterator<Item = &str> {
+        self.spec
+            .cluster_ip
+            .iter()
+            .chain(&self.spec.external_ips)
+            .chain(&self.spec.load_balancer_ip)
+            .chain(
+                self.status
+                    .load_balancer
+                    .ingress
+                    .iter()
+                    .filter_map(|i| i.ip.as_ref()),
+            )
+            .map(String::as_str)
+            .filter(|ip| !ip.is_empty() && *ip != "None")
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServiceStatus {
+    pub load_balancer: LoadBalancerStatus,
+}
+
+impl ServiceStatus {
+    pub fn is_empty(&self) -> bool {
+        self.load_balancer.ingress.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoadBalancerStatus {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ingress: Vec<LoadBalancerIngress>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoadBalancerIngress {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -477,6 +528,15 @@ pub struct ServiceSpec {
     pub selector: BTreeMap<String, String>,
     #[serde(rename = "clusterIP", skip_serializing_if = "Option::is_none")]
     pub cluster_ip: Option<String>,
+    /// `ClusterIP`, `NodePort`, `LoadBalancer`, `ExternalName`.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(rename = "externalIPs", skip_serializing_if = "Vec::is_empty")]
+    pub external_ips: Vec<String>,
+    #[serde(rename = "loadBalancerIP", skip_serializing_if = "Option::is_none")]
+    pub load_balancer_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_balancer_class: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@ use crate::decode::Object;
 use crate::objects::*;
 use cniswap_config::Node as YamlNode;
 use cniswap_model::text::escape_control;
-use cniswap_model::{SkippedInput, TalosConfigFacts};
+use cniswap_model::{SkippedInput, TalosConfigFacts, UnreadKind};
 use std::collections::BTreeMap;
 
 /// Kubernetes objects of a snapshot, by kind, in their minimal form.
@@ -366,12 +366,18 @@ pub struct Snapshot {
     pub skipped: Vec<SkippedInput>,
     /// Files read in part, with what was left out.
     pub partly_read: Vec<SkippedInput>,
+    /// Kinds the cluster refused to list (or a snapshot says were refused): unknown, not
+    /// empty. Written to and read from `cluster/unread.json`.
+    pub unread: Vec<UnreadKind>,
     /// Files listed in `skipped` because they could not be read (invalid YAML, no permission):
     /// only `lint PATH...` goes on after such a file.
     pub unreadable: usize,
     /// Canonical paths of the files read, so overlapping inputs are read once.
     pub read_files: std::collections::BTreeSet<std::path::PathBuf>,
 }
+
+/// The file of `cluster/` that lists the kinds a live read could not list.
+pub const UNREAD_FILE: &str = "unread.json";
 
 /// Why a file with another extension was not read.
 pub const NOT_YAML_OR_JSON: &str = "not a YAML or JSON file (by extension)";
@@ -424,6 +430,18 @@ impl Snapshot {
     /// The file a YAML node came from, by its `pos.source` index.
     pub fn source_file(&self, source: u32) -> Option<&SourceFile> {
         self.sources.get((source as usize).checked_sub(1)?)
+    }
+
+    /// Records a kind that could not be listed (once per path).
+    pub fn mark_unread(&mut self, kind: UnreadKind) {
+        tracing::info!(
+            "could not list {}: {}",
+            escape_control(&kind.path),
+            escape_control(&kind.cause)
+        );
+        if !self.unread.iter().any(|k| k.path == kind.path) {
+            self.unread.push(kind);
+        }
     }
 
     pub fn skip(&mut self, path: impl Into<String>, reason: impl Into<String>) {

@@ -210,6 +210,26 @@ pub fn object(object: &Object) -> Result<(), String> {
             {
                 c.rule("spec.clusterIP", ip, names::ip_address)?;
             }
+            for ip in &s.spec.external_ips {
+                c.rule("spec.externalIPs[]", ip, names::ip_address)?;
+            }
+            if let Some(ip) = s
+                .spec
+                .load_balancer_ip
+                .as_deref()
+                .filter(|ip| !ip.is_empty())
+            {
+                c.rule("spec.loadBalancerIP", ip, names::ip_address)?;
+            }
+            for ip in s
+                .status
+                .load_balancer
+                .ingress
+                .iter()
+                .filter_map(|i| i.ip.as_deref())
+            {
+                c.rule("status.loadBalancer.ingress[].ip", ip, names::ip_address)?;
+            }
             c.labels("spec.selector", &s.spec.selector)?;
         }
         Object::Namespace(n) => {

@@ -288,6 +288,14 @@ pub fn write_snapshot(snapshot: &Snapshot, dir: &Path) -> std::io::Result<Writte
             lists += 1;
         }
     }
+    if !snapshot.unread.is_empty() {
+        // Kinds the cluster refused stay unknown when the snapshot is read back.
+        write_json(
+            &cluster.join(crate::store::UNREAD_FILE),
+            &serde_json::json!({ "unread": snapshot.unread }),
+        )?;
+        lists += 1;
+    }
     written.other_kinds_dropped = o.other_kinds.values().sum();
     written.files += lists;
     if lists == 0 && std::fs::read_dir(&cluster)?.next().is_none() {

@@ -46,6 +46,22 @@ pub fn report(facts: &Facts, findings: &[Finding]) -> String {
         inputs.source, inputs.files_read, inputs.objects
     );
 
+    if !inputs.unread.is_empty() {
+        // First, because every section below is partial without these kinds.
+        section(
+            o,
+            &format!("{RED}Could not read ({}){RED:#}", inputs.unread.len()),
+        );
+        for kind in inputs.unread.iter().take(MAX_ROWS) {
+            let _ = writeln!(o, "  {}: {DIM}{}{DIM:#}", kind.qualified(), kind.cause);
+        }
+        more(o, inputs.unread.len());
+        let _ = writeln!(
+            o,
+            "  {YELLOW}what depends on these kinds below is unknown, not absent{YELLOW:#}"
+        );
+    }
+
     section(o, "Platform");
     let p = &facts.platform;
     let version = p

@@ -7,26 +7,12 @@ use crate::context::Cluster;
 use cniswap_model::CniKind;
 use serde_json::{Value, json};
 
-/// A /16 that overlaps none of the cluster's pod or service ranges, for the migration pool.
+/// A /16 for the migration pool that overlaps nothing in use (`known::free_pool`); plan()
+/// refuses before any step is built when there is none.
 pub fn distinct_pool(cluster: &Cluster) -> String {
-    let used = cluster.used_cidrs();
-    let candidates = (245..=254)
-        .map(|n| format!("10.{n}.0.0/16"))
-        .chain((16..=31).map(|n| format!("172.{n}.0.0/16")));
-    for candidate in candidates {
-        let c: ipnet::IpNet = match candidate.parse() {
-            Ok(c) => c,
-            Err(_) => continue,
-        };
-        let overlaps = used
-            .iter()
-            .filter_map(|u| u.parse::<ipnet::IpNet>().ok())
-            .any(|u| u.contains(&c.network()) || c.contains(&u.network()));
-        if !overlaps {
-            return candidate;
-        }
-    }
-    "10.245.0.0/16".into()
+    crate::known::free_pool(cluster)
+        .map(|pool| pool.value)
+        .unwrap_or_default()
 }
 
 /// A tunnel port no source overlay binds (Flannel 8472 or Talos 4789, Calico VXLAN 4789).

@@ -35,12 +35,29 @@ pub fn disable_flannel(cluster: &Cluster) -> TalosPatch {
     }
 }
 
+/// Talos' own Flannel again. A config that applies a CNI from URLs (`cni.name: custom`) loses
+/// its `cni` section whole: Talos rejects `urls` beside any other name, and a missing section
+/// means Flannel. The rollback puts back `custom` with exactly the URLs it had.
 pub fn enable_flannel(cluster: &Cluster) -> TalosPatch {
     let disable = disable_flannel(cluster);
+    if cluster.talos_cni_urls.is_empty() {
+        return TalosPatch {
+            name: "enable-flannel",
+            apply: disable.rollback,
+            rollback: disable.apply,
+        };
+    }
+    let drop_urls = json!({"cluster": {"network": {"cni": {"$patch": "delete"}}}});
+    let restore_urls = json!({"cluster": {"network": {"cni": {"name": "custom", "urls": cluster.talos_cni_urls}}}});
+    let (mut apply, mut rollback) = (vec![drop_urls], vec![restore_urls]);
+    if cluster.talos_multidoc {
+        apply.extend(disable.rollback);
+        rollback.extend(disable.apply);
+    }
     TalosPatch {
         name: "enable-flannel",
-        apply: disable.rollback,
-        rollback: disable.apply,
+        apply,
+        rollback,
     }
 }
 

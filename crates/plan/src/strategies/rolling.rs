@@ -31,12 +31,27 @@ pub fn prerequisites(cluster: &crate::context::Cluster, target: CniKind) -> Resu
         return Err("no other CNI runs: nothing to migrate side by side".into());
     }
     match target {
-        CniKind::Cilium if sources.iter().all(|s| matches!(s, CniKind::Flannel | CniKind::Calico)) => {
+        CniKind::Cilium
+            if sources
+                .iter()
+                .all(|s| matches!(s, CniKind::Flannel | CniKind::Calico)) =>
+        {
+            if crate::artifacts::cilium::running_migration(cluster).is_none() {
+                crate::known::free_pool(cluster).map_err(|q| q.message)?;
+            }
             Ok("Cilium's dual-overlay migration: the old CNI routes through the Linux stack, so both run side by side on a distinct pool and port".into())
         }
         CniKind::Calico if sources == &[CniKind::Flannel] => {
-            let flannel = cluster.facts.cnis.iter().find(|c| c.kind == CniKind::Flannel).and_then(|c| c.flannel.clone()).unwrap_or_default();
-            if flannel.backend.as_deref().is_some_and(|b| b != "vxlan") || flannel.direct_routing == Some(true) {
+            let flannel = cluster
+                .facts
+                .cnis
+                .iter()
+                .find(|c| c.kind == CniKind::Flannel)
+                .and_then(|c| c.flannel.clone())
+                .unwrap_or_default();
+            if flannel.backend.as_deref().is_some_and(|b| b != "vxlan")
+                || flannel.direct_routing == Some(true)
+            {
                 Err("Calico's shared-overlay migration needs Flannel's vxlan backend without DirectRouting (FLN001)".into())
             } else if cluster.daemonset_of(CniKind::Flannel).is_none() {
                 Err("Calico's migration controller needs Flannel's DaemonSet, and the snapshot shows none".into())
@@ -44,16 +59,35 @@ pub fn prerequisites(cluster: &crate::context::Cluster, target: CniKind) -> Resu
                 Ok("Calico's shared-overlay (VTEP reuse) migration keeps the pod CIDR and both overlays talk during the switch".into())
             }
         }
-        CniKind::Flannel if sources.iter().all(|s| matches!(s, CniKind::Calico | CniKind::Cilium)) => {
-            let old_pools: Vec<&String> = cluster.facts.cnis.iter().filter(|c| sources.contains(&c.kind)).flat_map(|c| &c.pod_cidrs).collect();
-            let overlap = old_pools.iter().any(|p| cluster.pod_cidrs.iter().any(|c| crate::overlap(p, c)));
+        CniKind::Flannel
+            if sources
+                .iter()
+                .all(|s| matches!(s, CniKind::Calico | CniKind::Cilium)) =>
+        {
+            let old_pools: Vec<&String> = cluster
+                .facts
+                .cnis
+                .iter()
+                .filter(|c| sources.contains(&c.kind))
+                .flat_map(|c| &c.pod_cidrs)
+                .collect();
+            let overlap = old_pools
+                .iter()
+                .any(|p| cluster.pod_cidrs.iter().any(|c| crate::overlap(p, c)));
             if overlap {
                 Err("the old CNI allocates from the node podCIDR range Flannel needs: the pools overlap, so only cutover works".into())
             } else {
                 Ok("Flannel takes the node podCIDRs, which the old CNI's pool does not use, so both can run side by side".into())
             }
         }
-        _ => Err(format!("no side-by-side procedure exists from {} to {target}", sources.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))),
+        _ => Err(format!(
+            "no side-by-side procedure exists from {} to {target}",
+            sources
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
 }
 

@@ -3,6 +3,7 @@
 //! is verified on the target.
 //! - A PodDisruptionBudget that allows no disruption blocks every drain (MIG003): relaxed to
 //!   `maxUnavailable: 1` for the window, its pods may all be down at once while they move.
+//!   A budget an operator owns is never patched: the drain waits for the operator.
 //! - A webhook that fails closed and is served from the pod network (MIG005) rejects pod
 //!   creation while its own pods move, the new CNI's included: `failurePolicy: Ignore` for
 //!   the window.
@@ -43,6 +44,23 @@ fn pdbs(b: &mut Builder, findings: &[Finding], drains: bool) -> Vec<Relaxation> 
                     handling: "stated; nothing to relax (cutover does not drain)".into(),
                 });
             }
+            continue;
+        }
+        if let Some(owner) = &pdb.owner {
+            // An operator rewrites its budget, and releases it itself once what it protects
+            // is safe elsewhere (Longhorn moves replicas, CloudNativePG switches primaries).
+            if fired {
+                b.resolves(
+                    "MIG003",
+                    Some(place.clone()),
+                    format!("owned by {owner}: never patched; each drain retries evictions until the operator lets the pod go, and stops at a gate at its timeout"),
+                );
+            }
+            b.risks.push(Risk {
+                rule: Some("MIG003".into()),
+                effect: format!("PodDisruptionBudget {}/{} allows 0 disruptions ({}) and belongs to {owner}: a drain waits until {owner} releases it", pdb.namespace, pdb.name, pdb.reason),
+                handling: "not patched (its operator would undo it); the drain retries evictions and stops at a gate at its timeout, naming the budget".into(),
+            });
             continue;
         }
         let object = ObjectRef::new("poddisruptionbudget", Some(&pdb.namespace), &pdb.name);

@@ -27,6 +27,8 @@ pub fn options(target: CniKind, strategy: StrategyChoice) -> PlanOptions {
         values: Vec::new(),
         batch_size: 1,
         agent_image: None,
+        pod_cidr: None,
+        api_endpoint: None,
     }
 }
 

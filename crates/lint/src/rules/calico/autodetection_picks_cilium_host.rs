@@ -17,6 +17,14 @@ fn check(ctx: &Context, out: &mut Emitter) {
     if ctx.target.cni != Some(CniKind::Cilium) {
         return;
     }
+    // Only while both run: a cutover stops Calico before Cilium is installed, and a fresh
+    // cluster has no Calico running.
+    if matches!(
+        ctx.target.strategy,
+        Some(crate::Strategy::Cutover | crate::Strategy::Fresh)
+    ) {
+        return;
+    }
     for installation in &ctx.calico.installations {
         let detection = installation.get("calicoNetwork.nodeAddressAutodetectionV4");
         let first_found = detection
@@ -57,6 +65,21 @@ mod tests {
     fn fires_on_default_autodetection() {
         assert_eq!(
             fired("CAL003", &[("i.yaml", INSTALL)], to(CniKind::Cilium)).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn quiet_when_calico_stops_before_cilium_starts() {
+        for strategy in [crate::Strategy::Cutover, crate::Strategy::Fresh] {
+            let target = crate::Target {
+                strategy: Some(strategy),
+                ..to(CniKind::Cilium)
+            };
+            assert!(fired("CAL003", &[("i.yaml", INSTALL)], target).is_empty());
+        }
+        assert_eq!(
+            fired("CAL003", &[("i.yaml", INSTALL)], rolling(CniKind::Cilium)).len(),
             1
         );
     }
