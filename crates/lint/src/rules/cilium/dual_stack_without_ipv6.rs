@@ -23,7 +23,7 @@ fn check(ctx: &Context, out: &mut Emitter) {
             let subnets = view.pod_subnets();
             let v6 = subnets.value.iter().any(|c| c.contains(':'));
             let v4 = subnets.value.iter().any(|c| c.contains('.'));
-            (v4 && v6).then(|| (subnets.node, subnets.value))
+            (v4 && v6).then_some((subnets.node, subnets.value))
         });
         let Some((node, subnets)) = dual else {
             continue;
