@@ -212,7 +212,7 @@ fn explain_has_machine_formats() {
     assert!(rule["docs"].as_str().unwrap().starts_with("# CIL001"));
     let out = cniswap_in(work.path(), &["explain", "--list", "-o", "yaml"]);
     let rules: serde_json::Value = serde_saphyr::from_str(&text(&out.stdout)).unwrap();
-    assert_eq!(rules.as_array().unwrap().len(), 73);
+    assert_eq!(rules.as_array().unwrap().len(), 74);
 }
 
 fn cniswap_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {

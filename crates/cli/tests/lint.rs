@@ -218,7 +218,7 @@ fn explain_prints_docs_and_lists_rules() {
         assert!(text.contains(section), "{section}");
     }
     let out = cniswap_in(&root(), &["explain", "--list"]);
-    assert_eq!(stdout(&out).lines().count(), 73);
+    assert_eq!(stdout(&out).lines().count(), 74);
     let out = cniswap_in(&root(), &["explain", "CIL0O1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean CIL001"));

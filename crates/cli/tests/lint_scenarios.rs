@@ -219,3 +219,17 @@ fn repeated_findings_are_grouped_and_real_manifests_are_not_refused() {
         "{text}"
     );
 }
+
+#[test]
+fn helmfile_releases_and_go_template_values() {
+    let dir = scenario("helmfile-gotmpl");
+    assert_eq!(findings(&dir, &[]), ["TAL007 values/cilium.yaml.gotmpl:17"]);
+    let out = cniswap_in(&dir, &["lint", "."]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Cilium 1.17.4 runs"), "{text}");
+    assert!(text.contains("set in talos/patch.yaml:7"), "{text}");
+    assert!(
+        text.contains("Read in part (1 input):\n  values/cilium.yaml.gotmpl"),
+        "{text}"
+    );
+}

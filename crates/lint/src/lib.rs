@@ -96,16 +96,15 @@ pub fn lint(
             .cmp(&a.severity)
             .then_with(|| location_key(a).cmp(&location_key(b)))
             .then_with(|| a.rule.cmp(&b.rule))
-            .then_with(|| a.message.cmp(&b.message))
+            .then_with(|| without_roles(&a.message).cmp(&without_roles(&b.message)))
     });
-    // One finding per rule and place: the same line reported once per node role (or per
-    // cluster the file belongs to) is one problem. Whole-file findings (column 0) also need
-    // the same message to be the same problem.
+    // The same line reported once per node role is one problem: findings of one rule at one
+    // place whose messages differ only in the role they name are reported once.
     findings.dedup_by(|b, a| {
         a.rule == b.rule
             && a.location.is_some()
             && a.location == b.location
-            && (a.location.as_ref().is_some_and(|l| l.column > 0) || a.message == b.message)
+            && without_roles(&a.message) == without_roles(&b.message)
     });
     let (kept, suppressed) = suppress::apply(findings, snapshot, suppressions);
     result.findings = kept;
@@ -123,6 +122,13 @@ pub fn lint(
                 .map(|p| format!("{}/", p.trim_end_matches('/')))
         });
     result
+}
+
+/// A message without the node role a per-role view adds to its label.
+fn without_roles(message: &str) -> String {
+    [" (controlplane nodes)", " (worker nodes)"]
+        .iter()
+        .fold(message.to_string(), |m, role| m.replace(role, ""))
 }
 
 /// A finding without a position but about a file (its object names one) points at that file.

@@ -43,6 +43,7 @@ pub static RULES: &[&Rule] = &[
     &cilium::values_sources_disagree::RULE,
     &cilium::native_routing_cidr_misses_pods::RULE,
     &cilium::cluster_pool_overlaps_node_network::RULE,
+    &cilium::dual_stack_without_ipv6::RULE,
     &calico::bpf_dataplane_with_kube_proxy::RULE,
     &calico::bpf_without_services_endpoint::RULE,
     &calico::autodetection_picks_cilium_host::RULE,

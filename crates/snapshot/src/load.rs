@@ -673,6 +673,21 @@ fn read_file(
         return Ok(());
     }
     let templated = is_template || text.contains("{{") || text.contains("{%");
+    // A template file (by extension) is read with its expressions blanked out even when it
+    // happens to parse as it is: `key: {{ .Values.x }}` is a YAML flow mapping, not a value.
+    let blanked = is_template
+        .then(|| cniswap_config::template::neutralise(&text))
+        .flatten();
+    let text = match blanked {
+        Some(plain) => {
+            snapshot.read_in_part(
+                rel.clone(),
+                "template expressions were blanked out, so settings they produce are not checked",
+            );
+            plain
+        }
+        None => text,
+    };
     let redacted = match redact::redact_yaml(&text) {
         Ok(r) => r,
         Err(e) if e.limit.is_some() => return Err(yaml_error(path, &e)),
@@ -1082,7 +1097,7 @@ fn chart_from_file_name(path: &Path) -> Option<String> {
 
 /// Whether Helm values are for a CNI chart cniswap checks: by chart name, or by their keys
 /// (Cilium's own, or an umbrella chart's `cilium:` section).
-fn is_cni_values(chart: &str, values: &YamlNode) -> bool {
+pub(crate) fn is_cni_values(chart: &str, values: &YamlNode) -> bool {
     let chart = chart.to_ascii_lowercase();
     CNI_CHARTS.iter().any(|c| chart.contains(c))
         || helm::looks_like_cilium_values(values)
@@ -1134,7 +1149,11 @@ fn classify_documents(
             )
             .at(e.line, e.column)
         })?;
-        if crate::values_from::is_kustomization(doc, rel) {
+        if crate::values_from::is_helmfile(doc) {
+            read_as.push("helmfile (releases and their values files)".into());
+            crate::values_from::read_helmfile(snapshot, rel, path, doc);
+            used = true;
+        } else if crate::values_from::is_kustomization(doc, rel) {
             read_as.push("kustomize kustomization (configMapGenerator, helmCharts)".into());
             crate::values_from::read_kustomization(snapshot, rel, path, doc);
             used = true;

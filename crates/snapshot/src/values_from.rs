@@ -129,6 +129,64 @@ pub(crate) fn read_kustomization(snapshot: &mut Snapshot, rel: &str, disk: &Path
     }
 }
 
+/// A helmfile (`helmfile.yaml`, `helmfile.yaml.gotmpl`): a `releases:` list of charts.
+pub(crate) fn is_helmfile(doc: &YamlNode) -> bool {
+    doc.get("kind").is_none()
+        && doc.get("releases").is_some_and(|r| {
+            let releases = r.as_seq();
+            !releases.is_empty() && releases.iter().all(|r| r.get("chart").is_some())
+        })
+}
+
+/// Records a helmfile's releases: `version`, and `values:` entries (files relative to the
+/// helmfile, merged in order; inline maps in place) like helmfile passes them to Helm.
+pub(crate) fn read_helmfile(snapshot: &mut Snapshot, rel: &str, disk: &Path, doc: &YamlNode) {
+    let dir = disk.parent().unwrap_or(Path::new(""));
+    for release in doc
+        .get("releases")
+        .map(YamlNode::as_seq)
+        .unwrap_or_default()
+    {
+        let Some(chart) = release.get("chart").and_then(YamlNode::scalar_text) else {
+            continue;
+        };
+        let name = chart.rsplit('/').next().unwrap_or(&chart).to_string();
+        let mut values_from = Vec::new();
+        let mut inline = YamlNode::synthetic(Value::Map(Vec::new()));
+        for entry in release
+            .get("values")
+            .map(YamlNode::as_seq)
+            .unwrap_or_default()
+        {
+            match entry.scalar_text() {
+                Some(file) => {
+                    let label = resolve_relative(rel, &file);
+                    snapshot.value_files.insert(label.clone(), dir.join(&file));
+                    values_from.push(ValuesReference {
+                        kind: "File".into(),
+                        name: label,
+                        values_key: String::new(),
+                        target_path: None,
+                        optional: false,
+                    });
+                }
+                None if entry.is_map() => helm::merge_values(&mut inline, entry),
+                None => {}
+            }
+        }
+        let mut values = HelmValues::new(
+            rel,
+            name,
+            release.get("version").and_then(YamlNode::scalar_text),
+            inline,
+        );
+        values.release = true;
+        values.namespace = release.get("namespace").and_then(YamlNode::scalar_text);
+        values.values_from = values_from;
+        snapshot.pending_helm_charts.push(values);
+    }
+}
+
 /// A HelmRelease's `valuesFrom` entries.
 pub(crate) fn references(doc: &YamlNode) -> Vec<ValuesReference> {
     doc.path(&["spec", "valuesFrom"])
@@ -190,6 +248,7 @@ pub(crate) fn read_config_map(
 /// Merges every release's referenced values, once all files are read.
 pub(crate) fn resolve(snapshot: &mut Snapshot) {
     let charts = std::mem::take(&mut snapshot.pending_helm_charts);
+    let first_pending = snapshot.helm.len();
     snapshot.helm.extend(charts);
     let mut consumed: Vec<String> = Vec::new();
     for i in 0..snapshot.helm.len() {
@@ -221,6 +280,12 @@ pub(crate) fn resolve(snapshot: &mut Snapshot) {
         helm.merged_from = merged_from;
         helm.unresolved = unresolved;
     }
+    // helmfile and kustomize releases of charts that are not a CNI's are not kept.
+    let mut index = 0;
+    snapshot.helm.retain(|h| {
+        index += 1;
+        index <= first_pending || crate::load::is_cni_values(&h.chart, &h.values)
+    });
     // A values file merged into a release is linted as part of it, not again on its own as if
     // it were the whole install.
     snapshot

@@ -22,13 +22,28 @@ fn check(ctx: &Context, out: &mut Emitter) {
         if node.and_then(Node::as_str) == Some("None") {
             continue;
         }
+        // The key in another case (`kubeletVolumePluginpath`) looks set but is pruned by the
+        // API server: point at it and say so.
+        let miscased = installation.spec.entries().iter().find(|(k, _)| {
+            k.as_str().is_some_and(|k| {
+                k != "kubeletVolumePluginPath" && k.eq_ignore_ascii_case("kubeletVolumePluginPath")
+            })
+        });
+        let state = match (node, miscased) {
+            (Some(n), _) => format!("`{}`", n.scalar_text().unwrap_or_default()),
+            (None, Some((key, _))) => format!(
+                "unset (`{}` is spelled in another case: the API server drops it)",
+                key.as_str().unwrap_or_default()
+            ),
+            (None, None) => "unset".into(),
+        };
+        let at = node.or(miscased.map(|(key, _)| key));
         out.push(
             out.finding(format!(
-                "{}: kubeletVolumePluginPath is {}: Talos has no writable /var/lib/kubelet/plugins path for Calico's CSI driver",
+                "{}: kubeletVolumePluginPath is {state}: Talos has no writable /var/lib/kubelet/plugins path for Calico's CSI driver",
                 installation.label,
-                node.and_then(Node::scalar_text).map_or("unset".into(), |v| format!("`{v}`"))
             ))
-            .at(ctx.location_or_file(node, &installation.spec))
+            .at(ctx.location_or_file(at, &installation.spec))
             .object(installation.label.clone()),
         );
     }
@@ -52,6 +67,23 @@ mod tests {
             )
             .len(),
             1
+        );
+    }
+
+    #[test]
+    fn names_the_key_spelled_in_another_case() {
+        let miscased = format!("{INSTALL}  kubeletVolumePluginpath: None\n");
+        let found = fired(
+            "CAL005",
+            &[("i.yaml", &miscased), ("patch.yaml", TALOS)],
+            Target::default(),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].location.as_ref().unwrap().line, 8);
+        assert!(
+            found[0]
+                .message
+                .contains("`kubeletVolumePluginpath` is spelled in another case")
         );
     }
 

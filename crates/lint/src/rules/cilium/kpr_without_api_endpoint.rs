@@ -34,6 +34,8 @@ fn check(ctx: &Context, out: &mut Emitter) {
                 .at(kpr)
                 .object(values.label.clone()),
             ),
+            // A template expression (blanked out as it was read) says nothing about the host.
+            Some(host) if host.contains(cniswap_config::template::PLACEHOLDER) => {}
             Some(host) if ctx.is_talos() => {
                 let local = matches!(host.as_str(), "localhost" | "127.0.0.1");
                 if !(local && port == Some(7445)) {
@@ -55,6 +57,18 @@ fn check(ctx: &Context, out: &mut Emitter) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn quiet_on_a_templated_host() {
+        let talos = "cluster:\n  network:\n    cni:\n      name: none\n";
+        let values = "kubeProxyReplacement: true\nk8sServiceHost: {{ .Values.apiHost | quote }}\nk8sServicePort: 7445\n";
+        let found = fired(
+            "CIL005",
+            &[("patch.yaml", talos), ("helm/cilium.yaml.gotmpl", values)],
+            Target::default(),
+        );
+        assert!(found.is_empty(), "{found:?}");
+    }
+
     use crate::Target;
     use crate::rules::test_support::*;
     use cniswap_model::Severity;

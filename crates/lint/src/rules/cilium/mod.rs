@@ -2,6 +2,7 @@
 
 pub mod cluster_pool_overlaps_node_network;
 pub mod cni_exclusive_disabled;
+pub mod dual_stack_without_ipv6;
 pub mod kpr_without_api_endpoint;
 pub mod kube_proxy_replacement_legacy_value;
 pub mod l2_announcement_interface_pattern;

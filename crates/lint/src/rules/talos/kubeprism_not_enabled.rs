@@ -108,6 +108,26 @@ mod tests {
     }
 
     #[test]
+    fn one_finding_for_a_line_every_role_shares() {
+        // talhelper: a worker-only patch makes one view per role; the KubePrism patch applies
+        // to both, at one line: one finding.
+        let talconfig = "clusterName: c\ntalosVersion: v1.13.0\nnodes:\n  - hostname: cp\n    controlPlane: true\n  - hostname: w\n    controlPlane: false\nworker:\n  patches:\n    - \"@./w.yaml\"\n";
+        let off = "machine:\n  features:\n    kubePrism:\n      enabled: false\n";
+        let found = fired(
+            "TAL006",
+            &[
+                ("talos/talconfig.yaml", talconfig),
+                ("talos/prism-off.yaml", off),
+                ("talos/w.yaml", "machine:\n  kubelet: {}\n"),
+                ("helm/cilium.yaml", VALUES),
+            ],
+            Target::default(),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].location.as_ref().unwrap().line, 4);
+    }
+
+    #[test]
     fn quiet_when_prism_matches_or_endpoint_is_remote() {
         let on = "machine:\n  features:\n    kubePrism:\n      enabled: true\n      port: 7445\n";
         assert!(
