@@ -96,8 +96,11 @@ impl KubeActions {
     /// Writes a backup: owner-only (it holds what the cluster held), never over an earlier
     /// one (that one holds the state before the plan).
     pub(crate) fn save(&self, file: &str, bytes: &[u8]) -> Result<(), ActionError> {
+        // An empty file holds nothing to keep (an earlier backup of nothing): it may be
+        // replaced, as before.
+        let empty = self.plan_dir.entry(file).map_err(file_failed)? == Entry::File { len: 0 };
         self.plan_dir
-            .write(file, bytes, Access::Private, false)
+            .write(file, bytes, Access::Private, empty)
             .map_err(file_failed)
     }
 

@@ -189,21 +189,20 @@ impl KubeActions {
             )));
         }
         // The revision before, once (the rollback goes back to it; empty: no release yet).
-        if let Some(file) = revision_backup {
-            if self
+        if let Some(file) = revision_backup
+            && self
                 .plan_dir
                 .entry(file)
                 .map_err(crate::files::plan_dir_failed)?
                 == cniswap_exec::plandir::Entry::Missing
-            {
-                let revision = self.helm_revision(release, namespace).await?;
-                let text = revision.map(|r| format!("{r}\n")).unwrap_or_default();
-                self.save(file, text.as_bytes())?;
-                out.push_str(&format!(
-                    "recorded the revision before in {file}: {}\n",
-                    text.trim()
-                ));
-            }
+        {
+            let revision = self.helm_revision(release, namespace).await?;
+            let text = revision.map(|r| format!("{r}\n")).unwrap_or_default();
+            self.save(file, text.as_bytes())?;
+            out.push_str(&format!(
+                "recorded the revision before in {file}: {}\n",
+                text.trim()
+            ));
         }
         let ran = self
             .helm(

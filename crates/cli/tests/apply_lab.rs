@@ -891,6 +891,194 @@ fn a_stale_lock_is_taken_over_only_when_allowed(ctx: &Ctx) {
     );
 }
 
+/// Write requests cniswap (not kubectl) made from `since` on, other than to its Lease, from
+/// the API server's audit log: `verb resource/name`.
+fn writes_since(ctx: &Ctx, since: cniswap_apply::lease::Timestamp) -> Vec<String> {
+    let log = std::fs::read_to_string(ctx.lab.audit_log()).unwrap_or_default();
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|e| e["stage"] == "ResponseComplete")
+        .filter(|e| !matches!(e["verb"].as_str(), Some("get" | "list" | "watch") | None))
+        .filter(|e| e["objectRef"]["resource"] != "leases")
+        .filter(|e| {
+            !e["userAgent"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("kubectl"))
+        })
+        .filter(|e| {
+            e["requestReceivedTimestamp"]
+                .as_str()
+                .and_then(|t| t.parse::<cniswap_apply::lease::Timestamp>().ok())
+                .is_some_and(|t| t >= since)
+        })
+        .map(|e| {
+            format!(
+                "{} {}/{} {}",
+                e["verb"].as_str().unwrap_or(""),
+                e["objectRef"]["resource"].as_str().unwrap_or(""),
+                e["objectRef"]["name"].as_str().unwrap_or(""),
+                e["objectRef"]["subresource"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// Fencing: while a drain keeps asking for an eviction, someone else takes the Lease (as an
+/// expired lock taken over, or `--force-unlock` from another machine, would). The holder
+/// stops before its next write (exit 1, saying it lost the lock) and the API server sees no
+/// write from it after the takeover (a second for the last confirmation to go stale).
+fn a_holder_that_loses_its_lock_stops_before_its_next_write(ctx: &Ctx) {
+    let target = node(9);
+    let dir = held_drain_plan(ctx, "fenced", &target, "fenced");
+    let child = spawn_apply(ctx, dir.to_str().unwrap());
+    wait_for("the drain asks for evictions", || {
+        lock_holder(ctx).is_some()
+            && std::fs::read_to_string(dir.join(cniswap_exec::JOURNAL_FILE))
+                .is_ok_and(|j| j.contains("\"start\""))
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let out = kubectl(
+        ctx,
+        &[
+            "patch",
+            "lease",
+            "-n",
+            "kube-system",
+            cniswap_exec::LEASE_NAME,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"holderIdentity":"thief@elsewhere pid 1 plan 0123abcd"}}"#,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let taken = cniswap_apply::lease::Timestamp::now();
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "stopped {:?} after the takeover: {all}",
+        started.elapsed()
+    );
+    assert!(all.contains("no longer holds the cluster's lock"), "{all}");
+    let stale = taken.checked_add(jiff_seconds(1.5)).unwrap();
+    let late = writes_since(ctx, stale);
+    assert!(late.is_empty(), "writes after the lock was lost: {late:?}");
+    // The thief's Lease is left alone.
+    assert_eq!(
+        lock_holder(ctx).as_deref(),
+        Some("thief@elsewhere pid 1 plan 0123abcd")
+    );
+    let out = kubectl(
+        ctx,
+        &[
+            "delete",
+            "lease",
+            "-n",
+            "kube-system",
+            cniswap_exec::LEASE_NAME,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    release_held_pod(ctx, "fenced");
+}
+
+fn jiff_seconds(s: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(s)
+}
+
+/// A holder is judged gone only in its own boot and PID namespace: a Lease of this host whose
+/// pid does not exist here, but from another PID namespace (a container, a hostNetwork pod
+/// with this hostname), or from a cniswap that did not record its namespace, is refused.
+fn a_holder_in_another_pid_namespace_is_not_taken_over(ctx: &Ctx) {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .unwrap()
+        .trim()
+        .to_string();
+    let dir = write_plan(
+        ctx,
+        "pidns",
+        vec![phase(
+            "1-label",
+            vec![step(
+                "1.1",
+                Action::LabelNode {
+                    node: node(7),
+                    key: "pidns".into(),
+                    value: Some("taken".into()),
+                },
+            )],
+            Vec::new(),
+        )],
+    );
+    for identity in [
+        format!("root@{host} pid 4194000 plan 0123abcd boot {boot} pidns 1"),
+        format!("root@{host} pid 4194000 plan 0123abcd"),
+    ] {
+        let now = Command::new("date")
+            .args(["-u", "+%Y-%m-%dT%H:%M:%S.000000Z"])
+            .output()
+            .unwrap();
+        let now = String::from_utf8_lossy(&now.stdout).trim().to_string();
+        kubectl_apply(
+            ctx,
+            &[json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": cniswap_exec::LEASE_NAME, "namespace": "kube-system"},
+                "spec": {"holderIdentity": identity, "leaseDurationSeconds": 600,
+                         "renewTime": now, "acquireTime": now},
+            })],
+        );
+        let out = cniswap(ctx, &["apply", dir.to_str().unwrap()], &[]);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{identity}: {all}");
+        assert!(all.contains("holds this cluster's lock"), "{all}");
+        assert_eq!(lock_holder(ctx).as_deref(), Some(identity.as_str()));
+    }
+    let out = kubectl(
+        ctx,
+        &[
+            "delete",
+            "lease",
+            "-n",
+            "kube-system",
+            cniswap_exec::LEASE_NAME,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(get(ctx, &["node", &node(7)])["metadata"]["labels"]["pidns"].is_null());
+}
+
+/// `--force-unlock` of a plan whose journal another apply on this machine has open is refused
+/// before the Lease is touched: the running apply keeps its lock and finishes.
+fn a_refused_force_unlock_changes_nothing(ctx: &Ctx) {
+    let target = node(8);
+    let dir = held_drain_plan(ctx, "forced", &target, "forced");
+    let dir_s = dir.to_str().unwrap();
+    let child = spawn_apply(ctx, dir_s);
+    wait_for("the first apply holds the lock", || {
+        lock_holder(ctx).is_some_and(|h| h.contains(&format!("pid {} ", child.id())))
+    });
+    let out = cniswap(ctx, &["apply", dir_s, "--force-unlock"], &[]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("in use by another cniswap process"), "{all}");
+    let holder = lock_holder(ctx).unwrap_or_default();
+    assert!(
+        holder.contains(&format!("pid {} ", child.id())),
+        "the Lease changed hands: {holder}"
+    );
+    release_held_pod(ctx, "forced");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
 /// Who holds the apply lock, if anyone (a released lock is deleted).
 fn lock_holder(ctx: &Ctx) -> Option<String> {
     let out = kubectl(
@@ -916,7 +1104,15 @@ fn lock_holder(ctx: &Ctx) -> Option<String> {
 }
 
 /// Each check runs even when another failed; the test fails listing all failures.
+/// `CNISWAP_APPLY_LAB_ONLY=WORD` runs only the checks whose name contains WORD, to look at
+/// some of them quickly (the crash check needs the full run's: give a word both contain).
 fn check(failures: &mut Vec<String>, name: &str, f: impl FnOnce()) {
+    if let Ok(only) = std::env::var("CNISWAP_APPLY_LAB_ONLY")
+        && !name.contains(&only)
+    {
+        eprintln!("check: {name} (skipped: CNISWAP_APPLY_LAB_ONLY={only})");
+        return;
+    }
     eprintln!("check: {name}");
     if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         let message = panic
@@ -978,6 +1174,17 @@ fn apply_against_the_lab() {
     });
     check(&mut failures, "stale lock", || {
         a_stale_lock_is_taken_over_only_when_allowed(&ctx)
+    });
+    check(
+        &mut failures,
+        "lock: holder in another PID namespace",
+        || a_holder_in_another_pid_namespace_is_not_taken_over(&ctx),
+    );
+    check(&mut failures, "lock: refused --force-unlock", || {
+        a_refused_force_unlock_changes_nothing(&ctx)
+    });
+    check(&mut failures, "lock: fencing", || {
+        a_holder_that_loses_its_lock_stops_before_its_next_write(&ctx)
     });
     let down = ctx.lab.down();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));

@@ -756,6 +756,12 @@ cluster:
                 r.text
             );
         }
+        // A live ConfigMap, as the cluster reader redacts it.
+        let mut live = serde_json::json!({"kind": "ConfigMap", "data": {"net-conf.json":
+            "{\"Network\":\"10.244.0.0/16\",\"Backend\":{\"Type\":\"wireguard\",\"PSK\":\"MARKER-live\"}}"}});
+        redact_json(&mut live);
+        assert!(!live.to_string().contains("MARKER"), "{live}");
+        assert!(live.to_string().contains("10.244.0.0/16"), "{live}");
         assert!(is_secret_key("PSK") && is_secret_key("ipsec-psk"));
         assert!(!is_secret_key("upskill"));
     }

@@ -139,6 +139,13 @@ impl JournalKey {
         rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty())
             .map_err(|e| FileError::new(path, format!("no randomness: {e}"), "try again"))?;
         let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        // Written whole to a new file, then linked into place: a cniswap starting at the same
+        // moment either makes the key or reads a complete one.
+        let tmp = dir.join(format!(
+            ".journal.key.tmp-{}-{}",
+            std::process::id(),
+            text.get(..8).unwrap_or_default()
+        ));
         {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
@@ -147,7 +154,7 @@ impl JournalKey {
                 .create_new(true)
                 .mode(0o600)
                 .custom_flags(libc_flags())
-                .open(path)
+                .open(&tmp)
                 .map_err(|e| {
                     FileError::new(
                         path,
@@ -158,6 +165,27 @@ impl JournalKey {
             f.write_all(format!("{text}\n").as_bytes())
                 .and_then(|()| f.sync_all())
                 .map_err(|e| FileError::new(path, e.to_string(), "check the disk"))?;
+        }
+        let linked = std::fs::hard_link(&tmp, path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return JournalKey::load(path)?.ok_or_else(|| {
+                    FileError::new(
+                        path,
+                        "the journal key vanished while it was made",
+                        "try again",
+                    )
+                });
+            }
+            Err(e) => {
+                return Err(FileError::new(
+                    path,
+                    format!("cannot create the journal key: {e}"),
+                    "set CNISWAP_JOURNAL_KEY to a writable place",
+                ));
+            }
         }
         Ok(JournalKey {
             bytes: bytes.to_vec(),
@@ -231,7 +259,7 @@ fn libc_flags() -> i32 {
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }
     (0..text.len())
