@@ -422,7 +422,7 @@ pub struct ProbeAgentArgs {
 
     /// Seconds a connection may stay silent before it is closed (HTTP: until a request's
     /// header and body have arrived; TCP echo: between frames).
-    #[arg(long, default_value_t = 20, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, default_value_t = cniswap_verify::wire::bounds::IDLE_SECONDS, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub idle_timeout: u64,
 
     /// The resolver configuration DNS probes use.

@@ -77,6 +77,7 @@ impl Fake {
     }
 
     /// Runs cniswap against this server with `env` set, killed if it runs over `limit`.
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives its rusage
     fn run_for(&self, args: &[&str], env: &[(&str, &str)], limit: Duration) -> Run {
         let err_path = self.dir.path().join("stderr");
         let mut child = Command::new(env!("CARGO_BIN_EXE_cniswap"))

@@ -104,6 +104,6 @@ mod tests {
         // The reply sent back to an echo port is not answered again.
         assert!(!reply(&mut request));
         assert!(!reply(&mut [0u8; 8]));
-        assert!(!reply(&mut *b"CNSWxxxxxxxxxxxxxxxx"));
+        assert!(!reply(&mut b"CNSWxxxxxxxxxxxxxxxx".to_vec()));
     }
 }

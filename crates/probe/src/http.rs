@@ -52,8 +52,17 @@ async fn body<T: serde::de::DeserializeOwned>(
         .map_err(|e| text(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")))
 }
 
-fn refused(why: String) -> Reply {
-    text(StatusCode::BAD_REQUEST, format!("refused: {why}\n"))
+/// The body as `T` if it is within the agent's bounds, else a 400 saying which it breaks.
+async fn valid_body<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    within: Duration,
+    validate: fn(&T) -> Result<(), String>,
+) -> Result<T, Reply> {
+    let value = body::<T>(req, within).await?;
+    match validate(&value) {
+        Ok(()) => Ok(value),
+        Err(why) => Err(text(StatusCode::BAD_REQUEST, format!("refused: {why}\n"))),
+    }
 }
 
 /// Whether the request carries the run's token (`Authorization: Bearer <token>`). The
@@ -95,19 +104,11 @@ pub async fn handle(
     let within = state.idle;
     let reply = match (req.method().clone(), path.as_str()) {
         (Method::GET, "/") => json(StatusCode::OK, &state.identity),
-        (Method::POST, "/check") => {
-            let request = body::<CheckRequest>(req, within)
-                .await
-                .and_then(|r| r.validate().map(|()| r).map_err(refused));
-            match request {
-                Ok(request) => json(StatusCode::OK, &check(&state, request).await),
-                Err(reply) => reply,
-            }
-        }
-        (Method::PUT, "/probe") => match body::<ProbeConfig>(req, within)
-            .await
-            .and_then(|c| c.validate().map(|()| c).map_err(refused))
-        {
+        (Method::POST, "/check") => match valid_body(req, within, CheckRequest::validate).await {
+            Ok(request) => json(StatusCode::OK, &check(&state, request).await),
+            Err(reply) => reply,
+        },
+        (Method::PUT, "/probe") => match valid_body(req, within, ProbeConfig::validate).await {
             Err(reply) => reply,
             Ok(config) => {
                 let prober = crate::prober::Prober::start(&state.shared, &config);

@@ -63,7 +63,7 @@ impl AgentOptions {
             bind: IpAddr::from([0, 0, 0, 0]),
             http_bind: IpAddr::from([127, 0, 0, 1]),
             token: String::new(),
-            idle: Duration::from_secs(20),
+            idle: Duration::from_secs(bounds::IDLE_SECONDS),
             echo_port: cniswap_verify::names::ECHO_PORT,
             http_port: cniswap_verify::names::HTTP_PORT,
             resolv_conf: "/etc/resolv.conf".into(),

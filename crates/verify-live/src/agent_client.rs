@@ -17,6 +17,8 @@ pub struct AgentClient {
     /// The run's token, sent with every request.
     token: String,
     sender: Option<SendRequest<Full<Bytes>>>,
+    /// When the connection last carried a request.
+    used: std::time::Instant,
     forwarder: Option<Portforwarder>,
 }
 
@@ -36,6 +38,7 @@ impl AgentClient {
             port,
             token,
             sender: None,
+            used: std::time::Instant::now(),
             forwarder: None,
         }
     }
@@ -72,6 +75,12 @@ impl AgentClient {
         timeout: Duration,
     ) -> Result<Bytes, String> {
         let mut last = String::new();
+        // The agent closes connections silent for a minute; do not race it.
+        let reuse = Duration::from_secs(cniswap_verify::wire::bounds::CLIENT_REUSE_SECONDS);
+        if self.used.elapsed() > reuse {
+            self.sender = None;
+        }
+        self.used = std::time::Instant::now();
         // A second try only when an existing connection turned out stale.
         let tries = if self.sender.is_some() { 2 } else { 1 };
         for _ in 0..tries {
@@ -133,7 +142,10 @@ impl AgentClient {
             })
             .await;
             match result {
-                Ok(Ok(bytes)) => return Ok(bytes),
+                Ok(Ok(bytes)) => {
+                    self.used = std::time::Instant::now();
+                    return Ok(bytes);
+                }
                 Ok(Err(e)) => {
                     last = e;
                     self.sender = None;

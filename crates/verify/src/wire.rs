@@ -273,6 +273,11 @@ pub mod bounds {
     /// Connections at once: echo (TCP) and HTTP.
     pub const MAX_ECHO_CONNECTIONS: usize = 4_096;
     pub const MAX_HTTP_CONNECTIONS: usize = 32;
+    /// Seconds a connection may stay silent before the agent closes it (`--idle-timeout`).
+    pub const IDLE_SECONDS: u64 = 60;
+    /// The client opens a new connection rather than reuse one silent this long, so it never
+    /// sends into one the agent is closing.
+    pub const CLIENT_REUSE_SECONDS: u64 = 30;
 }
 
 fn check_probe(probe: &Probe) -> Result<(), String> {
