@@ -425,6 +425,9 @@ pub fn finalize(
             steps.push(delete);
             rollback.insert(0, restore);
         }
+        let (keep_off, undo) = b.keep_kube_proxy_off();
+        steps.extend(keep_off);
+        rollback.splice(0..0, undo);
     }
     if clean_nodes {
         for node in &b.cluster.nodes {
