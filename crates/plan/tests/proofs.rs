@@ -449,3 +449,42 @@ fn kubeadm_keeps_kube_proxy_off_after_an_upgrade() {
         output.plan.estimates.risks
     );
 }
+
+/// Rolling from a CNI that enforces policies: the window's gap is stated with the policies
+/// it concerns and the way out (cutover); a source that enforces nothing states nothing.
+#[test]
+fn the_policy_gap_of_a_rolling_window_is_stated() {
+    let policy = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: allow-web\n  namespace: default\nspec:\n  podSelector: {}\n";
+    let gap = |source: CniKind| {
+        let mut yaml = cluster_yaml(source, 1, 2, 1, true);
+        yaml.push_str(policy);
+        let (_dir, snapshot) = generated_snapshot(&yaml);
+        let output = plan(
+            &snapshot,
+            &options(CniKind::Cilium, StrategyChoice::Rolling),
+        )
+        .unwrap_or_else(|e| panic!("{} / {}", e.message, e.help));
+        output
+            .plan
+            .estimates
+            .risks
+            .iter()
+            .find(|r| r.effect.contains("migration pool's pod addresses"))
+            .cloned()
+    };
+    let risk = gap(CniKind::Calico).expect("stated for Calico");
+    assert!(
+        risk.effect.starts_with("1 policy is enforced by calico"),
+        "{}",
+        risk.effect
+    );
+    assert!(
+        risk.handling.contains("--strategy cutover"),
+        "{}",
+        risk.handling
+    );
+    assert!(
+        gap(CniKind::Flannel).is_none(),
+        "Flannel enforces no policy"
+    );
+}
