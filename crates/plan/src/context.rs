@@ -113,6 +113,8 @@ pub struct Cluster<'a> {
     /// The cluster's pod CIDR and where it was read (kubeadm-config, controller-manager,
     /// Talos, k3s/RKE2 node-args; or `--pod-cidr`): `None` when nothing says.
     pub pod_cidr: Option<crate::known::Sourced>,
+    /// kubeadm's ClusterConfiguration (kube-system/kubeadm-config), as the snapshot holds it.
+    pub kubeadm_configuration: Option<String>,
     /// Addresses Services answer on (cluster, external and load-balancer IPs).
     pub service_addresses: Vec<String>,
     /// Services of type LoadBalancer (`namespace/name`, class or none).
@@ -322,6 +324,11 @@ impl<'a> Cluster<'a> {
             api_endpoint_source: kubeadm_endpoint(snapshot)
                 .map(|_| "kubeadm-config controlPlaneEndpoint".to_string()),
             pod_cidr: crate::known::declared_pod_cidr(facts),
+            kubeadm_configuration: snapshot
+                .objects
+                .config_map("kube-system", "kubeadm-config")
+                .and_then(|cm| cm.data.get("ClusterConfiguration"))
+                .cloned(),
             service_addresses: snapshot
                 .objects
                 .services

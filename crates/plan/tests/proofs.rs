@@ -391,3 +391,100 @@ fn load_balancers_of_the_old_cni_need_a_replacement_first() {
         inventory.source
     );
 }
+
+/// kubeadm: when kube-proxy goes, kubeadm-config (v1beta4) says `proxy.disabled: true`, backed
+/// up first and restored by the rollback, so `kubeadm upgrade` does not bring it back; a
+/// v1beta3 config has no such field and the plan says what upgrades then need.
+#[test]
+fn kubeadm_keeps_kube_proxy_off_after_an_upgrade() {
+    let cluster = |version: &str| {
+        let yaml = cluster_yaml(CniKind::Flannel, 1, 2, 1, true);
+        yaml.replace(
+            "  ClusterConfiguration: |\n    networking:\n",
+            &format!("  ClusterConfiguration: |\n    apiVersion: kubeadm.k8s.io/{version}\n    kind: ClusterConfiguration\n    networking:\n"),
+        )
+    };
+    let replace = PlanOptions {
+        kube_proxy: Some(KubeProxyChoice::Replace),
+        ..options(CniKind::Cilium, StrategyChoice::Cutover)
+    };
+    let (_dir, snapshot) = generated_snapshot(&cluster("v1beta4"));
+    let output = plan(&snapshot, &replace).unwrap_or_else(|e| panic!("{} / {}", e.message, e.help));
+    let set = common::steps(&output.plan)
+        .into_iter()
+        .find(|s| matches!(&s.action, cniswap_plan::Action::PatchObject { object, .. } if object.name == "kubeadm-config"))
+        .expect("kubeadm-config is patched");
+    let cniswap_plan::Action::PatchObject { patch, backup, .. } = &set.action else {
+        unreachable!()
+    };
+    let patch: serde_json::Value = serde_json::from_str(patch).unwrap();
+    let text = patch["data"]["ClusterConfiguration"].as_str().unwrap();
+    let config: serde_json::Value = serde_saphyr::from_str(text).unwrap();
+    assert_eq!(config["proxy"]["disabled"], true, "{text}");
+    assert_eq!(
+        config["networking"]["podSubnet"], "10.244.0.0/16",
+        "the rest is kept: {text}"
+    );
+    let backup = backup.as_deref().unwrap();
+    assert!(
+        common::all_steps(&output.plan).iter().any(|s| s
+            .commands
+            .iter()
+            .any(|c| c.contains(backup))
+            && s.description.contains("kubeadm-config back")),
+        "the rollback restores {backup}"
+    );
+
+    let (_dir, snapshot) = generated_snapshot(&cluster("v1beta3"));
+    let output = plan(&snapshot, &replace).unwrap();
+    assert!(!common::steps(&output.plan).iter().any(|s| matches!(&s.action, cniswap_plan::Action::PatchObject { object, .. } if object.name == "kubeadm-config")));
+    assert!(
+        output
+            .plan
+            .estimates
+            .risks
+            .iter()
+            .any(|r| r.handling.contains("--skip-phases=addon/kube-proxy")),
+        "{:#?}",
+        output.plan.estimates.risks
+    );
+}
+
+/// Rolling from a CNI that enforces policies: the window's gap is stated with the policies
+/// it concerns and the way out (cutover); a source that enforces nothing states nothing.
+#[test]
+fn the_policy_gap_of_a_rolling_window_is_stated() {
+    let policy = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: allow-web\n  namespace: default\nspec:\n  podSelector: {}\n";
+    let gap = |source: CniKind| {
+        let mut yaml = cluster_yaml(source, 1, 2, 1, true);
+        yaml.push_str(policy);
+        let (_dir, snapshot) = generated_snapshot(&yaml);
+        let output = plan(
+            &snapshot,
+            &options(CniKind::Cilium, StrategyChoice::Rolling),
+        )
+        .unwrap_or_else(|e| panic!("{} / {}", e.message, e.help));
+        output
+            .plan
+            .estimates
+            .risks
+            .iter()
+            .find(|r| r.effect.contains("migration pool's pod addresses"))
+            .cloned()
+    };
+    let risk = gap(CniKind::Calico).expect("stated for Calico");
+    assert!(
+        risk.effect.starts_with("1 policy is enforced by calico"),
+        "{}",
+        risk.effect
+    );
+    assert!(
+        risk.handling.contains("--strategy cutover"),
+        "{}",
+        risk.handling
+    );
+    assert!(
+        gap(CniKind::Flannel).is_none(),
+        "Flannel enforces no policy"
+    );
+}

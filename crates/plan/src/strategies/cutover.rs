@@ -64,6 +64,11 @@ pub fn build(b: &mut Builder) {
         steps.push(delete);
         rollback.insert(0, restore);
     }
+    if b.replace_kube_proxy {
+        let (keep_off, undo) = b.keep_kube_proxy_off();
+        steps.extend(keep_off);
+        rollback.splice(0..0, undo);
+    }
     b.phase(
         "Stop the old CNI",
         "The old CNI no longer runs and nothing recreates it. Pod networking is down from here until each node is switched.",

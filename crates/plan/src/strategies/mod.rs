@@ -432,6 +432,50 @@ impl<'a> Builder<'a> {
         ))
     }
 
+    /// kubeadm brings kube-proxy back at the next `kubeadm upgrade apply` unless its
+    /// ClusterConfiguration says `proxy.disabled: true` (v1beta4): set it, backed up first;
+    /// an older config has no such field, so the plan states what the upgrade then needs.
+    pub fn keep_kube_proxy_off(&mut self) -> (Vec<S>, Vec<S>) {
+        let Some(text) = self.cluster.kubeadm_configuration.clone() else {
+            return (Vec::new(), Vec::new());
+        };
+        let Ok(mut config) = serde_saphyr::from_str::<serde_json::Value>(&text) else {
+            return (Vec::new(), Vec::new());
+        };
+        let version = config["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if version != "kubeadm.k8s.io/v1beta4" {
+            self.risks.push(crate::model::Risk {
+                rule: None,
+                effect: format!("kubeadm-config is {version}, which has no proxy.disabled: the next `kubeadm upgrade apply` deploys kube-proxy again"),
+                handling: "stated: run upgrades with `--skip-phases=addon/kube-proxy`, or migrate the config to v1beta4 (`kubeadm config migrate`) and set proxy.disabled: true".into(),
+            });
+            return (Vec::new(), Vec::new());
+        }
+        if config["proxy"]["disabled"] == serde_json::Value::Bool(true) {
+            return (Vec::new(), Vec::new());
+        }
+        config["proxy"]["disabled"] = serde_json::Value::Bool(true);
+        // Without a trailing newline, so the check compares it exactly as the shell reads it.
+        let updated = crate::artifacts::yaml(&config).trim_end().to_string();
+        let object = ObjectRef::new("configmap", Some("kube-system"), "kubeadm-config");
+        let backup = ops::backup_file(&object);
+        let set = ops::patch_object(
+            object,
+            crate::model::PatchType::Merge,
+            serde_json::json!({"data": {"ClusterConfiguration": updated}}),
+            ".data.ClusterConfiguration",
+            &updated,
+            Some(backup.clone()),
+            "Set proxy.disabled: true in kubeadm-config, so `kubeadm upgrade` does not deploy kube-proxy again.".into(),
+        );
+        let restore =
+            ops::replace_from_backup(&backup, "Put kubeadm-config back as it was.".into());
+        (vec![set], vec![restore])
+    }
+
     /// Node clean of every source on one node (dry run, then the clean). Returns (steps,
     /// restores in rollback order).
     pub fn clean_node(&self, node: &str, include_kube_proxy: bool) -> (Vec<S>, Vec<S>) {

@@ -100,11 +100,47 @@ pub fn uses_calico_migration_manifests(
 }
 
 pub fn build(b: &mut Builder) {
+    policy_window(b);
     match b.options.target {
         CniKind::Cilium => to_cilium(b),
         CniKind::Calico => super::calico_migration::build(b),
         _ => to_flannel(b),
     }
+}
+
+/// While nodes run different CNIs, the old one keeps enforcing policies on the nodes not yet
+/// switched and does not know the pods of the migration pool, so an allow by selector can
+/// drop traffic from switched pods. Stated with the policies it concerns; allow rules for
+/// the window are not generated (yet).
+fn policy_window(b: &mut Builder) {
+    let cluster = b.cluster;
+    let policies = cluster.facts.workloads.network_policies + cluster.cni_policies.len();
+    let k3s = cluster.facts.platform.kind == cniswap_model::PlatformKind::K3s;
+    let enforcers: Vec<String> = cluster
+        .sources
+        .iter()
+        .filter_map(|cni| match cni {
+            CniKind::Calico | CniKind::Canal | CniKind::Cilium | CniKind::Weave => {
+                Some(cni.to_string())
+            }
+            CniKind::Flannel if k3s => {
+                Some("k3s' embedded network policy controller (unless disabled)".to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    if policies == 0 || enforcers.is_empty() {
+        return;
+    }
+    b.risks.push(crate::model::Risk {
+        rule: None,
+        effect: format!(
+            "{} enforced by {} on the nodes not yet switched, which does not know the migration pool's pod addresses: traffic from switched pods that a policy allows by selector may be dropped until every node is switched",
+            crate::names::count(policies, "policy is", "policies are"),
+            enforcers.join(", ")
+        ),
+        handling: "stated: no allow rules are staged for the migration pool; if the workloads cannot tolerate it, plan with --strategy cutover (one window, no mixed enforcement)".into(),
+    });
 }
 
 /// Cordon and drain a node.
@@ -425,6 +461,9 @@ pub fn finalize(
             steps.push(delete);
             rollback.insert(0, restore);
         }
+        let (keep_off, undo) = b.keep_kube_proxy_off();
+        steps.extend(keep_off);
+        rollback.splice(0..0, undo);
     }
     if clean_nodes {
         for node in &b.cluster.nodes {
