@@ -63,6 +63,15 @@ fn talhelper_patches_and_flux_values_from_a_generated_config_map() {
             format!("TAL007 {values}:5"),
         ]
     );
+    // The values were read as the HelmRelease's (through valuesFrom), not as a loose file.
+    let out = cniswap_in(&dir, &["lint", ".", "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for finding in report["findings"].as_array().unwrap() {
+        assert_eq!(
+            finding["object"], "kubernetes/apps/kube-system/cilium/app/helmrelease.yaml",
+            "{finding}"
+        );
+    }
     // The `@` patches were read without being named, and the finding says where the
     // forwarding is set.
     let out = cniswap_in(&dir, &["lint", "."]);

@@ -8,7 +8,11 @@ use crate::yaml::Node;
 /// file when its text is given as `source`).
 pub fn values_of(doc: &Node, source: Option<&str>) -> Option<Node> {
     match doc.get("kind").and_then(Node::as_str) {
-        Some("HelmRelease") => doc.path(&["spec", "values"]).cloned(),
+        // Values may all come from `valuesFrom`: the inline part is then empty.
+        Some("HelmRelease") => doc.path(&["spec", "values"]).cloned().or_else(|| {
+            doc.path(&["spec", "valuesFrom"])
+                .map(|_| Node::synthetic(crate::yaml::Value::Map(Vec::new())))
+        }),
         Some("Application") => {
             let helm = doc.path(&["spec", "source", "helm"]).or_else(|| {
                 doc.path(&["spec", "sources"])?

@@ -159,8 +159,9 @@ pub fn image_tag(image: &str) -> Option<String> {
 pub fn is_full_config(docs: &[Node]) -> bool {
     docs.iter().any(|d| {
         is_v1alpha1_document(d)
-            && d.get("version").and_then(Node::as_str) == Some("v1alpha1")
             && d.path(&["machine", "type"]).is_some()
+            && (d.get("version").and_then(Node::as_str) == Some("v1alpha1")
+                || carries_cluster_secrets(d) && d.path(&["cluster", "clusterName"]).is_some())
     })
 }
 
@@ -197,6 +198,21 @@ fn carries_cluster_secrets(doc: &Node) -> bool {
 mod tests {
     use super::*;
     use crate::yaml::parse_documents;
+
+    #[test]
+    fn a_config_with_type_secrets_and_name_is_complete_without_version() {
+        let docs = parse_documents(
+            "machine:\n  type: controlplane\n  token: x\n  ca: {crt: a}\ncluster:\n  clusterName: c\n  secret: s\n",
+        )
+        .unwrap();
+        assert!(is_full_config(&docs));
+        let layer = parse_documents("machine:\n  type: controlplane\n  token: x\n  ca: {crt: a}\n")
+            .unwrap();
+        assert!(
+            !is_full_config(&layer),
+            "a role layer without the cluster part"
+        );
+    }
 
     #[test]
     fn a_layer_with_the_secrets_and_no_type_is_a_base_layer() {

@@ -24,6 +24,15 @@ fn check(ctx: &Context, out: &mut Emitter) {
         let cni_none = view
             .at(&["cluster", "network", "cni", "name"])
             .filter(|n| n.as_str() == Some("none"));
+        // Over generated defaults the document is an assumption: it matters where a patch
+        // meant to turn the built-in CNI off (`cni.name: none`/`custom`), which 1.14 ignores.
+        // Patches that do not touch the CNI (a plan's kube-proxy or install step) say nothing.
+        let cni_changed = view
+            .at(&["cluster", "network", "cni", "name"])
+            .is_some_and(|n| matches!(n.as_str(), Some("none" | "custom")));
+        if view.generated_base && !cni_changed {
+            continue;
+        }
         let why = if view.generated_base {
             "`talosctl gen config` on Talos 1.14 always emits a KubeFlannelCNIConfig document and no patch deletes it"
         } else {
@@ -70,6 +79,19 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].message.contains("does not disable"));
         assert_eq!(found[0].location.as_ref().unwrap().line, 9);
+    }
+
+    #[test]
+    fn quiet_on_patches_that_do_not_touch_the_cni() {
+        // A 1.14 patch that only disables kube-proxy: nothing says the built-in CNI is meant
+        // to go, so the generated Flannel document is not reported.
+        let patch = "machine:\n  install: {image: ghcr.io/siderolabs/installer:v1.14.0}\ncluster:\n  proxy:\n    disabled: true\n";
+        assert!(fired("TAL001", &[("talos/p.yaml", patch)], to(CniKind::Cilium)).is_empty());
+        let none = "machine:\n  install: {image: ghcr.io/siderolabs/installer:v1.14.0}\ncluster:\n  network:\n    cni:\n      name: none\n";
+        assert_eq!(
+            fired("TAL001", &[("talos/p.yaml", none)], to(CniKind::Cilium)).len(),
+            1
+        );
     }
 
     #[test]
