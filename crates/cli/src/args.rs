@@ -196,6 +196,12 @@ pub enum NodeCommand {
         /// Where the host filesystem is mounted.
         #[arg(long, value_name = "DIR", default_value = "/")]
         root: PathBuf,
+
+        /// With --root: this network namespace is that host's, so recreate its links, routes,
+        /// rules, nft, ipset and iptables state here too (without it they are recreated only
+        /// when --root is / or its /proc shows the host's init in this namespace; else listed).
+        #[arg(long)]
+        network_here: bool,
     },
 }
 

@@ -27,7 +27,11 @@ pub fn run(command: NodeCommand) -> Result<u8, CliError> {
             root,
             include_kube_proxy,
         } => clean(cni, dry_run, backup.as_deref(), &root, include_kube_proxy),
-        NodeCommand::Restore { backup, root } => restore(&backup, &root),
+        NodeCommand::Restore {
+            backup,
+            root,
+            network_here,
+        } => restore(&backup, &root, network_here),
     }
 }
 
@@ -249,8 +253,8 @@ fn clean(
     Ok(exit::OK)
 }
 
-fn restore(backup: &Path, root: &Path) -> Result<u8, CliError> {
-    let outcome = cniswap_node::restore::restore(backup, root)?;
+fn restore(backup: &Path, root: &Path, network_here: bool) -> Result<u8, CliError> {
+    let outcome = cniswap_node::restore::restore(backup, root, network_here)?;
     let mut out = format!("{GREEN}Restored{GREEN:#}:\n");
     for line in &outcome.restored {
         out.push_str(&format!("  {}\n", esc(line)));

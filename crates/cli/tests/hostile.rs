@@ -1604,3 +1604,31 @@ fn fifos_devices_and_sparse_files_are_refused_fast_naming_the_file() {
         "CNISWAP_MAX_FILE_BYTES",
     );
 }
+
+/// `node restore --root DIR` of a backup that removed a link and a route: the files go under
+/// DIR, and this host's network is left alone (the backup may be another node's), listed as
+/// not restored with how to restore it on that node.
+#[test]
+fn node_restore_with_a_root_never_touches_this_hosts_network() {
+    let case = Case::new("restore-root-network");
+    let name = format!("cnswr{}", std::process::id() % 100_000);
+    case.write(
+        "work/backup/cniswap-backup.json",
+        format!(
+            "{{\"schema_version\": 1, \"plan\": {{\"cni\": \"flannel\", \"node\": \"n1\", \"actions\": [{{\"action\": \"link-delete\", \"name\": \"{name}\", \"detail\": {{\"kind\": \"dummy\", \"up\": true}}}}, {{\"action\": \"route-delete\", \"family\": \"-4\", \"spec\": \"198.51.100.0/24 dev {name}\", \"implicit\": false}}], \"kept\": []}}}}"
+        ),
+    );
+    std::fs::create_dir_all(case.work().join("backup/files")).unwrap();
+    std::fs::create_dir_all(case.work().join("root")).unwrap();
+    let run = case.run(&["node", "restore", "--backup", "backup", "--root", "root"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("Not restored") && run.stdout.contains("--network-here"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !Path::new(&format!("/sys/class/net/{name}")).exists(),
+        "the host got link {name}"
+    );
+}

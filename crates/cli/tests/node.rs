@@ -456,7 +456,13 @@ fn clean_exactly(cni: &str, other: &str) {
         );
     }
 
-    let restored = node.cniswap(&["restore", "--backup", backup.to_str().unwrap()]);
+    // The test's network namespace stands for the node's (its root is a directory).
+    let restored = node.cniswap(&[
+        "restore",
+        "--backup",
+        backup.to_str().unwrap(),
+        "--network-here",
+    ]);
     assert!(
         restored.status.success(),
         "{}",

@@ -146,7 +146,10 @@ fn plain_argument(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub fn restore(backup: &Path, root: &Path) -> Result<Outcome, NodeError> {
+/// Puts back what `node clean` removed: files under `root`; and the network state (links,
+/// addresses, routes, rules, nft, ipset, iptables) in this network namespace when it is the
+/// root's host's (see [`network_is_roots`]) or `network_here` says so.
+pub fn restore(backup: &Path, root: &Path, network_here: bool) -> Result<Outcome, NodeError> {
     let plan = read_plan(backup)?;
     check_plan(&plan, backup, root)?;
     let mut outcome = Outcome::default();
@@ -180,14 +183,14 @@ pub fn restore(backup: &Path, root: &Path) -> Result<Outcome, NodeError> {
         }
     }
 
-    // With --root the files belong to another tree (a mounted node disk, a test root); the
-    // kernel objects a restore would recreate belong to the host this runs on, which is not
-    // that node. Only files are restored; the rest is listed.
-    if !is_host_root(root) {
+    // With --root the files may belong to another machine (a node's disk mounted here): the
+    // network state is recreated only where it provably belongs, never on whatever host this
+    // happens to run on. The rest is listed.
+    if !network_here && !network_is_roots(root) {
         for action in &plan.actions {
             if kernel_object(action) {
                 outcome.not_restored.push(format!(
-                    "{}: not recreated, because --root {} restores files only (kernel objects are the host's); run `cniswap node restore` on the node itself, without --root",
+                    "{}: not recreated: this network namespace is not the one of the host at --root {} (run `cniswap node restore` on that node, or add --network-here if this is its network namespace)",
                     action.describe(),
                     root.display()
                 ));
@@ -308,9 +311,20 @@ pub fn restore(backup: &Path, root: &Path) -> Result<Outcome, NodeError> {
     Ok(outcome)
 }
 
-/// Whether `root` is this host's `/` (a path that resolves to it counts).
-fn is_host_root(root: &Path) -> bool {
-    std::fs::canonicalize(root).is_ok_and(|r| r == Path::new("/"))
+/// Whether this process's network namespace is the one of the host whose filesystem is at
+/// `root`: `root` is `/`, or the root's procfs shows its init process in our namespace (the
+/// agent pod: hostNetwork and hostPID, the host's `/` at /host).
+pub fn network_is_roots(root: &Path) -> bool {
+    if std::fs::canonicalize(root).is_ok_and(|r| r == Path::new("/")) {
+        return true;
+    }
+    match (
+        std::fs::read_link(root.join("proc/1/ns/net")),
+        std::fs::read_link("/proc/self/ns/net"),
+    ) {
+        (Ok(theirs), Ok(ours)) => theirs == ours,
+        _ => false,
+    }
 }
 
 /// The actions a restore undoes with ip, nft, ipset or iptables.
@@ -429,7 +443,7 @@ mod tests {
                 tree(top.path()),
                 std::fs::read_to_string(top.path().join("victim.txt")).unwrap(),
             );
-            let err = restore(&b, &root).unwrap_err();
+            let err = restore(&b, &root, false).unwrap_err();
             assert!(
                 err.message.contains("nothing was changed"),
                 "{bad}: {}",
@@ -459,7 +473,7 @@ mod tests {
             .unwrap();
         std::fs::create_dir_all(&root).unwrap();
         backup(&b, &["etc/cni/net.d/x.conf"], 1);
-        assert!(restore(&b, &root).is_err());
+        assert!(restore(&b, &root, false).is_err());
         assert!(outside.path().join("net.d/x.conf").exists(), "not moved");
 
         // The target directory is a link out of the root.
@@ -470,7 +484,7 @@ mod tests {
         std::fs::create_dir_all(root.join("etc")).unwrap();
         std::os::unix::fs::symlink(outside.path(), root.join("etc/cni")).unwrap();
         backup(&b, &["etc/cni/net.d/x.conf"], 1);
-        assert!(restore(&b, &root).is_err());
+        assert!(restore(&b, &root, false).is_err());
         assert!(
             !outside.path().join("net.d/x.conf").exists()
                 || std::fs::read_to_string(outside.path().join("net.d/x.conf")).unwrap() == "{}"
@@ -485,7 +499,7 @@ mod tests {
     fn an_unknown_schema_version_is_refused() {
         let top = tempfile::tempdir().unwrap();
         backup(top.path(), &[], 99);
-        let err = restore(top.path(), top.path()).unwrap_err();
+        let err = restore(top.path(), top.path(), false).unwrap_err();
         assert!(err.message.contains("schema_version 99"), "{}", err.message);
     }
 
@@ -516,10 +530,13 @@ mod tests {
             serde_json::json!({"schema_version": BACKUP_SCHEMA_VERSION, "plan": plan}).to_string(),
         )
         .unwrap();
-        let outcome = restore(&b, &root).unwrap();
+        let outcome = restore(&b, &root, false).unwrap();
         assert!(outcome.restored.is_empty(), "{outcome:?}");
         assert_eq!(outcome.not_restored.len(), 2, "{outcome:?}");
-        assert!(outcome.not_restored[0].contains("--root"), "{outcome:?}");
+        assert!(
+            outcome.not_restored[0].contains("--network-here"),
+            "{outcome:?}"
+        );
         // The host has no such link (the old code ran `ip link add` here).
         assert!(!Path::new(&format!("/sys/class/net/{name}")).exists());
     }
@@ -532,7 +549,7 @@ mod tests {
         std::fs::write(b.join("files/etc/cni/net.d/10-flannel.conflist"), "{}").unwrap();
         std::fs::create_dir_all(&root).unwrap();
         backup(&b, &["etc/cni/net.d/10-flannel.conflist"], 1);
-        let outcome = restore(&b, &root).unwrap();
+        let outcome = restore(&b, &root, false).unwrap();
         assert_eq!(outcome.restored, vec!["/etc/cni/net.d/10-flannel.conflist"]);
         assert!(root.join("etc/cni/net.d/10-flannel.conflist").exists());
     }
