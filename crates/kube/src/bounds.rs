@@ -218,6 +218,61 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
+    use std::collections::VecDeque;
+
+    /// A body that yields the given chunks.
+    struct Chunks(VecDeque<Bytes>);
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    fn bounded(chunks: &[&str], limit: u64, per_line: bool) -> BoundedBody<Chunks> {
+        BoundedBody {
+            inner: Chunks(chunks.iter().map(|c| Bytes::from(c.to_string())).collect()),
+            deadline: Box::pin(tokio::time::sleep(Duration::from_secs(60))),
+            time: Exceeded::new(limits::MAX_REQUEST_SECONDS, 60),
+            bytes: Exceeded::new(limits::MAX_RESPONSE_BYTES, limit),
+            per_line,
+            seen: 0,
+        }
+    }
+
+    /// Reads the whole bounded body of `chunks` (inside a runtime: the deadline is a timer).
+    fn collect(chunks: &[&str], limit: u64, per_line: bool) -> Result<usize, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            bounded(chunks, limit, per_line)
+                .collect()
+                .await
+                .map(|c| c.to_bytes().len())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    #[test]
+    fn an_answer_over_its_bytes_fails_and_a_watch_is_counted_per_event() {
+        let events = ["{\"a\":1}\n{\"b\"", ":2}\n", "{\"c\":3}\n"];
+        // 24 bytes in all, no event over 9.
+        assert_eq!(collect(&events, 10, true), Ok(24));
+        let err = collect(&events, 10, false).unwrap_err();
+        assert!(err.contains("over the limit of 10 bytes"), "{err}");
+        assert!(err.contains("CNISWAP_MAX_RESPONSE_BYTES"), "{err}");
+        // One event longer than the budget, split over chunks.
+        let long = ["{\"a\":\"", "0123456789", "\"}\n"];
+        assert!(collect(&long, 10, true).is_err());
+    }
 
     #[test]
     fn watches_are_recognised_with_their_timeout() {

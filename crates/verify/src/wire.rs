@@ -391,6 +391,64 @@ mod tests {
     }
 
     #[test]
+    fn requests_over_the_bounds_are_refused_with_the_reason() {
+        let addr: SocketAddr = "10.0.0.1:9440".parse().unwrap();
+        let udp = |size| Check {
+            id: 1,
+            probe: Probe::UdpEcho {
+                addr,
+                size,
+                dont_fragment: false,
+            },
+        };
+        let request = |checks| CheckRequest {
+            checks,
+            timeout_ms: 1000,
+            concurrency: 8,
+        };
+        assert_eq!(request(vec![udp(65_507)]).validate(), Ok(()));
+        let err = request(vec![udp(1 << 40)]).validate().unwrap_err();
+        assert!(
+            err.contains("check 1: udp-echo size 1099511627776"),
+            "{err}"
+        );
+        assert!(
+            request(vec![udp(16); bounds::MAX_CHECKS + 1])
+                .validate()
+                .is_err()
+        );
+        let config = |n: u32, interval_ms| ProbeConfig {
+            interval_ms,
+            timeout_ms: 500,
+            targets: (0..n)
+                .map(|path| ProbeTarget {
+                    path,
+                    mode: ProbeMode::Udp { addr },
+                })
+                .collect(),
+        };
+        assert_eq!(config(2_000, 100).validate(), Ok(()));
+        assert!(
+            config(20_000, 1000)
+                .validate()
+                .unwrap_err()
+                .contains("20000 targets")
+        );
+        assert!(
+            config(5_000, 100)
+                .validate()
+                .unwrap_err()
+                .contains("probes per second")
+        );
+        assert!(
+            config(1, 1)
+                .validate()
+                .unwrap_err()
+                .contains("interval_ms 1")
+        );
+    }
+
+    #[test]
     fn mtu_payload() {
         assert_eq!(payload_for_mtu(1450, false), 1422);
         assert_eq!(payload_for_mtu(1500, true), 1452);
