@@ -488,3 +488,33 @@ fn the_policy_gap_of_a_rolling_window_is_stated() {
         "Flannel enforces no policy"
     );
 }
+
+/// Issue 17 item 6: after a cutover to Calico, a node's new pod is checked against Calico's
+/// pool (its IPAM hands out blocks of the pool, not the node's podCIDR); other targets use
+/// the node's podCIDR.
+#[test]
+fn the_calico_per_node_check_tests_the_pool() {
+    let (_dir, snapshot) = generated_snapshot(&cluster_yaml(CniKind::Flannel, 1, 2, 1, true));
+    for (target, expected) in [
+        (CniKind::Calico, Some("10.244.0.0/16")),
+        (CniKind::Cilium, None),
+    ] {
+        let output = plan(&snapshot, &options(target, StrategyChoice::Cutover)).unwrap();
+        let cidrs: Vec<Option<String>> = common::steps(&output.plan)
+            .iter()
+            .flat_map(|s| match &s.action {
+                cniswap_plan::Action::Verify { probes, .. } => probes.clone(),
+                _ => Vec::new(),
+            })
+            .filter_map(|p| match p {
+                cniswap_plan::Probe::PodAddress { cidr, .. } => Some(cidr),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(cidrs.len(), 3, "{target}: one per node");
+        assert!(
+            cidrs.iter().all(|c| c.as_deref() == expected),
+            "{target}: {cidrs:?}"
+        );
+    }
+}
