@@ -518,3 +518,38 @@ fn the_calico_per_node_check_tests_the_pool() {
         );
     }
 }
+
+/// Issue 17 item 6: a runbook reboot reads the node's boot ID first and waits for a new one,
+/// so the Ready wait after it cannot pass on the old boot's status.
+#[test]
+fn a_runbook_reboot_waits_for_a_new_boot_id() {
+    let output = common::plan_for(
+        &common::example("talos-flannel-homelab"),
+        &options(CniKind::Cilium, StrategyChoice::Rolling),
+    )
+    .unwrap();
+    let reboots: Vec<&cniswap_plan::Step> = common::steps(&output.plan)
+        .into_iter()
+        .filter(|s| matches!(s.action, cniswap_plan::Action::RebootNode { .. }))
+        .collect();
+    assert!(!reboots.is_empty());
+    for step in reboots {
+        let c = &step.commands;
+        let reboot = c.iter().position(|c| c.contains(" reboot")).unwrap();
+        assert!(
+            c[..reboot]
+                .iter()
+                .any(|c| c.starts_with("boot=$(") && c.contains("bootID")),
+            "{c:#?}"
+        );
+        let wait = c
+            .iter()
+            .position(|c| c.contains("\"$b\" != \"$boot\""))
+            .unwrap();
+        let ready = c
+            .iter()
+            .position(|c| c.contains("--for=condition=Ready"))
+            .unwrap();
+        assert!(reboot < wait && wait < ready, "{c:#?}");
+    }
+}
