@@ -488,3 +488,68 @@ fn the_policy_gap_of_a_rolling_window_is_stated() {
         "Flannel enforces no policy"
     );
 }
+
+/// Issue 17 item 6: after a cutover to Calico, a node's new pod is checked against Calico's
+/// pool (its IPAM hands out blocks of the pool, not the node's podCIDR); other targets use
+/// the node's podCIDR.
+#[test]
+fn the_calico_per_node_check_tests_the_pool() {
+    let (_dir, snapshot) = generated_snapshot(&cluster_yaml(CniKind::Flannel, 1, 2, 1, true));
+    for (target, expected) in [
+        (CniKind::Calico, Some("10.244.0.0/16")),
+        (CniKind::Cilium, None),
+    ] {
+        let output = plan(&snapshot, &options(target, StrategyChoice::Cutover)).unwrap();
+        let cidrs: Vec<Option<String>> = common::steps(&output.plan)
+            .iter()
+            .flat_map(|s| match &s.action {
+                cniswap_plan::Action::Verify { probes, .. } => probes.clone(),
+                _ => Vec::new(),
+            })
+            .filter_map(|p| match p {
+                cniswap_plan::Probe::PodAddress { cidr, .. } => Some(cidr),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(cidrs.len(), 3, "{target}: one per node");
+        assert!(
+            cidrs.iter().all(|c| c.as_deref() == expected),
+            "{target}: {cidrs:?}"
+        );
+    }
+}
+
+/// Issue 17 item 6: a runbook reboot reads the node's boot ID first and waits for a new one,
+/// so the Ready wait after it cannot pass on the old boot's status.
+#[test]
+fn a_runbook_reboot_waits_for_a_new_boot_id() {
+    let output = common::plan_for(
+        &common::example("talos-flannel-homelab"),
+        &options(CniKind::Cilium, StrategyChoice::Rolling),
+    )
+    .unwrap();
+    let reboots: Vec<&cniswap_plan::Step> = common::steps(&output.plan)
+        .into_iter()
+        .filter(|s| matches!(s.action, cniswap_plan::Action::RebootNode { .. }))
+        .collect();
+    assert!(!reboots.is_empty());
+    for step in reboots {
+        let c = &step.commands;
+        let reboot = c.iter().position(|c| c.contains(" reboot")).unwrap();
+        assert!(
+            c[..reboot]
+                .iter()
+                .any(|c| c.starts_with("boot=$(") && c.contains("bootID")),
+            "{c:#?}"
+        );
+        let wait = c
+            .iter()
+            .position(|c| c.contains("\"$b\" != \"$boot\""))
+            .unwrap();
+        let ready = c
+            .iter()
+            .position(|c| c.contains("--for=condition=Ready"))
+            .unwrap();
+        assert!(reboot < wait && wait < ready, "{c:#?}");
+    }
+}

@@ -152,7 +152,8 @@ pub fn build(b: &mut Builder) {
             steps.push(recreate);
             probes.push(Probe::PodAddress {
                 node: node.name.clone(),
-                cidr: None,
+                // Calico's IPAM hands out blocks of its own pool, not the node's podCIDR.
+                cidr: (target == CniKind::Calico).then(|| install::cluster_pod_cidr(b)),
             });
             probes.push(Probe::NodeInventory {
                 node: node.name.clone(),

@@ -520,11 +520,21 @@ impl<'a> Builder<'a> {
     /// and a node uncordoned before that fails every new pod.
     pub fn reboot(&self, node: &PlanNode, agent: CniKind) -> S {
         let address = node.ip.clone().unwrap_or_else(|| node.name.clone());
-        let mut commands = if self.cluster.talos {
-            vec![sh!("talosctl -n {} reboot --wait", address)]
+        // The node's boot ID before, and a wait for a new one after: Ready alone can still be
+        // the old boot's status when the reboot has not begun yet.
+        let mut commands = vec![sh!(
+            "boot=$(kubectl get node {} -o jsonpath='{{.status.nodeInfo.bootID}}')",
+            node.name
+        )];
+        commands.push(if self.cluster.talos {
+            sh!("talosctl -n {} reboot --wait", address)
         } else {
-            vec![sh!("ssh {} sudo systemctl reboot", address)]
-        };
+            sh!("ssh {} sudo systemctl reboot", address)
+        });
+        commands.push(sh!(
+            "t=0; until b=$(kubectl get node {} -o jsonpath='{{.status.nodeInfo.bootID}}') && [ -n \"$b\" ] && [ \"$b\" != \"$boot\" ]; do t=$((t+5)); [ $t -lt 900 ] || break; sleep 5; done",
+            node.name
+        ));
         let (ns, ds) = crate::install::agent_daemonset(self.cluster, agent);
         let node_ref = format!("node/{}", node.name);
         let ds_ref = format!("ds/{ds}");
@@ -543,7 +553,7 @@ impl<'a> Builder<'a> {
             format!("Reboot {} so no old interface or rule survives.", node.name),
             commands,
             format!(
-                "node {} is Ready again and the {agent} pod on it is Ready",
+                "node {} reports a new boot ID, is Ready again and the {agent} pod on it is Ready",
                 node.name
             ),
             1500,
