@@ -213,9 +213,8 @@ pub fn mirror_image(image: &str) -> String {
     let (first, rest) = without_digest
         .split_once('/')
         .unwrap_or(("", without_digest));
-    let path = if first.contains('.') || first.contains(':') || first == "localhost" {
-        rest.to_string()
-    } else if first.is_empty() {
+    let has_host = first.contains('.') || first.contains(':') || first == "localhost";
+    let path = if has_host || first.is_empty() {
         rest.to_string()
     } else {
         format!("{first}/{rest}")

@@ -60,9 +60,10 @@ fn host_state() -> Vec<String> {
             items.push(format!("mount {} {}", kind.unwrap(), fields[4]));
         }
     }
-    // BPF programs attached to the host's cgroup2 hierarchy (socket load balancing).
-    let tree = run("bpftool", &["cgroup", "tree", "/sys/fs/cgroup/unified"]);
-    for line in tree.lines().filter(|l| !l.trim().is_empty()) {
+    // BPF programs attached to the root of the host's cgroup2 hierarchy (where Cilium's
+    // socket load balancing attaches). Only the root: other labs' pods may come and go below.
+    let root = run("bpftool", &["cgroup", "show", "/sys/fs/cgroup/unified"]);
+    for line in root.lines().filter(|l| !l.trim().is_empty()) {
         items.push(format!("cgroup-bpf {}", line.trim()));
     }
     // The host's own network namespace: no CNI device, no CNI iptables chain.
@@ -82,15 +83,6 @@ fn host_state() -> Vec<String> {
             }
         }
     }
-    let netns = std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("cnilab"))
-                .count()
-        })
-        .unwrap_or(0);
-    items.push(format!("lab netns {netns}"));
     items.sort();
     items
 }
