@@ -418,8 +418,9 @@ pub(crate) const CNI_PROJECTS: &[Project] = &[
             Bin {
                 name: "cilium-dbg",
                 package: "github.com/cilium/cilium/cilium-dbg",
-                version_args: &["version", "--client"],
-                expect: "1.20.2",
+                // Prints the client's version, then "Daemon: ... not responding" with no agent.
+                version_args: &["version"],
+                expect: "Client: 1.20.2",
             },
             Bin {
                 name: "cilium-health-responder",
