@@ -12,12 +12,16 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     # reference CNI plugins inside throwaway network namespaces.
     # The lab (crates/lab) runs containerd and runc, and builds images from busybox-static,
     # iptables, conntrack, ipset and netbase's /etc/protocols; util-linux gives unshare/nsenter,
-    # procps kill (apply's Ctrl-C test).
+    # procps kill (apply's Ctrl-C test). Cilium's image carries clang-19 (its agent compiles the
+    # datapath at run time; Debian's default clang is too old) and bash (the chart's scripts);
+    # bpftool lets the lab tests check that nothing was attached to the host's cgroup2 root.
     apt-get install -y -qq --no-install-recommends build-essential pkg-config ca-certificates \
         iproute2 iptables nftables ipset containernetworking-plugins \
-        containerd runc busybox-static conntrack netbase util-linux procps >/dev/null
+        containerd runc busybox-static conntrack netbase util-linux procps \
+        clang-19 bash bpftool >/dev/null
 fi
-# The lab builds Kubernetes, etcd, CoreDNS, Flannel and kwok from pinned Go modules.
+# The lab builds Kubernetes, etcd, CoreDNS, Flannel, kwok, Cilium, Calico and helm from pinned
+# Go modules.
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
     export PATH="$PATH:/usr/local/go/bin"
 fi

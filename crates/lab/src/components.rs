@@ -33,6 +33,13 @@ pub const FLANNEL_VERSION: &str = "v0.28.10";
 pub const FLANNEL_CNI_VERSION: &str = "v0.9.1";
 /// kwok, the node and pod simulator.
 pub const KWOK_VERSION: &str = "v0.8.0";
+/// Cilium (agent, operator, CNI plugin, cilium-dbg, health responder) and its Helm chart.
+pub const CILIUM_VERSION: &str = "v1.20.2";
+/// Calico: the one release the Go module proxy serves (the head of release-v3.28, which is
+/// v3.28.5 plus a Makefile commit; lab/components/calico/go.mod says how it is pinned).
+pub const CALICO_VERSION: &str = "v3.28.5";
+/// helm, the real binary, which installs Cilium's chart as a user would.
+pub const HELM_VERSION: &str = "v4.3.2";
 
 /// The oldest Go that builds every pinned module (their go.mod files say `go 1.26.0`).
 const MIN_GO_MINOR: u32 = 26;
@@ -160,7 +167,8 @@ pub(crate) struct Bin {
     pub name: &'static str,
     pub package: &'static str,
     pub version_args: &'static [&'static str],
-    /// Text the version output must contain.
+    /// Text the version output must contain; empty for a binary with no way to print its
+    /// version without doing its job (Calico's `install`, which installs at once).
     pub expect: &'static str,
 }
 
@@ -177,6 +185,10 @@ pub(crate) struct Project {
     pub tags: &'static [&'static str],
     pub ldflags: &'static [&'static str],
     pub bins: &'static [Bin],
+    /// Paths in the upstream module (files or directories) kept beside the binaries, under
+    /// `<dir>/module/`: charts, manifests and sources the lab installs from the pinned release
+    /// rather than from the internet.
+    pub sources: &'static [&'static str],
     /// Extra advice when `go build` fails.
     pub build_hint: &'static str,
 }
@@ -231,6 +243,7 @@ pub(crate) const PROJECTS: &[Project] = &[
             version_args: &["--version"],
             expect: "etcd Version: 3.7.3",
         }],
+        sources: &[],
         build_hint: "",
     },
     Project {
@@ -258,6 +271,7 @@ pub(crate) const PROJECTS: &[Project] = &[
                 expect: "Client Version: v1.37.2",
             },
         ],
+        sources: &[],
         build_hint: "",
     },
     Project {
@@ -274,6 +288,7 @@ pub(crate) const PROJECTS: &[Project] = &[
             version_args: &["-version"],
             expect: "CoreDNS-1.14.6",
         }],
+        sources: &[],
         build_hint: "",
     },
     Project {
@@ -300,6 +315,7 @@ pub(crate) const PROJECTS: &[Project] = &[
             version_args: &["--version"],
             expect: "v0.28.10",
         }],
+        sources: &[],
         build_hint: "flanneld needs cgo: install gcc and the static C library (apt-get install build-essential)",
     },
     Project {
@@ -319,6 +335,7 @@ pub(crate) const PROJECTS: &[Project] = &[
             version_args: &[],
             expect: "CNI flannel plugin v0.9.1",
         }],
+        sources: &[],
         build_hint: "",
     },
     Project {
@@ -335,9 +352,168 @@ pub(crate) const PROJECTS: &[Project] = &[
             version_args: &["--version"],
             expect: "v0.8.0",
         }],
+        sources: &[],
         build_hint: "",
     },
 ];
+
+const CALICO_MODULE: &str = "github.com/projectcalico/calico";
+
+/// The CNIs a plan can install on the lab, and helm: built only for labs that run or may
+/// migrate to them ([`ensure_cni`]), since they add about a quarter of an hour of cold build.
+pub(crate) const CNI_PROJECTS: &[Project] = &[
+    Project {
+        name: "helm",
+        module: "helm.sh/helm/v4",
+        version: HELM_VERSION,
+        files: module_files!("helm"),
+        cgo: false,
+        tags: &[],
+        ldflags: &["-X helm.sh/helm/v4/internal/version.version=v4.3.2"],
+        bins: &[Bin {
+            name: "helm",
+            package: "helm.sh/helm/v4/cmd/helm",
+            version_args: &["version"],
+            expect: "v4.3.2",
+        }],
+        sources: &[],
+        build_hint: "",
+    },
+    Project {
+        name: "cilium",
+        module: "github.com/cilium/cilium",
+        version: CILIUM_VERSION,
+        files: module_files!(
+            "cilium",
+            "mcs-api-controllers-unavailable/go.mod",
+            "mcs-api-controllers-unavailable/annotation.go"
+        ),
+        // As Cilium's Makefile builds it: no cgo. ipam_provider_operator compiles the
+        // operator's cluster-pool IPAM in (the generic operator's default IPAM mode).
+        cgo: false,
+        tags: &["osusergo", "ipam_provider_operator"],
+        // pkg/version parses "<version> <revision> <date>".
+        ldflags: &[
+            "-X 'github.com/cilium/cilium/pkg/version.ciliumVersion=1.20.2 v1.20.2 2026-09-15T20:03:11Z'",
+        ],
+        bins: &[
+            Bin {
+                name: "cilium-agent",
+                package: "github.com/cilium/cilium/daemon",
+                version_args: &["--version"],
+                expect: "cilium-agent 1.20.2",
+            },
+            Bin {
+                name: "cilium-operator-generic",
+                package: "github.com/cilium/cilium/operator",
+                version_args: &["--version"],
+                expect: "1.20.2",
+            },
+            Bin {
+                name: "cilium-cni",
+                package: "github.com/cilium/cilium/plugins/cilium-cni",
+                version_args: &[],
+                expect: "1.20.2",
+            },
+            Bin {
+                name: "cilium-dbg",
+                package: "github.com/cilium/cilium/cilium-dbg",
+                // Prints the client's version, then "Daemon: ... not responding" with no agent.
+                version_args: &["version"],
+                expect: "Client: 1.20.2",
+            },
+            Bin {
+                name: "cilium-health-responder",
+                package: "github.com/cilium/cilium/cilium-health/responder",
+                version_args: &["--help"],
+                expect: "",
+            },
+        ],
+        // The chart, the datapath's C sources (compiled by the agent at run time) and the
+        // scripts the chart's init containers run.
+        sources: &[
+            "install/kubernetes/cilium",
+            "bpf",
+            "plugins/cilium-cni/install-plugin.sh",
+            "plugins/cilium-cni/cni-uninstall.sh",
+            "images/cilium/init-container.sh",
+        ],
+        build_hint: "",
+    },
+    Project {
+        name: "calico",
+        module: CALICO_MODULE,
+        version: CALICO_VERSION,
+        files: module_files!("calico"),
+        // Felix built without cgo has no libbpf: the lab runs it in iptables mode with
+        // FELIX_DebugSkipCTLBCleanup=true (manifests::calico), which skips the one BPF call
+        // an iptables-mode Felix makes at start (research: it panics otherwise).
+        cgo: false,
+        tags: &[],
+        ldflags: &[
+            "-X github.com/projectcalico/calico/node/pkg/lifecycle/startup.VERSION=v3.28.5",
+            "-X github.com/projectcalico/calico/node/buildinfo.GitVersion=v3.28.5",
+            "-X github.com/projectcalico/calico/node/buildinfo.GitRevision=a0db560f0520",
+            "-X main.VERSION=v3.28.5",
+        ],
+        bins: &[
+            Bin {
+                name: "calico-node",
+                package: "github.com/projectcalico/calico/node/cmd/calico-node",
+                version_args: &["-v"],
+                expect: "v3.28.5",
+            },
+            Bin {
+                name: "calico",
+                package: "github.com/projectcalico/calico/cni-plugin/cmd/calico",
+                version_args: &["-v"],
+                expect: "v3.28.5",
+            },
+            Bin {
+                name: "install",
+                package: "github.com/projectcalico/calico/cni-plugin/cmd/install",
+                version_args: &[],
+                expect: "",
+            },
+            Bin {
+                name: "kube-controllers",
+                package: "github.com/projectcalico/calico/kube-controllers/cmd/kube-controllers",
+                version_args: &["-version"],
+                expect: "v3.28.5",
+            },
+            Bin {
+                name: "check-status",
+                package: "github.com/projectcalico/calico/kube-controllers/cmd/check-status",
+                version_args: &[],
+                expect: "",
+            },
+        ],
+        // calico-vxlan.yaml (the manifest install without the operator), its CRDs and the
+        // Flannel migration manifests.
+        sources: &["manifests"],
+        build_hint: "",
+    },
+];
+
+/// The CNIs' binaries and the upstream files kept with them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CniComponents {
+    pub helm: Binary,
+    pub cilium_agent: Binary,
+    pub cilium_operator: Binary,
+    pub cilium_cni: Binary,
+    pub cilium_dbg: Binary,
+    pub cilium_health_responder: Binary,
+    /// Files of the cilium module (see [`Project::sources`]): `install/kubernetes/cilium` etc.
+    pub cilium_module: PathBuf,
+    pub calico_node: Binary,
+    pub calico_cni: Binary,
+    pub calico_install: Binary,
+    pub calico_kube_controllers: Binary,
+    pub calico_check_status: Binary,
+    /// Files of the calico module: `manifests/`.
+    pub calico_module: PathBuf,
+}
 
 /// Builds (or finds in the cache) every pinned component. `progress` receives one line per
 /// step that takes time ("building kubelet v1.37.2 ..."); nothing is reported for cache hits
@@ -350,37 +526,8 @@ pub fn ensure(
     cache_root: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Components, ComponentError> {
-    let go = GoToolchain::find(std::env::var_os("PATH").as_deref(), FALLBACK_GO).map_err(|message| {
-        ComponentError {
-            component: "go",
-            module: "-",
-            version: MIN_GO,
-            step: Step::Toolchain,
-            message,
-            output: String::new(),
-            hint: format!(
-                "install Go 1.{MIN_GO_MINOR} or newer from go.dev and put its bin directory on PATH \
-                 (the lab builds Kubernetes, etcd, CoreDNS, Flannel and kwok from Go modules)"
-            ),
-        }
-    })?;
-    let mut paths = Vec::new();
-    for project in PROJECTS {
-        let bin_dir = ensure_project(&go, cache_root, project, progress)?;
-        for bin in project.bins {
-            paths.push(Binary {
-                name: bin.name,
-                path: bin_dir.join(bin.name),
-                version: project.version,
-                module: project.module,
-            });
-        }
-    }
-    let mut take = |name: &str| -> Binary {
-        let index = paths.iter().position(|b| b.name == name);
-        // Every name below is in PROJECTS; a typo is caught by the unit test.
-        paths.swap_remove(index.unwrap_or_else(|| unreachable!("no component named {name}")))
-    };
+    let mut built = build_projects(PROJECTS, cache_root, progress)?;
+    let mut take = |name: &str| built.take(name);
     Ok(Components {
         etcd: take("etcd"),
         kube_apiserver: take("kube-apiserver"),
@@ -394,6 +541,105 @@ pub fn ensure(
         kwok: take("kwok"),
         kubectl: take("kubectl"),
     })
+}
+
+/// Builds (or finds in the cache) helm, Cilium and Calico, like [`ensure`].
+#[allow(
+    clippy::result_large_err,
+    reason = "a build error is rare and carries go's output for the user"
+)]
+pub fn ensure_cni(
+    cache_root: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<CniComponents, ComponentError> {
+    let mut built = build_projects(CNI_PROJECTS, cache_root, progress)?;
+    let cilium_module = built.module_dir("cilium");
+    let calico_module = built.module_dir("calico");
+    let mut take = |name: &str| built.take(name);
+    Ok(CniComponents {
+        helm: take("helm"),
+        cilium_agent: take("cilium-agent"),
+        cilium_operator: take("cilium-operator-generic"),
+        cilium_cni: take("cilium-cni"),
+        cilium_dbg: take("cilium-dbg"),
+        cilium_health_responder: take("cilium-health-responder"),
+        cilium_module,
+        calico_node: take("calico-node"),
+        calico_cni: take("calico"),
+        calico_install: take("install"),
+        calico_kube_controllers: take("kube-controllers"),
+        calico_check_status: take("check-status"),
+        calico_module,
+    })
+}
+
+/// The binaries of a set of projects, and where each project's files are.
+struct Built {
+    binaries: Vec<Binary>,
+    /// Project name -> its directory in the cache.
+    dirs: Vec<(&'static str, PathBuf)>,
+}
+
+impl Built {
+    fn take(&mut self, name: &str) -> Binary {
+        let index = self.binaries.iter().position(|b| b.name == name);
+        // Every name asked for is in the project tables; a typo is caught by the unit tests.
+        self.binaries
+            .swap_remove(index.unwrap_or_else(|| unreachable!("no component named {name}")))
+    }
+
+    fn module_dir(&self, project: &str) -> PathBuf {
+        self.dirs
+            .iter()
+            .find(|(name, _)| *name == project)
+            .map(|(_, dir)| dir.join("module"))
+            .unwrap_or_else(|| unreachable!("no project named {project}"))
+    }
+}
+
+#[allow(
+    clippy::result_large_err,
+    reason = "a build error is rare and carries go's output for the user"
+)]
+fn build_projects(
+    projects: &[Project],
+    cache_root: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Built, ComponentError> {
+    let go = GoToolchain::find(std::env::var_os("PATH").as_deref(), FALLBACK_GO).map_err(|message| {
+        ComponentError {
+            component: "go",
+            module: "-",
+            version: MIN_GO,
+            step: Step::Toolchain,
+            message,
+            output: String::new(),
+            hint: format!(
+                "install Go 1.{MIN_GO_MINOR} or newer from go.dev and put its bin directory on PATH \
+                 (the lab builds Kubernetes, etcd, CoreDNS, Flannel, kwok, Cilium, Calico and helm \
+                 from Go modules)"
+            ),
+        }
+    })?;
+    let mut built = Built {
+        binaries: Vec::new(),
+        dirs: Vec::new(),
+    };
+    for project in projects {
+        let bin_dir = ensure_project(&go, cache_root, project, progress)?;
+        for bin in project.bins {
+            built.binaries.push(Binary {
+                name: bin.name,
+                path: bin_dir.join(bin.name),
+                version: project.version,
+                module: project.module,
+            });
+        }
+        if let Some(dir) = bin_dir.parent() {
+            built.dirs.push((project.name, dir.to_path_buf()));
+        }
+    }
+    Ok(built)
 }
 
 /// Where Go usually is when it is not on PATH (sudo's secure_path drops /usr/local/go/bin).
@@ -474,6 +720,9 @@ pub(crate) fn cache_key(project: &Project, go_version: &str) -> String {
         field("bin", bin.name);
         field("package", bin.package);
     }
+    for source in project.sources {
+        field("source", source);
+    }
     field("go", go_version);
     let digest = hash.finalize();
     let mut key = String::new();
@@ -497,6 +746,10 @@ fn is_complete(dir: &Path, project: &Project) -> bool {
         .bins
         .iter()
         .all(|b| dir.join("bin").join(b.name).is_file())
+        && project
+            .sources
+            .iter()
+            .all(|source| dir.join("module").join(source).exists())
         && dir.join("build.json").is_file()
 }
 
@@ -606,6 +859,24 @@ pub(crate) fn ensure_project(
         )
         })?;
     let download_secs = started.elapsed().as_secs_f64();
+    if !project.sources.is_empty() {
+        let module_dir = go_env
+            .run(&src, &["list", "-m", "-f", "{{.Dir}}", project.module])
+            .map_err(|(message, output)| {
+                err(
+                    Step::Download,
+                    message,
+                    output,
+                    "`go mod download` succeeded but go cannot say where the module is".into(),
+                )
+            })?;
+        copy_sources(
+            Path::new(module_dir.trim()),
+            &scratch.join("module"),
+            project.sources,
+        )
+        .map_err(|e| cache_err("cannot copy the module's files into", &scratch, e))?;
+    }
 
     let mut build_secs = Vec::new();
     let ldflags = std::iter::once("-s -w")
@@ -643,7 +914,7 @@ pub(crate) fn ensure_project(
         ));
         build_secs.push((bin.name, secs));
     }
-    for bin in project.bins {
+    for bin in project.bins.iter().filter(|b| !b.expect.is_empty()) {
         check_version(&bin_dir.join(bin.name), bin).map_err(|(message, output)| {
             err(
                 Step::Stamp,
@@ -693,8 +964,9 @@ impl<'a> GoEnv<'a> {
         }
     }
 
-    /// Runs `nice -n 10 go ARGS` in `dir`; on failure returns a message and the output's tail.
-    fn run(&self, dir: &Path, args: &[&str]) -> Result<(), (String, String)> {
+    /// Runs `nice -n 10 go ARGS` in `dir` and returns its standard output; on failure returns
+    /// a message and the output's tail.
+    fn run(&self, dir: &Path, args: &[&str]) -> Result<String, (String, String)> {
         let mut cmd = Command::new("nice");
         cmd.arg("-n")
             .arg("10")
@@ -723,7 +995,7 @@ impl<'a> GoEnv<'a> {
             .output()
             .map_err(|e| (format!("could not run {shown}: {e}"), String::new()))?;
         if output.status.success() {
-            return Ok(());
+            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
         let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&output.stderr));
@@ -732,6 +1004,34 @@ impl<'a> GoEnv<'a> {
             tail(&text, OUTPUT_TAIL_LINES),
         ))
     }
+}
+
+/// Copies `sources` (files or directories, relative to `module_dir`) to the same paths under
+/// `to`, writable by their owner (the module cache is read-only).
+fn copy_sources(module_dir: &Path, to: &Path, sources: &[&str]) -> std::io::Result<()> {
+    for source in sources {
+        copy_tree(&module_dir.join(source), &to.join(source))?;
+    }
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = fs::metadata(from)?;
+    if meta.is_dir() {
+        fs::create_dir_all(to)?;
+        for entry in fs::read_dir(from)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        return Ok(());
+    }
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::copy(from, to)?;
+    let mode = meta.permissions().mode() | 0o200;
+    fs::set_permissions(to, fs::Permissions::from_mode(mode))
 }
 
 /// The last `n` lines of `text`.
@@ -848,6 +1148,7 @@ mod tests {
                 version_args: &[],
                 expect,
             }])),
+            sources: &[],
             build_hint: "",
         }
     }
@@ -879,6 +1180,49 @@ mod tests {
             assert!(names.contains(&name), "{name} is not built by any project");
         }
         assert_eq!(names.len(), 11);
+    }
+
+    #[test]
+    fn every_cni_component_field_names_a_pinned_binary() {
+        let names: Vec<&str> = CNI_PROJECTS
+            .iter()
+            .flat_map(|p| p.bins.iter().map(|b| b.name))
+            .collect();
+        for name in [
+            "helm",
+            "cilium-agent",
+            "cilium-operator-generic",
+            "cilium-cni",
+            "cilium-dbg",
+            "cilium-health-responder",
+            "calico-node",
+            "calico",
+            "install",
+            "kube-controllers",
+            "check-status",
+        ] {
+            assert!(names.contains(&name), "{name} is not built by any project");
+        }
+        assert_eq!(names.len(), 11);
+    }
+
+    #[test]
+    fn module_sources_are_kept_beside_the_binaries() {
+        let go = go();
+        let cache = tempfile::tempdir().expect("tempdir");
+        let mut project = hello(HELLO_FILES, "hello v1.2.3");
+        project.sources = &["main.go"];
+        let bin = ensure_project(&go, cache.path(), &project, &mut |_| {}).expect("build");
+        let kept = bin.parent().expect("dir").join("module/main.go");
+        let text = fs::read_to_string(&kept).expect("kept");
+        assert!(text.contains("var version"), "{text}");
+        // A different list of sources is a different build.
+        let mut other = project;
+        other.sources = &[];
+        assert_ne!(
+            cache_key(&project, &go.version),
+            cache_key(&other, &go.version)
+        );
     }
 
     #[test]

@@ -48,6 +48,11 @@ const LAB_FILES: &[&str] = &[
     "audit-policy.yaml",
     "scheduler.yaml",
     "users",
+    // What a plan installs from (crates/lab/src/cni.rs) and helm's own directories.
+    "charts",
+    "values",
+    "manifests",
+    "helm",
 ];
 
 fn remove_lab_files(dir: &Path) -> Result<()> {

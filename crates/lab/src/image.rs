@@ -8,6 +8,7 @@
 
 mod archive;
 mod closure;
+pub mod cni;
 mod host;
 mod lab;
 mod layer;

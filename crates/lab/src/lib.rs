@@ -12,6 +12,7 @@
 //! Flannel (VXLAN, the `kube-flannel` DaemonSet as Talos deploys it), kube-proxy (iptables) and
 //! CoreDNS installed as a kubeadm cluster has them.
 
+pub mod cni;
 pub mod components;
 pub mod control_plane;
 pub mod dataplane;
@@ -28,6 +29,7 @@ pub mod status;
 
 mod cluster;
 mod down;
+mod install;
 mod up;
 
 pub use cluster::Cluster;

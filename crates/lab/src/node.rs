@@ -78,6 +78,10 @@ pub fn create_mount_namespace(record: &NodeRecord) -> Result<()> {
             record.dir.join("root").join(dir).display()
         ));
     }
+    // Shared within the node (new peer groups: nothing reaches the host), as on a systemd
+    // host: CNI pods mount hostPaths with HostToContainer or Bidirectional propagation, which
+    // containerd accepts only from a shared (or slave) mount.
+    script.push_str("mount --make-rshared /\n");
     run(
         "nsenter",
         &[

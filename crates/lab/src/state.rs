@@ -34,6 +34,12 @@ pub struct State {
     pub nodes: Vec<NodeRecord>,
     pub images: Vec<String>,
     pub kubeconfig: Option<PathBuf>,
+    /// The CNI the lab started on.
+    #[serde(default)]
+    pub cni: crate::cni::Cni,
+    /// The charts, values and manifests a plan installs from, when the lab has them.
+    #[serde(default)]
+    pub install_files: Option<crate::cni::InstallFiles>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

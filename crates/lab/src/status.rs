@@ -16,6 +16,12 @@ pub struct Status {
     pub nodes: Vec<NodeStatus>,
     pub components: Vec<ComponentStatus>,
     pub images: Vec<String>,
+    /// The CNI the lab started on (`flannel`, `calico`, `cilium`).
+    pub cni: crate::cni::Cni,
+    /// Per target CNI, the arguments `cniswap plan` needs on this lab (local chart and
+    /// manifests, the image mirror, the node agent image); empty when the lab was brought up
+    /// without the other CNIs' images.
+    pub plan_flags: serde_json::Value,
 }
 
 #[derive(Debug, Serialize)]
@@ -81,6 +87,18 @@ impl Status {
                 })
                 .collect(),
             images: state.images.clone(),
+            cni: state.cni,
+            plan_flags: match &state.install_files {
+                Some(files) => crate::cni::plan_flags(
+                    files,
+                    state
+                        .images
+                        .iter()
+                        .find(|i| i.contains("/cniswap:"))
+                        .map(String::as_str),
+                ),
+                None => serde_json::json!({}),
+            },
         })
     }
 }

@@ -2,7 +2,8 @@
 //! when every node is Ready and Flannel, kube-proxy and CoreDNS run.
 
 use crate::cluster::Cluster;
-use crate::components::{self, Components};
+use crate::cni::{Cni, InstallFiles, KubeProxy, LabNetwork};
+use crate::components::{self, CniComponents, Components};
 use crate::control_plane::Started;
 use crate::control_plane::{self, ApiServerArgs, ClusterNetwork, ControlPlaneFiles, Ports};
 use crate::error::{LabError, Result};
@@ -10,7 +11,7 @@ use crate::manifests::{self, Images, Settings};
 use crate::pki::{Pki, kubeconfig};
 use crate::process;
 use crate::state::{NodeRecord, State};
-use crate::{down, image, kwok, network, node};
+use crate::{cni, down, image, install, kwok, network, node};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -33,6 +34,14 @@ pub struct Options {
     pub detached: bool,
     /// Where built components and images are cached.
     pub cache: PathBuf,
+    /// The CNI the lab starts on.
+    pub cni: Cni,
+    /// kube-proxy, or none (Cilium's replacement, refused: see [`KubeProxy`]).
+    pub kube_proxy: KubeProxy,
+    /// Also build and import Cilium's and Calico's images and write their install files
+    /// (`plan_flags`), so that a plan can migrate the lab to any CNI. Always done for a lab
+    /// that starts on Cilium or Calico.
+    pub every_cni: bool,
 }
 
 impl Options {
@@ -44,6 +53,9 @@ impl Options {
             kwok_pods_per_node: 0,
             detached: false,
             cache: components::default_cache(),
+            cni: Cni::Flannel,
+            kube_proxy: KubeProxy::Iptables,
+            every_cni: false,
         }
     }
 }
@@ -58,6 +70,10 @@ pub struct Lab {
     pub images: Images,
     pub kubeconfig: PathBuf,
     pub api_server: String,
+    /// Cilium, Calico and helm, when the lab runs or may migrate to them.
+    pub cni_components: Option<CniComponents>,
+    /// What a plan installs from (`DIR/charts`, `DIR/manifests`, `DIR/values`).
+    pub install_files: Option<InstallFiles>,
     pki: Option<Pki>,
     files: Option<ControlPlaneFiles>,
     children: Vec<std::process::Child>,
@@ -71,6 +87,9 @@ impl Lab {
     /// Brings a lab up and returns when it is ready. On failure everything made so far is
     /// removed again, and the error names the component with the end of its log.
     pub async fn up(options: Options, progress: Progress<'_>) -> Result<Lab> {
+        if options.kube_proxy == KubeProxy::None {
+            return Err(LabError::Other(KubeProxy::REFUSED.into()));
+        }
         down::sweep_stale();
         std::fs::create_dir_all(options.dir.join("logs"))
             .map_err(LabError::io(format!("create {}", options.dir.display())))?;
@@ -85,8 +104,24 @@ impl Lab {
         }
         progress("building or reusing the pinned components");
         let components = components::ensure(&options.cache, &mut |m| progress(m))?;
+        let cni_components = if options.every_cni || options.cni != Cni::Flannel {
+            progress("building or reusing Cilium, Calico and helm");
+            Some(components::ensure_cni(&options.cache, &mut |m| {
+                progress(m)
+            })?)
+        } else {
+            None
+        };
         progress("building or reusing the images");
         let mut images = image::lab_images(&options.cache, &components, &mut |m| progress(m))?;
+        if let Some(cni) = &cni_components {
+            images.extend(image::cni::all(
+                &options.cache,
+                cni,
+                &components.kubectl.path,
+                &mut |m| progress(m),
+            )?);
+        }
         if let Some(binary) = std::env::var_os("CNISWAP_BINARY") {
             // The cniswap image of the build under test (verify's probes, apply's node agent),
             // in the lab's directory: it changes with every build, so it is not cached.
@@ -105,6 +140,8 @@ impl Lab {
             detached: options.detached,
             bridge: Some(network::bridge_name(index)),
             images: images.iter().map(|i| i.reference.clone()).collect(),
+            cni: options.cni,
+            install_files: cni_components.as_ref().map(|_| InstallFiles::under(&dir)),
             ..State::default()
         };
         state.save(&dir)?;
@@ -133,6 +170,8 @@ impl Lab {
             images: lab_image_refs(&images),
             kubeconfig,
             api_server,
+            install_files: cni_components.as_ref().map(|_| InstallFiles::under(&dir)),
+            cni_components,
             pki: None,
             files: None,
             children: Vec::new(),
@@ -214,6 +253,7 @@ impl Lab {
 
         let settings = self.settings();
         cluster.apply(&manifests::kubeadm_config(&settings)).await?;
+        self.write_install_files()?;
 
         let mut node_names = Vec::new();
         for n in 0..options.real_nodes {
@@ -227,13 +267,17 @@ impl Lab {
             node_names.push(name);
         }
 
+        let cni = options.cni;
         if !node_names.is_empty() {
-            progress("installing Flannel, kube-proxy and CoreDNS");
+            progress(&format!("installing {cni}, kube-proxy and CoreDNS"));
             let settings = self.settings();
-            let mut objects = manifests::flannel(&settings);
-            objects.extend(manifests::kube_proxy(&settings));
+            let mut objects = manifests::kube_proxy(&settings);
+            if cni == Cni::Flannel {
+                objects.extend(manifests::flannel(&settings));
+            }
             objects.extend(manifests::coredns(&settings, node_names.len().min(2)));
             cluster.apply(&objects).await?;
+            self.install_cni(cni)?;
             cluster
                 .wait_nodes_ready(&node_names, Duration::from_secs(240))
                 .await
@@ -251,12 +295,22 @@ impl Lab {
         }
 
         if !node_names.is_empty() {
-            progress("waiting for Flannel, kube-proxy and CoreDNS");
+            progress(&format!("waiting for {cni}, kube-proxy and CoreDNS"));
             let timeout = Duration::from_secs(300);
-            cluster
-                .wait_daemonset("kube-system", "kube-flannel", timeout)
-                .await
-                .map_err(|e| self.explain_nodes(e))?;
+            // Three Cilium agents compile their datapath at once on a busy machine.
+            let cni_timeout = Duration::from_secs(900);
+            for (daemonset, deployment) in cni_workloads(cni) {
+                cluster
+                    .wait_daemonset("kube-system", daemonset, cni_timeout)
+                    .await
+                    .map_err(|e| self.explain_nodes(e))?;
+                if let Some(deployment) = deployment {
+                    cluster
+                        .wait_deployment("kube-system", deployment, cni_timeout)
+                        .await
+                        .map_err(|e| self.explain_nodes(e))?;
+                }
+            }
             cluster
                 .wait_daemonset("kube-system", "kube-proxy", timeout)
                 .await
@@ -274,6 +328,45 @@ impl Lab {
             self.kubeconfig.display()
         ));
         Ok(())
+    }
+
+    /// Writes the charts, values and manifests a plan installs from (and the lab, for its
+    /// own CNI) under the lab's directory.
+    fn write_install_files(&self) -> Result<()> {
+        let (Some(files), Some(cni)) = (&self.install_files, &self.cni_components) else {
+            return Ok(());
+        };
+        let settings = self.settings();
+        let port = self.ports.apiserver;
+        let host = network::gateway(self.state.index).to_string();
+        cni::write_install_files(
+            files,
+            &cni.cilium_module,
+            &cni.calico_module,
+            &LabNetwork {
+                api_host: &host,
+                api_port: port,
+                pod_cidr: &self.network.pod_cidr,
+            },
+            &manifests::flannel(&settings),
+        )
+    }
+
+    /// Installs Cilium (helm) or Calico (kubectl); Flannel goes in with the other add-ons.
+    fn install_cni(&self, cni: Cni) -> Result<()> {
+        let (Some(files), Some(built)) = (&self.install_files, &self.cni_components) else {
+            return match cni {
+                Cni::Flannel => Ok(()),
+                other => Err(LabError::Other(format!(
+                    "{other} needs the CNI components, which were not built"
+                ))),
+            };
+        };
+        match cni {
+            Cni::Flannel => Ok(()),
+            Cni::Calico => install::calico(&self.components.kubectl.path, &self.kubeconfig, files),
+            Cni::Cilium => install::cilium(&built.helm.path, &self.kubeconfig, &self.dir, files),
+        }
     }
 
     /// What the add-on manifests are rendered with.
@@ -632,6 +725,15 @@ where
             ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The DaemonSet (and Deployment) that must be ready before a lab on `cni` is.
+fn cni_workloads(cni: Cni) -> &'static [(&'static str, Option<&'static str>)] {
+    match cni {
+        Cni::Flannel => &[("kube-flannel", None)],
+        Cni::Calico => &[("calico-node", Some("calico-kube-controllers"))],
+        Cni::Cilium => &[("cilium", Some("cilium-operator"))],
     }
 }
 

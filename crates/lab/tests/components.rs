@@ -119,3 +119,48 @@ fn every_component_builds_and_reports_its_pinned_version() {
     assert_eq!(again, built);
     assert!(lines.iter().all(|l| !l.contains("building")), "{lines:?}");
 }
+
+#[test]
+fn cilium_calico_and_helm_build_with_their_pinned_versions_and_module_files() {
+    let cache = components::default_cache();
+    let started = Instant::now();
+    let built = components::ensure_cni(&cache, &mut |line| eprintln!("[components] {line}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "[components] ensure_cni took {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        output(&built.cilium_agent.path, &["--version"]).contains("cilium-agent 1.20.2 v1.20.2")
+    );
+    assert!(output(&built.helm.path, &["version"]).contains("v4.3.2"));
+    assert!(output(&built.calico_node.path, &["-v"]).contains("v3.28.5"));
+    assert!(output(&built.calico_kube_controllers.path, &["-version"]).contains("v3.28.5"));
+    // Cilium's datapath is compiled from these at run time; its chart and Calico's manifests
+    // are what a plan installs.
+    for file in [
+        "install/kubernetes/cilium/Chart.yaml",
+        "install/kubernetes/cilium/templates/cilium-agent/daemonset.yaml",
+        "bpf/bpf_lxc.c",
+        "plugins/cilium-cni/install-plugin.sh",
+    ] {
+        assert!(built.cilium_module.join(file).is_file(), "{file}");
+    }
+    let chart = std::fs::read_to_string(
+        built
+            .cilium_module
+            .join("install/kubernetes/cilium/Chart.yaml"),
+    )
+    .unwrap_or_default();
+    assert!(chart.contains("version: 1.20.2"), "{chart}");
+    for file in [
+        "manifests/calico-vxlan.yaml",
+        "manifests/flannel-migration/migration-job.yaml",
+    ] {
+        assert!(built.calico_module.join(file).is_file(), "{file}");
+    }
+    // No cgo: nothing to find at run time in an image.
+    for bin in [&built.cilium_agent, &built.calico_node, &built.helm] {
+        assert!(is_static(&bin.path), "{} is dynamic", bin.path.display());
+    }
+}

@@ -713,3 +713,98 @@ fn pause_reaps_orphans_and_exits_on_sigterm() {
     };
     assert!(status.success(), "pause exited with {status}");
 }
+
+/// The CNI images, under the mirror's names, run what their chart and manifests run: Cilium's
+/// clang (with its whole library closure) and agent, the chart's bash scripts, Calico's node,
+/// CNI plugin and kube-controllers, and the migration controller's kubectl.
+#[test]
+fn cni_images_run_what_their_chart_and_manifests_run() {
+    require_root();
+    let cache = components::default_cache();
+    let built = components();
+    let cni = components::ensure_cni(&cache, &mut |l| eprintln!("[components] {l}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let images = image::cni::all(&cache, &cni, &built.kubectl.path, &mut |l| {
+        eprintln!("[images] {l}")
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    for image in &images {
+        report(image);
+    }
+    let by_reference = |reference: &str| {
+        images
+            .iter()
+            .find(|i| i.reference == reference)
+            .unwrap_or_else(|| panic!("no image {reference}"))
+    };
+    let id = |what: &str| format!("cniswap-img-{}-{what}", std::process::id());
+    let containerd = Containerd::start("cni");
+    for image in &images {
+        containerd.import(image);
+    }
+
+    let cilium = by_reference("lab.cniswap.local/cilium/cilium:v1.20.2");
+    let clang = containerd.run_ok(&id("clang"), &[], cilium, &["clang", "--version"]);
+    assert!(clang.contains("clang version 19."), "{clang}");
+    let agent = containerd.run_ok(&id("agent"), &[], cilium, &["cilium-agent", "--version"]);
+    assert!(agent.contains("cilium-agent 1.20.2"), "{agent}");
+    let tools = containerd.run_ok(
+        &id("tools"),
+        &[],
+        cilium,
+        &[
+            "bash",
+            "-c",
+            "test -x /install-plugin.sh && test -x /init-container.sh && \
+             test -f /var/lib/cilium/bpf/bpf_lxc.c && test -x /opt/cni/bin/cilium-cni && \
+             command -v cilium-health-responder ipset iptables-nft-save iptables-legacy-save \
+             >/dev/null && ip -V",
+        ],
+    );
+    assert!(tools.contains("iproute2"), "{tools}");
+
+    let operator = by_reference("lab.cniswap.local/cilium/operator-generic:v1.20.2");
+    let version = containerd.run_ok(
+        &id("operator"),
+        &[],
+        operator,
+        &["cilium-operator-generic", "--version"],
+    );
+    assert!(version.contains("1.20.2"), "{version}");
+
+    let node = by_reference("lab.cniswap.local/calico/node:v3.28.5");
+    let version = containerd.run_ok(&id("calico-node"), &[], node, &["/bin/calico-node", "-v"]);
+    assert_eq!(version.trim(), "v3.28.5");
+    assert_eq!(entrypoint_of(node), ["/usr/local/bin/start-calico-node"]);
+
+    let cni_image = by_reference("lab.cniswap.local/calico/cni:v3.28.5");
+    let plugins = containerd.run_ok(
+        &id("calico-cni"),
+        &[],
+        cni_image,
+        &["/opt/cni/bin/calico-ipam", "-v"],
+    );
+    assert_eq!(plugins.trim(), "v3.28.5");
+
+    let controllers = by_reference("lab.cniswap.local/calico/kube-controllers:v3.28.5");
+    let version = containerd.run_ok(
+        &id("kube-controllers"),
+        &[],
+        controllers,
+        &["/usr/bin/kube-controllers", "-version"],
+    );
+    assert_eq!(version.trim(), "v3.28.5");
+
+    let migration = by_reference("lab.cniswap.local/calico/flannel-migration-controller:v3.28.5");
+    let kubectl = containerd.run_ok(
+        &id("kubectl"),
+        &[],
+        migration,
+        &["/usr/bin/kubectl", "version", "--client"],
+    );
+    assert!(kubectl.contains("v1.37.2"), "{kubectl}");
+}
+
+fn entrypoint_of(image: &Image) -> Vec<String> {
+    entrypoint(&image::read_archive(&image.archive).expect("archive"))
+}

@@ -86,10 +86,11 @@ fn up_status_down_leaves_nothing_behind() {
                 "5",
                 "--kwok-pods-per-node",
                 "4",
+                "--only-cni",
             ])
         }
     });
-    let out = lab(&["up", "--dir", real_str, "--real-nodes", "3"]);
+    let out = lab(&["up", "--dir", real_str, "--real-nodes", "3", "--only-cni"]);
     let kwok_out = kwok_lab.join().unwrap();
     let cleanup = || {
         let _ = lab(&["down", "--dir", real_str]);
@@ -112,6 +113,12 @@ fn up_status_down_leaves_nothing_behind() {
     let roles: Vec<&str> = nodes.iter().map(|n| n["role"].as_str().unwrap()).collect();
     let checks = std::panic::catch_unwind(|| {
         assert_eq!(roles, ["control-plane", "worker", "worker"], "{json:#}");
+        assert_eq!(json["cni"], "flannel", "{json:#}");
+        assert_eq!(
+            json["plan_flags"],
+            serde_json::json!({}),
+            "--only-cni: no other CNI to plan for"
+        );
         for node in nodes {
             for key in ["name", "netns", "ip", "uplink"] {
                 assert!(!node[key].as_str().unwrap().is_empty(), "{key}: {node}");
@@ -199,6 +206,7 @@ fn a_directory_holding_a_lab_is_refused() {
         root.path().to_str().unwrap(),
         "--real-nodes",
         "0",
+        "--only-cni",
     ]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -214,7 +222,14 @@ fn a_component_that_cannot_start_is_named_with_its_log() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("etcd"), "not a directory").unwrap();
     let before = host_footprint();
-    let out = lab(&["up", "--dir", dir.to_str().unwrap(), "--real-nodes", "0"]);
+    let out = lab(&[
+        "up",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--real-nodes",
+        "0",
+        "--only-cni",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("etcd did not start"), "{stderr}");

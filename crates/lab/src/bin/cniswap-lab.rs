@@ -1,6 +1,7 @@
 //! `scripts/lab`: bring a real Kubernetes lab up on this machine, show it, take it down.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use cniswap_lab::cni::{Cni, KubeProxy};
 use cniswap_lab::{Lab, Options, Status};
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,7 +11,8 @@ use std::process::ExitCode;
 ///
 /// The control plane (etcd, kube-apiserver, controller-manager, scheduler) runs on the host;
 /// real nodes are network namespaces on a bridge, each with its own containerd, kubelet,
-/// kube-proxy (iptables) and Flannel (VXLAN); kwok adds simulated nodes. Needs root.
+/// kube-proxy (iptables) and a CNI (Flannel, Calico or Cilium; the others' images and install
+/// files are ready for a migration); kwok adds simulated nodes. Needs root.
 ///
 /// Exit codes: 0 done, 1 `check` found a failing probe, 2 the lab could not be brought up,
 /// checked or taken down (the error names the component and shows the end of its log).
@@ -42,6 +44,18 @@ enum Command {
         /// Where built components and images are cached.
         #[arg(long, env = "CNISWAP_LAB_CACHE")]
         cache: Option<PathBuf>,
+        /// The CNI the lab starts on: Flannel (VXLAN 4789), Calico (its manifest, VXLAN) or
+        /// Cilium (its chart, installed with helm; VXLAN 8473).
+        #[arg(long, value_enum, default_value_t = CniArg::Flannel)]
+        cni: CniArg,
+        /// iptables: kube-proxy as kubeadm runs it. none (Cilium's kube-proxy replacement) is
+        /// refused: it needs a cgroup root per node, which the lab's nodes do not have.
+        #[arg(long, value_enum, default_value_t = KubeProxyArg::Iptables)]
+        kube_proxy: KubeProxyArg,
+        /// Only the CNI the lab starts on: skip the other CNIs' images and install files (a
+        /// faster start; `status` then gives no plan flags for them).
+        #[arg(long)]
+        only_cni: bool,
     },
     /// Show the lab's nodes (network namespace, IP, role, host-side uplink), components
     /// (PID, log, health) and images.
@@ -64,6 +78,19 @@ enum Command {
         #[arg(long)]
         dir: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CniArg {
+    Flannel,
+    Calico,
+    Cilium,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KubeProxyArg {
+    Iptables,
+    None,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -102,8 +129,21 @@ fn run(command: Command) -> cniswap_lab::Result<Result<(), ProbesFailed>> {
             kwok_nodes,
             kwok_pods_per_node,
             cache,
+            cni,
+            kube_proxy,
+            only_cni,
         } => {
             let mut options = Options::new(dir);
+            options.cni = match cni {
+                CniArg::Flannel => Cni::Flannel,
+                CniArg::Calico => Cni::Calico,
+                CniArg::Cilium => Cni::Cilium,
+            };
+            options.kube_proxy = match kube_proxy {
+                KubeProxyArg::Iptables => KubeProxy::Iptables,
+                KubeProxyArg::None => KubeProxy::None,
+            };
+            options.every_cni = !only_cni;
             options.real_nodes = real_nodes;
             options.kwok_nodes = kwok_nodes;
             options.kwok_pods_per_node = kwok_pods_per_node;
@@ -130,6 +170,7 @@ fn run(command: Command) -> cniswap_lab::Result<Result<(), ProbesFailed>> {
                 }
                 Format::Text => {
                     let _ = writeln!(out, "API server  {}", status.api_server);
+                    let _ = writeln!(out, "CNI         {}", status.cni);
                     if let Some(kubeconfig) = &status.kubeconfig {
                         let _ = writeln!(out, "kubeconfig  {}", kubeconfig.display());
                     }

@@ -40,7 +40,7 @@ pub struct Image {
     pub size: u64,
 }
 
-fn config(entrypoint: &[&str], cmd: &[&str]) -> RunConfig {
+pub(super) fn config(entrypoint: &[&str], cmd: &[&str]) -> RunConfig {
     RunConfig {
         entrypoint: entrypoint.iter().map(|s| s.to_string()).collect(),
         cmd: cmd.iter().map(|s| s.to_string()).collect(),
@@ -57,7 +57,25 @@ fn cached(
     layer: &Layer,
     run: &RunConfig,
 ) -> Result<Image, ImageError> {
-    let reference = format!("{REGISTRY}/{name}:{tag}");
+    cached_as(
+        cache_root,
+        name,
+        &format!("{REGISTRY}/{name}:{tag}"),
+        layer,
+        run,
+    )
+}
+
+/// [`cached`] under any reference (`reference`'s tag names the archive).
+pub(super) fn cached_as(
+    cache_root: &Path,
+    name: &str,
+    reference: &str,
+    layer: &Layer,
+    run: &RunConfig,
+) -> Result<Image, ImageError> {
+    let reference = reference.to_string();
+    let tag = reference.rsplit(':').next().unwrap_or("latest").to_string();
     let mut hash = Sha256::new();
     hash.update(reference.as_bytes());
     hash.update(format!("{run:?}").as_bytes());

@@ -187,6 +187,30 @@ impl Layer {
         Ok(self)
     }
 
+    /// Host directory `host` with everything under it (files with their modes, directories,
+    /// symlinks as they are), at `path`: source trees such as Cilium's `bpf/`.
+    pub fn host_tree(&mut self, host: &Path, path: &str) -> Result<&mut Self, ImageError> {
+        let meta = fs::symlink_metadata(host).map_err(|e| ImageError::io(host, e))?;
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(host).map_err(|e| ImageError::io(host, e))?;
+            return self.symlink(path, &target.to_string_lossy());
+        }
+        if meta.is_file() {
+            return self.host_file(host, path);
+        }
+        self.dir(path, meta.permissions().mode() & 0o7777)?;
+        let mut names: Vec<_> = fs::read_dir(host)
+            .map_err(|e| ImageError::io(host, e))?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        names.sort();
+        for name in names {
+            let child = format!("{}/{}", path.trim_end_matches('/'), name.to_string_lossy());
+            self.host_tree(&host.join(&name), &child)?;
+        }
+        Ok(self)
+    }
+
     /// Whether `path` is in the layer.
     pub fn contains(&self, path: &str) -> bool {
         normalize(path).is_ok_and(|k| self.entries.contains_key(&k))
