@@ -1,8 +1,8 @@
 //! `cniswap plan`: wiring of the source, facts, planner and the plan directory.
 
 use crate::args::{
-    FormatOrDir, InstallArg, KubeProxyArg, OutDirArgs, OutputFormat, PlanStrategyArg, SourceArgs,
-    TargetCni,
+    FormatOrDir, InstallArg, KubeProxyArg, OfflineArgs, OutDirArgs, OutputFormat, PlanStrategyArg,
+    SourceArgs, TargetCni,
 };
 use crate::error::CliError;
 use crate::render::{BOLD, DIM, GREEN, RED, count, finding_line};
@@ -21,6 +21,7 @@ pub struct PlanArgs {
     pub values: Vec<PathBuf>,
     pub batch_size: usize,
     pub agent_image: Option<String>,
+    pub offline: OfflineArgs,
     pub out: OutDirArgs,
     pub output: Option<FormatOrDir>,
     pub force: bool,
@@ -37,6 +38,8 @@ pub fn run(args: PlanArgs) -> Result<u8, CliError> {
     for path in &args.values {
         values.push(crate::values::read(path)?);
     }
+    // Local charts and manifests are read (and refused) before the cluster is.
+    let local = crate::offline::read(&args.offline)?;
     let snapshot = source::acquire(&args.source)?;
     let facts = cniswap_facts::detect(&snapshot);
     let options = PlanOptions {
@@ -57,6 +60,7 @@ pub fn run(args: PlanArgs) -> Result<u8, CliError> {
         }),
         install: args.install.map(|i| match i {
             InstallArg::Helm => InstallChoice::Helm,
+            InstallArg::Manifest => InstallChoice::Manifest,
             InstallArg::Manifests => InstallChoice::Manifests,
             InstallArg::TalosUrls => InstallChoice::TalosUrls,
             InstallArg::Omni => InstallChoice::Omni,
@@ -64,6 +68,7 @@ pub fn run(args: PlanArgs) -> Result<u8, CliError> {
         values,
         batch_size: args.batch_size,
         agent_image: args.agent_image,
+        local,
     };
     let output = cniswap_plan::plan(&snapshot, &facts, &options)
         .map_err(|e| CliError::other(e.message, e.help))?;

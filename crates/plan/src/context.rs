@@ -27,6 +27,8 @@ pub enum KubeProxyChoice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstallChoice {
     Helm,
+    /// The CNI's own manifest, applied with kubectl (Calico's calico.yaml, no operator).
+    Manifest,
     Manifests,
     TalosUrls,
     Omni,
@@ -36,6 +38,7 @@ impl InstallChoice {
     pub fn as_str(self) -> &'static str {
         match self {
             InstallChoice::Helm => "helm",
+            InstallChoice::Manifest => "manifest",
             InstallChoice::Manifests => "manifests",
             InstallChoice::TalosUrls => "talos-urls",
             InstallChoice::Omni => "omni",
@@ -54,6 +57,9 @@ pub struct PlanOptions {
     pub batch_size: usize,
     /// The node agent image (`--agent-image`); default [`default_agent_image`].
     pub agent_image: Option<String>,
+    /// Local charts, manifests and an image mirror (`--chart`, `--manifest`,
+    /// `--image-registry`): installs that never reach the internet.
+    pub local: crate::local::LocalSources,
 }
 
 /// The node agent image of this build.

@@ -27,6 +27,7 @@ pub fn options(target: CniKind, strategy: StrategyChoice) -> PlanOptions {
         values: Vec::new(),
         batch_size: 1,
         agent_image: None,
+        local: Default::default(),
     }
 }
 
