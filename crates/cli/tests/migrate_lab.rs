@@ -4,13 +4,13 @@
 //! whose outsider must stay shut out), `cniswap verify --continuous` from before the first step
 //! to after the last, `cniswap plan --live` and `cniswap apply --yes`.
 //!
-//! `rehearsal_on_flannel` runs in CI: the harness against today's Flannel lab, through the
-//! plan's safeguards (gates, snapshot, backups, budgets relaxed) and back by rollback, with
-//! 0 probes lost and the allowed client never failing. The migrations themselves
-//! (`flannel_to_cilium_rolling`, ...) need a lab that runs Cilium and Calico
-//! (`scripts/lab up --cni`); they are ignored by default until it does, and run with
-//! `cargo test -p cniswap --test migrate_lab -- --ignored` (README, "Migrations on the lab").
-//! Needs root, Go and the packages scripts/test.sh installs.
+//! `rehearsal_on_flannel`: the harness against today's Flannel lab, through the plan's
+//! safeguards (gates, snapshot, backups, budgets relaxed) and back by rollback, with 0 probes
+//! lost and the allowed client never failing. The migrations themselves (Flannel -> Cilium
+//! rolling, Flannel -> Calico with a rollback, ...) are not here yet: they need the lab to
+//! start Cilium and Calico (`scripts/lab up --cni`) and a plan whose node switch does not wait
+//! for a reboot the lab's nodes cannot do. Needs root, Go and the packages scripts/test.sh
+//! installs.
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: a panic is a failed test
 
