@@ -106,10 +106,10 @@ fn busybox(ctx: &Ctx, name: &str, labels: Value, script: &str, port: Option<u16>
 
 const SERVE: &str = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www";
 
-/// A loop that calls `url` every half second and logs `ok <unix ms>` or `fail <unix ms>`.
+/// A loop that calls `url` every half second and logs `ok <unix s>` or `fail <unix s>`.
 fn caller(url: &str) -> String {
     format!(
-        "while true; do t=$(date +%s%3N 2>/dev/null || date +%s); if wget -q -T 1 -O /dev/null {url}; then echo ok $t; else echo fail $t; fi; sleep 0.5; done"
+        "while true; do t=$(date +%s); if wget -q -T 1 -O /dev/null {url}; then echo ok $t; else echo fail $t; fi; sleep 0.5; done"
     )
 }
 
@@ -195,7 +195,7 @@ fn workloads(ctx: &Ctx) {
     assert_eq!(spread, NODES, "web runs on every real node");
 }
 
-/// (ok, fail) calls of a caller since it started, with the times of the failures (Unix ms).
+/// (ok, fail) calls of a caller since it started, with the times of the failures (Unix s).
 fn calls(ctx: &Ctx, ns: &str, name: &str) -> (usize, Vec<i64>) {
     let log = kubectl_ok(ctx, &["-n", ns, "logs", &format!("deployment/{name}")]);
     let mut ok = 0;
