@@ -30,6 +30,14 @@ pub fn restart_agent(cluster: &Cluster, cni: CniKind, node: &str, description: S
     ops::restart_agent(&ns, &ds, &cluster.agent_selector(cni), node, description)
 }
 
+/// Restarts the target's agent on one node where this plan installs it (Calico by manifest:
+/// kube-system, not the operator's calico-system), and waits for it.
+pub fn restart_target_agent(b: &Builder, node: &str, description: String) -> S {
+    let (ns, ds) = target_daemonset(b);
+    let selector = b.cluster.agent_selector(b.options.target);
+    ops::restart_agent(&ns, &ds, &selector, node, description)
+}
+
 /// The cluster pod CIDR the target should use (cutover and fresh keep it).
 pub fn cluster_pod_cidr(b: &Builder) -> String {
     b.cluster

@@ -192,6 +192,22 @@ fn calico_by_its_manifest_renders_the_local_copy_with_the_pool_and_the_mirror() 
     );
     assert!(steps.iter().any(|s| matches!(&s.action,
         Action::WaitDaemonSetReady { namespace, name } if namespace == "kube-system" && name == "calico-node")));
+    // Each node's switch restarts calico-node where the manifest runs it, never calico-system.
+    let restarts: Vec<&String> = steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::RestartAgent {
+                namespace,
+                daemonset,
+                ..
+            } if daemonset == "calico-node" => Some(namespace),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !restarts.is_empty() && restarts.iter().all(|ns| *ns == "kube-system"),
+        "{restarts:?}"
+    );
     assert!(
         !steps.iter().any(|s| matches!(
             s.action,

@@ -87,9 +87,8 @@ pub fn build(b: &mut Builder) {
             let (clean, restore) = b.clean_node(&node.name, b.replace_kube_proxy);
             steps.extend(clean);
             rollback.splice(0..0, restore);
-            steps.push(install::restart_agent(
-                b.cluster,
-                target,
+            steps.push(install::restart_target_agent(
+                b,
                 &node.name,
                 format!(
                     "Restart the {target} agent on {} so it sets the node up and writes its CNI config, and wait until it is ready.",
