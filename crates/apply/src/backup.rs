@@ -44,8 +44,11 @@ impl KubeActions {
         for reference in objects {
             let (ns, kind, name) = parse_ref(reference)?;
             refuse_secrets(&kind, reference)?;
-            let k = self.kind(&kind).await?;
-            let value = self.get_value(&k, ns.as_deref(), &name).await?;
+            // A kind the server does not serve has no objects: recorded as absent.
+            let value = match self.served_kind(&kind).await? {
+                Some(k) => self.get_value(&k, ns.as_deref(), &name).await?,
+                None => None,
+            };
             read.push((reference.clone(), value));
         }
         self.save(file, backup_text(&read).as_bytes())?;
@@ -151,7 +154,12 @@ impl KubeActions {
             }
             return Ok((true, format!("no object of {name} is left")));
         }
-        let k = self.kind(kind).await?;
+        let Some(k) = self.served_kind(kind).await? else {
+            return Ok((
+                true,
+                format!("{name} is gone: the API server serves no kind called {kind}"),
+            ));
+        };
         let ns = if k.namespaced { namespace } else { None };
         let what = object_name(&k, ns, name);
         Ok(match self.get_value(&k, ns, name).await? {
@@ -243,7 +251,12 @@ impl KubeActions {
             }
             targets
         } else {
-            let k = self.kind(kind).await?;
+            // Never installed (or its CRD already removed): nothing of it can exist.
+            let Some(k) = self.served_kind(kind).await? else {
+                return Ok(format!(
+                    "{name} was already gone: the API server serves no kind called {kind}"
+                ));
+            };
             let ns = if k.namespaced {
                 namespace.map(str::to_string)
             } else {
@@ -350,7 +363,22 @@ impl KubeActions {
     /// by server-side apply, or with `replace` written whole over the live object.
     pub async fn restore(&mut self, path: &str, replace: bool) -> Result<String, ActionError> {
         let mut out = String::new();
-        for doc in self.backup_documents(path)? {
+        let docs = self.backup_documents(path)?;
+        for doc in &docs {
+            // A definition in the same backup comes first and may take a moment to be served;
+            // without one, waiting would not help: the kind is gone from the cluster.
+            if !defines_kind(&docs, doc)
+                && let Err(ActionError::Transient(_)) = self.kind_of(doc).await
+            {
+                return Err(failed(format!(
+                    "the backup {path} holds {}, but the API server serves no {} {}: install the CRD that defines it (or the CNI that brings it), then run the rollback again",
+                    crate::objects::describe(doc),
+                    doc.get("apiVersion").and_then(Value::as_str).unwrap_or("?"),
+                    doc.get("kind").and_then(Value::as_str).unwrap_or("?"),
+                )));
+            }
+        }
+        for doc in docs {
             if replace {
                 self.replace_object(&doc, false).await?;
             } else {
@@ -418,6 +446,21 @@ impl KubeActions {
     }
 }
 
+/// Whether `docs` holds the CustomResourceDefinition of `doc`'s kind.
+fn defines_kind(docs: &[Value], doc: &Value) -> bool {
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let group = doc
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .and_then(|v| v.rsplit_once('/'))
+        .map_or("", |(g, _)| g);
+    docs.iter().any(|d| {
+        d.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
+            && d.pointer("/spec/names/kind").and_then(Value::as_str) == Some(kind)
+            && d.pointer("/spec/group").and_then(Value::as_str) == Some(group)
+    })
+}
+
 fn crd_pattern(pattern: &str) -> Result<impl Fn(&str) -> bool, ActionError> {
     let re = regex::Regex::new(pattern)
         .map_err(|e| failed(format!("CRD name pattern {pattern}: {e}")))?;
@@ -427,6 +470,17 @@ fn crd_pattern(pattern: &str) -> Result<impl Fn(&str) -> bool, ActionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backup_defines_a_kind_only_with_its_crd_of_the_same_group() {
+        let crd = serde_json::json!({"kind": "CustomResourceDefinition",
+            "spec": {"group": "cilium.io", "names": {"kind": "CiliumNodeConfig"}}});
+        let config = serde_json::json!({"apiVersion": "cilium.io/v2", "kind": "CiliumNodeConfig"});
+        let other = serde_json::json!({"apiVersion": "example.io/v1", "kind": "CiliumNodeConfig"});
+        assert!(defines_kind(&[crd.clone(), config.clone()], &config));
+        assert!(!defines_kind(std::slice::from_ref(&config), &config));
+        assert!(!defines_kind(&[crd, other.clone()], &other));
+    }
 
     #[test]
     fn crd_patterns_match_suffixes() {

@@ -42,23 +42,25 @@ pub fn render_command(render: &cniswap_plan::Render) -> (&'static str, Vec<Strin
             namespace,
             values,
         } => {
-            let mut args = tools::args(&[
-                "template",
-                release,
-                chart,
-                "--repo",
-                repo,
-                "--version",
-                version,
-                "--namespace",
-                namespace,
-            ]);
+            let mut args = tools::args(&["template", release, chart]);
+            args.extend(source_args(repo, version));
+            args.extend(tools::args(&["--namespace", namespace]));
             for v in values {
                 args.extend(tools::args(&["--values", v]));
             }
             ("helm", args)
         }
         cniswap_plan::Render::Kustomize { dir } => ("kubectl", tools::args(&["kustomize", dir])),
+    }
+}
+
+/// `--repo REPO --version VERSION`; nothing for a chart in the plan directory (an empty
+/// repo: `--chart` copied it there, and it is the version it is).
+fn source_args(repo: &str, version: &str) -> Vec<String> {
+    if repo.is_empty() {
+        Vec::new()
+    } else {
+        tools::args(&["--repo", repo, "--version", version])
     }
 }
 
@@ -73,19 +75,13 @@ pub fn upgrade_args(
     values_sha256: &str,
     timeout: Duration,
 ) -> Vec<String> {
-    let mut args = tools::args(&[
-        "upgrade",
-        "--install",
-        release,
-        chart,
-        "--repo",
-        repo,
-        "--version",
-        version,
+    let mut args = tools::args(&["upgrade", "--install", release, chart]);
+    args.extend(source_args(repo, version));
+    args.extend(tools::args(&[
         "--namespace",
         namespace,
         "--create-namespace",
-    ]);
+    ]));
     for file in values {
         args.extend(tools::args(&["--values", file]));
     }
@@ -440,5 +436,61 @@ impl KubeActions {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chart copied into the plan directory (`--chart`) is a path: helm must not look it up
+    /// in a repository, and a local chart is the version it is.
+    #[test]
+    fn a_local_chart_has_no_repo_or_version_arguments() {
+        let local = upgrade_args(
+            "cilium",
+            "kube-system",
+            "",
+            "artifacts/charts/cilium",
+            "1.20.2",
+            &["artifacts/cilium/values.yaml".into()],
+            "abc",
+            Duration::from_secs(60),
+        );
+        assert_eq!(
+            &local[..4],
+            ["upgrade", "--install", "cilium", "artifacts/charts/cilium"]
+        );
+        assert!(
+            !local.iter().any(|a| a == "--repo" || a == "--version"),
+            "{local:?}"
+        );
+        let remote = upgrade_args(
+            "cilium",
+            "kube-system",
+            "https://helm.cilium.io",
+            "cilium",
+            "1.20.1",
+            &[],
+            "abc",
+            Duration::from_secs(60),
+        );
+        assert_eq!(
+            &remote[4..8],
+            ["--repo", "https://helm.cilium.io", "--version", "1.20.1"]
+        );
+        let (_, template) = render_command(&cniswap_plan::Render::Helm {
+            repo: String::new(),
+            chart: "artifacts/charts/cilium".into(),
+            version: "1.20.2".into(),
+            release: "cilium".into(),
+            namespace: "kube-system".into(),
+            values: vec![],
+        });
+        assert_eq!(
+            template[..3],
+            ["template", "cilium", "artifacts/charts/cilium"]
+        );
+        assert_eq!(template[3], "--namespace");
     }
 }

@@ -109,6 +109,16 @@ impl KubeActions {
 
     /// A kind by the name plans use: `DaemonSet`, `daemonset`, `daemonsets`, `clusterrole`.
     pub async fn kind(&mut self, name: &str) -> Result<Kind, ActionError> {
+        self.served_kind(name).await?.ok_or_else(|| {
+            failed(format!(
+                "the API server serves no kind called {name} (is the CRD that defines it installed?)"
+            ))
+        })
+    }
+
+    /// A kind by name, or `None` when the server does not serve it (even after a fresh
+    /// discovery): a custom resource whose definition was never installed, or was removed.
+    pub async fn served_kind(&mut self, name: &str) -> Result<Option<Kind>, ActionError> {
         for refresh in [false, true] {
             let discovery = self.discovery(refresh).await?;
             let wanted = name.to_lowercase();
@@ -127,15 +137,13 @@ impl KubeActions {
                 }
             }
             if let Some((resource, caps)) = found {
-                return Ok(Kind {
+                return Ok(Some(Kind {
                     resource,
                     namespaced: caps.scope == Scope::Namespaced,
-                });
+                }));
             }
         }
-        Err(failed(format!(
-            "the API server serves no kind called {name}"
-        )))
+        Ok(None)
     }
 
     /// A kind from an object's apiVersion and kind.

@@ -230,7 +230,7 @@ Examples:
   cniswap verify -o json --junit verify.xml  # for CI
   cniswap verify --print-manifests           # what it deploys, RBAC to run it
   cniswap verify --focus node-3              # after switching node-3
-  cniswap verify --continuous --switching node-3   # in a second terminal
+  cniswap verify --continuous --out-dir ./gaps  # while apply runs
   cniswap verify --continuous --duration 10m --out-dir ./gaps";
 
 #[derive(Debug, Args)]
@@ -330,7 +330,11 @@ pub struct VerifyArgs {
     #[arg(long, value_parser = humantime::parse_duration, requires = "continuous")]
     pub duration: Option<std::time::Duration>,
 
-    /// Nodes being switched, for the summary's "lost elsewhere" (cordoned nodes are added).
+    /// Nodes being switched for the whole run. Without it, a node is being switched while
+    /// it carries apply's cniswap.io/apply-in-progress marker or is cordoned (seen each
+    /// second, widened by a second and the probe timeout); a lost probe counts "elsewhere"
+    /// unless its path touched a node being switched when it was sent. The summary shows
+    /// each switched node's longest gap per path kind (pod-to-pod, service, dns, host, api).
     #[arg(
         long,
         value_name = "NODE",
@@ -452,10 +456,45 @@ pub enum KubeProxyArg {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum InstallArg {
+    /// The CNI's Helm chart (Cilium; Calico through the tigera-operator chart).
     Helm,
+    /// The CNI's own manifest applied with kubectl: Calico's calico.yaml without the operator
+    /// (default for Calico when --manifest calico=FILE is given or the cluster runs Calico by
+    /// manifest), Flannel's kube-flannel.yml.
+    Manifest,
+    /// The chart rendered with `helm template` and applied with kubectl.
     Manifests,
+    /// Talos applies the rendered manifests from a pinned URL.
     TalosUrls,
+    /// Omni ConfigPatches carry the install.
     Omni,
+}
+
+/// Installs without the internet: local charts and manifests, and an image mirror.
+#[derive(Debug, Args, Clone, Default)]
+pub struct OfflineArgs {
+    /// A local chart directory instead of the chart repository: cilium=DIR or
+    /// tigera-operator=DIR (the directory holding Chart.yaml). It is copied into the plan's
+    /// artifacts/charts/, its version read from Chart.yaml, and every helm command of the plan
+    /// uses the copy. Repeatable.
+    #[arg(long, value_name = "NAME=DIR")]
+    pub chart: Vec<String>,
+
+    /// A local manifest instead of a download: calico=FILE (Calico's calico.yaml, for
+    /// --install manifest), flannel=FILE (kube-flannel.yml), calico-flannel-migration=FILE and
+    /// calico-migration-job=FILE (Calico's flannel-migration calico.yaml and migration-job.yaml).
+    /// Copied into the plan's artifacts. Repeatable.
+    #[arg(long, value_name = "NAME=FILE")]
+    pub manifest: Vec<String>,
+
+    /// Pull every image the plan installs from this mirror: each becomes
+    /// HOST[/PREFIX]/<upstream repository path>:<tag> (quay.io/cilium/cilium:v1.20.2 ->
+    /// HOST/cilium/cilium:v1.20.2), digests dropped. Helm values set each image's repository;
+    /// manifests given with --manifest are rendered with their images rewritten; the node
+    /// agent too, unless --agent-image names one. With --chart, --manifest or --image-registry
+    /// the plan refuses anything it would fetch from the internet.
+    #[arg(long, value_name = "HOST[/PREFIX]")]
+    pub image_registry: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -615,7 +654,7 @@ pub enum Command {
     /// findings the plan resolves itself (settings its generated files replace, or a step
     /// fixes) are listed with how, and do not refuse it.
     #[command(
-        after_help = "Exit codes: 0 plan written, 1 refused by error findings (see them, or\n  --force), 2 usage or input error, or a fact the plan needs is unknown (the\n  message names it and the flag or permission that answers it).\n\nExamples:\n  cniswap plan --snapshot ./snap --to cilium\n  cniswap plan --snapshot ./snap --to cilium --out-dir ./plan\n  cniswap plan --to calico --strategy cutover --out-dir ./plan   # live cluster\n  cniswap plan --snapshot ./snap --to cilium -o json | jq '.phases[].name'"
+        after_help = "Exit codes: 0 plan written, 1 refused by error findings (see them, or\n  --force), 2 usage or input error, or a fact the plan needs is unknown (the\n  message names it and the flag or permission that answers it).\n\nExamples:\n  cniswap plan --snapshot ./snap --to cilium\n  cniswap plan --snapshot ./snap --to cilium --out-dir ./plan\n  cniswap plan --to calico --strategy cutover --out-dir ./plan   # live cluster\n  cniswap plan --snapshot ./snap --to cilium -o json | jq '.phases[].name'\n\nWithout the internet (docs/air-gapped.md):\n  cniswap plan --to cilium --chart cilium=./charts/cilium \\\n    --image-registry registry.example.com/mirror --out-dir ./plan"
     )]
     Plan {
         #[command(flatten)]
@@ -634,7 +673,9 @@ pub enum Command {
         #[arg(long, value_enum)]
         kube_proxy: Option<KubeProxyArg>,
 
-        /// How to install the target (default: helm; Talos' built-in Flannel for Flannel on Talos).
+        /// How to install the target (default: helm; Calico's manifest when given with
+        /// --manifest or when the cluster runs Calico by manifest; Flannel's manifest, or Talos'
+        /// built-in Flannel on Talos).
         #[arg(long, value_enum)]
         install: Option<InstallArg>,
 
@@ -662,6 +703,8 @@ pub enum Command {
         /// kube-proxy uses, when the cluster shows only single servers' addresses.
         #[arg(long, value_name = "HOST:PORT")]
         api_endpoint: Option<String>,
+        #[command(flatten)]
+        offline: OfflineArgs,
 
         /// Write plan.yaml, runbook.md and artifacts/ into --out-dir DIR.
         #[command(flatten)]

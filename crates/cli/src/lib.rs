@@ -8,6 +8,7 @@ mod commands;
 mod error;
 mod lint;
 mod node;
+mod offline;
 mod outdir;
 mod plan;
 mod render;

@@ -1,8 +1,8 @@
 //! `cniswap plan`: wiring of the source, facts, planner and the plan directory.
 
 use crate::args::{
-    FormatOrDir, InstallArg, KubeProxyArg, OutDirArgs, OutputFormat, PlanStrategyArg, SourceArgs,
-    TargetCni,
+    FormatOrDir, InstallArg, KubeProxyArg, OfflineArgs, OutDirArgs, OutputFormat, PlanStrategyArg,
+    SourceArgs, TargetCni,
 };
 use crate::error::CliError;
 use crate::render::{BOLD, DIM, GREEN, RED, count, finding_line};
@@ -23,6 +23,7 @@ pub struct PlanArgs {
     pub agent_image: Option<String>,
     pub pod_cidr: Option<String>,
     pub api_endpoint: Option<String>,
+    pub offline: OfflineArgs,
     pub out: OutDirArgs,
     pub output: Option<FormatOrDir>,
     pub force: bool,
@@ -39,6 +40,8 @@ pub fn run(args: PlanArgs) -> Result<u8, CliError> {
     for path in &args.values {
         values.push(crate::values::read(path)?);
     }
+    // Local charts and manifests are read (and refused) before the cluster is.
+    let local = crate::offline::read(&args.offline)?;
     let snapshot = source::acquire(&args.source)?;
     let facts = cniswap_facts::detect(&snapshot);
     let options = PlanOptions {
@@ -59,6 +62,7 @@ pub fn run(args: PlanArgs) -> Result<u8, CliError> {
         }),
         install: args.install.map(|i| match i {
             InstallArg::Helm => InstallChoice::Helm,
+            InstallArg::Manifest => InstallChoice::Manifest,
             InstallArg::Manifests => InstallChoice::Manifests,
             InstallArg::TalosUrls => InstallChoice::TalosUrls,
             InstallArg::Omni => InstallChoice::Omni,
@@ -68,6 +72,7 @@ pub fn run(args: PlanArgs) -> Result<u8, CliError> {
         agent_image: args.agent_image,
         pod_cidr: args.pod_cidr,
         api_endpoint: args.api_endpoint,
+        local,
     };
     let output = cniswap_plan::plan(&snapshot, &facts, &options)
         .map_err(|e| CliError::other(e.message, e.help))?;

@@ -493,6 +493,109 @@ fn a_full_run_ends_in_the_planned_state_and_rolls_back(ctx: &Ctx) -> Value {
     final_state
 }
 
+/// A rollback that deletes an object of a kind the cluster never served (the CiliumNodeConfig
+/// of a Cilium install that never ran) treats it as gone; a backup of such a kind cannot be
+/// put back, and the error names the object and the kind.
+fn a_kind_never_installed_rolls_back_as_gone(ctx: &Ctx) {
+    let target = node(11);
+    let config = || ObjectRef::new("ciliumnodeconfig", Some("kube-system"), "cilium-default");
+    let label = |value: Option<&str>| Action::LabelNode {
+        node: target.clone(),
+        key: "cniswap.test/never-installed".into(),
+        value: value.map(str::to_string),
+    };
+    let dir = write_plan(
+        ctx,
+        "never-installed",
+        vec![phase(
+            "1-install",
+            vec![
+                step(
+                    "1.1",
+                    Action::Backup {
+                        objects: vec![config()],
+                        file: "backups/node-config-before.yaml".into(),
+                    },
+                ),
+                step("1.2", label(Some("true"))),
+            ],
+            vec![
+                step(
+                    "r1.1",
+                    Action::DeleteObject {
+                        object: config(),
+                        backup: "backups/node-config.yaml".into(),
+                    },
+                ),
+                step("r1.2", label(None)),
+            ],
+        )],
+    );
+    let dir_s = dir.to_str().unwrap();
+    let out = cniswap(ctx, &["apply", dir_s, "--yes"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let back = cniswap(ctx, &["apply", "rollback", dir_s, "--yes"], &[]);
+    assert_eq!(back.status.code(), Some(0), "{}", text(&back));
+    assert!(
+        text(&back).contains("serves no kind called ciliumnodeconfig"),
+        "the rollback says why the delete had nothing to do: {}",
+        text(&back)
+    );
+    let labels = get(ctx, &["node", &target])["metadata"]["labels"].clone();
+    assert!(
+        labels.get("cniswap.test/never-installed").is_none(),
+        "the rest of the rollback ran: {labels}"
+    );
+    assert!(
+        !dir.join("backups/node-config.yaml").exists(),
+        "no backup of an object that cannot exist"
+    );
+
+    let restore = write_plan(
+        ctx,
+        "never-installed-restore",
+        vec![phase(
+            "1-install",
+            vec![step("1.1", label(Some("true")))],
+            vec![
+                step(
+                    "r1.1",
+                    Action::RestoreBackup {
+                        path: "backups/node-config.yaml".into(),
+                        replace: false,
+                    },
+                ),
+                step("r1.2", label(None)),
+            ],
+        )],
+    );
+    std::fs::create_dir_all(restore.join("backups")).unwrap();
+    std::fs::write(
+        restore.join("backups/node-config.yaml"),
+        "# cniswap backup of kube-system/CiliumNodeConfig/cilium-default\n\
+         apiVersion: cilium.io/v2\nkind: CiliumNodeConfig\n\
+         metadata: {name: cilium-default, namespace: kube-system}\n\
+         spec: {nodeSelector: {}, defaults: {cni-exclusive: \"true\"}}\n---\n",
+    )
+    .unwrap();
+    let restore_s = restore.to_str().unwrap();
+    let out = cniswap(ctx, &["apply", restore_s, "--yes"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let back = cniswap(ctx, &["apply", "rollback", restore_s, "--yes"], &[]);
+    assert_ne!(back.status.code(), Some(0), "{}", text(&back));
+    let said = text(&back);
+    assert!(
+        said.contains("kube-system/CiliumNodeConfig/cilium-default")
+            && said.contains("serves no cilium.io/v2 CiliumNodeConfig"),
+        "the error names the object and the kind: {said}"
+    );
+    // Left as the failed rollback found it, then put back by hand for the next checks.
+    kubectl(
+        ctx,
+        &["label", "node", &target, "cniswap.test/never-installed-"],
+    );
+}
+
 /// Whether the adapter has a crash point inside the step (after the first eviction or pod
 /// deletion, between a backup and its delete).
 fn has_mid(action: &Action) -> bool {
@@ -1171,6 +1274,9 @@ fn apply_against_the_lab() {
     });
     check(&mut failures, "Ctrl-C twice, then resume", || {
         ctrl_c_twice_stops_and_the_same_command_resumes(&ctx)
+    });
+    check(&mut failures, "rollback of a kind never installed", || {
+        a_kind_never_installed_rolls_back_as_gone(&ctx)
     });
     check(&mut failures, "stale lock", || {
         a_stale_lock_is_taken_over_only_when_allowed(&ctx)

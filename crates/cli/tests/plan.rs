@@ -268,3 +268,82 @@ fn unknown_kube_proxy_is_a_question() {
         "{stderr}"
     );
 }
+
+/// `--chart`, `--manifest` and `--image-registry` through the binary: the chart read from a
+/// directory and written into the plan, the mirror in the values and the node agent image,
+/// and bad arguments named with the next step (exit 2) before the cluster is read.
+#[test]
+fn local_charts_manifests_and_a_mirror_make_a_plan_without_the_internet() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("cilium");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: cilium\nversion: 1.20.2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("values.yaml"),
+        "image:\n  repository: quay.io/cilium/cilium\n  useDigest: true\n",
+    )
+    .unwrap();
+    std::fs::write(chart.join("templates/ds.yaml"), "kind: DaemonSet\n").unwrap();
+    let out_dir = dir.path().join("plan");
+    let chart_arg = format!("cilium={}", chart.display());
+    let out = cniswap(&[
+        "plan",
+        "--snapshot",
+        &example("talos-flannel-homelab"),
+        "--to",
+        "cilium",
+        "--chart",
+        &chart_arg,
+        "--image-registry",
+        "lab.cniswap.local",
+        "--out-dir",
+        out_dir.to_str().unwrap(),
+        "--force",
+    ]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("lab.cniswap.local/cniswap/cniswap:"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("artifacts/charts/cilium/templates/ds.yaml")).unwrap(),
+        "kind: DaemonSet\n"
+    );
+    let plan = std::fs::read_to_string(out_dir.join("plan.yaml")).unwrap();
+    assert!(plan.contains("chart: artifacts/charts/cilium"), "{plan}");
+    assert!(
+        !plan.contains("helm.cilium.io"),
+        "no repository left: {plan}"
+    );
+
+    for (args, wanted) in [
+        (vec!["--chart", "nginx=/x"], "no chart of that name"),
+        (vec!["--chart", "cilium"], "is not NAME=PATH"),
+        (
+            vec!["--chart", "cilium=/nonexistent/chart"],
+            "cannot read the chart directory",
+        ),
+        (
+            vec!["--manifest", "calico=/nonexistent.yaml"],
+            "nonexistent.yaml",
+        ),
+        (vec!["--image-registry", "a b"], "is not HOST[/PREFIX]"),
+    ] {
+        let snapshot = example("talos-flannel-homelab");
+        let mut all = vec!["plan", "--snapshot", &snapshot, "--to", "cilium"];
+        all.extend(args.iter().copied());
+        let out = cniswap(&all);
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        assert!(said.contains(wanted), "{args:?}: {said}");
+    }
+}

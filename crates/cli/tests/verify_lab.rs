@@ -554,6 +554,89 @@ fn probes_survive_a_cordon_and_drain_of_another_node(ctx: &Ctx) {
     }
 }
 
+fn uplink(ctx: &Ctx, node: &str, state: &str) {
+    let uplink = ctx.lab.node(node).unwrap().uplink.clone();
+    let status = Command::new("ip")
+        .args(["link", "set", &uplink, state])
+        .status()
+        .unwrap();
+    assert!(status.success(), "ip link set {uplink} {state}");
+}
+
+/// Without --switching, verify takes the times a node was being switched from apply's marker
+/// (as `cniswap apply` sets it): an outage of W1 while it carries the marker is W1's switch,
+/// reported per path kind; the same outage after the marker is gone is lost "elsewhere".
+fn continuous_attributes_gaps_to_the_node_being_switched_then(ctx: &Ctx) {
+    let dir = ctx.work.join("windows");
+    let child = start_continuous(ctx, &dir, &["--duration", "32s"]);
+    let marker = "cniswap.io/apply-in-progress";
+    std::thread::sleep(Duration::from_secs(3));
+    kubectl(
+        ctx,
+        &["annotate", "node", W1, &format!("{marker}=3-switch")],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let down = Instant::now();
+    uplink(ctx, W1, "down");
+    std::thread::sleep(Duration::from_secs(3));
+    uplink(ctx, W1, "up");
+    let truth = down.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(4));
+    kubectl(ctx, &["annotate", "node", W1, &format!("{marker}-")]);
+    // Well after the window and its margin (1 s + the probe timeout).
+    std::thread::sleep(Duration::from_secs(6));
+    uplink(ctx, W1, "down");
+    std::thread::sleep(Duration::from_secs(2));
+    uplink(ctx, W1, "up");
+    let report = finish_continuous(child);
+    let windows = report["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 1, "{windows:#?}");
+    assert_eq!(windows[0]["node"], W1);
+    assert_eq!(windows[0]["by"], "apply marker");
+    let switched = report["switched"].as_array().unwrap();
+    assert_eq!(switched.len(), 1, "{switched:#?}");
+    let kinds = switched[0]["kinds"].as_array().unwrap();
+    let gap = |kind: &str| {
+        kinds
+            .iter()
+            .find(|k| k["kind"] == kind)
+            .unwrap_or_else(|| panic!("{kind} not reported: {kinds:#?}"))["longest_gap_s"]
+            .as_f64()
+            .unwrap()
+    };
+    let pod = gap("pod-to-pod");
+    // TCP streams back off and may stretch the longest pod-to-pod gap past the outage.
+    assert!(
+        pod >= truth - 0.5 && pod < truth + 6.0,
+        "pod-to-pod {pod} s, truth {truth} s"
+    );
+    let host = gap("host");
+    assert!(
+        (host - truth).abs() <= 1.0,
+        "host {host} s, truth {truth} s"
+    );
+    for kind in ["service", "dns"] {
+        gap(kind);
+    }
+    // The second outage: every lost probe off-window, on W1's paths only.
+    let elsewhere = report["summary"]["lost_elsewhere"].as_u64().unwrap();
+    assert!(elsewhere > 0, "{:#}", report["summary"]);
+    for path in report["summary"]["gaps_elsewhere"].as_array().unwrap() {
+        assert!(path.as_str().unwrap().contains(W1), "{path}");
+    }
+    let total = report["summary"]["lost"].as_u64().unwrap();
+    assert!(
+        elsewhere < total,
+        "the outage inside the window is not lost elsewhere: {elsewhere} of {total}"
+    );
+    assert!(
+        std::fs::read_to_string(dir.join("timeline.json"))
+            .unwrap()
+            .contains("apply-in-progress")
+    );
+    wait_nodes_ready(ctx);
+}
+
 fn objects_are_gone_afterwards(ctx: &Ctx) {
     let out = verify(ctx, &["-o", "json"]);
     assert_eq!(
@@ -592,7 +675,7 @@ async fn verify_on_the_lab() {
     std::fs::create_dir_all(&work).unwrap();
     let ctx = Ctx { lab, work, image };
     type Check = fn(&Ctx);
-    let checks: [(&str, Check); 10] = [
+    let checks: [(&str, Check); 11] = [
         ("pin CoreDNS", pin_coredns),
         ("healthy lab", healthy_lab_passes_every_check),
         ("VXLAN dropped on one node", vxlan_dropped_on_one_node),
@@ -610,6 +693,10 @@ async fn verify_on_the_lab() {
         (
             "continuous: drain of another node",
             probes_survive_a_cordon_and_drain_of_another_node,
+        ),
+        (
+            "continuous: gaps attributed to the node being switched then",
+            continuous_attributes_gaps_to_the_node_being_switched_then,
         ),
         ("objects gone afterwards", objects_are_gone_afterwards),
     ];

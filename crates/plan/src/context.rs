@@ -27,6 +27,8 @@ pub enum KubeProxyChoice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstallChoice {
     Helm,
+    /// The CNI's own manifest, applied with kubectl (Calico's calico.yaml, no operator).
+    Manifest,
     Manifests,
     TalosUrls,
     Omni,
@@ -36,6 +38,7 @@ impl InstallChoice {
     pub fn as_str(self) -> &'static str {
         match self {
             InstallChoice::Helm => "helm",
+            InstallChoice::Manifest => "manifest",
             InstallChoice::Manifests => "manifests",
             InstallChoice::TalosUrls => "talos-urls",
             InstallChoice::Omni => "omni",
@@ -59,6 +62,9 @@ pub struct PlanOptions {
     /// The highly available API address (`--api-endpoint HOST:PORT`) for a target that
     /// replaces kube-proxy, when the snapshot shows none.
     pub api_endpoint: Option<String>,
+    /// Local charts, manifests and an image mirror (`--chart`, `--manifest`,
+    /// `--image-registry`): installs that never reach the internet.
+    pub local: crate::local::LocalSources,
 }
 
 /// The node agent image of this build.

@@ -30,6 +30,14 @@ pub fn restart_agent(cluster: &Cluster, cni: CniKind, node: &str, description: S
     ops::restart_agent(&ns, &ds, &cluster.agent_selector(cni), node, description)
 }
 
+/// Restarts the target's agent on one node where this plan installs it (Calico by manifest:
+/// kube-system, not the operator's calico-system), and waits for it.
+pub fn restart_target_agent(b: &Builder, node: &str, description: String) -> S {
+    let (ns, ds) = target_daemonset(b);
+    let selector = b.cluster.agent_selector(b.options.target);
+    ops::restart_agent(&ns, &ds, &selector, node, description)
+}
+
 /// The cluster pod CIDR the target should use (cutover and fresh keep it): proven before
 /// any step is built (`known::pod_cidr`), or the plan was refused with the question.
 pub fn cluster_pod_cidr(b: &Builder) -> String {
@@ -55,19 +63,16 @@ pub fn target(b: &mut Builder, pool: Option<&str>) -> (Vec<S>, Vec<S>) {
             );
             let how = method(b);
             if how != InstallChoice::Helm {
-                return rendered(
-                    b,
-                    how,
-                    "cilium",
-                    "final",
-                    cilium_render(b.cluster, &file),
-                    "kube-system",
-                    "cilium",
-                );
+                let render = cilium_render(b, &file);
+                return rendered(b, how, "cilium", "final", render, "kube-system", "cilium");
             }
             let (install, undo) =
                 helm_cilium(b, &file, "final", "Install Cilium with its final values.");
             (vec![install], vec![undo])
+        }
+        CniKind::Calico if method(b) == InstallChoice::Manifest => {
+            let pod_cidr = pool.map_or_else(|| cluster_pod_cidr(b), str::to_string);
+            calico_manifest(b, &pod_cidr)
         }
         CniKind::Calico => {
             let bpf = b.replace_kube_proxy;
@@ -115,10 +120,12 @@ pub fn target(b: &mut Builder, pool: Option<&str>) -> (Vec<S>, Vec<S>) {
             }
             let how = method(b);
             if how != InstallChoice::Helm {
+                let (repo, chart, version) =
+                    chart_source(b, TIGERA_REPO, "tigera-operator", CALICO_VERSION);
                 let render = Render::Helm {
-                    repo: "https://docs.tigera.io/calico/charts".into(),
-                    chart: "tigera-operator".into(),
-                    version: CALICO_VERSION.into(),
+                    repo,
+                    chart,
+                    version,
                     release: "calico".into(),
                     namespace: "tigera-operator".into(),
                     values: vec![file.clone()],
@@ -140,7 +147,7 @@ pub fn target(b: &mut Builder, pool: Option<&str>) -> (Vec<S>, Vec<S>) {
                 b,
                 "calico",
                 "tigera-operator",
-                "https://docs.tigera.io/calico/charts",
+                TIGERA_REPO,
                 "tigera-operator",
                 CALICO_VERSION,
                 &file,
@@ -204,19 +211,23 @@ fn flannel_manifest(b: &mut Builder) -> (Vec<S>, Vec<S>) {
         );
         patches.push(json!({"path": "node-selector-patch.yaml"}));
     }
+    let mut kustomization = json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": ["kube-flannel.yml"],
+        "patches": patches,
+    });
+    add_mirror_images(b, "flannel", &mut kustomization);
     b.artifacts.add_yaml(
         "flannel/kustomization.yaml",
         "Flannel's release manifest with this cluster's settings",
-        &json!({
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
-            "resources": ["kube-flannel.yml"],
-            "patches": patches,
-        }),
+        &kustomization,
     );
     let rendered = format!("{dir}/rendered.yaml");
     let needle = format!("\"Network\":\"{network}\"");
-    let download = download(
+    let download = fetch(
+        b,
+        "flannel",
         &flannel::manifest_url(),
         &upstream,
         "Download Flannel's pinned release manifest.",
@@ -246,7 +257,8 @@ fn flannel_manifest(b: &mut Builder) -> (Vec<S>, Vec<S>) {
         "the objects of the rendered manifest exist as rendered",
         300,
     );
-    let mut steps = vec![download, render, apply];
+    let mut steps = download;
+    steps.extend([render, apply]);
     if !rolling {
         steps.push(ops::wait_daemonset(
             "kube-flannel",
@@ -283,6 +295,145 @@ pub fn atomic_output(producer: &crate::shell::Sh, file: &str) -> crate::shell::S
         tmp,
         file
     )
+}
+
+/// The step that brings a pinned upstream manifest into the plan directory: none when the user
+/// gave it with `--manifest NAME=FILE` (it is copied into the artifacts instead), else a
+/// download, which a plan for a cluster without the internet refuses (see [`Builder::offline`]).
+pub fn fetch(b: &mut Builder, name: &str, url: &str, file: &str, description: &str) -> Vec<S> {
+    if let Some(text) = b.options.local.manifest(name) {
+        let path = file.strip_prefix("artifacts/").unwrap_or(file);
+        b.artifacts.add_raw(
+            path,
+            &format!("the {name} manifest given with --manifest (instead of {url})"),
+            text.to_string(),
+        );
+        return Vec::new();
+    }
+    b.needs_download(name, url);
+    vec![download(url, file, description)]
+}
+
+/// With `--image-registry`: kustomize `images:` entries that point every image of the
+/// manifest `name` (given with --manifest) at the mirror. A downloaded manifest's images are
+/// not known at plan time: [`fetch`] refuses the download in that case.
+pub fn add_mirror_images(b: &Builder, name: &str, kustomization: &mut serde_json::Value) {
+    let (Some(registry), Some(text)) = (
+        b.options.local.image_registry.as_deref(),
+        b.options.local.manifest(name),
+    ) else {
+        return;
+    };
+    let images = crate::local::kustomize_images(registry, text);
+    if !images.is_empty() {
+        kustomization["images"] = serde_json::Value::Array(images);
+    }
+}
+
+/// Calico from its own manifest (calico.yaml, VXLAN, no operator: calico-node in kube-system),
+/// with the pool CIDR written into calico-node's environment by a kustomize patch.
+fn calico_manifest(b: &mut Builder, pod_cidr: &str) -> (Vec<S>, Vec<S>) {
+    let dir = "artifacts/calico/manifest";
+    let mut steps = fetch(
+        b,
+        "calico",
+        &calico_manifest_url(),
+        &format!("{dir}/calico.yaml"),
+        "Download Calico's pinned VXLAN manifest.",
+    );
+    b.artifacts.add_yaml(
+        "calico/manifest/pool-patch.yaml",
+        "calico-node creates its IP pool with this cluster's pod CIDR, VXLAN only",
+        &calico::manifest_pool_patch(pod_cidr),
+    );
+    let mut kustomization = json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": ["calico.yaml"],
+        "patches": [{"path": "pool-patch.yaml"}],
+    });
+    add_mirror_images(b, "calico", &mut kustomization);
+    b.artifacts.add_yaml(
+        "calico/manifest/kustomization.yaml",
+        "Calico's manifest with this cluster's pod CIDR",
+        &kustomization,
+    );
+    let rendered = format!("{dir}/rendered.yaml");
+    steps.push(s(
+        Action::RenderManifest {
+            file: rendered.clone(),
+            render: Render::Kustomize { dir: dir.into() },
+        },
+        format!("Render Calico's manifest with the pod CIDR {pod_cidr}."),
+        vec![
+            atomic_output(&sh!("kubectl kustomize {}", dir), &rendered),
+            sh!("grep -qF -- {} {}", pod_cidr, rendered),
+        ],
+        format!("{rendered} exists and carries the pod CIDR {pod_cidr}"),
+        120,
+    ));
+    steps.push(s(
+        Action::ApplyManifest {
+            file: rendered.clone(),
+        },
+        "Apply Calico.",
+        vec![sh!("kubectl apply --server-side -f {}", rendered)],
+        "the objects of the rendered manifest exist as rendered",
+        300,
+    ));
+    steps.push(ops::wait_daemonset(
+        "kube-system",
+        "calico-node",
+        "Wait until calico-node runs on every node.".into(),
+    ));
+    let backup = "backups/calico-manifest-objects.yaml";
+    let remove = s(
+        Action::DeleteManifest {
+            file: rendered.clone(),
+            backup: backup.into(),
+        },
+        "Back up and remove what the Calico manifest created.",
+        vec![
+            crate::backup::write_once(
+                &sh!("kubectl get -f {} --ignore-not-found -o yaml", rendered),
+                backup,
+            ),
+            sh!("kubectl delete -f {} --ignore-not-found", rendered),
+        ],
+        "no object of the rendered manifest is left",
+        600,
+    );
+    (steps, vec![remove])
+}
+
+/// Calico's VXLAN manifest of the pinned release.
+pub fn calico_manifest_url() -> String {
+    format!(
+        "https://raw.githubusercontent.com/projectcalico/calico/{CALICO_VERSION}/manifests/calico-vxlan.yaml"
+    )
+}
+
+/// The tigera-operator chart repository.
+pub const TIGERA_REPO: &str = "https://docs.tigera.io/calico/charts";
+/// The Cilium chart repository.
+pub const CILIUM_REPO: &str = "https://helm.cilium.io";
+
+/// Where helm takes a chart from: (repo, chart, version). A chart given with `--chart` is copied
+/// into the artifacts and used from there (repo empty, its Chart.yaml version); else the
+/// repository and the pinned version.
+pub fn chart_source(
+    b: &mut Builder,
+    repo: &str,
+    chart: &str,
+    version: &str,
+) -> (String, String, String) {
+    if let Some(local) = b.options.local.chart(chart) {
+        let version = local.version().unwrap_or_default();
+        let dir = crate::local::copy_chart(&mut b.artifacts, local);
+        return (String::new(), dir, version);
+    }
+    b.needs_download(chart, repo);
+    (repo.to_string(), chart.to_string(), version.to_string())
 }
 
 /// Downloads a pinned upstream file into the plan directory (the directory is created).
@@ -327,13 +478,17 @@ fn render_command(render: &Render, file: &str) -> crate::shell::Sh {
                 "template".into(),
                 release.clone(),
                 chart.clone(),
-                "--repo".into(),
-                repo.clone(),
-                "--version".into(),
-                version.clone(),
-                "-n".into(),
-                namespace.clone(),
             ];
+            // A chart in the plan directory has no repository, and is the version it is.
+            if !repo.is_empty() {
+                words.extend([
+                    "--repo".into(),
+                    repo.clone(),
+                    "--version".into(),
+                    version.clone(),
+                ]);
+            }
+            words.extend(["-n".into(), namespace.clone()]);
             for v in values {
                 words.push("-f".into());
                 words.push(v.clone());
@@ -346,7 +501,8 @@ fn render_command(render: &Render, file: &str) -> crate::shell::Sh {
 
 /// Renders manifests into a file.
 pub fn render_step(render: Render, file: &str, description: &str) -> S {
-    s(
+    let local = matches!(&render, Render::Helm { repo, .. } if repo.is_empty());
+    let step = s(
         Action::RenderManifest {
             file: file.into(),
             render: render.clone(),
@@ -355,8 +511,12 @@ pub fn render_step(render: Render, file: &str, description: &str) -> S {
         vec![render_command(&render, file)],
         format!("{file} exists"),
         300,
-    )
-    .note("Needs helm and access to the chart repository.")
+    );
+    if local {
+        step.note("Needs helm; the chart is in the plan directory.")
+    } else {
+        step.note("Needs helm and access to the chart repository.")
+    }
 }
 
 /// Installs from manifests rendered with `helm template`: applied with kubectl (`manifests`), or
@@ -458,11 +618,13 @@ pub fn cilium_version(cluster: &Cluster) -> String {
         .unwrap_or_else(|| CILIUM_VERSION.to_string())
 }
 
-pub fn cilium_render(cluster: &Cluster, values: &str) -> Render {
+pub fn cilium_render(b: &mut Builder, values: &str) -> Render {
+    let version = cilium_version(b.cluster);
+    let (repo, chart, version) = chart_source(b, CILIUM_REPO, "cilium", &version);
     Render::Helm {
-        repo: "https://helm.cilium.io".into(),
-        chart: "cilium".into(),
-        version: cilium_version(cluster),
+        repo,
+        chart,
+        version,
         release: "cilium".into(),
         namespace: "kube-system".into(),
         values: vec![values.to_string()],
@@ -474,7 +636,7 @@ pub fn cilium_render(cluster: &Cluster, values: &str) -> Render {
 /// step and its undo (a rollback to that revision, or an uninstall when there was none).
 #[allow(clippy::too_many_arguments)]
 pub fn helm(
-    b: &Builder,
+    b: &mut Builder,
     release: &str,
     namespace: &str,
     repo: &str,
@@ -484,6 +646,8 @@ pub fn helm(
     description: &str,
     then: Vec<crate::shell::Sh>,
 ) -> (S, S) {
+    let (repo, chart, version) = chart_source(b, repo, chart, version);
+    let (repo, chart, version) = (repo.as_str(), chart.as_str(), version.as_str());
     let text = b.artifacts.text(values_file).unwrap_or_default();
     let sha = crate::names::sha256(text);
     let revision = format!(
@@ -505,8 +669,16 @@ pub fn helm(
         &revision,
     );
     let description_arg = format!("--description={}", crate::check::helm_description(&sha));
-    let mut commands = vec![
-        record,
+    let upgrade = if repo.is_empty() {
+        sh!(
+            "helm upgrade --install {} {} -n {} --create-namespace -f {} {} --wait --timeout 15m",
+            release,
+            chart,
+            namespace,
+            values_file,
+            description_arg
+        )
+    } else {
         sh!(
             "helm upgrade --install {} {} --repo {} --version {} -n {} --create-namespace -f {} {} --wait --timeout 15m",
             release,
@@ -516,8 +688,9 @@ pub fn helm(
             namespace,
             values_file,
             description_arg
-        ),
-    ];
+        )
+    };
+    let mut commands = vec![record, upgrade];
     commands.extend(then);
     let install = s(
         Action::HelmUpgrade {
@@ -538,7 +711,11 @@ pub fn helm(
         ),
         1200,
     )
-    .note("Needs helm and access to the chart repository.");
+    .note(if repo.is_empty() {
+        "Needs helm; the chart is in the plan directory."
+    } else {
+        "Needs helm and access to the chart repository."
+    });
     let undo = s(
         Action::HelmRollback {
             release: release.into(),
@@ -565,14 +742,14 @@ pub fn helm(
 }
 
 /// Cilium with a values file (`stage`: migration or final).
-pub fn helm_cilium(b: &Builder, values: &str, stage: &str, description: &str) -> (S, S) {
+pub fn helm_cilium(b: &mut Builder, values: &str, stage: &str, description: &str) -> (S, S) {
     let version = cilium_version(b.cluster);
     let _ = stage;
     helm(
         b,
         "cilium",
         "kube-system",
-        "https://helm.cilium.io",
+        CILIUM_REPO,
         "cilium",
         &version,
         values,
@@ -728,6 +905,31 @@ pub fn method(b: &Builder) -> InstallChoice {
     b.options.install.unwrap_or(match b.options.target {
         CniKind::Flannel if b.cluster.talos => InstallChoice::TalosUrls,
         CniKind::Flannel => InstallChoice::Manifests,
+        // Calico's own manifest when the user gave it, or when the cluster runs Calico by
+        // manifest already (many do): the same install it knows, no operator taking over.
+        CniKind::Calico
+            if b.options.local.manifest("calico").is_some()
+                || b.cluster.install_of(CniKind::Calico)
+                    == Some(cniswap_model::InstallMethod::Manifest) =>
+        {
+            InstallChoice::Manifest
+        }
         _ => InstallChoice::Helm,
     })
+}
+
+/// Where the target's agents run once installed: Calico by manifest (and Calico's
+/// flannel-migration manifests) run calico-node in kube-system, the operator in calico-system.
+pub fn target_daemonset(b: &Builder) -> (String, String) {
+    let target = b.options.target;
+    let manifest = target == CniKind::Calico
+        && (method(b) == InstallChoice::Manifest
+            || crate::strategies::rolling::uses_calico_migration_manifests(
+                target,
+                b.options.strategy,
+            ));
+    if manifest {
+        return ("kube-system".into(), "calico-node".into());
+    }
+    agent_daemonset(b.cluster, target)
 }

@@ -11,6 +11,7 @@ mod context;
 mod handled;
 mod install;
 mod known;
+pub mod local;
 mod model;
 mod names;
 mod ops;
@@ -202,6 +203,13 @@ fn check_options(cluster: &Cluster, options: &PlanOptions) -> Result<(), PlanErr
             "add one of the cluster's Omni ConfigPatches (omnictl get configpatches -o yaml) or its cluster template under omni/ in the snapshot",
         ));
     }
+    options.local.check()?;
+    if options.install == Some(InstallChoice::Manifest) && options.target == CniKind::Cilium {
+        return Err(error(
+            "--install manifest: Cilium has no manifest of its own (it is installed from its Helm chart)",
+            "use --install helm, or --install manifests (the chart rendered with helm template and applied with kubectl)",
+        ));
+    }
     if let Some(image) = &options.agent_image
         && (image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()))
     {
@@ -269,8 +277,27 @@ pub fn plan(
         ));
     }
     let proven = prove(&mut cluster, options, strategy, replace_kube_proxy)?;
+    // Mirrored image names go under the user's values, so a value the user set still wins.
+    let mut values = Vec::new();
+    if let Some(registry) = &options.local.image_registry
+        && target != CniKind::Flannel
+    {
+        let chart = if target == CniKind::Cilium {
+            "cilium"
+        } else {
+            "tigera-operator"
+        };
+        let defaults = options
+            .local
+            .chart(chart)
+            .map(local::LocalChart::values)
+            .unwrap_or_default();
+        values.push(local::mirrored_chart_values(registry, chart, &defaults));
+    }
+    values.extend(options.values.iter().cloned());
     let strategy_options = PlanOptions {
         strategy,
+        values,
         ..options.clone()
     };
     let mut builder = strategies::Builder::new(&cluster, &strategy_options, replace_kube_proxy);
@@ -311,6 +338,23 @@ pub fn plan(
     strategies::safeguards::restore(&mut builder, restores);
     if strategy != StrategyChoice::Fresh {
         strategies::cleanup::build(&mut builder);
+    }
+    let offline = !options.local.charts.is_empty()
+        || !options.local.manifests.is_empty()
+        || options.local.image_registry.is_some();
+    if offline && !builder.downloads.is_empty() {
+        let wanted: Vec<String> = builder
+            .downloads
+            .iter()
+            .map(|(name, url)| format!("{name} ({url})"))
+            .collect();
+        return Err(error(
+            format!(
+                "this plan would fetch {} from the internet, and --chart/--manifest/--image-registry say the cluster installs without it",
+                wanted.join(", ")
+            ),
+            "pass each with --chart NAME=DIR (cilium, tigera-operator) or --manifest NAME=FILE (calico, flannel, calico-flannel-migration, calico-migration-job)",
+        ));
     }
     let install = install::method(&builder);
     let handled = handled::resolved(

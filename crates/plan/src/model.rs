@@ -173,6 +173,7 @@ impl PatchType {
 pub enum Render {
     /// `helm template` of a pinned chart with values files.
     Helm {
+        /// Empty for a chart in the plan directory (`chart` is then its path there).
         repo: String,
         chart: String,
         version: String,
@@ -407,6 +408,7 @@ pub enum Action {
     HelmUpgrade {
         release: String,
         namespace: String,
+        /// Empty for a chart in the plan directory (`chart` is then its path there).
         repo: String,
         chart: String,
         version: String,

@@ -19,6 +19,8 @@ pub struct NodeState {
     pub name: String,
     pub unschedulable: bool,
     pub ready: bool,
+    /// apply's marker: cniswap apply is working on this node.
+    pub apply_marker: bool,
 }
 
 pub async fn nodes(client: &Client, server: &str) -> Result<Vec<NodeState>, VerifyError> {
@@ -43,6 +45,11 @@ pub async fn nodes(client: &Client, server: &str) -> Result<Vec<NodeState>, Veri
                 .and_then(|s| s.conditions.as_ref())
                 .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
                 .is_some_and(|c| c.status == "True"),
+            apply_marker: n
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(cniswap_verify::windows::APPLY_MARKER)),
         })
         .collect();
     nodes.sort_by(|a, b| a.name.cmp(&b.name));

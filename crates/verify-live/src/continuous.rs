@@ -10,6 +10,7 @@ use cniswap_verify::continuous::{Collected, NodeEvent};
 use cniswap_verify::gaps::Tracker;
 use cniswap_verify::plan;
 use cniswap_verify::topology::Topology;
+use cniswap_verify::windows;
 use cniswap_verify::wire::{Identity, ProbeConfig, ProbeTarget, ResultsPage, Role};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -21,9 +22,13 @@ pub struct ContinuousOptions {
     pub interval: Duration,
     /// Stop after this long (else at `stop`).
     pub duration: Option<Duration>,
-    /// Nodes being switched (for the summary); cordoned nodes are added as seen.
+    /// Nodes being switched for the whole run (`--switching`); other nodes are being switched
+    /// while apply's marker or a cordon is seen on them.
     pub switching: Vec<String>,
 }
+
+/// How often nodes are read for apply's markers and cordons (the main loop's tick).
+const NODE_POLL: Duration = Duration::from_secs(1);
 
 fn now_us() -> i64 {
     std::time::SystemTime::now()
@@ -217,6 +222,9 @@ fn collected(
         end_us: now_us(),
         nodes: session.nodes.clone(),
         switching,
+        // A change is seen up to one node poll late, and a probe sent just before a switch
+        // fails up to its timeout later.
+        window_margin_us: (NODE_POLL + session.options.probe_timeout).as_micros() as i64,
         paths,
         not_probed: state
             .not_probed
@@ -272,17 +280,12 @@ async fn probe(
             );
         }
     }
-    let mut switching: BTreeSet<String> = options.switching.iter().cloned().collect();
+    let switching: BTreeSet<String> = options.switching.iter().cloned().collect();
     let mut node_state: BTreeMap<String, cluster::NodeState> = cluster::nodes(client, &server)
         .await?
         .into_iter()
         .map(|n| (n.name.clone(), n))
         .collect();
-    for n in node_state.values() {
-        if n.unschedulable && session.nodes.contains(&n.name) {
-            switching.insert(n.name.clone());
-        }
-    }
     let mut planned = configs(&mut state, &topology, options.interval, timeout);
     for (key, source) in sources.iter_mut() {
         if let Some(config) = planned.get(key) {
@@ -296,6 +299,23 @@ async fn probe(
     }
     let start_us = now_us();
     let started = Instant::now();
+    // Nodes already being switched when probing starts.
+    for n in node_state.values() {
+        if n.apply_marker {
+            state.events.push(NodeEvent {
+                t_us: start_us,
+                node: n.name.clone(),
+                what: windows::MARKED.into(),
+            });
+        }
+        if n.unschedulable {
+            state.events.push(NodeEvent {
+                t_us: start_us,
+                node: n.name.clone(),
+                what: windows::CORDONED.into(),
+            });
+        }
+    }
     progress.message(&format!(
         "probing {} paths every {} ms (Ctrl-C to stop)",
         state.keys.len(),
@@ -305,7 +325,7 @@ async fn probe(
     tokio::pin!(stop);
     let mut tick = 0u64;
     loop {
-        let pause = tokio::time::sleep(Duration::from_secs(1));
+        let pause = tokio::time::sleep(NODE_POLL);
         tokio::select! {
             _ = pause => {}
             _ = &mut stop => break,
@@ -322,38 +342,47 @@ async fn probe(
                 let _ = push(source, config).await;
             }
         }
-        if tick.is_multiple_of(2) {
-            // Node events.
-            if let Ok(nodes) = cluster::nodes(client, &server).await {
-                for n in nodes {
-                    if let Some(old) = node_state.get(&n.name) {
-                        let t_us = now_us();
-                        if n.unschedulable != old.unschedulable {
-                            state.events.push(NodeEvent {
-                                t_us,
-                                node: n.name.clone(),
-                                what: if n.unschedulable {
-                                    "cordoned"
-                                } else {
-                                    "uncordoned"
-                                }
-                                .into(),
-                            });
-                            if n.unschedulable {
-                                switching.insert(n.name.clone());
+        // Node events, every tick: their times bound the switch windows (NODE_POLL).
+        if let Ok(nodes) = cluster::nodes(client, &server).await {
+            for n in nodes {
+                if let Some(old) = node_state.get(&n.name) {
+                    let t_us = now_us();
+                    if n.apply_marker != old.apply_marker {
+                        state.events.push(NodeEvent {
+                            t_us,
+                            node: n.name.clone(),
+                            what: if n.apply_marker {
+                                windows::MARKED
+                            } else {
+                                windows::UNMARKED
                             }
-                        }
-                        if n.ready != old.ready {
-                            state.events.push(NodeEvent {
-                                t_us,
-                                node: n.name.clone(),
-                                what: if n.ready { "ready" } else { "not-ready" }.into(),
-                            });
-                        }
+                            .into(),
+                        });
                     }
-                    node_state.insert(n.name.clone(), n);
+                    if n.unschedulable != old.unschedulable {
+                        state.events.push(NodeEvent {
+                            t_us,
+                            node: n.name.clone(),
+                            what: if n.unschedulable {
+                                windows::CORDONED
+                            } else {
+                                windows::UNCORDONED
+                            }
+                            .into(),
+                        });
+                    }
+                    if n.ready != old.ready {
+                        state.events.push(NodeEvent {
+                            t_us,
+                            node: n.name.clone(),
+                            what: if n.ready { "ready" } else { "not-ready" }.into(),
+                        });
+                    }
                 }
+                node_state.insert(n.name.clone(), n);
             }
+        }
+        if tick.is_multiple_of(2) {
             // Pods recreated (new UID, new IP): follow them.
             let mut changed = false;
             if let Ok(pods) = cluster::pods(client, &namespace, &server).await {

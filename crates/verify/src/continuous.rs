@@ -4,6 +4,7 @@
 use crate::gaps::PathStats;
 use crate::kind::Kind;
 use crate::plan::PathKey;
+use crate::windows::{PathGroup, SwitchWindow, windows};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -26,8 +27,14 @@ pub struct Collected {
     pub start_us: i64,
     pub end_us: i64,
     pub nodes: Vec<String>,
-    /// Nodes named with `--switching`, plus those seen cordoned during the run.
+    /// Nodes named with `--switching`: being switched for the whole run. Every other node
+    /// is being switched while `events` show it marked by apply or cordoned (see [`windows`]).
+    ///
+    /// [`windows`]: crate::windows
     pub switching: BTreeSet<String>,
+    /// How much each switch window is widened on both sides: the node poll interval plus the
+    /// probe timeout.
+    pub window_margin_us: i64,
     pub paths: Vec<(PathKey, PathStats, u64)>,
     /// Paths that could not be probed, with the reason.
     pub not_probed: Vec<(PathKey, String)>,
@@ -45,7 +52,14 @@ pub struct ContinuousReport {
     pub end: String,
     pub duration_s: f64,
     pub nodes: Vec<String>,
+    /// Every node that was being switched at some time of the run.
     pub switching: Vec<String>,
+    /// When each was being switched (with the margin), and what said so.
+    #[serde(default)]
+    pub windows: Vec<WindowReport>,
+    /// Each switched node's gaps while it was being switched, per path kind.
+    #[serde(default)]
+    pub switched: Vec<SwitchedNode>,
     pub paths: Vec<PathReport>,
     pub not_probed: Vec<NotProbed>,
     pub summary: ContinuousSummary,
@@ -85,6 +99,35 @@ pub struct GapReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowReport {
+    pub node: String,
+    pub start: String,
+    pub end: String,
+    pub start_s: f64,
+    pub end_s: f64,
+    pub by: String,
+}
+
+/// One switched node: its longest gap and lost probes per path kind (pod-to-pod, service,
+/// dns, host, api) on paths from or to it, counting only gaps while it was being switched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwitchedNode {
+    pub node: String,
+    /// Seconds it was being switched (windows added up, margins included).
+    pub switching_s: f64,
+    pub kinds: Vec<KindGaps>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KindGaps {
+    pub kind: PathGroup,
+    pub paths: usize,
+    pub paths_with_gaps: usize,
+    pub longest_gap_s: f64,
+    pub lost: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotProbed {
     #[serde(flatten)]
     pub path: PathKey,
@@ -100,9 +143,10 @@ pub struct ContinuousSummary {
     pub resets: u64,
     pub longest_gap_s: f64,
     pub per_node: Vec<NodeSummary>,
-    /// Lost probes on paths that touch none of the nodes being switched.
+    /// Lost probes on paths that touched none of the nodes being switched when each probe
+    /// was sent (the goal of a migration: 0).
     pub lost_elsewhere: u64,
-    /// Those paths, when any lost probes.
+    /// Those paths with their count, when any lost probes.
     pub gaps_elsewhere: Vec<String>,
 }
 
@@ -204,15 +248,40 @@ pub fn build(c: &Collected) -> ContinuousReport {
                     longest_gap_s: 0.0,
                     paths_with_gaps: 0,
                     lost: 0,
-                    switching: c.switching.contains(n),
+                    switching: false,
                 },
             )
         })
         .collect();
+    let explicit: Vec<String> = c.switching.iter().cloned().collect();
+    let switch_windows = windows(
+        &c.events,
+        c.start_us,
+        c.end_us,
+        c.window_margin_us,
+        &explicit,
+    );
+    let switched_then = |key: &PathKey, t: i64| {
+        switch_windows
+            .iter()
+            .any(|w| w.contains(t) && key.touches(&w.node))
+    };
     let mut lost_elsewhere = 0;
     let mut gaps_elsewhere = vec![];
+    for (key, stats, _) in &c.paths {
+        let elsewhere = stats
+            .lost_at
+            .iter()
+            .filter(|t| !switched_then(key, **t))
+            .count() as u64;
+        if elsewhere > 0 {
+            lost_elsewhere += elsewhere;
+            gaps_elsewhere.push(format!("{} ({elsewhere} lost)", key.label()));
+        }
+    }
+    gaps_elsewhere.sort();
+    let switched = switched_nodes(c, &switch_windows);
     for p in &paths {
-        let key = key_of(p);
         for node in [Some(&p.from_node), p.to_node.as_ref()]
             .into_iter()
             .flatten()
@@ -223,10 +292,6 @@ pub fn build(c: &Collected) -> ContinuousReport {
                 s.paths_with_gaps += usize::from(!p.gaps.is_empty());
                 s.lost += p.lost;
             }
-        }
-        if !c.switching.iter().any(|n| key.touches(n)) && p.lost > 0 {
-            lost_elsewhere += p.lost;
-            gaps_elsewhere.push(key.label());
         }
     }
     let mut timeline: Vec<(i64, TimelineEvent)> = vec![];
@@ -279,6 +344,9 @@ pub fn build(c: &Collected) -> ContinuousReport {
         ));
     }
     timeline.sort_by_key(|(t, _)| *t);
+    for s in per_node.values_mut() {
+        s.switching = switch_windows.iter().any(|w| w.node == s.node);
+    }
     let summary = ContinuousSummary {
         paths: paths.len(),
         paths_with_gaps: paths.iter().filter(|p| !p.gaps.is_empty()).count(),
@@ -300,7 +368,24 @@ pub fn build(c: &Collected) -> ContinuousReport {
         end: rfc3339(c.end_us),
         duration_s: secs(c.end_us - c.start_us),
         nodes: c.nodes.clone(),
-        switching: c.switching.iter().cloned().collect(),
+        switching: {
+            let mut nodes: Vec<String> = switch_windows.iter().map(|w| w.node.clone()).collect();
+            nodes.sort();
+            nodes.dedup();
+            nodes
+        },
+        windows: switch_windows
+            .iter()
+            .map(|w| WindowReport {
+                node: w.node.clone(),
+                start: rfc3339(w.start_us),
+                end: rfc3339(w.end_us),
+                start_s: rel(w.start_us),
+                end_s: rel(w.end_us),
+                by: w.by.clone(),
+            })
+            .collect(),
+        switched,
         not_probed: c
             .not_probed
             .iter()
@@ -313,6 +398,59 @@ pub fn build(c: &Collected) -> ContinuousReport {
         summary,
         timeline: timeline.into_iter().map(|(_, e)| e).collect(),
     }
+}
+
+/// Per switched node and path kind: the gaps of paths from or to the node that overlap a
+/// window of the node (clipped to nothing: a gap is reported whole, as measured).
+fn switched_nodes(c: &Collected, switch_windows: &[SwitchWindow]) -> Vec<SwitchedNode> {
+    let mut nodes: Vec<&str> = switch_windows.iter().map(|w| w.node.as_str()).collect();
+    nodes.sort();
+    nodes.dedup();
+    nodes
+        .into_iter()
+        .map(|node| {
+            let mine: Vec<&SwitchWindow> =
+                switch_windows.iter().filter(|w| w.node == node).collect();
+            let kinds = PathGroup::ALL
+                .iter()
+                .filter_map(|group| {
+                    let paths: Vec<_> = c
+                        .paths
+                        .iter()
+                        .filter(|(k, _, _)| PathGroup::of(k.kind) == *group && k.touches(node))
+                        .collect();
+                    if paths.is_empty() {
+                        return None;
+                    }
+                    let mut out = KindGaps {
+                        kind: *group,
+                        paths: paths.len(),
+                        paths_with_gaps: 0,
+                        longest_gap_s: 0.0,
+                        lost: 0,
+                    };
+                    for (_, stats, _) in paths {
+                        let gaps: Vec<_> = stats
+                            .all_gaps(c.end_us)
+                            .into_iter()
+                            .filter(|g| mine.iter().any(|w| w.overlaps(g.start_us, g.end_us)))
+                            .collect();
+                        out.paths_with_gaps += usize::from(!gaps.is_empty());
+                        for g in gaps {
+                            out.longest_gap_s = out.longest_gap_s.max(secs(g.end_us - g.start_us));
+                            out.lost += g.lost;
+                        }
+                    }
+                    Some(out)
+                })
+                .collect();
+            SwitchedNode {
+                node: node.to_string(),
+                switching_s: secs(mine.iter().map(|w| w.end_us - w.start_us).sum()),
+                kinds,
+            }
+        })
+        .collect()
 }
 
 impl ContinuousReport {
@@ -390,11 +528,42 @@ impl ContinuousReport {
                 );
             }
         }
-        if !self.switching.is_empty() {
+        if !self.switched.is_empty() {
             let _ = writeln!(
                 out,
-                "\nLost probes on paths that touch none of the switched nodes ({}): {}",
-                self.switching.join(", "),
+                "\nSwitched nodes: longest gap (s) per path kind while each was being switched:"
+            );
+            let width = self
+                .switched
+                .iter()
+                .map(|n| n.node.len())
+                .max()
+                .unwrap_or(4)
+                .max(4);
+            let _ = write!(out, "  {:<width$}  {:>9}", "node", "switching");
+            for group in PathGroup::ALL {
+                let _ = write!(out, "  {:>10}", group.as_str());
+            }
+            let _ = writeln!(out);
+            for n in &self.switched {
+                let _ = write!(out, "  {:<width$}  {:>8.1}s", n.node, n.switching_s);
+                for group in PathGroup::ALL {
+                    match n.kinds.iter().find(|k| k.kind == group) {
+                        Some(k) => {
+                            let _ = write!(out, "  {:>10.3}", k.longest_gap_s);
+                        }
+                        None => {
+                            let _ = write!(out, "  {:>10}", "-");
+                        }
+                    }
+                }
+                let _ = writeln!(out);
+            }
+        }
+        if !self.windows.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nLost probes between nodes not being switched at that moment: {}",
                 s.lost_elsewhere
             );
             for p in &s.gaps_elsewhere {
@@ -444,14 +613,23 @@ pub(crate) mod tests_support {
             start_us: start,
             end_us: start + 10_000_000,
             nodes: vec!["a".into(), "b".into(), "c".into()],
-            switching: ["a".to_string()].into(),
+            switching: BTreeSet::new(),
+            window_margin_us: 0,
             paths,
             not_probed: vec![],
-            events: vec![NodeEvent {
-                t_us: start + 1_500_000,
-                node: "a".into(),
-                what: "cordoned".into(),
-            }],
+            // apply marks "a" from 1.5 s to 6 s; the outage on its paths is 2 s to 5 s.
+            events: vec![
+                NodeEvent {
+                    t_us: start + 1_500_000,
+                    node: "a".into(),
+                    what: "apply-in-progress".into(),
+                },
+                NodeEvent {
+                    t_us: start + 6_000_000,
+                    node: "a".into(),
+                    what: "apply-finished".into(),
+                },
+            ],
         }
     }
 }
@@ -497,7 +675,7 @@ mod tests {
         assert_eq!(b.paths_with_gaps, 2);
         // The timeline is in time order: the cordon, then downs, then ups.
         let events: Vec<&str> = report.timeline.iter().map(|e| e.event.as_str()).collect();
-        assert_eq!(events[0], "cordoned");
+        assert_eq!(events[0], "apply-in-progress");
         assert_eq!(events.iter().filter(|e| **e == "down").count(), 3);
         assert_eq!(events.iter().filter(|e| **e == "up").count(), 3);
         let json = serde_json::to_value(&report).unwrap();
@@ -518,7 +696,56 @@ mod tests {
         assert!(
             report
                 .render()
-                .contains("Lost probes on paths that touch none of the switched nodes (a): 0")
+                .contains("Lost probes between nodes not being switched at that moment: 0"),
+            "{}",
+            report.render()
         );
+        assert_eq!(report.switching, vec!["a".to_string()]);
+        let a = &report.switched[0];
+        assert_eq!((a.node.as_str(), a.switching_s), ("a", 4.5));
+        assert_eq!(
+            a.kinds,
+            vec![KindGaps {
+                kind: PathGroup::PodToPod,
+                paths: 3,
+                paths_with_gaps: 3,
+                longest_gap_s: 3.0,
+                lost: 45
+            }]
+        );
+    }
+
+    /// The old rule counted a node as switching for the whole run once it was cordoned at any
+    /// time: an outage on its paths after its switch ended was excused. Now it is "elsewhere".
+    #[test]
+    fn a_gap_after_the_nodes_switch_ended_is_lost_elsewhere() {
+        let mut c = sample();
+        // "a" was marked from 0.1 s to 1 s only: the outage at 2 s to 5 s is not its switch.
+        c.events[0].t_us = c.start_us + 100_000;
+        c.events[1].t_us = c.start_us + 1_000_000;
+        let report = build(&c);
+        assert_eq!(report.summary.lost_elsewhere, 45);
+        assert_eq!(report.summary.gaps_elsewhere.len(), 3);
+        assert!(
+            report.summary.gaps_elsewhere[0].ends_with("(15 lost)"),
+            "{:?}",
+            report.summary.gaps_elsewhere
+        );
+        assert!(report.switched[0].kinds[0].lost == 0);
+        // A margin as wide as the poll and the probe timeout covers the outage's start
+        // only, and a probe lost outside the widened window still counts.
+        c.window_margin_us = 1_500_000;
+        let report = build(&c);
+        assert_eq!(report.summary.lost_elsewhere, 45 - 3 * 3);
+    }
+
+    #[test]
+    fn a_node_named_with_switching_covers_the_whole_run() {
+        let mut c = sample();
+        c.events.clear();
+        c.switching = ["a".to_string()].into();
+        let report = build(&c);
+        assert_eq!(report.summary.lost_elsewhere, 0);
+        assert_eq!(report.windows[0].by, "--switching");
     }
 }

@@ -39,6 +39,9 @@ pub struct PathStats {
     pub last_us: Option<i64>,
     /// The current outage, not yet closed.
     pub open: Option<Gap>,
+    /// When each lost probe was sent (Unix µs), to tell which node was being switched then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost_at: Vec<i64>,
 }
 
 impl PathStats {
@@ -49,6 +52,7 @@ impl PathStats {
         match error {
             Some(error) => {
                 self.lost += 1;
+                self.lost_at.push(t);
                 match &mut self.open {
                     Some(gap) => gap.lost += 1,
                     None => {

@@ -1,5 +1,6 @@
 //! The timeline plot of a continuous run: one row per node pair (all pair paths merged) and
-//! one per node (Service, DNS, API), time across, outages in red, node events as lines.
+//! one per node (Service, DNS, API), time across, outages in red over amber while a node of the
+//! row was being switched, node events as lines.
 //!
 //! plotters draws the SVG; resvg rasterises that same SVG to PNG with DejaVu Sans built in,
 //! so the PNG looks the same everywhere and needs no system fonts.
@@ -24,6 +25,20 @@ pub struct Row {
     pub lost: u64,
     /// Whether any path of the row was probed (grey when not).
     pub probed: bool,
+    /// When a node of the row was being switched (amber behind the outages).
+    pub switching: Vec<(f64, f64)>,
+}
+
+/// When any of `nodes` was being switched, in seconds since the start, merged.
+fn windows_of(report: &ContinuousReport, nodes: &[&String]) -> Vec<(f64, f64)> {
+    merge(
+        report
+            .windows
+            .iter()
+            .filter(|w| nodes.contains(&&w.node))
+            .map(|w| (w.start_s, w.end_s))
+            .collect(),
+    )
 }
 
 /// Node pairs first (`a -> b`: every pair path between them), then each node's own paths.
@@ -39,6 +54,7 @@ pub fn rows(report: &ContinuousReport) -> Vec<Row> {
                     gaps: vec![],
                     lost: 0,
                     probed: false,
+                    switching: windows_of(report, &[from, to]),
                 },
             );
         }
@@ -49,6 +65,7 @@ pub fn rows(report: &ContinuousReport) -> Vec<Row> {
                 gaps: vec![],
                 lost: 0,
                 probed: false,
+                switching: windows_of(report, &[from]),
             },
         );
     }
@@ -156,6 +173,15 @@ pub fn svg(report: &ContinuousReport) -> Result<String, PlotError> {
                     .map(|(i, row)| band(i, 0.0, duration, if row.probed { up } else { unprobed })),
             )
             .map_err(|e| draw(&e))?;
+        let switching = RGBColor(250, 205, 110);
+        chart
+            .draw_series(rows.iter().enumerate().flat_map(|(i, row)| {
+                row.switching
+                    .iter()
+                    .map(move |(a, b)| band(i, *a, *b, switching))
+                    .collect::<Vec<_>>()
+            }))
+            .map_err(|e| draw(&e))?;
         // Outages at least 2 px wide so a single lost probe is visible.
         let min_width = duration / f64::from(WIDTH) * 2.0;
         chart
@@ -255,8 +281,10 @@ mod tests {
         let ab = rows.iter().find(|r| r.label == "a -> b").unwrap();
         assert_eq!(ab.gaps, vec![(2.0, 5.0)]);
         assert_eq!(ab.lost, 15);
+        assert_eq!(ab.switching, vec![(1.5, 6.0)]);
         let bc = rows.iter().find(|r| r.label == "b -> c").unwrap();
         assert!(bc.gaps.is_empty());
+        assert!(bc.switching.is_empty());
     }
 
     #[test]
@@ -268,7 +296,12 @@ mod tests {
             svg.contains("a -&gt; b") || svg.contains("a -> b"),
             "row labels"
         );
-        assert!(svg.contains("cordoned"));
+        assert!(svg.contains("apply-in-progress"));
+        // The switch window of "a" is drawn behind its rows (amber).
+        assert!(
+            svg.contains("#FACD6E") || svg.contains("#facd6e"),
+            "window band"
+        );
         let png = png(&svg).unwrap();
         assert_eq!(&png[1..4], b"PNG");
         assert!(png.len() > 5_000);

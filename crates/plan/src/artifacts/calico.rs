@@ -59,3 +59,22 @@ pub fn felix_configuration() -> Value {
         "spec": {"cgroupV2Path": "/sys/fs/cgroup"},
     })
 }
+
+/// A kustomize patch of calico.yaml's calico-node DaemonSet: the IP pool calico-node creates
+/// at its first start carries the cluster's pod CIDR, VXLAN always, no IP-in-IP (the manifest
+/// leaves CALICO_IPV4POOL_CIDR commented out, and then picks 192.168.0.0/16).
+pub fn manifest_pool_patch(pod_cidr: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "calico-node", "namespace": "kube-system"},
+        "spec": {"template": {"spec": {"containers": [{
+            "name": "calico-node",
+            "env": [
+                {"name": "CALICO_IPV4POOL_CIDR", "value": pod_cidr},
+                {"name": "CALICO_IPV4POOL_VXLAN", "value": "Always"},
+                {"name": "CALICO_IPV4POOL_IPIP", "value": "Never"},
+            ],
+        }]}}},
+    })
+}

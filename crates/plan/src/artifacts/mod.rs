@@ -46,6 +46,11 @@ impl Artifacts {
         self.add(path, description, Self::header(description) + &yaml(value))
     }
 
+    /// Adds a file as given (a copy of the user's chart or manifest: no header).
+    pub fn add_raw(&mut self, path: &str, description: &str, text: String) -> String {
+        self.add(path, description, text)
+    }
+
     pub fn add_documents(&mut self, path: &str, description: &str, docs: &[Value]) -> String {
         self.add(
             path,

@@ -77,18 +77,28 @@ pub fn build(b: &mut Builder) {
             }]}}},
         }),
     );
+    let mut job_kustomization = json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": ["migration-job.yaml"],
+        "patches": [{"path": "job-env-patch.yaml"}],
+    });
+    install::add_mirror_images(b, "calico-migration-job", &mut job_kustomization);
     b.artifacts.add_yaml(
         "calico/flannel-migration/kustomization.yaml",
         "Calico's migration Job with this cluster's Flannel settings",
-        &json!({
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
-            "resources": ["migration-job.yaml"],
-            "patches": [{"path": "job-env-patch.yaml"}],
-        }),
+        &job_kustomization,
     );
     let job_upstream = format!("{dir}/migration-job.yaml");
-    let calico_manifest = format!("{dir}/calico.yaml");
+    // With an image mirror, calico.yaml is rendered through kustomize (its own directory)
+    // so its images point at the mirror; else it is applied as released.
+    let mirror = b.options.local.image_registry.is_some();
+    let calico_dir = format!("{dir}/calico");
+    let calico_manifest = if mirror {
+        format!("{calico_dir}/calico.yaml")
+    } else {
+        format!("{dir}/calico.yaml")
+    };
     let rendered = format!("{dir}/rendered-job.yaml");
 
     let mut steps = Vec::new();
@@ -105,16 +115,52 @@ pub fn build(b: &mut Builder) {
         steps.extend(apply);
         talos_undo.extend(undo);
     }
-    steps.push(install::download(
+    steps.extend(install::fetch(
+        b,
+        "calico-flannel-migration",
         &format!("{base}/calico.yaml"),
         &calico_manifest,
         "Download Calico's flannel-migration manifest (pinned).",
     ));
-    steps.push(install::download(
+    steps.extend(install::fetch(
+        b,
+        "calico-migration-job",
         &format!("{base}/migration-job.yaml"),
         &job_upstream,
         "Download Calico's migration Job (pinned).",
     ));
+    let calico_manifest = if mirror {
+        let mut kustomization = json!({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": ["calico.yaml"],
+        });
+        install::add_mirror_images(b, "calico-flannel-migration", &mut kustomization);
+        b.artifacts.add_yaml(
+            "calico/flannel-migration/calico/kustomization.yaml",
+            "Calico's flannel-migration manifest with its images from the mirror",
+            &kustomization,
+        );
+        let out = format!("{calico_dir}/rendered.yaml");
+        steps.push(s(
+            Action::RenderManifest {
+                file: out.clone(),
+                render: Render::Kustomize {
+                    dir: calico_dir.clone(),
+                },
+            },
+            "Render Calico's flannel-migration manifest with the mirror's images.",
+            vec![install::atomic_output(
+                &sh!("kubectl kustomize {}", calico_dir),
+                &out,
+            )],
+            format!("{out} exists"),
+            120,
+        ));
+        out
+    } else {
+        calico_manifest
+    };
     let checks: Vec<crate::shell::Sh> = env
         .iter()
         .map(|(name, value)| {

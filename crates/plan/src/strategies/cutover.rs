@@ -92,9 +92,8 @@ pub fn build(b: &mut Builder) {
             let (clean, restore) = b.clean_node(&node.name, b.replace_kube_proxy);
             steps.extend(clean);
             rollback.splice(0..0, restore);
-            steps.push(install::restart_agent(
-                b.cluster,
-                target,
+            steps.push(install::restart_target_agent(
+                b,
                 &node.name,
                 format!(
                     "Restart the {target} agent on {} so it sets the node up and writes its CNI config, and wait until it is ready.",
@@ -195,26 +194,34 @@ pub fn build(b: &mut Builder) {
 }
 
 /// With Helm, the chart and values are checked by rendering them before the outage.
-fn check_render(b: &Builder) -> Option<crate::ops::S> {
+fn check_render(b: &mut Builder) -> Option<crate::ops::S> {
     if install::method(b) != crate::context::InstallChoice::Helm {
         return None;
     }
     let (render, file) = match b.options.target {
         CniKind::Cilium => (
-            install::cilium_render(b.cluster, "artifacts/cilium/values-final.yaml"),
+            install::cilium_render(b, "artifacts/cilium/values-final.yaml"),
             "artifacts/cilium/rendered-check.yaml",
         ),
-        CniKind::Calico => (
-            Render::Helm {
-                repo: "https://docs.tigera.io/calico/charts".into(),
-                chart: "tigera-operator".into(),
-                version: crate::context::CALICO_VERSION.into(),
-                release: "calico".into(),
-                namespace: "tigera-operator".into(),
-                values: vec!["artifacts/calico/values.yaml".into()],
-            },
-            "artifacts/calico/rendered-check.yaml",
-        ),
+        CniKind::Calico => {
+            let (repo, chart, version) = install::chart_source(
+                b,
+                install::TIGERA_REPO,
+                "tigera-operator",
+                crate::context::CALICO_VERSION,
+            );
+            (
+                Render::Helm {
+                    repo,
+                    chart,
+                    version,
+                    release: "calico".into(),
+                    namespace: "tigera-operator".into(),
+                    values: vec!["artifacts/calico/values.yaml".into()],
+                },
+                "artifacts/calico/rendered-check.yaml",
+            )
+        }
         _ => return None,
     };
     Some(install::render_step(

@@ -32,6 +32,8 @@ pub struct Builder<'a> {
     pub talos_flannel_disabled: bool,
     /// The longest pod-network outage the estimates expect (cutover: the whole window).
     pub outage_minutes: u32,
+    /// What the plan would fetch from the internet: (name, URL or repository).
+    pub downloads: Vec<(String, String)>,
 }
 
 impl<'a> Builder<'a> {
@@ -56,6 +58,15 @@ impl<'a> Builder<'a> {
             plan_id,
             talos_flannel_disabled: false,
             outage_minutes: 0,
+            downloads: Vec::new(),
+        }
+    }
+
+    /// Records that the plan fetches `name` from `url` (refused when the user said the cluster
+    /// installs without the internet).
+    pub fn needs_download(&mut self, name: &str, url: &str) {
+        if !self.downloads.iter().any(|(n, _)| n == name) {
+            self.downloads.push((name.to_string(), url.to_string()));
         }
     }
 
@@ -250,10 +261,13 @@ impl<'a> Builder<'a> {
     }
 
     pub fn agent_image(&self) -> String {
-        self.options
-            .agent_image
-            .clone()
-            .unwrap_or_else(crate::context::default_agent_image)
+        self.options.agent_image.clone().unwrap_or_else(|| {
+            let image = crate::context::default_agent_image();
+            match &self.options.local.image_registry {
+                Some(registry) => crate::local::mirrored(registry, &image),
+                None => image,
+            }
+        })
     }
 
     /// Talos patch steps: control planes first, then workers (DESIGN.md). Returns (apply, undo).

@@ -229,7 +229,7 @@ fn to_cilium(b: &mut Builder) {
     } else {
         // The migration stage is always applied with kubectl: only the final state belongs in
         // the Talos config, where bootstraps and upgrade-k8s apply it again.
-        let render = install::cilium_render(b.cluster, &values_file);
+        let render = install::cilium_render(b, &values_file);
         let (apply, undo) = install::rendered(
             b,
             InstallChoice::Manifests,

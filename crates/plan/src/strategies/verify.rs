@@ -35,16 +35,9 @@ pub fn build(b: &mut Builder) {
         None,
         Some(&b.cluster.dns_domain),
     ));
-    // Calico's flannel-migration manifests run calico-node in kube-system, without the operator.
-    let calico_manifests =
-        super::rolling::uses_calico_migration_manifests(target, b.options.strategy);
-    let (ns, ds) = if calico_manifests {
-        ("kube-system".to_string(), "calico-node".to_string())
-    } else {
-        install::agent_daemonset(b.cluster, target)
-    };
+    let (ns, ds) = install::target_daemonset(b);
     probes.push(Probe::AgentsReady {
-        namespace: ns,
+        namespace: ns.clone(),
         daemonset: ds,
     });
     probes.push(Probe::Cniswap {
@@ -63,7 +56,9 @@ pub fn build(b: &mut Builder) {
         ),
         "every probe passes (a /healthz answer of Unauthorized also proves the path)",
     )];
-    if target == CniKind::Calico && !calico_manifests {
+    // Only the operator has a tigerastatus: not Calico by manifest or its flannel-migration
+    // manifests (calico-node in kube-system).
+    if target == CniKind::Calico && ns != "kube-system" {
         steps.push(crate::ops::s(
             crate::model::Action::Verify {
                 goal: "Calico reports itself available".into(),

@@ -29,6 +29,7 @@ pub fn options(target: CniKind, strategy: StrategyChoice) -> PlanOptions {
         agent_image: None,
         pod_cidr: None,
         api_endpoint: None,
+        local: Default::default(),
     }
 }
 
