@@ -554,6 +554,49 @@ fn probes_survive_a_cordon_and_drain_of_another_node(ctx: &Ctx) {
     }
 }
 
+/// An image the nodes cannot get is reported within seconds (not after --ready-timeout), with
+/// the node, the kubelet's reason and the fix: one the pull policy forbids pulling, and one
+/// from a registry that refuses connections.
+fn an_image_that_cannot_be_pulled_is_reported_at_once(ctx: &Ctx) {
+    for (image, policy, reason) in [
+        ("cniswap.lab/no-such-image:0", "Never", "ErrImageNeverPull"),
+        (
+            "127.0.0.1:1/cniswap/no-such-image:0",
+            "IfNotPresent",
+            "ErrImagePull",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_cniswap"))
+            .args(["verify", "--image", image, "--image-pull-policy", policy])
+            .args(["--ready-timeout", "300s"])
+            .env("KUBECONFIG", &ctx.lab.kubeconfig)
+            .env("NO_COLOR", "1")
+            .current_dir(&ctx.work)
+            .output()
+            .unwrap();
+        let elapsed = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        // Back-off turns ErrImagePull into ImagePullBackOff; either is the kubelet's word.
+        assert!(
+            stderr.contains(reason) || stderr.contains("ImagePullBackOff"),
+            "{stderr}"
+        );
+        assert!(stderr.contains(image), "names the image: {stderr}");
+        assert!(
+            NODES.iter().any(|n| stderr.contains(&format!("node {n}"))),
+            "names the node: {stderr}"
+        );
+        assert!(stderr.contains("cniswap image build"), "{stderr}");
+        assert!(!stderr.contains("Status {"), "{stderr}");
+        assert!(
+            elapsed.as_secs() < 90,
+            "took {elapsed:?} (the timeout is 300 s)"
+        );
+    }
+}
+
 fn objects_are_gone_afterwards(ctx: &Ctx) {
     let out = verify(ctx, &["-o", "json"]);
     assert_eq!(
@@ -592,7 +635,7 @@ async fn verify_on_the_lab() {
     std::fs::create_dir_all(&work).unwrap();
     let ctx = Ctx { lab, work, image };
     type Check = fn(&Ctx);
-    let checks: [(&str, Check); 10] = [
+    let checks: [(&str, Check); 11] = [
         ("pin CoreDNS", pin_coredns),
         ("healthy lab", healthy_lab_passes_every_check),
         ("VXLAN dropped on one node", vxlan_dropped_on_one_node),
@@ -610,6 +653,10 @@ async fn verify_on_the_lab() {
         (
             "continuous: drain of another node",
             probes_survive_a_cordon_and_drain_of_another_node,
+        ),
+        (
+            "an image that cannot be pulled",
+            an_image_that_cannot_be_pulled_is_reported_at_once,
         ),
         ("objects gone afterwards", objects_are_gone_afterwards),
     ];
