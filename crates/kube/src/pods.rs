@@ -47,11 +47,10 @@ impl ImagePullFailure {
                 self.image, self.node
             )
         } else {
-            format!(
-                "put the image where the nodes can pull it: `cniswap image build --out-dir DIR`, then \
-                 `skopeo copy oci:DIR:TAG docker://REGISTRY/cniswap:TAG`, and pass REGISTRY/cniswap:TAG; \
-                 a private registry needs an image pull Secret"
-            )
+            "put the image where the nodes can pull it: `cniswap image build --out-dir DIR`, then \
+             `skopeo copy oci:DIR:TAG docker://REGISTRY/cniswap:TAG`, and pass REGISTRY/cniswap:TAG; \
+             a private registry needs an image pull Secret"
+                .to_string()
         }
     }
 }
