@@ -12,10 +12,12 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     # reference CNI plugins inside throwaway network namespaces.
     # The lab (crates/lab) runs containerd and runc, and builds images from busybox-static,
     # iptables, conntrack, ipset and netbase's /etc/protocols; util-linux gives unshare/nsenter,
-    # procps kill (apply's Ctrl-C test).
+    # procps kill (apply's Ctrl-C test); skopeo and docker-registry read and carry the image
+    # `cniswap image build` writes (crates/cli/tests/image.rs).
     apt-get install -y -qq --no-install-recommends build-essential pkg-config ca-certificates \
         iproute2 iptables nftables ipset containernetworking-plugins \
-        containerd runc busybox-static conntrack netbase util-linux procps >/dev/null
+        containerd runc busybox-static conntrack netbase util-linux procps \
+        skopeo docker-registry >/dev/null
 fi
 # The lab builds Kubernetes, etcd, CoreDNS, Flannel and kwok from pinned Go modules.
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then

@@ -526,7 +526,7 @@ fn read_file(
         reader.consume(read::BOM.len());
     }
     // Buffered outside the check too: serde_json reads byte by byte, and through `Checked`
-    // alone each byte was a call of its own (the 5,000-node inspect took 2.3x as long).
+    // alone each byte was a call of its own (issue 19: 5.2 s instead of 2.2 s on 5,000 nodes).
     let reader = BufReader::with_capacity(1 << 16, Checked::new(reader, remaining));
 
     match (area, format) {
