@@ -109,12 +109,13 @@ impl KubeActions {
                 Err(e) => return Err(api(&format!("POST {object}"), &object, e)),
             }
         }
+        // Finished, or stuck on an image the node cannot get (which waiting does not fix).
         let done = |p: Option<&Pod>| {
             p.is_some_and(|p| {
                 matches!(
                     p.status.as_ref().and_then(|s| s.phase.as_deref()),
                     Some("Succeeded" | "Failed")
-                )
+                ) || cniswap_kube::pods::image_pull_failure(p).is_some()
             })
         };
         let started = std::time::Instant::now();
@@ -133,7 +134,8 @@ impl KubeActions {
             }
             Ok(Err(e)) => {
                 return Err(ActionError::transient(Failure::new(format!(
-                    "watching {object}: {e}"
+                    "watching {object}: {}",
+                    cniswap_kube::chain(&e)
                 ))));
             }
             Err(_) => {
@@ -147,6 +149,18 @@ impl KubeActions {
                 ));
             }
         };
+        if let Some(failure) = cniswap_kube::pods::image_pull_failure(&finished) {
+            self.remove_pod(&pods, &name, &object).await?;
+            return Err(ActionError::failed(
+                Failure::new(failure.describe())
+                    .object(object.clone())
+                    .next(format!(
+                        "{}; then `cniswap apply --agent-image REGISTRY/cniswap:TAG` (the plan's image is {})",
+                        failure.fix(),
+                        failure.image
+                    )),
+            ));
+        }
         let output = pods
             .logs(
                 &name,

@@ -238,7 +238,8 @@ impl KubeActions {
         match waited {
             Ok(Ok(_)) => Ok(format!("{name} booted again and is Ready")),
             Ok(Err(e)) => Err(ActionError::transient(cniswap_exec::Failure::new(format!(
-                "watching node/{name}: {e}"
+                "watching node/{name}: {}",
+                cniswap_kube::chain(&e)
             )))),
             Err(_) => Err(failed(format!(
                 "node {name} did not come back with a new boot ID and Ready within {} s",

@@ -117,7 +117,8 @@ impl KubeActions {
             Ok(Ok(Some(p))) => Ok(p),
             Ok(Ok(None)) => Err(failed(format!("probe pod {name} disappeared"))),
             Ok(Err(e)) => Err(ActionError::transient(cniswap_exec::Failure::new(format!(
-                "watching probe pod {name}: {e}"
+                "watching probe pod {name}: {}",
+                cniswap_kube::chain(&e)
             )))),
             Err(_) => Err(failed(format!(
                 "probe pod {NAMESPACE}/{name} did not {} within {} s",

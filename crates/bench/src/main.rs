@@ -5,6 +5,7 @@
 //! `sudo target/release/cniswap-bench --lab [--kwok-nodes 1000] [--pods-per-node 30]` (root:
 //! brings labs up; see lab.rs)
 //! `cargo run --release -p cniswap-bench -- --scaling [5000,10000,20000]`
+//! `target/release/cniswap-bench --ratio [--nodes 5000] [--runs 3]` (python3 on PATH)
 //! `target/release/cniswap-bench --apply-memory 500` (apply's executor, the cluster in memory)
 //! `sudo target/release/cniswap-bench --apply-lab 500` (root: a lab of 500 kwok nodes; apply's
 //! own time per node) or `--apply-kubeconfig FILE [--apply-nodes N]` (a cluster's kwok nodes)
@@ -18,10 +19,14 @@
 //! `cniswap node inventory` and `cniswap node clean --cni cilium` in it. `--scaling` times inputs
 //! whose cost must grow linearly with their size (issue 10 §8): Talos multi-document files of
 //! N documents (read by `inspect`) and `.tftpl` templates of N lines that each give a finding
-//! (read by `lint`), plus a 4 MB multi-document file.
+//! (read by `lint`), plus a 4 MB multi-document file. `--ratio` times `cniswap inspect -o json`
+//! against Python's C `json.load` of the same JSON files (the median of `--runs` each) and
+//! prints inspect's time as a fraction of it, and both peaks of RSS: the figure that shows at
+//! once when reading snapshots gets slower (issue 19: it must stay under 0.1 and 250 MB).
 
 mod apply;
 mod lab;
+mod ratio;
 mod synth;
 mod verify;
 
@@ -44,11 +49,15 @@ fn main() -> std::process::ExitCode {
     let mut apply_lab = None;
     let mut node_limit = usize::MAX;
     let mut scaling: Option<Vec<usize>> = None;
+    let mut ratio = false;
+    let mut runs = 3;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--lint-repo" => lint_files = args.next().and_then(|n| n.parse().ok()),
             "--node-state" => node_state = true,
+            "--ratio" => ratio = true,
+            "--runs" => runs = args.next().and_then(|n| n.parse().ok()).unwrap_or(3).max(1),
             "--plan" => plan = true,
             "--verify" => verify_image = args.next(),
             "--lab" => lab = true,
@@ -100,7 +109,7 @@ fn main() -> std::process::ExitCode {
             }
             _ => {
                 eprintln!(
-                    "usage: cniswap-bench [--plan] [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N | --node-state | --verify IMAGE | --lab [--kwok-nodes 1000] [--pods-per-node 30] | --scaling [5000,10000,20000] | --apply-memory N | --apply-lab N | --apply-kubeconfig FILE [--apply-nodes N]"
+                    "usage: cniswap-bench --ratio [--nodes 5000] [--runs 3] | [--plan] [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N | --node-state | --verify IMAGE | --lab [--kwok-nodes 1000] [--pods-per-node 30] | --scaling [5000,10000,20000] | --apply-memory N | --apply-lab N | --apply-kubeconfig FILE [--apply-nodes N]"
                 );
                 return std::process::ExitCode::from(2);
             }
@@ -140,6 +149,16 @@ fn main() -> std::process::ExitCode {
             binary.display()
         );
         return std::process::ExitCode::from(2);
+    }
+    if ratio {
+        let n = if nodes == [500, 5000] { 5000 } else { nodes[0] };
+        return match ratio::run(&binary, n, pods_per_node, runs) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::ExitCode::from(2)
+            }
+        };
     }
     if lab {
         return match lab::lab_benchmark(&binary, kwok_nodes, pods_per_node) {
@@ -556,7 +575,10 @@ fn lint_benchmark(binary: &std::path::Path, files: usize) -> std::process::ExitC
 }
 
 /// Runs cniswap with `args` and returns (wall seconds, peak RSS in KiB, exit code).
-fn measure(binary: &std::path::Path, args: &[&std::ffi::OsStr]) -> Result<(f64, i64, i32), String> {
+pub(crate) fn measure(
+    binary: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+) -> Result<(f64, i64, i32), String> {
     let start = Instant::now();
     let child = Command::new(binary)
         .args(args)

@@ -356,6 +356,23 @@ pub enum VerifyFormat {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Write the image as an OCI image layout directory (oci-layout, index.json, blobs/).
+    #[command(
+        after_help = "The image holds this binary at /usr/local/bin/cniswap (with the shared libraries it\nloads, when it is not static) and runs it as its entrypoint.\n\nExit codes: 0 written, 2 DIR exists or cannot be written.\n\nExamples:\n  cniswap image build --out-dir ./cniswap-image\n  skopeo copy oci:./cniswap-image:0.1.0 docker://registry.internal/cniswap:0.1.0"
+    )]
+    Build {
+        /// Directory to create (it must not exist).
+        #[arg(long, value_name = "DIR")]
+        out_dir: PathBuf,
+
+        /// The tag the layout names its image by (`oci:DIR:TAG`).
+        #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+        tag: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AgentCommand {
     /// The probe agent of `cniswap verify`: TCP and UDP echo on --echo-port, an HTTP API on
     /// --http-port (GET / identity, POST /check, PUT /probe, GET /results?since=N), and a prober
@@ -761,6 +778,15 @@ pub enum Command {
     /// Agents cniswap runs in the cluster (verify deploys them; you rarely start one by hand).
     #[command(subcommand)]
     Agent(AgentCommand),
+
+    /// The container image of cniswap's agents (verify's probes, apply's node steps), made
+    /// from this very binary: no Docker, no Containerfile build.
+    ///
+    /// `build` writes an OCI image layout directory: copy it into your registry with
+    /// `skopeo copy oci:DIR:TAG docker://REGISTRY/NAME:TAG` (or `podman load`), then pass it to
+    /// verify (`--image`) and plan (`--agent-image`).
+    #[command(subcommand)]
+    Image(ImageCommand),
 
     /// Show the documentation of a rule (`cniswap explain CIL001`), or list every rule.
     #[command(

@@ -41,6 +41,7 @@ pub fn dispatch(command: Command, display_name: &str) -> Result<u8, CliError> {
         }
         Command::Node(command) => crate::node::run(command),
         Command::Agent(crate::args::AgentCommand::Probe(args)) => crate::agent::probe(args),
+        Command::Image(command) => crate::image::run(command),
         Command::Verify(args) => crate::verify::run(*args),
         Command::Apply(args) => crate::apply::run(args),
         Command::Plan {

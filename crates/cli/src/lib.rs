@@ -6,6 +6,7 @@ mod apply;
 mod args;
 mod commands;
 mod error;
+mod image;
 mod lint;
 mod node;
 mod offline;
@@ -18,7 +19,7 @@ mod values;
 mod verify;
 
 pub use args::Cli;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 /// Documented exit codes.
@@ -32,6 +33,22 @@ pub mod exit {
 /// nesting, up to the depth budget (`CNISWAP_MAX_DEPTH`); a generous stack keeps a raised budget
 /// from ending in a stack overflow. It is virtual memory: only what is used is resident.
 const WORK_STACK: usize = 256 << 20;
+
+/// How the user invoked the one binary, from `argv[0]`: `kubectl cniswap` when it runs as the
+/// kubectl plugin (a link or copy named `kubectl-cniswap`, as kubectl and krew call it), else
+/// `cniswap`.
+pub fn invoked_as(argv0: Option<&std::ffi::OsStr>) -> &'static str {
+    let name = argv0
+        .map(std::path::Path::new)
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name.starts_with("kubectl-cniswap") {
+        "kubectl cniswap"
+    } else {
+        "cniswap"
+    }
+}
 
 /// Runs the CLI; `display_name` is how the user invoked it (`cniswap` or `kubectl cniswap`).
 pub fn run(display_name: &str) -> ExitCode {
@@ -47,7 +64,12 @@ pub fn run(display_name: &str) -> ExitCode {
 }
 
 fn run_here(display_name: &str) -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // Usage lines and completions name the command as the user typed it.
+    let parsed = Cli::command()
+        .bin_name(display_name)
+        .try_get_matches()
+        .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

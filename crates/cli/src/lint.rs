@@ -140,7 +140,8 @@ struct RuleOut {
     severity: Severity,
     title: &'static str,
     fix: &'static str,
-    docs_url: String,
+    /// The command that shows the rule's documentation.
+    explain: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     docs: Option<&'static str>,
 }
@@ -152,7 +153,7 @@ fn rule_out(rule: &cniswap_lint::Rule, docs: bool) -> RuleOut {
         severity: rule.meta.severity,
         title: rule.meta.title,
         fix: rule.meta.fix,
-        docs_url: report::docs_url(rule.meta.id),
+        explain: report::explain_command(rule.meta.id),
         docs: docs.then_some(rule.meta.docs),
     }
 }

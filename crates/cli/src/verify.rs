@@ -26,7 +26,8 @@ impl Spinner {
 
 impl Progress for Spinner {
     fn message(&self, text: &str) {
-        self.0.set_message(text.to_string());
+        self.0
+            .set_message(cniswap_model::text::escape_control(text).into_owned());
         tracing::info!("{text}");
     }
 }
@@ -131,9 +132,14 @@ pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
             VerifyFormat::Json => render::write_stdout(
                 &(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"),
             )?,
-            VerifyFormat::Text => {
-                render::write_stdout(&cniswap_verify::matrix::render(&report, true))?
-            }
+            VerifyFormat::Text => match render::escaped(&report) {
+                Some(report) => {
+                    render::write_stdout(&cniswap_verify::matrix::render(&report, true))?
+                }
+                None => render::write_stdout(
+                    &(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"),
+                )?,
+            },
         }
         let code = if report.summary.failed == 0 {
             exit::OK
@@ -211,8 +217,8 @@ fn write_continuous(
         VerifyFormat::Json => render::write_stdout(&json)?,
         VerifyFormat::Text => render::write_stdout(&format!(
             "{}\nWrote {}/report.json, timeline.json, timeline.svg, timeline.png\n",
-            report.render(),
-            dir.display()
+            render::escaped(&report).map_or(json, |r| r.render()),
+            cniswap_model::text::escape_control(&dir.display().to_string())
         ))?,
     }
     Ok(if report.failed() {

@@ -212,7 +212,7 @@ fn status_shows_steps_nodes_next_and_the_lock() {
     ]);
     let (stdout, err) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(stdout.contains(": approved with --yes"), "{stdout}");
+    assert!(stdout.contains("approved with --yes"), "{stdout}");
     assert!(
         stdout.contains(&format!("Next: {} ", first[1].id)),
         "{stdout}"
@@ -253,4 +253,108 @@ fn status_shows_steps_nodes_next_and_the_lock() {
         stdout.contains("The plan changed since the journal began: plan.yaml changed"),
         "{stdout}"
     );
+}
+
+/// Text a plan directory can carry that would act on a terminal (an OSC title sequence and a
+/// colour) or forge a line of its own in a pipe.
+const HOSTILE: &str = "Approve\u{1b}]0;pwned\u{7}\u{1b}[31m\nerror: forged by the plan";
+
+/// Asserts `output` shows the hostile text escaped: no escape byte, no forged line.
+fn assert_escaped(output: &str) {
+    assert!(
+        !output.contains('\u{1b}'),
+        "an escape byte got through: {output:?}"
+    );
+    assert!(!output.contains('\u{7}'), "a bell got through: {output:?}");
+    assert!(
+        !output
+            .lines()
+            .any(|l| l.trim_start().starts_with("error: forged")),
+        "a forged line: {output}"
+    );
+    assert!(output.contains("\\u{1b}]0;pwned"), "{output}");
+    assert!(output.contains("\\nerror: forged"), "{output}");
+}
+
+#[test]
+fn plan_and_journal_text_is_escaped_in_dry_run_and_status() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("plan");
+    plan(&dir);
+    let path = dir.join("plan.yaml");
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    let mut plan: cniswap_plan::Plan = serde_saphyr::from_str(&yaml).unwrap();
+    plan.phases[0].name = HOSTILE.into();
+    plan.phases[0].steps[0].description = HOSTILE.into();
+    let first = plan.phases[0].steps[0].id.clone();
+    std::fs::write(&path, serde_saphyr::to_string(&plan).unwrap()).unwrap();
+
+    let shown = dir.display().to_string();
+    for args in [
+        vec!["apply", &shown, "--dry-run"],
+        vec!["apply", "rollback", &shown, "--dry-run"],
+    ] {
+        let out = cniswap(&args);
+        let (stdout, err) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert_escaped(&stdout);
+    }
+
+    // The journal (evidence, a session's holder) and the plan, through `apply status`.
+    let bytes = std::fs::read(&path).unwrap();
+    let digest = cniswap_exec::digest::compute(&dir, &bytes, &plan);
+    {
+        let mut j = Journal::open(&dir).unwrap();
+        j.append(Event::Begin {
+            digest,
+            cluster: "cluster".into(),
+            baseline: None,
+        })
+        .unwrap();
+        j.append(Event::Session {
+            mode: cniswap_exec::Mode::Apply,
+            holder: HOSTILE.into(),
+            version: "0".into(),
+            args: vec![],
+        })
+        .unwrap();
+        j.append(Event::Finish {
+            step: first.clone(),
+            duration_ms: 1500,
+            evidence: HOSTILE.into(),
+            output: String::new(),
+        })
+        .unwrap();
+    }
+    let kubeconfig = unreachable(work.path());
+    let out = cniswap(&[
+        "apply",
+        "status",
+        &dir.display().to_string(),
+        "--kubeconfig",
+        &kubeconfig,
+    ]);
+    let (stdout, err) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_escaped(&stdout);
+    // The holder, the evidence, the phase and the step's name: four times.
+    assert_eq!(stdout.matches("\\u{1b}]0;pwned").count(), 4, "{stdout}");
+    // A table: the done step's row has its state, duration and name.
+    let row = stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(first.as_str()))
+        .unwrap_or_else(|| panic!("no row for {first}: {stdout}"));
+    assert!(row.contains("done") && row.contains("1.5 s"), "{row}");
+    // `-o json` keeps the text as it is (JSON escapes it by itself).
+    let out = cniswap(&[
+        "apply",
+        "status",
+        &dir.display().to_string(),
+        "-o",
+        "json",
+        "--kubeconfig",
+        &kubeconfig,
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["phases"][0]["steps"][0]["evidence"], HOSTILE);
 }

@@ -10,7 +10,7 @@
 
 use cniswap_lab::{Lab, Options};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 struct Ctx {
@@ -198,9 +198,14 @@ fn lint_and_plan_run_live(ctx: &Ctx) {
 
 /// `kubectl cniswap inspect` through kubectl's plugin mechanism.
 fn kubectl_plugin_works(ctx: &Ctx) {
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_kubectl-cniswap"))
-        .parent()
-        .unwrap();
+    // Installed as it is by scripts/install.sh: a link named kubectl-cniswap to the binary.
+    let links = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_cniswap"),
+        links.path().join("kubectl-cniswap"),
+    )
+    .unwrap();
+    let bin_dir = links.path();
     let path = format!(
         "{}:{}",
         bin_dir.display(),

@@ -6,6 +6,13 @@
 
 use std::process::Command;
 
+/// `kubectl-cniswap` as installed: a symbolic link to the one binary.
+fn plugin_link(dir: &std::path::Path) -> String {
+    let link = dir.join("kubectl-cniswap");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_cniswap"), &link).unwrap();
+    link.display().to_string()
+}
+
 /// A kubeconfig for an https server on a port nothing listens on.
 fn unreachable_kubeconfig(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("kubeconfig");
@@ -30,10 +37,8 @@ fn live_commands_report_an_unreachable_server_without_panicking() {
         vec!["plan", "--to", "cilium"],
         vec!["lint", "--live"],
     ];
-    for binary in [
-        env!("CARGO_BIN_EXE_cniswap"),
-        env!("CARGO_BIN_EXE_kubectl-cniswap"),
-    ] {
+    let plugin = plugin_link(dir.path());
+    for binary in [env!("CARGO_BIN_EXE_cniswap"), plugin.as_str()] {
         for command in &commands {
             let mut args = command.clone();
             args.extend(["--kubeconfig", kubeconfig, "--context", "nowhere"]);
@@ -110,4 +115,31 @@ fn kubeconfig_lists_in_the_environment_are_read_like_kubectl_reads_them() {
         stderr.contains("https://127.0.0.1:9 (context nowhere)"),
         "the context was found through the list: {stderr}"
     );
+}
+
+#[test]
+fn the_plugin_link_says_kubectl_cniswap_and_the_binary_says_cniswap() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = plugin_link(dir.path());
+    for (binary, usage) in [
+        (plugin.as_str(), "Usage: kubectl cniswap inspect"),
+        (env!("CARGO_BIN_EXE_cniswap"), "Usage: cniswap inspect"),
+    ] {
+        let out = Command::new(binary)
+            .args(["inspect", "--help"])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{binary}: {stdout}");
+        assert!(stdout.contains(usage), "{binary}: {stdout}");
+    }
+    // A usage error names the plugin too.
+    let out = Command::new(&plugin)
+        .arg("--no-such-flag")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("kubectl cniswap"), "{stderr}");
 }

@@ -637,6 +637,49 @@ fn continuous_attributes_gaps_to_the_node_being_switched_then(ctx: &Ctx) {
     wait_nodes_ready(ctx);
 }
 
+/// An image the nodes cannot get is reported within seconds (not after --ready-timeout), with
+/// the node, the kubelet's reason and the fix: one the pull policy forbids pulling, and one
+/// from a registry that refuses connections.
+fn an_image_that_cannot_be_pulled_is_reported_at_once(ctx: &Ctx) {
+    for (image, policy, reason) in [
+        ("cniswap.lab/no-such-image:0", "Never", "ErrImageNeverPull"),
+        (
+            "127.0.0.1:1/cniswap/no-such-image:0",
+            "IfNotPresent",
+            "ErrImagePull",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_cniswap"))
+            .args(["verify", "--image", image, "--image-pull-policy", policy])
+            .args(["--ready-timeout", "300s"])
+            .env("KUBECONFIG", &ctx.lab.kubeconfig)
+            .env("NO_COLOR", "1")
+            .current_dir(&ctx.work)
+            .output()
+            .unwrap();
+        let elapsed = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        // Back-off turns ErrImagePull into ImagePullBackOff; either is the kubelet's word.
+        assert!(
+            stderr.contains(reason) || stderr.contains("ImagePullBackOff"),
+            "{stderr}"
+        );
+        assert!(stderr.contains(image), "names the image: {stderr}");
+        assert!(
+            NODES.iter().any(|n| stderr.contains(&format!("node {n}"))),
+            "names the node: {stderr}"
+        );
+        assert!(stderr.contains("cniswap image build"), "{stderr}");
+        assert!(!stderr.contains("Status {"), "{stderr}");
+        assert!(
+            elapsed.as_secs() < 90,
+            "took {elapsed:?} (the timeout is 300 s)"
+        );
+    }
+}
+
 fn objects_are_gone_afterwards(ctx: &Ctx) {
     let out = verify(ctx, &["-o", "json"]);
     assert_eq!(
@@ -697,6 +740,10 @@ async fn verify_on_the_lab() {
         (
             "continuous: gaps attributed to the node being switched then",
             continuous_attributes_gaps_to_the_node_being_switched_then,
+        ),
+        (
+            "an image that cannot be pulled",
+            an_image_that_cannot_be_pulled_is_reported_at_once,
         ),
         ("objects gone afterwards", objects_are_gone_afterwards),
     ];

@@ -126,17 +126,111 @@ fn kubeconfig_files(options: &LiveOptions) -> Vec<PathBuf> {
 
 /// An error with its causes, `outer: inner: innermost`, skipping causes whose text the outer
 /// message already contains. kube-rs wraps the useful part ("connection refused", "invalid
-/// peer certificate: UnknownIssuer") several layers deep.
-pub fn chain(error: &dyn std::error::Error) -> String {
+/// peer certificate: UnknownIssuer") several layers deep. An answer of the API server is said
+/// in words ([`api_status`]) wherever it sits in the chain, never as kube-rs prints it (the
+/// debug form of its `Status`).
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
+    let mut answers = Vec::new();
+    let mut link = Some(error);
+    while let Some(cause) = link {
+        if let Some(kube::Error::Api(status)) = cause.downcast_ref::<kube::Error>() {
+            answers.push((cause.to_string(), api_status(status)));
+        }
         let cause_text = cause.to_string();
         if !text.contains(&cause_text) {
             text.push_str(": ");
             text.push_str(&cause_text);
         }
-        source = cause.source();
+        link = cause.source();
+    }
+    for (raw, words) in answers {
+        text = text.replace(&raw, &words);
     }
     text
+}
+
+/// What the API server answered, for people: its own message with the HTTP code and reason
+/// (`pods "x" not found (HTTP 404 NotFound)`). A body that was not a Kubernetes `Status` (a
+/// proxy's page, `404 page not found` for an API that is not served) is quoted briefly.
+pub fn api_status(status: &kube::core::Status) -> String {
+    let code = status.code;
+    let http = http::StatusCode::from_u16(code)
+        .ok()
+        .and_then(|c| c.canonical_reason())
+        .unwrap_or("");
+    // kube-rs' reason when the body was not a Status it could read.
+    if status.reason == "Failed to parse error data" {
+        let body: String = status
+            .message
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
+        return if body.is_empty() {
+            format!("the API server answered HTTP {code} {http} without details")
+        } else {
+            format!("the API server answered HTTP {code} {http}: {body}")
+        };
+    }
+    let reason = if status.reason.is_empty() {
+        http
+    } else {
+        status.reason.as_str()
+    };
+    match (status.message.is_empty(), reason.is_empty()) {
+        (false, false) => format!("{} (HTTP {code} {reason})", status.message),
+        (false, true) => format!("{} (HTTP {code})", status.message),
+        (true, _) => format!("the API server answered HTTP {code} {reason}")
+            .trim_end()
+            .to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    fn not_found() -> kube::Error {
+        let mut status = Status::failure("pods \"w1-agent\" not found", "NotFound").with_code(404);
+        status.details = None;
+        kube::Error::Api(status.boxed())
+    }
+
+    #[test]
+    fn api_answers_are_words_not_debug_structures() {
+        let text = chain(&not_found());
+        assert_eq!(text, "pods \"w1-agent\" not found (HTTP 404 NotFound)");
+        // As a watch reports it, two wrappers deep.
+        let wrapped = kube::runtime::wait::Error::ProbeFailed(
+            kube::runtime::watcher::Error::WatchFailed(not_found()),
+        );
+        let text = chain(&wrapped);
+        assert!(!text.contains("Status {"), "{text}");
+        assert!(!text.contains("ApiError"), "{text}");
+        assert!(
+            text.ends_with("pods \"w1-agent\" not found (HTTP 404 NotFound)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_status_is_quoted_briefly() {
+        // What kube-rs makes of `404 page not found` (an API group that is not served).
+        let status =
+            Status::failure("404 page not found\n", "Failed to parse error data").with_code(404);
+        let text = chain(&kube::Error::Api(status.boxed()));
+        assert_eq!(
+            text,
+            "the API server answered HTTP 404 Not Found: 404 page not found"
+        );
+        let empty = Status::failure("", "Failed to parse error data").with_code(502);
+        assert_eq!(
+            api_status(&empty),
+            "the API server answered HTTP 502 Bad Gateway without details"
+        );
+    }
 }

@@ -8,8 +8,9 @@
 pub mod bounds;
 mod connect;
 mod list;
+pub mod pods;
 pub mod talosctl;
 
 pub use bounds::Exceeded;
-pub use connect::{ConnectError, Connection, LiveOptions, chain, connect};
+pub use connect::{ConnectError, Connection, LiveOptions, api_status, chain, connect};
 pub use list::{ReadError, read_cluster};

@@ -579,7 +579,9 @@ fn read_file(
     if bom {
         reader.consume(read::BOM.len());
     }
-    let reader = Checked::new(reader, remaining);
+    // Buffered outside the check too: serde_json reads byte by byte, and through `Checked`
+    // alone each byte was a call of its own (issue 19: 5.2 s instead of 2.2 s on 5,000 nodes).
+    let reader = BufReader::with_capacity(1 << 16, Checked::new(reader, remaining));
 
     match (area, format) {
         (Area::Nodes, Format::Json) => return load_inventory(snapshot, path, &rel, reader),

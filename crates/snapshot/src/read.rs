@@ -186,7 +186,8 @@ impl std::fmt::Display for BadUtf8 {
 impl std::error::Error for BadUtf8 {}
 
 /// Passes bytes through while checking that they are UTF-8 (reporting the line of the first
-/// bad byte) and that no more than `budget` bytes are read.
+/// bad byte) and that no more than `budget` bytes are read. Wrap it in a `BufReader`: parsers
+/// that read byte by byte (serde_json's `from_reader`) would otherwise call it once per byte.
 pub(crate) struct Checked<R> {
     inner: R,
     /// Bytes of an unfinished character carried over from the previous read.
@@ -218,23 +219,29 @@ impl<R: Read> Read for Checked<R> {
                 self.budget,
             ))));
         }
-        // Check the carried bytes and the new ones together.
-        let mut check = std::mem::take(&mut self.carry);
-        check.extend_from_slice(&buf[..n]);
-        match std::str::from_utf8(&check) {
-            Ok(_) => {}
+        // Check the carried bytes and the new ones together; without a carry (nearly always)
+        // the new bytes are checked where they are, so a read costs no allocation.
+        let joined;
+        let check: &[u8] = if self.carry.is_empty() {
+            &buf[..n]
+        } else {
+            let mut carry = std::mem::take(&mut self.carry);
+            carry.extend_from_slice(&buf[..n]);
+            joined = carry;
+            &joined
+        };
+        let complete = match std::str::from_utf8(check) {
+            Ok(_) => check.len(),
             Err(e) if e.error_len().is_none() && n > 0 => {
                 self.carry = check[e.valid_up_to()..].to_vec();
+                e.valid_up_to()
             }
             Err(e) => {
-                let line = self.line + line_of(&check, e.valid_up_to()) - 1;
+                let line = self.line + line_of(check, e.valid_up_to()) - 1;
                 return Err(io::Error::new(io::ErrorKind::InvalidData, BadUtf8 { line }));
             }
-        }
-        self.line += check[..check.len() - self.carry.len()]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count();
+        };
+        self.line += check[..complete].iter().filter(|b| **b == b'\n').count();
         Ok(n)
     }
 }

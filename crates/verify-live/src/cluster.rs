@@ -66,6 +66,8 @@ pub struct PodState {
     pub running: bool,
     /// Why it is not running (Pending: ImagePullBackOff: ...), when it is not.
     pub problem: Option<String>,
+    /// The kubelet cannot get the image (reported at once: waiting cannot help).
+    pub pull_failure: Option<cniswap_kube::pods::ImagePullFailure>,
     pub uid: String,
 }
 
@@ -124,6 +126,7 @@ pub async fn pods(
                     .and_then(|ip| ip.parse().ok()),
                 running: status.and_then(|s| s.phase.as_deref()) == Some("Running"),
                 problem: pod_problem(p),
+                pull_failure: cniswap_kube::pods::image_pull_failure(p),
                 uid: p.uid().unwrap_or_default(),
             })
         })
@@ -267,6 +270,24 @@ pub async fn wait_for_agents(
     let grace = Duration::from_secs(20).min(timeout);
     loop {
         let pods = pods(client, namespace, server).await?;
+        // An image the nodes cannot get does not come by waiting: say so now, with the fix.
+        if let Some(failure) = pods
+            .iter()
+            .filter(|p| nodes.contains(&p.node))
+            .find_map(|p| p.pull_failure.as_ref())
+        {
+            return Err(VerifyError::CouldNotRun {
+                message: format!(
+                    "the probe agents cannot start: {} after {:.0} s",
+                    failure.describe(),
+                    start.elapsed().as_secs_f64()
+                ),
+                help: format!(
+                    "{}; then `cniswap verify --image REGISTRY/cniswap:TAG`",
+                    failure.fix()
+                ),
+            });
+        }
         let mut candidates = vec![];
         for pod in &pods {
             let key = (pod.node.clone(), pod.role);

@@ -56,15 +56,10 @@ pub enum VerifyError {
     CouldNotRun { message: String, help: String },
 }
 
-/// A kube-rs error for people: the API server's own message for an API error (not the debug
-/// dump of its Status), else the error with its causes.
+/// A kube-rs error for people: the API server's answer in words (never the debug dump of its
+/// Status), else the error with its causes.
 pub fn describe(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) if !status.message.is_empty() => {
-            format!("{} (HTTP {})", status.message, status.code)
-        }
-        other => cniswap_kube::chain(other),
-    }
+    cniswap_kube::chain(e)
 }
 
 impl VerifyError {

@@ -12,6 +12,7 @@ use cniswap_config::limits;
 use cniswap_exec::digest::{self, PLAN_FILE, PlanDigest};
 use cniswap_exec::{CrashPoints, Executor, FileError, Journal, JournalKey, Options, PlanDir, exit};
 use cniswap_plan::Plan;
+use report::esc;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -134,7 +135,7 @@ fn live_options(cluster: &ClusterArgs) -> cniswap_kube::LiveOptions {
 /// message, and enough to judge whether that process is gone: the boot and the PID namespace
 /// its pid means something in.
 fn holder(digest: &PlanDigest) -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let user = report::user_name();
     format!(
         "{user}@{} pid {} plan {} boot {} pidns {}",
         this_host(),
@@ -250,7 +251,7 @@ fn execute(
     if let Some(previous) = &lock.took_over {
         eprintln!(
             "note: took over the apply lock from {}{}",
-            previous.describe(),
+            esc(&previous.describe()),
             if control.force_unlock {
                 " (--force-unlock)"
             } else if gone {
@@ -275,7 +276,7 @@ fn execute(
     actions.flush_mirror();
     actions.block_on(lock.release());
     for warning in &actions.warnings {
-        eprintln!("warning: {warning}");
+        render::warn(warning);
     }
     result
 }
@@ -359,7 +360,7 @@ fn dry_run(
     let mut text = format!(
         "Dry run of {} in {}: nothing is changed. Each step first reads whether its effect is there.\n",
         if rollback { "the rollback" } else { "the plan" },
-        dir.display()
+        esc(&dir.display().to_string())
     );
     let only = control.phase.as_deref();
     let selected =
@@ -376,8 +377,8 @@ fn dry_run(
         text.push_str(&format!(
             "\nPhase {}: {} ({})\n",
             i + 1,
-            phase.name,
-            phase.id
+            esc(&phase.name),
+            esc(&phase.id)
         ));
         let steps = if rollback {
             &phase.rollback
@@ -388,8 +389,8 @@ fn dry_run(
             let done = state.is_done(&step.id);
             text.push_str(&format!(
                 "  {} {}{}\n",
-                step.id,
-                step.description,
+                esc(&step.id),
+                esc(&step.description),
                 if done { "  [done]" } else { "" }
             ));
             for op in cniswap_apply::describe(
@@ -398,11 +399,11 @@ fn dry_run(
                 &plan.agent_image,
                 plan.platform.to_lowercase().starts_with("talos"),
             ) {
-                text.push_str(&format!("      {op}\n"));
+                text.push_str(&format!("      {}\n", esc(&op)));
             }
             text.push_str(&format!(
                 "      proves: {}\n",
-                cniswap_exec::effect::of(&step.action).describe()
+                esc(&cniswap_exec::effect::of(&step.action).describe())
             ));
         }
     }

@@ -1,6 +1,7 @@
 //! Progress while a plan runs: on a terminal, a bar for the phase and one for the node being
 //! switched; in a pipe, one plain line per step.
 
+use super::report::esc;
 use cniswap_exec::{Observer, Progress as Event};
 use cniswap_plan::Plan;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -81,7 +82,7 @@ impl Observer for Progress {
                     "== {what} {}/{}: {} ({done}/{total} steps done)",
                     index + 1,
                     self.phases,
-                    phase.name
+                    esc(&phase.name)
                 ));
                 let steps = if rollback {
                     &phase.rollback
@@ -101,7 +102,9 @@ impl Observer for Progress {
                 }
                 if self.terminal {
                     let bar = self.bars.add(ProgressBar::new(total as u64));
-                    bar.set_style(style("{prefix:>10} [{bar:30}] {pos}/{len} steps {msg}"));
+                    bar.set_style(style(
+                        "{prefix:>10} [{bar:30}] {pos}/{len} steps, {elapsed} so far, about {eta} left {msg}",
+                    ));
                     bar.set_prefix(format!("phase {}", index + 1));
                     bar.set_position(done as u64);
                     bar.enable_steady_tick(Duration::from_millis(200));
@@ -119,7 +122,11 @@ impl Observer for Progress {
                     String::new()
                 };
                 if let Some(bar) = &self.phase {
-                    bar.set_message(format!("{} {}{again}", step.id, step.description));
+                    bar.set_message(format!(
+                        "{} {}{again}",
+                        esc(&step.id),
+                        esc(&step.description)
+                    ));
                 }
                 if self.terminal
                     && let Some(node) = node
@@ -134,12 +141,16 @@ impl Observer for Progress {
                         .find(|(n, _)| n == node)
                         .map_or(1, |(_, c)| *c);
                     let bar = self.bars.add(ProgressBar::new(total));
-                    bar.set_style(style("{prefix:>10} [{bar:30}] {pos}/{len} {msg}"));
-                    bar.set_prefix(node.to_string());
+                    bar.set_style(style("{prefix:>10} [{bar:30}] {pos}/{len} {elapsed} {msg}"));
+                    bar.set_prefix(esc(node).into_owned());
                     self.node = Some((node.to_string(), bar));
                 }
                 if !self.terminal {
-                    eprintln!("{} started{again}: {}", step.id, step.description);
+                    eprintln!(
+                        "{} started{again}: {}",
+                        esc(&step.id),
+                        esc(&step.description)
+                    );
                 }
             }
             Event::StepDone {
@@ -155,20 +166,25 @@ impl Observer for Progress {
                     && cniswap_exec::effect::node_of(&step.action) == Some(node.as_str())
                 {
                     bar.inc(1);
-                    bar.set_message(step.id.clone());
+                    bar.set_message(esc(&step.id).into_owned());
                 }
                 let verb = if skipped { "already done" } else { "done" };
                 self.line(format!(
-                    "{} {verb} in {}: {evidence}",
-                    step.id,
-                    seconds(elapsed)
+                    "{} {verb} in {}: {}",
+                    esc(&step.id),
+                    seconds(elapsed),
+                    esc(evidence)
                 ));
             }
             Event::Retry {
                 step,
                 failure,
                 attempt,
-            } => self.line(format!("{} retry {attempt}: {}", step.id, failure.message)),
+            } => self.line(format!(
+                "{} retry {attempt}: {}",
+                esc(&step.id),
+                esc(&failure.message)
+            )),
             Event::NodeDone { node } => {
                 if let Some((n, bar)) = &self.node
                     && n == node
@@ -176,9 +192,9 @@ impl Observer for Progress {
                     bar.finish_and_clear();
                     self.node = None;
                 }
-                self.line(format!("node {node} done"));
+                self.line(format!("node {} done", esc(node)));
             }
-            Event::Warning(text) => self.line(format!("warning: {text}")),
+            Event::Warning(text) => self.line(format!("warning: {}", esc(&text))),
         }
     }
 }

@@ -36,6 +36,28 @@ pub fn warn(message: &str) {
     );
 }
 
+/// A copy of `value` with every string in it (keys too) escaped for a terminal, for renderers
+/// that put cluster data (node names, probe errors) into text: escaping the data once, before
+/// rendering, covers every line they write. `None` if the value does not survive the round trip
+/// through JSON (the caller then prints JSON, which escapes by itself).
+pub fn escaped<T: serde::Serialize + serde::de::DeserializeOwned>(value: &T) -> Option<T> {
+    fn walk(value: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => Value::String(escape_control(&s).into_owned()),
+            Value::Array(items) => Value::Array(items.into_iter().map(walk).collect()),
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (escape_control(&k).into_owned(), walk(v)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+    let json = serde_json::to_value(value).ok()?;
+    serde_json::from_value(walk(json)).ok()
+}
+
 /// `one` or `many` by `n`.
 pub fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
@@ -91,6 +113,21 @@ pub fn markdown(docs: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_reports_hold_no_control_characters() {
+        // A verify report whose node name and probe error came from a hostile cluster.
+        let report = serde_json::json!({
+            "nodes": ["w1\u{1b}]0;pwned\u{7}", "w2"],
+            "checks": [{"error": "timeout\nerror: forged"}],
+            "w3\rkey": 1.5
+        });
+        let escaped = escaped(&report).unwrap();
+        assert_eq!(escaped["nodes"][0], "w1\\u{1b}]0;pwned\\u{7}");
+        assert_eq!(escaped["checks"][0]["error"], "timeout\\nerror: forged");
+        assert_eq!(escaped["w3\\rkey"], 1.5);
+        assert_eq!(escaped["nodes"][1], "w2");
+    }
 
     #[test]
     fn plurals_agree_with_counts() {

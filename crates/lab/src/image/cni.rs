@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use super::archive::RunConfig;
+use super::RunConfig;
 use super::host::{add_busybox, add_iptables, busybox_path, find_tool};
 use super::lab::{Image, cached_as, config};
 use super::{ImageError, Layer};

@@ -15,10 +15,10 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use super::archive::{RunConfig, write_archive};
 use super::host::{add_busybox, add_iptables, busybox_path, busybox_version, find_tool};
 use super::rust::{StaticBuild, build_static};
 use super::{ImageError, Layer, hex};
+use super::{RunConfig, write_archive};
 use crate::components::Components;
 
 /// The registry part of every lab image reference. Nothing is ever pulled from it: the images

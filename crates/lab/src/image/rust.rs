@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::ImageError;
-use super::closure::shared_library_closure;
+use super::shared_library_closure;
 
 /// The target triple static builds use: glibc with `crt-static`.
 pub const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";

@@ -10,7 +10,8 @@ pub use json::render as json;
 pub use sarif::render as sarif;
 pub use text::{TextOptions, render as text};
 
-/// Where a rule's documentation lives online (also printed by `cniswap explain`).
-pub fn docs_url(rule: &str) -> String {
-    format!("https://github.com/cniswap/cniswap/blob/main/docs/rules/{rule}.md")
+/// The command that shows a rule's documentation: the pages ship inside cniswap (and in
+/// `docs/rules/` of the source), so they are there offline and match the version that found it.
+pub fn explain_command(rule: &str) -> String {
+    format!("cniswap explain {rule}")
 }

@@ -52,8 +52,15 @@ pub fn render(result: &LintResult, skipped: &[SkippedInput]) -> String {
                         .text(r.meta.title)
                         .build(),
                 )
-                .help(MultiformatMessageString::builder().text(r.meta.fix).build())
-                .help_uri(super::docs_url(r.meta.id))
+                .help(
+                    MultiformatMessageString::builder()
+                        .text(format!(
+                            "{} (`{}` explains the rule)",
+                            r.meta.fix,
+                            super::explain_command(r.meta.id)
+                        ))
+                        .build(),
+                )
                 .build()
         })
         .collect();

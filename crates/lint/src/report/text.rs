@@ -106,8 +106,8 @@ pub(crate) fn with_object(object: Option<&str>, message: &str) -> String {
 
 fn render_one(finding: &Finding, snapshot: &Snapshot, renderer: &Renderer) -> String {
     let title = crate::find_rule(&finding.rule).map_or(finding.name.as_str(), |r| r.meta.title);
-    let url = super::docs_url(&finding.rule);
-    let help = format!("{}\n  see: {url}", escape_control(&finding.help));
+    let explain = super::explain_command(&finding.rule);
+    let help = format!("{}\n  see: {explain}", escape_control(&finding.help));
     let message = escape_control(&finding.message);
     let file = finding
         .location

@@ -28,6 +28,8 @@ pub struct RunConfig {
     /// `KEY=value`; PATH is set to the usual directories when absent.
     pub env: Vec<String>,
     pub working_dir: Option<String>,
+    /// `UID:GID` (or a name) the container runs as; the image's default when absent.
+    pub user: Option<String>,
 }
 
 /// What [`write_archive`] wrote.
@@ -88,39 +90,33 @@ fn descriptor(media_type: MediaType, hex: &str, size: u64) -> Result<Descriptor,
     Ok(Descriptor::new(media_type, size, sha256_digest(hex)?))
 }
 
-/// Writes an image of `layers` (bottom first) and `config`, named `reference`
-/// (`cniswap.lab/pause:0.1.0`), to `out`. The file appears atomically (written beside it, then
-/// renamed).
-pub fn write_archive(
-    reference: &str,
-    layers: &[&Layer],
-    config: &RunConfig,
-    out: &Path,
-) -> Result<ArchiveInfo, ImageError> {
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| ImageError::io(dir, e))?;
-    let file_name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let scratch = dir.join(format!(".{file_name}.blobs-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&scratch);
-    fs::create_dir_all(&scratch).map_err(|e| ImageError::io(&scratch, e))?;
-    let result = write_in(reference, layers, config, out, &scratch);
-    let _ = fs::remove_dir_all(&scratch);
-    result
+/// A blob of a built image, in a file: `sha256:<digest>`, its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    /// Lower-case hex of the SHA-256 of the file's bytes.
+    pub digest: String,
+    pub size: u64,
+    pub path: PathBuf,
 }
 
-fn write_in(
-    reference: &str,
+/// An image ready to be stored or pushed: its configuration and manifest (the JSON a registry
+/// and a runtime read) and its gzip-compressed layers, bottom first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltImage {
+    pub config_json: String,
+    pub config_digest: String,
+    pub manifest_json: String,
+    pub manifest_digest: String,
+    pub layers: Vec<Blob>,
+}
+
+/// Compresses `layers` into `scratch` (files `layer-N`) and builds the image configuration and
+/// manifest. Deterministic: the same layers and config give the same digests.
+pub fn build(
     layers: &[&Layer],
     config: &RunConfig,
-    out: &Path,
     scratch: &Path,
-) -> Result<ArchiveInfo, ImageError> {
+) -> Result<BuiltImage, ImageError> {
     // Layers: tar -> (hash = diff_id) -> gzip -> (hash = blob digest) -> file.
     let mut layer_blobs = Vec::new();
     let mut diff_ids = Vec::new();
@@ -135,7 +131,7 @@ fn write_in(
         let (mut file, digest, size) = compressed.finish();
         file.flush().map_err(|e| ImageError::io(&path, e))?;
         diff_ids.push(format!("sha256:{diff_id}"));
-        layer_blobs.push((path, digest, size));
+        layer_blobs.push(Blob { digest, size, path });
     }
 
     let mut env = config.env.clone();
@@ -151,6 +147,9 @@ fn write_in(
     }
     if let Some(dir) = &config.working_dir {
         run = run.working_dir(dir.clone());
+    }
+    if let Some(user) = &config.user {
+        run = run.user(user.clone());
     }
     let image_config = ImageConfigurationBuilder::default()
         .architecture(Arch::Amd64)
@@ -181,27 +180,34 @@ fn write_in(
         .layers(
             layer_blobs
                 .iter()
-                .map(|(_, digest, size)| descriptor(MediaType::ImageLayerGzip, digest, *size))
+                .map(|b| descriptor(MediaType::ImageLayerGzip, &b.digest, b.size))
                 .collect::<Result<Vec<_>, _>>()?,
         )
         .build()
         .map_err(|e| spec_err("manifest", e))?;
     let manifest_json = manifest.to_string().map_err(|e| spec_err("manifest", e))?;
     let manifest_hex = hex(&Sha256::digest(manifest_json.as_bytes()));
+    Ok(BuiltImage {
+        config_json,
+        config_digest: config_hex,
+        manifest_json,
+        manifest_digest: manifest_hex,
+        layers: layer_blobs,
+    })
+}
 
-    // One annotation only: oci-spec keeps annotations in a HashMap, whose order is not stable.
-    let annotations = HashMap::from([(
-        "io.containerd.image.name".to_string(),
-        reference.to_string(),
-    )]);
+/// index.json naming the image's one manifest through annotation `key` (one annotation only:
+/// oci-spec keeps annotations in a HashMap, whose order is not stable).
+fn index_json(image: &BuiltImage, key: &str, name: &str) -> Result<String, ImageError> {
+    let annotations = HashMap::from([(key.to_string(), name.to_string())]);
     let index = ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageIndex)
         .manifests(vec![
             DescriptorBuilder::default()
                 .media_type(MediaType::ImageManifest)
-                .digest(sha256_digest(&manifest_hex)?)
-                .size(manifest_json.len() as u64)
+                .digest(sha256_digest(&image.manifest_digest)?)
+                .size(image.manifest_json.len() as u64)
                 .annotations(annotations)
                 .platform(
                     PlatformBuilder::default()
@@ -215,13 +221,111 @@ fn write_in(
         ])
         .build()
         .map_err(|e| spec_err("index", e))?;
-    let index_json = index.to_string().map_err(|e| spec_err("index", e))?;
+    index.to_string().map_err(|e| spec_err("index", e))
+}
+
+fn layout_json() -> Result<String, ImageError> {
     let layout = OciLayoutBuilder::default()
         .image_layout_version("1.0.0")
         .build()
         .map_err(|e| spec_err("oci-layout", e))?;
-    let layout_json = serde_json::to_string(&layout).map_err(|e| spec_err("oci-layout", e))?;
+    serde_json::to_string(&layout).map_err(|e| spec_err("oci-layout", e))
+}
 
+/// A scratch directory beside `out`, removed when the write ends whatever happened.
+fn with_scratch<T>(
+    out: &Path,
+    work: impl FnOnce(&Path) -> Result<T, ImageError>,
+) -> Result<T, ImageError> {
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| ImageError::io(dir, e))?;
+    let file_name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let scratch = dir.join(format!(".{file_name}.blobs-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&scratch);
+    fs::create_dir_all(&scratch).map_err(|e| ImageError::io(&scratch, e))?;
+    let result = work(&scratch);
+    let _ = fs::remove_dir_all(&scratch);
+    result
+}
+
+/// Writes an image of `layers` (bottom first) and `config`, named `reference`
+/// (`cniswap.lab/pause:0.1.0`), to `out`. The file appears atomically (written beside it, then
+/// renamed).
+pub fn write_archive(
+    reference: &str,
+    layers: &[&Layer],
+    config: &RunConfig,
+    out: &Path,
+) -> Result<ArchiveInfo, ImageError> {
+    with_scratch(out, |scratch| {
+        let image = build(layers, config, scratch)?;
+        write_tar(reference, &image, out)
+    })
+}
+
+/// Writes an image of `layers` and `config` as an OCI image layout directory `out` (`oci-layout`,
+/// `index.json`, `blobs/sha256/`), its manifest named `tag` (`org.opencontainers.image.ref.name`,
+/// what `skopeo copy oci:DIR:TAG` selects). `out` must not exist: the layout is written beside it
+/// and renamed into place, so it never mixes with an older one.
+pub fn write_layout(
+    tag: &str,
+    layers: &[&Layer],
+    config: &RunConfig,
+    out: &Path,
+) -> Result<ArchiveInfo, ImageError> {
+    if fs::symlink_metadata(out).is_ok() {
+        return Err(ImageError::io(
+            out,
+            io::Error::new(io::ErrorKind::AlreadyExists, "already exists"),
+        ));
+    }
+    with_scratch(out, |scratch| {
+        let image = build(layers, config, scratch)?;
+        let blobs = scratch.join("layout/blobs/sha256");
+        fs::create_dir_all(&blobs).map_err(|e| ImageError::io(&blobs, e))?;
+        let put =
+            |name: &Path, data: &[u8]| fs::write(name, data).map_err(|e| ImageError::io(name, e));
+        let layout = scratch.join("layout");
+        put(&layout.join("oci-layout"), layout_json()?.as_bytes())?;
+        put(
+            &layout.join("index.json"),
+            index_json(&image, "org.opencontainers.image.ref.name", tag)?.as_bytes(),
+        )?;
+        put(
+            &blobs.join(&image.config_digest),
+            image.config_json.as_bytes(),
+        )?;
+        put(
+            &blobs.join(&image.manifest_digest),
+            image.manifest_json.as_bytes(),
+        )?;
+        let mut size = (image.config_json.len() + image.manifest_json.len()) as u64;
+        for blob in &image.layers {
+            let to = blobs.join(&blob.digest);
+            if !to.exists() {
+                fs::rename(&blob.path, &to).map_err(|e| ImageError::io(&to, e))?;
+                size += blob.size;
+            }
+        }
+        fs::rename(&layout, out).map_err(|e| ImageError::io(out, e))?;
+        Ok(ArchiveInfo {
+            manifest_digest: format!("sha256:{}", image.manifest_digest),
+            size,
+        })
+    })
+}
+
+fn write_tar(reference: &str, image: &BuiltImage, out: &Path) -> Result<ArchiveInfo, ImageError> {
+    let index_json = index_json(image, "io.containerd.image.name", reference)?;
+    let layout_json = layout_json()?;
+    let (config_hex, manifest_hex) = (&image.config_digest, &image.manifest_digest);
+    let (config_json, manifest_json) = (&image.config_json, &image.manifest_json);
     let tmp = out.with_file_name(format!(
         ".{}.tmp-{}",
         out.file_name()
@@ -258,7 +362,7 @@ fn write_in(
     )
     .map_err(io_err)?;
     let mut written = Vec::new();
-    for (path, digest, size) in &layer_blobs {
+    for Blob { path, digest, size } in &image.layers {
         if written.contains(digest) {
             continue; // Two identical layers are one blob.
         }
@@ -404,5 +508,55 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn a_layout_directory_holds_the_same_image_as_the_archive() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tar = dir.path().join("img.tar");
+        let layout = dir.path().join("layout");
+        let config = RunConfig {
+            user: Some("65532:65532".into()),
+            ..config()
+        };
+        let archived = write_archive("x/hello:1", &[&sample()], &config, &tar).expect("tar");
+        let laid = write_layout("1", &[&sample()], &config, &layout).expect("layout");
+        assert_eq!(archived.manifest_digest, laid.manifest_digest);
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs::read(layout.join("index.json")).expect("index"))
+                .expect("json");
+        assert_eq!(
+            index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+            "1"
+        );
+        let mut blobs: Vec<String> = fs::read_dir(layout.join("blobs/sha256"))
+            .expect("blobs")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        blobs.sort();
+        for blob in &blobs {
+            let data = fs::read(layout.join("blobs/sha256").join(blob)).expect("blob");
+            assert_eq!(&hex(&Sha256::digest(&data)), blob);
+        }
+        assert_eq!(blobs.len(), 3, "config, manifest, one layer: {blobs:?}");
+        let config_json = blobs
+            .iter()
+            .map(|b| fs::read_to_string(layout.join("blobs/sha256").join(b)).unwrap_or_default())
+            .find(|t| t.contains("rootfs"))
+            .expect("config");
+        assert!(
+            config_json.contains("\"User\":\"65532:65532\""),
+            "{config_json}"
+        );
+        // Never over an existing directory, and no scratch left beside it.
+        let again = write_layout("1", &[&sample()], &config, &layout);
+        assert!(again.is_err());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
     }
 }
