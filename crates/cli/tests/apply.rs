@@ -302,9 +302,10 @@ fn plan_and_journal_text_is_escaped_in_dry_run_and_status() {
 
     // The journal (evidence, a session's holder) and the plan, through `apply status`.
     let bytes = std::fs::read(&path).unwrap();
-    let digest = cniswap_exec::digest::compute(&dir, &bytes, &plan);
+    let handle = PlanDir::open(&dir).unwrap();
+    let digest = cniswap_exec::digest::compute(&handle, &bytes, &plan).unwrap();
     {
-        let mut j = Journal::open(&dir).unwrap();
+        let mut j = Journal::open(&handle, &key()).unwrap();
         j.append(Event::Begin {
             digest,
             cluster: "cluster".into(),

@@ -718,7 +718,7 @@ async fn verify_on_the_lab() {
     std::fs::create_dir_all(&work).unwrap();
     let ctx = Ctx { lab, work, image };
     type Check = fn(&Ctx);
-    let checks: [(&str, Check); 11] = [
+    let checks: [(&str, Check); 12] = [
         ("pin CoreDNS", pin_coredns),
         ("healthy lab", healthy_lab_passes_every_check),
         ("VXLAN dropped on one node", vxlan_dropped_on_one_node),
