@@ -133,6 +133,8 @@ impl KubeActions {
     /// From now on every write to the cluster first confirms this lock (fencing), and every
     /// step starts only while it is held.
     pub fn fence_with(&mut self, fence: fence::Fence) {
+        // The client's buffer spawns its worker on the adapter's runtime.
+        let _runtime = self.rt.enter();
         self.client = fence.client(&self.client);
         self.fence = Some(fence);
     }
