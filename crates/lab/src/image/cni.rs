@@ -56,7 +56,9 @@ pub fn cilium(cache_root: &Path, cni: &CniComponents) -> Result<Image, ImageErro
             searched: CLANG.into(),
         });
     }
-    layer.host_binary(clang, "/usr/local/bin/clang")?;
+    // At its own path, where its RPATH ($ORIGIN/../lib) finds libclang-cpp; on PATH by a link.
+    layer.host_binary(clang, CLANG)?;
+    layer.symlink("/usr/local/bin/clang", CLANG)?;
     for (binary, at) in [
         (&cni.cilium_agent, "/usr/bin/cilium-agent"),
         (&cni.cilium_dbg, "/usr/bin/cilium-dbg"),
