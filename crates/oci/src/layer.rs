@@ -164,7 +164,9 @@ impl Layer {
     /// The shared libraries of host file `host` (an executable or a library), at their host paths.
     pub fn host_closure(&mut self, host: &Path) -> Result<&mut Self, ImageError> {
         for library in shared_library_closure(host)? {
-            let at = library.to_string_lossy().into_owned();
+            // A library found through an RPATH of $ORIGIN/../lib is reported as
+            // `<bin dir>/../lib/...`: the same place, written without `..`.
+            let at = without_dot_dot(&library.to_string_lossy());
             self.host_file(&library, &at)?;
         }
         Ok(self)
@@ -305,6 +307,21 @@ impl Layer {
     }
 }
 
+/// `path` with `.` and `..` components resolved lexically.
+fn without_dot_dot(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 fn describe(entry: &Entry) -> String {
     match entry {
         Entry::Dir { mode } => format!("a directory (mode {mode:o})"),
@@ -335,6 +352,15 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn rpath_library_paths_lose_their_dot_dot() {
+        assert_eq!(
+            without_dot_dot("/usr/lib/llvm-19/bin/../lib/libclang-cpp.so.19.1"),
+            "/usr/lib/llvm-19/lib/libclang-cpp.so.19.1"
+        );
+        assert_eq!(without_dot_dot("/lib/./x.so"), "/lib/x.so");
     }
 
     #[test]

@@ -56,7 +56,9 @@ pub fn cilium(cache_root: &Path, cni: &CniComponents) -> Result<Image, ImageErro
             searched: CLANG.into(),
         });
     }
-    layer.host_binary(clang, "/usr/local/bin/clang")?;
+    // At its own path, where its RPATH ($ORIGIN/../lib) finds libclang-cpp; on PATH by a link.
+    layer.host_binary(clang, CLANG)?;
+    layer.symlink("/usr/local/bin/clang", CLANG)?;
     for (binary, at) in [
         (&cni.cilium_agent, "/usr/bin/cilium-agent"),
         (&cni.cilium_dbg, "/usr/bin/cilium-dbg"),
@@ -78,7 +80,10 @@ pub fn cilium(cache_root: &Path, cni: &CniComponents) -> Result<Image, ImageErro
         ("plugins/cilium-cni/cni-uninstall.sh", "/cni-uninstall.sh"),
         ("images/cilium/init-container.sh", "/init-container.sh"),
     ] {
-        layer.host_file(&module.join(file), at)?;
+        // Executable: the module cache keeps them read-only and without the exec bit.
+        let path = module.join(file);
+        let script = std::fs::read(&path).map_err(|e| ImageError::Io { path, source: e })?;
+        layer.bytes(at, script, 0o755)?;
     }
     layer.host_tree(&module.join("bpf"), "/var/lib/cilium/bpf")?;
     layer.dir("/var/run/cilium", 0o755)?;
