@@ -267,7 +267,6 @@ fn rehearsal(ctx: &Ctx) {
         ctx,
         &[
             "plan",
-            "--live",
             "--to",
             "cilium",
             "--out-dir",
