@@ -98,9 +98,12 @@ fn busybox(ctx: &Ctx, name: &str, labels: Value, script: &str, port: Option<u16>
         container["ports"] = json!([{"containerPort": port}]);
         container["readinessProbe"] = json!({"tcpSocket": {"port": port}, "periodSeconds": 1});
     }
+    // The lab's control plane is a real node with its NoSchedule taint: workloads spread over
+    // every real node, as they must to prove a switch of each.
     json!({
         "metadata": {"labels": labels},
-        "spec": {"containers": [container], "terminationGracePeriodSeconds": 1},
+        "spec": {"containers": [container], "terminationGracePeriodSeconds": 1,
+                 "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}]},
     })
 }
 
@@ -264,7 +267,6 @@ fn rehearsal(ctx: &Ctx) {
         ctx,
         &[
             "plan",
-            "--live",
             "--to",
             "cilium",
             "--out-dir",
