@@ -359,7 +359,7 @@ pub enum VerifyFormat {
 pub enum ImageCommand {
     /// Write the image as an OCI image layout directory (oci-layout, index.json, blobs/).
     #[command(
-        after_help = "The image holds this binary at /usr/local/bin/cniswap (with the shared libraries it\nloads, when it is not static) and runs it as its entrypoint.\n\nExit codes: 0 written, 2 DIR exists or cannot be written.\n\nExamples:\n  cniswap image build --out-dir ./cniswap-image\n  skopeo copy oci:./cniswap-image:0.1.0 docker://registry.internal/cniswap:0.1.0"
+        after_help = "The image holds this binary at /usr/local/bin/cniswap (with the shared\nlibraries it loads, when it is not static) and runs it as its entrypoint.\n\nExit codes: 0 written, 2 DIR exists or cannot be written.\n\nExamples:\n  cniswap image build --out-dir ./cniswap-image\n  skopeo copy oci:./cniswap-image:0.1.0 docker://registry.example/cniswap:0.1.0"
     )]
     Build {
         /// Directory to create (it must not exist).
@@ -383,7 +383,7 @@ pub enum AgentCommand {
     /// identity comes from the downward API (NODE_NAME, POD_NAME, POD_NAMESPACE, POD_IP,
     /// HOST_IP).
     #[command(
-        after_help = "Examples:\n  CNISWAP_AGENT_TOKEN=... cniswap agent probe --role probe   # in a pod: identity from the env\n  CNISWAP_AGENT_TOKEN=$T cniswap agent probe --role host --node n1 --ip 192.168.1.10\n  curl -s -H \"Authorization: Bearer $T\" localhost:9441/ | jq .   # identity, MTU, resolv.conf"
+        after_help = "Examples:\n  # in a pod, with the token of verify's Secret; identity from the env\n  CNISWAP_AGENT_TOKEN=$T cniswap agent probe --role probe\n  CNISWAP_AGENT_TOKEN=$T cniswap agent probe --role host --node n1 \\\n    --ip 192.168.1.10\n  curl -s -H \"Authorization: Bearer $T\" localhost:9441/ | jq .  # identity, MTU"
     )]
     Probe(ProbeAgentArgs),
 }
