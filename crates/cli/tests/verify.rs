@@ -84,7 +84,8 @@ fn print_manifests_shows_what_is_deployed_and_the_rbac() {
         .collect();
     assert!(resources.contains(&"pods/portforward"));
     assert!(!resources.contains(&"pods/exec"));
-    // Secrets: only the agents' token Secret is written (create, patch, delete), none is read.
+    // Secrets: only the agents' token Secret is written (create, patch, delete) and read back
+    // (get, by name: kept agents), no other Secret is read.
     for rule in role["rules"].as_array().unwrap() {
         if rule["resources"]
             .as_array()
@@ -93,10 +94,14 @@ fn print_manifests_shows_what_is_deployed_and_the_rbac() {
             .any(|r| r == "secrets")
         {
             for verb in rule["verbs"].as_array().unwrap() {
+                let verb = verb.as_str().unwrap();
                 assert!(
-                    ["create", "patch", "delete"].contains(&verb.as_str().unwrap()),
+                    ["create", "get", "patch", "delete"].contains(&verb),
                     "{rule}"
                 );
+                if verb == "get" {
+                    assert_eq!(rule["resourceNames"][0], "cniswap-probe-token", "{rule}");
+                }
             }
         }
     }

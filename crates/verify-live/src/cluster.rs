@@ -481,3 +481,31 @@ pub async fn existing_service_suffix(client: &Client, namespace: &str) -> Option
             .map(str::to_string)
     })
 }
+
+/// The token of the agents a `--keep` run left (the Secret and the id on the probe
+/// DaemonSet's pod template), so this run talks to them as they are: a new token would restart
+/// every agent, and the cluster DNS would answer the headless Service with the old pods' IPs for
+/// up to its cache time.
+pub async fn kept_token(
+    client: &Client,
+    namespace: &str,
+) -> Option<cniswap_verify::manifests::AgentToken> {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    use k8s_openapi::api::core::v1::Secret;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = secrets.get_opt(names::TOKEN_SECRET).await.ok()??;
+    let token = secret.data?.get("token")?.0.clone();
+    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
+    let probe = daemonsets.get_opt(names::PROBE).await.ok()??;
+    let id = probe
+        .spec?
+        .template
+        .metadata?
+        .annotations?
+        .get(names::TOKEN_ID_ANNOTATION)?
+        .clone();
+    Some(cniswap_verify::manifests::AgentToken {
+        secret: String::from_utf8(token).ok()?,
+        id,
+    })
+}

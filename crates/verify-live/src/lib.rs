@@ -141,10 +141,14 @@ impl Session {
             }
         };
         options.manifests.service_suffix = Some(suffix);
-        options.manifests.token = Some(new_token().map_err(|e| VerifyError::CouldNotRun {
-            message: format!("cannot read random bytes for the agents' token: {e}"),
-            help: "verify needs /dev/urandom".into(),
-        })?);
+        let kept = cluster::kept_token(&connection.client, &options.manifests.namespace).await;
+        options.manifests.token = Some(match kept {
+            Some(token) => token,
+            None => new_token().map_err(|e| VerifyError::CouldNotRun {
+                message: format!("cannot read random bytes for the agents' token: {e}"),
+                help: "verify needs /dev/urandom".into(),
+            })?,
+        });
         progress.message(&format!(
             "deploying the probes into namespace {}",
             options.manifests.namespace

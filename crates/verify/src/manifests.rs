@@ -290,10 +290,11 @@ pub fn user_rbac(options: &ManifestOptions) -> Vec<Value> {
             "rules": [
                 {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get", "list", "create", "patch", "delete"]},
                 {"apiGroups": [""], "resources": ["services", "serviceaccounts"], "verbs": ["get", "create", "patch", "delete"]},
-                // The agents' token: written for each run, never read back (a create carries no
-                // name RBAC could check, so it is not limited to that Secret).
+                // The agents' token: written when the agents are deployed, read back (that one
+                // Secret only) by a run that finds agents a `--keep` run left (a create carries
+                // no name RBAC could check, so it is not limited to that Secret).
                 {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
-                {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [names::TOKEN_SECRET], "verbs": ["patch", "delete"]},
+                {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [names::TOKEN_SECRET], "verbs": ["get", "patch", "delete"]},
                 {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
                 // verify talks to its agents through the kubelet, not the pod network.
                 {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create", "get"]},
