@@ -22,7 +22,7 @@ mod strategies;
 
 pub use context::{
     CALICO_VERSION, CILIUM_VERSION, FLANNEL_VERSION, InstallChoice, KubeProxyChoice, PlanOptions,
-    StrategyChoice, default_agent_image,
+    RebootChoice, StrategyChoice, default_agent_image,
 };
 pub use known::Sourced;
 pub use model::*;
@@ -311,7 +311,7 @@ pub fn plan(
         }),
         estimated_outage_minutes: None,
     };
-    let mut estimates = estimate(&cluster, strategy);
+    let mut estimates = estimate(&cluster, strategy, builder.reboots());
     builder.outage_minutes = estimates.longest_outage_minutes;
     let lint_target = cniswap_lint::Target {
         estimated_outage_minutes: Some(estimates.longest_outage_minutes),
@@ -441,8 +441,13 @@ pub fn blocking(plan: &Plan) -> Vec<&cniswap_model::Finding> {
 }
 
 /// Per-node and total estimates (stated assumptions, not measurements).
-fn estimate(cluster: &Cluster, strategy: StrategyChoice) -> Estimates {
-    let talos_reboot = cluster.reboot_seconds();
+fn estimate(cluster: &Cluster, strategy: StrategyChoice, reboots: bool) -> Estimates {
+    // Without a reboot the node's pods are recreated: about a minute.
+    let renewal = if reboots {
+        cluster.reboot_seconds()
+    } else {
+        60
+    };
     let mut per_node = Vec::new();
     let mut total: u32 = 600; // install and finish
     for node in &cluster.nodes {
@@ -454,7 +459,7 @@ fn estimate(cluster: &Cluster, strategy: StrategyChoice) -> Estimates {
             _ => 60 + 2 * pods_u32,
         };
         total = total.saturating_add(match strategy {
-            StrategyChoice::Rolling => 120 + talos_reboot + 5 * pods_u32,
+            StrategyChoice::Rolling => 120 + renewal + 5 * pods_u32,
             _ => 90 + 2 * pods_u32,
         });
         per_node.push(NodeEstimate {
@@ -484,8 +489,12 @@ fn estimate(cluster: &Cluster, strategy: StrategyChoice) -> Estimates {
         exceeds_token_lifetime: false,
         risks: Vec::new(),
         assumptions: vec![
-            "rolling: drain, agent restart and reboot take about 2 min plus 5 s per pod per node; a drained pod is down for its restart (30 s + up to 60 s)".into(),
-            format!("reboot: {talos_reboot} s"),
+            "rolling: drain, agent restart and the node's renewal take about 2 min plus 5 s per pod per node; a drained pod is down for its restart (30 s + up to 60 s)".into(),
+            if reboots {
+                format!("renewal: a reboot, {renewal} s")
+            } else {
+                format!("renewal: the node's pods recreated (no reboot), {renewal} s")
+            },
             "cutover: the whole cluster's pod network is down from \"Stop the old CNI\" until the last node is switched".into(),
         ],
     }

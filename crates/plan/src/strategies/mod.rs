@@ -529,6 +529,99 @@ impl<'a> Builder<'a> {
         out
     }
 
+    /// Whether switched nodes reboot (`--reboot`; auto: Talos nodes, which cniswap reboots
+    /// itself; elsewhere apply cannot reboot a node, and recreating its pods is enough while
+    /// the old CNI still runs there).
+    pub fn reboots(&self) -> bool {
+        match self.options.reboot {
+            crate::context::RebootChoice::Always => true,
+            crate::context::RebootChoice::Never => false,
+            crate::context::RebootChoice::Auto => self.cluster.talos,
+        }
+    }
+
+    /// After a node's CNI config changed: every pod on it must come up on the new network.
+    /// Either a reboot (nothing of the old pods' network survives), or `agent` Ready on the
+    /// node and then every pod-network pod recreated (their old interfaces go with their
+    /// sandboxes; the old CNI's own state is removed with the old CNI).
+    pub fn renew_node(&self, node: &PlanNode, agent: CniKind) -> Vec<S> {
+        if self.reboots() {
+            return vec![self.reboot(node, agent)];
+        }
+        let (namespace, name) = crate::install::agent_daemonset(self.cluster, agent);
+        vec![
+            s(
+                Action::WaitDaemonSetReady {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                },
+                format!(
+                    "Wait until {agent} is Ready on every node it should run on, {} included.",
+                    node.name
+                ),
+                vec![sh!(
+                    "kubectl -n {} rollout status ds/{} --timeout=10m",
+                    namespace,
+                    name
+                )],
+                format!("{namespace}/{name} is rolled out"),
+                600,
+            ),
+            self.recreate_pods(node),
+        ]
+    }
+
+    /// Deletes the node's pod-network pods so their controllers recreate them on the node's
+    /// current CNI (DaemonSet pods come back on the same node).
+    pub fn recreate_pods(&self, node: &PlanNode) -> S {
+        let field = format!("spec.nodeName={},status.phase=Running", node.name);
+        let node_field = format!("spec.nodeName={}", node.name);
+        let mut recreate = s(
+            Action::RecreatePods {
+                node: node.name.clone(),
+            },
+            format!(
+                "Recreate the pod-network pods on {} so they get the new network.",
+                node.name
+            ),
+            vec![
+                sh!(
+                    "pods=$(kubectl get pods -A --field-selector {} -o jsonpath='{{range .items[*]}}{{.metadata.namespace}} {{.metadata.name}} {{.spec.hostNetwork}}{{\"\\n\"}}{{end}}') && printf '%s\\n' \"$pods\" | while read -r ns pod host; do [ -z \"$pod\" ] || [ \"$host\" = true ] || kubectl -n \"$ns\" delete pod \"$pod\" --wait=false; done",
+                    field
+                ),
+                sh!(
+                    "kubectl get pods -A --field-selector {} -o wide",
+                    node_field
+                ),
+            ],
+            format!(
+                "every pod-network pod on {} was created after the switch",
+                node.name
+            ),
+            600,
+        );
+        recreate.pods = node
+            .pods
+            .iter()
+            .filter(|p| !node.bare_pods.contains(p))
+            .cloned()
+            .collect();
+        recreate.pods_deleted = node.bare_pods.clone();
+        if !node.bare_pods.is_empty() {
+            recreate = recreate.note(format!(
+                "{} ha{} no controller: deleted, never recreated (backups/snapshot keeps {}).",
+                node.bare_pods.join(", "),
+                if node.bare_pods.len() == 1 { "s" } else { "ve" },
+                if node.bare_pods.len() == 1 {
+                    "it"
+                } else {
+                    "them"
+                }
+            ));
+        }
+        recreate
+    }
+
     /// Reboots a node, then waits until `agent`'s pod is Ready there again: it reinstalls its
     /// CNI binary (a Talos upgrade re-flashes /opt/cni/bin, seed 002) and its state in /run,
     /// and a node uncordoned before that fails every new pod.

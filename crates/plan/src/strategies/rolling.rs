@@ -291,7 +291,7 @@ fn to_cilium(b: &mut Builder) {
                     node.name
                 ),
             ));
-            steps.push(b.reboot(node, CniKind::Cilium));
+            steps.extend(b.renew_node(node, CniKind::Cilium));
             steps.extend(end_node(
                 node,
                 &format!("a new pod on {} gets an address from {pool}", node.name),
@@ -302,7 +302,7 @@ fn to_cilium(b: &mut Builder) {
                 &b.agent_image(),
             ));
             // Undo, node by node (in reverse): off the CiliumNodeConfig, the conflist
-            // removed and the old CNI's configs renamed back, then a reboot.
+            // removed and the old CNI's configs renamed back, then the node renewed.
             let mut undo = start_node(node);
             undo.push(ops::label_node(
                 &node.name,
@@ -328,7 +328,7 @@ fn to_cilium(b: &mut Builder) {
                     node.name
                 ),
             ));
-            undo.push(b.reboot(node, old));
+            undo.extend(b.renew_node(node, old));
             undo.push(ops::uncordon(&node.name));
             rollback.splice(0..0, undo);
         }
@@ -663,7 +663,7 @@ fn to_flannel(b: &mut Builder) {
                 Some("old"),
                 format!("Move {} back to the old CNI.", node.name),
             ));
-            back.push(b.reboot(node, old));
+            back.extend(b.renew_node(node, old));
             back.push(ops::uncordon(&node.name));
             rollback.splice(0..0, back);
         }
