@@ -291,6 +291,7 @@ pub fn build(b: &mut Builder) {
         "no object of calico.yaml is left",
         600,
     ));
+    revert.extend(b.clean_target_everywhere());
     // Talos renders Flannel again, and the DaemonSet comes back if the controller deleted it.
     revert.extend(talos_undo);
     if let Some((ns, ds)) = b.cluster.daemonset_of(CniKind::Flannel) {

@@ -509,6 +509,24 @@ impl<'a> Builder<'a> {
         (steps, undo)
     }
 
+    /// The target's leftovers removed from every node, for a rollback that uninstalled it:
+    /// its links, routes, iptables chains and files stay on the nodes otherwise (Cilium's
+    /// `cni.uninstall: false`, Calico's and Flannel's DaemonSets never clean up).
+    pub fn clean_target_everywhere(&self) -> Vec<S> {
+        let mut steps = Vec::new();
+        for node in &self.cluster.nodes {
+            let (clean, _) = ops::node_clean(
+                &node.name,
+                self.options.target.as_str(),
+                false,
+                &self.agent_image(),
+                &self.plan_id,
+            );
+            steps.extend(clean);
+        }
+        steps
+    }
+
     /// Batches of nodes in migration order.
     pub fn batches(&self) -> Vec<Vec<&'a PlanNode>> {
         let size = self.options.batch_size.max(1);

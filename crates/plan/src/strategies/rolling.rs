@@ -252,6 +252,8 @@ fn to_cilium(b: &mut Builder) {
         "`kubectl -n kube-system get ciliumnodeconfig cilium-default` matches the file",
         60,
     ));
+    // Undone: the CiliumNodeConfig, Cilium, then its state on every node.
+    prepare_undo.splice(0..0, b.clean_target_everywhere());
     prepare_undo.splice(0..0, uninstall);
     let (delete_config, _) = ops::delete_object(
         ObjectRef::new("ciliumnodeconfig", Some("kube-system"), "cilium-default"),
@@ -582,6 +584,7 @@ fn to_flannel(b: &mut Builder) {
     if !flannel_runs {
         let (install, uninstall) = install::target(b, None);
         prepare.extend(install);
+        undo.splice(0..0, b.clean_target_everywhere());
         undo.splice(0..0, uninstall);
         if b.cluster.talos {
             // Talos renders its Flannel without a selector; outside Talos the install sets it.
