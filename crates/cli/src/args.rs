@@ -726,6 +726,12 @@ pub enum Command {
         #[arg(long, value_name = "IMAGE")]
         agent_image: Option<String>,
 
+        /// The image of the plan's small check pods (a new pod's address, a Service, DNS) and
+        /// node file edits: a shell with sleep and wget. [default: busybox:1.36, from the
+        /// --image-registry mirror when given]
+        #[arg(long, value_name = "IMAGE")]
+        helper_image: Option<String>,
+
         /// The cluster's pod range, when the cluster does not say it (no kubeadm-config,
         /// controller-manager --cluster-cidr, Talos podSubnets or k3s/RKE2 node-args): the
         /// plan never assumes one, and asks for this flag instead.

@@ -22,6 +22,7 @@ pub struct PlanArgs {
     pub batch_size: usize,
     pub reboot: RebootArg,
     pub agent_image: Option<String>,
+    pub helper_image: Option<String>,
     pub pod_cidr: Option<String>,
     pub api_endpoint: Option<String>,
     pub offline: OfflineArgs,
@@ -79,6 +80,7 @@ pub fn run(args: PlanArgs) -> Result<u8, CliError> {
             RebootArg::Always => RebootChoice::Always,
             RebootArg::Never => RebootChoice::Never,
         },
+        helper_image: args.helper_image,
     };
     let output = cniswap_plan::plan(&snapshot, &facts, &options)
         .map_err(|e| CliError::other(e.message, e.help))?;

@@ -80,6 +80,8 @@ pub struct PlanOptions {
     pub local: crate::local::LocalSources,
     /// Whether switched nodes reboot (`--reboot`).
     pub reboot: RebootChoice,
+    /// The image of the small pods the plan's checks and file edits run (`--helper-image`).
+    pub helper_image: Option<String>,
 }
 
 /// The node agent image of this build.

@@ -366,12 +366,26 @@ pub fn plan(
         lint_target,
     );
     let agent_image = builder.agent_image();
+    let helper_image = builder.helper_image();
     let strategies::Builder {
         artifacts,
-        phases,
+        mut phases,
         risks,
         ..
     } = builder;
+    // A check's commands run its probes in pods of the helper image, known only now.
+    for step in phases
+        .iter_mut()
+        .flat_map(|p| p.steps.iter_mut().chain(p.rollback.iter_mut()))
+    {
+        if let Action::Verify { probes, .. } = &step.action {
+            step.commands = probes
+                .iter()
+                .flat_map(|p| probe::commands(p, &helper_image))
+                .map(shell::Sh::into_string)
+                .collect();
+        }
+    }
     estimates.risks = risks;
     let plan = Plan {
         schema_version: PLAN_SCHEMA_VERSION,
@@ -400,6 +414,7 @@ pub fn plan(
             install.as_str().into()
         },
         agent_image,
+        helper_image,
         preflight,
         handled,
         proven,

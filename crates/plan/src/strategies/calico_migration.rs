@@ -317,6 +317,7 @@ pub fn build(b: &mut Builder) {
             ],
             None,
             format!("Remove Calico's CNI config from {}.", node.name),
+            &b.helper_image(),
         ));
         // Labelled before the renewal: the node needs Flannel's config to become Ready.
         revert.push(ops::label_node(

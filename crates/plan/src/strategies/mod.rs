@@ -260,6 +260,17 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The image of the plan's small helper pods: `--helper-image`, else busybox (from the
+    /// mirror with `--image-registry`).
+    pub fn helper_image(&self) -> String {
+        self.options.helper_image.clone().unwrap_or_else(|| {
+            match &self.options.local.image_registry {
+                Some(registry) => crate::local::mirrored(registry, crate::agent::BUSYBOX),
+                None => crate::agent::BUSYBOX.to_string(),
+            }
+        })
+    }
+
     pub fn agent_image(&self) -> String {
         self.options.agent_image.clone().unwrap_or_else(|| {
             let image = crate::context::default_agent_image();

@@ -329,7 +329,8 @@ fn to_cilium(b: &mut Builder) {
                     "Give {} back to the old CNI: remove 05-cilium.conflist and rename *.cilium_bak back.",
                     node.name
                 ),
-            ));
+            &b.helper_image(),
+        ));
             undo.extend(b.renew_node(node, old));
             undo.push(ops::uncordon(&node.name));
             rollback.splice(0..0, undo);

@@ -31,6 +31,7 @@ pub fn options(target: CniKind, strategy: StrategyChoice) -> PlanOptions {
         api_endpoint: None,
         local: Default::default(),
         reboot: Default::default(),
+        helper_image: None,
     }
 }
 
