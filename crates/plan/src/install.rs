@@ -825,6 +825,37 @@ pub fn settle_cilium(
     steps
 }
 
+/// Like [`settle_cilium`], for Cilium carrying every pod: its agents restart one node at a
+/// time, in the plan's node order, each a node step (apply marks the node, so a moment's loss
+/// of established connections there is that node's, not the cluster's).
+pub fn settle_cilium_node_by_node(b: &Builder, values: &serde_json::Value, token: &str) -> Vec<S> {
+    let mut steps: Vec<S> = b
+        .batches()
+        .into_iter()
+        .flatten()
+        .map(|node| {
+            restart_agent(
+                b.cluster,
+                CniKind::Cilium,
+                &node.name,
+                format!(
+                    "Restart Cilium on {} so it runs with the new values, and wait.",
+                    node.name
+                ),
+            )
+        })
+        .collect();
+    steps.push(ops::rollout_restart(
+        "deployment",
+        "kube-system",
+        "cilium-operator",
+        token,
+        "so the operator runs with the new values",
+    ));
+    steps.push(verify_cilium_settings(b, values));
+    steps
+}
+
 /// Checks that cilium-config holds the values' settings and every agent reports its kube-proxy
 /// replacement as set.
 pub fn verify_cilium_settings(b: &Builder, values: &serde_json::Value) -> S {

@@ -99,9 +99,17 @@ fn item_2_final_values_restart_the_agents_before_kube_proxy_goes() {
     let after = |pred: &dyn Fn(&Action) -> bool| {
         install + all[install..].iter().position(|s| pred(&s.action)).unwrap()
     };
-    let agents = after(
-        &|a| matches!(a, Action::RolloutRestart { name, token, .. } if name == "cilium" && token.starts_with("values-final-")),
-    );
+    // The agents restart node by node (each a node step), then the operator.
+    let agents =
+        after(&|a| matches!(a, Action::RestartAgent { daemonset, .. } if daemonset == "cilium"));
+    let restarted: Vec<&str> = all[install..]
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::RestartAgent { node, .. } => Some(node.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(restarted.len(), plan.estimates.per_node.len());
     let operator =
         after(&|a| matches!(a, Action::RolloutRestart { name, .. } if name == "cilium-operator"));
     let check = after(&|a| {

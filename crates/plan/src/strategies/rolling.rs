@@ -400,7 +400,11 @@ pub fn finalize(
             "values-final-{}",
             &crate::names::sha256(b.artifacts.text(final_file).unwrap_or_default())[..12]
         );
-        steps.extend(install::settle_cilium(b, &final_values, &token, true));
+        steps.extend(install::settle_cilium_node_by_node(
+            b,
+            &final_values,
+            &token,
+        ));
         // Back to the migration settings: the same values and restart as the first phase.
         let migration_token = format!(
             "values-migration-{}",
