@@ -370,7 +370,38 @@ pub enum ImageCommand {
         #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
         tag: String,
     },
+
+    /// Push the image to a registry over the OCI distribution API (no Docker, no skopeo), then
+    /// print the reference to give verify and plan, pinned by digest.
+    ///
+    /// Credentials, the first found for the registry: --username with --password-stdin,
+    /// $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json,
+    /// ~/.config/containers/auth.json, $DOCKER_CONFIG/config.json or ~/.docker/config.json
+    /// (what `podman login` and `docker login` write, credential helpers included); else none.
+    #[command(after_help = IMAGE_PUSH_HELP)]
+    Push {
+        /// Where to push: REGISTRY/NAME[:TAG] (the registry host is required; TAG defaults to
+        /// this version).
+        #[arg(value_name = "REGISTRY/NAME[:TAG]")]
+        reference: String,
+
+        /// The registry user (with --password-stdin).
+        #[arg(long, value_name = "USER", requires = "password_stdin")]
+        username: Option<String>,
+
+        /// Read the password or access token from standard input (one line).
+        #[arg(long, requires = "username")]
+        password_stdin: bool,
+
+        /// Speak plain HTTP to the registry: only for one you trust on every network hop.
+        /// A registry on this machine (localhost, 127.0.0.0/8, [::1]) gets plain HTTP without
+        /// it when it does not speak HTTPS.
+        #[arg(long)]
+        insecure: bool,
+    },
 }
+
+const IMAGE_PUSH_HELP: &str = "Exit codes: 0 pushed, 2 bad name, credentials or flags, the registry unreachable\n  or refusing (the message says which, with the credentials' source, never the secret).\n\nExamples:\n  cniswap image push registry.example.com/team/cniswap\n  echo \"$TOKEN\" | cniswap image push ghcr.io/me/cniswap:0.1.0 --username me --password-stdin\n  cniswap image push 127.0.0.1:5000/cniswap       # a local registry, plain HTTP\n\nThen, with the reference it prints:\n  cniswap verify --image REGISTRY/NAME@sha256:...\n  cniswap plan ... --agent-image REGISTRY/NAME@sha256:...";
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
@@ -798,9 +829,9 @@ pub enum Command {
     /// The container image of cniswap's agents (verify's probes, apply's node steps), made
     /// from this very binary: no Docker, no Containerfile build.
     ///
-    /// `build` writes an OCI image layout directory: copy it into your registry with
-    /// `skopeo copy oci:DIR:TAG docker://REGISTRY/NAME:TAG` (or `podman load`), then pass it to
-    /// verify (`--image`) and plan (`--agent-image`).
+    /// `push` sends it straight to your registry; `build` writes an OCI image layout directory
+    /// for an air-gapped transfer (`skopeo copy oci:DIR:TAG docker://REGISTRY/NAME:TAG`). Then
+    /// pass it to verify (`--image`) and plan (`--agent-image`).
     #[command(subcommand)]
     Image(ImageCommand),
 

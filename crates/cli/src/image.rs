@@ -1,17 +1,28 @@
-//! `cniswap image build`: the agents' image, made from the running binary, written as an OCI
-//! image layout directory.
+//! `cniswap image build|push`: the agents' image, made from the running binary, written as an
+//! OCI image layout directory or pushed to a registry.
 
 use crate::args::ImageCommand;
 use crate::error::CliError;
 use crate::{exit, render};
 use cniswap_oci::{Layer, RunConfig};
+use cniswap_registry::{Credentials, ImageName, Registry, Transport};
+use std::io::IsTerminal;
 use std::path::Path;
 
 pub fn run(command: ImageCommand) -> Result<u8, CliError> {
     match command {
         ImageCommand::Build { out_dir, tag } => {
-            check_tag(&tag)?;
+            cniswap_registry::check_tag(&tag).map_err(|e| CliError::usage(e.message, e.help))?;
             build(&out_dir, &tag)
+        }
+        ImageCommand::Push {
+            reference,
+            username,
+            password_stdin,
+            insecure,
+        } => {
+            let password = password_stdin.then(read_password).transpose()?;
+            push(&reference, username.zip(password), insecure)
         }
     }
 }
@@ -67,26 +78,114 @@ fn build(out_dir: &Path, tag: &str) -> Result<u8, CliError> {
     Ok(exit::OK)
 }
 
-/// A tag as the OCI distribution spec allows it.
-fn check_tag(tag: &str) -> Result<(), CliError> {
-    let ok = !tag.is_empty()
-        && tag.len() <= 128
-        && tag
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        && tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok {
-        Ok(())
+/// One line of standard input, without its line ending (as `docker login --password-stdin`).
+fn read_password() -> Result<String, CliError> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Err(CliError::usage(
+            "--password-stdin reads the password from a pipe, and standard input is a terminal",
+            "pipe it in: `cniswap image push ... --username USER --password-stdin < FILE` (or from a secret store)",
+        ));
+    }
+    let mut line = String::new();
+    stdin.read_line(&mut line).map_err(|e| {
+        CliError::other(
+            format!("cannot read the password from standard input: {e}"),
+            "pipe it in as one line of UTF-8",
+        )
+    })?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        return Err(CliError::usage(
+            "--password-stdin read an empty password",
+            "pipe the password or access token in as one line",
+        ));
+    }
+    Ok(password)
+}
+
+fn push(reference: &str, given: Option<(String, String)>, insecure: bool) -> Result<u8, CliError> {
+    let name = ImageName::parse(reference, env!("CARGO_PKG_VERSION"))
+        .map_err(|e| CliError::usage(e.message, e.help))?;
+    let credentials = match given {
+        Some((username, password)) => Credentials::given(username, password),
+        None => cniswap_registry::credentials::lookup(&name.registry, &name.repository)
+            .map_err(|e| CliError::other(e.message, e.help))?,
+    };
+    let transport = if insecure {
+        Transport::PlainHttp
     } else {
-        Err(CliError::usage(
-            format!(
-                "{} is not a valid image tag",
-                cniswap_model::text::escape_control(tag)
-            ),
-            "a tag is up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`",
-        ))
+        Transport::Https
+    };
+    let spinner = Spinner::new();
+    spinner.say(format!(
+        "connecting to {} with {}",
+        name.registry,
+        credentials.describe()
+    ));
+    let pushing_error = |e: cniswap_registry::PushError| CliError::other(e.message, e.help);
+    let registry = Registry::connect(&name, &credentials, transport).map_err(pushing_error)?;
+    spinner.say("building the image from this binary".into());
+    let (layer, config) = image_layer()?;
+    let scratch = tempfile::tempdir().map_err(|e| {
+        CliError::other(
+            format!("cannot create a temporary directory: {e}"),
+            "check that $TMPDIR (or /tmp) exists and is writable",
+        )
+    })?;
+    let image = cniswap_oci::build(&[&layer], &config, scratch.path()).map_err(|e| {
+        CliError::other(
+            format!("cannot build the image: {e}"),
+            "check that $TMPDIR (or /tmp) has room for the compressed binary",
+        )
+    })?;
+    let size: u64 = image.layers.iter().map(|l| l.size).sum();
+    spinner.say(format!(
+        "pushing {} ({:.1} MiB)",
+        name.tagged(),
+        size as f64 / (1024.0 * 1024.0)
+    ));
+    let pushed = registry.push(&image).map_err(pushing_error)?;
+    drop(spinner);
+    let pinned = name.pinned(&pushed.digest);
+    let over = if pushed.plain_http {
+        ", over plain HTTP"
+    } else {
+        ""
+    };
+    render::write_stdout(&format!(
+        "Pushed {} ({} blobs sent, {} already there{over}):\n\
+         {pinned}\n\
+         Use it:\n  cniswap verify --image {pinned}\n  cniswap plan ... --agent-image {pinned}\n",
+        name.tagged(),
+        pushed.sent,
+        pushed.present,
+    ))?;
+    Ok(exit::OK)
+}
+
+/// A spinner on stderr when it is a terminal (silent otherwise), cleared when dropped.
+struct Spinner(indicatif::ProgressBar);
+
+impl Spinner {
+    fn new() -> Self {
+        Spinner(if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        } else {
+            indicatif::ProgressBar::hidden()
+        })
+    }
+
+    fn say(&self, text: String) {
+        self.0
+            .set_message(cniswap_model::text::escape_control(&text).into_owned());
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
     }
 }
