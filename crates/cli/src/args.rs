@@ -260,7 +260,9 @@ pub struct VerifyArgs {
     #[arg(long, default_value = cniswap_verify::names::NAMESPACE)]
     pub namespace: String,
 
-    /// The cniswap image for the agents (build and push your own: README, "The image").
+    /// The cniswap image for the agents. The default is not published: put this binary's image
+    /// into your registry with `cniswap image push REGISTRY/NAME` and pass the reference it
+    /// prints.
     #[arg(long, default_value_t = cniswap_verify::manifests::default_image())]
     pub image: String,
 
@@ -401,7 +403,7 @@ pub enum ImageCommand {
     },
 }
 
-const IMAGE_PUSH_HELP: &str = "Exit codes: 0 pushed, 2 bad name, credentials or flags, the registry unreachable\n  or refusing (the message says which, with the credentials' source, never the secret).\n\nExamples:\n  cniswap image push registry.example.com/team/cniswap\n  echo \"$TOKEN\" | cniswap image push ghcr.io/me/cniswap:0.1.0 --username me --password-stdin\n  cniswap image push 127.0.0.1:5000/cniswap       # a local registry, plain HTTP\n\nThen, with the reference it prints:\n  cniswap verify --image REGISTRY/NAME@sha256:...\n  cniswap plan ... --agent-image REGISTRY/NAME@sha256:...";
+const IMAGE_PUSH_HELP: &str = "Exit codes: 0 pushed, 2 bad name, credentials or flags, the registry unreachable\n  or refusing (the message says which, with the credentials' source, never the secret).\n\nExamples:\n  cniswap image push registry.example.com/team/cniswap\n  echo \"$TOKEN\" | cniswap image push ghcr.io/me/cniswap:0.1.0 \\\n      --username me --password-stdin\n  cniswap image push 127.0.0.1:5000/cniswap       # a local registry, plain HTTP\n\nThen, with the reference it prints:\n  cniswap verify --image REGISTRY/NAME@sha256:...\n  cniswap plan ... --agent-image REGISTRY/NAME@sha256:...";
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
@@ -752,8 +754,9 @@ pub enum Command {
         reboot: RebootArg,
 
         /// The cniswap node agent image the plan runs on nodes (node clean, inventory). Every
-        /// node must be able to pull it; mirror it into your registry and name it here.
-        /// [default: ghcr.io/cniswap/cniswap:<this version>]
+        /// node must be able to pull it: `cniswap image push REGISTRY/NAME` puts this binary's
+        /// image into your registry and prints the reference to give here.
+        /// [default: ghcr.io/cniswap/cniswap:<this version>, not published]
         #[arg(long, value_name = "IMAGE")]
         agent_image: Option<String>,
 
@@ -1008,7 +1011,8 @@ pub struct ApplyRunArgs {
     #[arg(long, value_name = "STEP")]
     pub until: Option<String>,
 
-    /// Image of the node agent run on nodes (node clean).
+    /// Image of the node agent run on nodes (node clean); `cniswap image push REGISTRY/NAME`
+    /// puts one into your registry.
     #[arg(long, value_name = "IMAGE")]
     pub agent_image: Option<String>,
 
@@ -1051,7 +1055,8 @@ pub enum ApplyCommand {
         #[arg(value_name = "PLAN_DIR")]
         plan: PathBuf,
 
-        /// Image of the node agent run on nodes (node restore).
+        /// Image of the node agent run on nodes (node restore); `cniswap image push
+        /// REGISTRY/NAME` puts one into your registry.
         #[arg(long, value_name = "IMAGE")]
         agent_image: Option<String>,
 

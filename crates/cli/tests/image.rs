@@ -199,6 +199,8 @@ fn cniswap_push_stdin(
         .env_remove("DOCKER_CONFIG")
         .env_remove("SSL_CERT_FILE")
         .env_remove("SSL_CERT_DIR")
+        // The registries are on loopback: no proxy of the machine in between.
+        .env("NO_PROXY", "*")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -267,7 +269,8 @@ fn push_takes_credentials_from_auth_files_and_fails_in_words_without_them() {
     );
     let target = format!("{}/team/cniswap:test", registry.addr);
     let cert_env = ("SSL_CERT_FILE", cert.to_str().unwrap());
-    let stderr = |out: &std::process::Output| {
+    // Everything the command printed, checked for the secrets in any form.
+    let shown = |out: &std::process::Output| {
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -286,7 +289,7 @@ fn push_takes_credentials_from_auth_files_and_fails_in_words_without_them() {
     // No credentials anywhere: refused before the image is built, naming where push looked.
     let started = Instant::now();
     let out = cniswap_push(&[&target], &[cert_env]);
-    let text = stderr(&out);
+    let text = shown(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
         text.contains("wants credentials") && text.contains("HTTP 401"),
@@ -320,7 +323,7 @@ fn push_takes_credentials_from_auth_files_and_fails_in_words_without_them() {
     write_docker_config(wrong);
     let home_env = ("HOME", home.to_str().unwrap());
     let out = cniswap_push(&[&target], &[cert_env, home_env]);
-    let text = stderr(&out);
+    let text = shown(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
         text.contains(&format!(
@@ -336,7 +339,7 @@ fn push_takes_credentials_from_auth_files_and_fails_in_words_without_them() {
         &[cert_env],
         Some(&format!("{wrong}\n")),
     );
-    let text = stderr(&out);
+    let text = shown(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
         text.contains("refused user alice from --username/--password-stdin (HTTP 401)"),
@@ -346,13 +349,13 @@ fn push_takes_credentials_from_auth_files_and_fails_in_words_without_them() {
     // A certificate this machine does not trust is named as such.
     write_docker_config(password);
     let out = cniswap_push(&[&target], &[home_env]);
-    let text = stderr(&out);
+    let text = shown(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("TLS certificate of 127.0.0.1"), "{text}");
     assert!(text.contains("trust store"), "{text}");
 
     // Right credentials (podman's REGISTRY_AUTH_FILE wins over docker's wrong ones), a trusted
-    // certificate: pushed over HTTPS.
+    // certificate: pushed over HTTPS. Trace logs on: the secret is in none of them either.
     write_docker_config(wrong);
     let auth_file = dir.path().join("auth.json");
     std::fs::write(
@@ -364,15 +367,16 @@ fn push_takes_credentials_from_auth_files_and_fails_in_words_without_them() {
     )
     .unwrap();
     let out = cniswap_push(
-        &[&target],
+        &[&target, "-vvv"],
         &[
             cert_env,
             home_env,
             ("REGISTRY_AUTH_FILE", auth_file.to_str().unwrap()),
         ],
     );
-    let text = stderr(&out);
+    let text = shown(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("DEBUG oci_client"), "trace logs on: {text}");
     assert!(!text.contains("plain HTTP"), "{text}");
     assert!(text.contains("2 blobs sent, 0 already there"), "{text}");
     let pinned = text
