@@ -1,7 +1,7 @@
 //! `cniswap image build|push`: the agents' image, made from the running binary, written as an
 //! OCI image layout directory or pushed to a registry.
 
-use crate::args::ImageCommand;
+use crate::args::{ImageCommand, OutputFormat};
 use crate::error::CliError;
 use crate::{exit, render};
 use cniswap_oci::{Layer, RunConfig};
@@ -20,9 +20,10 @@ pub fn run(command: ImageCommand) -> Result<u8, CliError> {
             username,
             password_stdin,
             insecure,
+            output,
         } => {
             let password = password_stdin.then(read_password).transpose()?;
-            push(&reference, username.zip(password), insecure)
+            push(&reference, username.zip(password), insecure, output)
         }
     }
 }
@@ -72,6 +73,7 @@ fn build(out_dir: &Path, tag: &str) -> Result<u8, CliError> {
     render::write_stdout(&format!(
         "Wrote the cniswap {tag} image ({} bytes, manifest {}) to {dir}\n\
          Copy it into a registry: skopeo copy oci:{dir}:{tag} docker://REGISTRY/cniswap:{tag}\n\
+         (from a machine that reaches the registry, `cniswap image push REGISTRY/cniswap` does both)\n\
          Then: cniswap verify --image REGISTRY/cniswap:{tag}; cniswap plan ... --agent-image REGISTRY/cniswap:{tag}\n",
         info.size, info.manifest_digest
     ))?;
@@ -104,7 +106,12 @@ fn read_password() -> Result<String, CliError> {
     Ok(password)
 }
 
-fn push(reference: &str, given: Option<(String, String)>, insecure: bool) -> Result<u8, CliError> {
+fn push(
+    reference: &str,
+    given: Option<(String, String)>,
+    insecure: bool,
+    output: OutputFormat,
+) -> Result<u8, CliError> {
     let name = ImageName::parse(reference, env!("CARGO_PKG_VERSION"))
         .map_err(|e| CliError::usage(e.message, e.help))?;
     let credentials = match given {
@@ -148,20 +155,46 @@ fn push(reference: &str, given: Option<(String, String)>, insecure: bool) -> Res
     let pushed = registry.push(&image).map_err(pushing_error)?;
     drop(spinner);
     let pinned = name.pinned(&pushed.digest);
-    let over = if pushed.plain_http {
-        ", over plain HTTP"
-    } else {
-        ""
+    let report = PushReport {
+        pushed: name.tagged(),
+        reference: pinned.clone(),
+        digest: pushed.digest.clone(),
+        blobs_sent: pushed.sent,
+        blobs_present: pushed.present,
+        plain_http: pushed.plain_http,
     };
-    render::write_stdout(&format!(
-        "Pushed {} ({} blobs sent, {} already there{over}):\n\
-         {pinned}\n\
-         Use it:\n  cniswap verify --image {pinned}\n  cniswap plan ... --agent-image {pinned}\n",
-        name.tagged(),
-        pushed.sent,
-        pushed.present,
-    ))?;
+    let text = match output {
+        OutputFormat::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+        OutputFormat::Yaml => serde_saphyr::to_string(&report).unwrap_or_default(),
+        OutputFormat::Text => {
+            let over = if pushed.plain_http {
+                ", over plain HTTP"
+            } else {
+                ""
+            };
+            format!(
+                "Pushed {} ({} blobs sent, {} already there{over}):\n\
+                 {pinned}\n\
+                 Use it:\n  cniswap verify --image {pinned}\n  cniswap plan ... --agent-image {pinned}\n",
+                report.pushed, pushed.sent, pushed.present,
+            )
+        }
+    };
+    render::write_stdout(&text)?;
     Ok(exit::OK)
+}
+
+/// What `image push -o json|yaml` prints.
+#[derive(serde::Serialize)]
+struct PushReport {
+    /// REGISTRY/NAME:TAG.
+    pushed: String,
+    /// REGISTRY/NAME@sha256:..., for verify --image and plan --agent-image.
+    reference: String,
+    digest: String,
+    blobs_sent: usize,
+    blobs_present: usize,
+    plain_http: bool,
 }
 
 /// A spinner on stderr when it is a terminal (silent otherwise), cleared when dropped.

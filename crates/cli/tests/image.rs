@@ -164,6 +164,32 @@ fn the_image_layout_is_read_by_skopeo_and_goes_through_a_registry() {
     assert_eq!(pushed["Architecture"], "amd64");
     assert_eq!(pushed["Os"], "linux");
 
+    // Again, under another tag, for scripts: nothing to send, the same pinned reference.
+    let out = cniswap_push(
+        &[
+            &format!("{}/pushed/cniswap:again", registry.addr),
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["reference"], pinned.as_str(), "{report}");
+    assert_eq!(report["digest"], digest.as_str());
+    assert_eq!(
+        report["pushed"],
+        format!("{}/pushed/cniswap:again", registry.addr)
+    );
+    assert_eq!(
+        (
+            report["blobs_sent"].as_u64(),
+            report["blobs_present"].as_u64()
+        ),
+        (Some(0), Some(2))
+    );
+    assert_eq!(report["plain_http"], true);
+
     // An existing directory is refused (exit 2) and left as it was.
     let out = Command::new(env!("CARGO_BIN_EXE_cniswap"))
         .args(["image", "build", "--out-dir"])
