@@ -15,12 +15,13 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     # procps kill (apply's Ctrl-C test). Cilium's image carries clang-19 (its agent compiles the
     # datapath at run time; Debian's default clang is too old) and bash (the chart's scripts);
     # bpftool lets the lab tests check that nothing was attached to the host's cgroup2 root;
-    # skopeo and docker-registry read and carry the image `cniswap image build` writes
-    # (crates/cli/tests/image.rs).
+    # skopeo and docker-registry read and carry the image `cniswap image build` writes and
+    # `cniswap image push` sends; apache2-utils' htpasswd makes the registry's password file for
+    # the push with credentials (crates/cli/tests/image.rs).
     apt-get install -y -qq --no-install-recommends build-essential pkg-config ca-certificates \
         iproute2 iptables nftables ipset containernetworking-plugins \
         containerd runc busybox-static conntrack netbase util-linux procps \
-        clang-19 bash bpftool skopeo docker-registry >/dev/null
+        clang-19 bash bpftool skopeo docker-registry apache2-utils >/dev/null
 fi
 # The lab builds Kubernetes, etcd, CoreDNS, Flannel, kwok, Cilium, Calico and helm from pinned
 # Go modules.

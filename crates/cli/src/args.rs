@@ -260,7 +260,9 @@ pub struct VerifyArgs {
     #[arg(long, default_value = cniswap_verify::names::NAMESPACE)]
     pub namespace: String,
 
-    /// The cniswap image for the agents (build and push your own: README, "The image").
+    /// The cniswap image for the agents. The default is not published: put this binary's image
+    /// into your registry with `cniswap image push REGISTRY/NAME` and pass the reference it
+    /// prints.
     #[arg(long, default_value_t = cniswap_verify::manifests::default_image())]
     pub image: String,
 
@@ -370,7 +372,43 @@ pub enum ImageCommand {
         #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
         tag: String,
     },
+
+    /// Push the image to a registry over the OCI distribution API (no Docker, no skopeo), then
+    /// print the reference to give verify and plan, pinned by digest.
+    ///
+    /// Credentials, the first found for the registry: --username with --password-stdin,
+    /// $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json,
+    /// ~/.config/containers/auth.json, $DOCKER_CONFIG/config.json or ~/.docker/config.json
+    /// (what `podman login` and `docker login` write, credential helpers included); else none.
+    #[command(after_help = IMAGE_PUSH_HELP)]
+    Push {
+        /// Where to push: REGISTRY/NAME[:TAG] (the registry host is required; TAG defaults to
+        /// this version).
+        #[arg(value_name = "REGISTRY/NAME[:TAG]")]
+        reference: String,
+
+        /// The registry user (with --password-stdin).
+        #[arg(long, value_name = "USER", requires = "password_stdin")]
+        username: Option<String>,
+
+        /// Read the password or access token from standard input (one line).
+        #[arg(long, requires = "username")]
+        password_stdin: bool,
+
+        /// Speak plain HTTP to the registry: only for one you trust on every network hop.
+        /// A registry on this machine (localhost, 127.0.0.0/8, [::1]) gets plain HTTP without
+        /// it when it does not speak HTTPS.
+        #[arg(long)]
+        insecure: bool,
+
+        /// Output format: json and yaml are {"pushed", "reference", "digest", "blobs_sent",
+        /// "blobs_present", "plain_http"} (`reference` is the pinned REGISTRY/NAME@sha256:...).
+        #[arg(short, long, value_name = "FORMAT", value_enum, default_value_t)]
+        output: OutputFormat,
+    },
 }
+
+const IMAGE_PUSH_HELP: &str = "Exit codes: 0 pushed, 2 bad name, credentials or flags, the registry unreachable\n  or refusing (the message says which, with the credentials' source, never the secret).\n\nExamples:\n  cniswap image push registry.example.com/team/cniswap\n  echo \"$TOKEN\" | cniswap image push ghcr.io/me/cniswap:0.1.0 \\\n      --username me --password-stdin\n  cniswap image push 127.0.0.1:5000/cniswap       # a local registry, plain HTTP\n  cniswap image push reg.example/cniswap -o json | jq -r .reference\n\nThen, with the reference it prints:\n  cniswap verify --image REGISTRY/NAME@sha256:...\n  cniswap plan ... --agent-image REGISTRY/NAME@sha256:...";
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
@@ -721,8 +759,9 @@ pub enum Command {
         reboot: RebootArg,
 
         /// The cniswap node agent image the plan runs on nodes (node clean, inventory). Every
-        /// node must be able to pull it; mirror it into your registry and name it here.
-        /// [default: ghcr.io/cniswap/cniswap:<this version>]
+        /// node must be able to pull it: `cniswap image push REGISTRY/NAME` puts this binary's
+        /// image into your registry and prints the reference to give here.
+        /// [default: ghcr.io/cniswap/cniswap:<this version>, not published]
         #[arg(long, value_name = "IMAGE")]
         agent_image: Option<String>,
 
@@ -804,9 +843,9 @@ pub enum Command {
     /// The container image of cniswap's agents (verify's probes, apply's node steps), made
     /// from this very binary: no Docker, no Containerfile build.
     ///
-    /// `build` writes an OCI image layout directory: copy it into your registry with
-    /// `skopeo copy oci:DIR:TAG docker://REGISTRY/NAME:TAG` (or `podman load`), then pass it to
-    /// verify (`--image`) and plan (`--agent-image`).
+    /// `push` sends it straight to your registry; `build` writes an OCI image layout directory
+    /// for an air-gapped transfer (`skopeo copy oci:DIR:TAG docker://REGISTRY/NAME:TAG`). Then
+    /// pass it to verify (`--image`) and plan (`--agent-image`).
     #[command(subcommand)]
     Image(ImageCommand),
 
@@ -983,7 +1022,8 @@ pub struct ApplyRunArgs {
     #[arg(long, value_name = "STEP")]
     pub until: Option<String>,
 
-    /// Image of the node agent run on nodes (node clean).
+    /// Image of the node agent run on nodes (node clean); `cniswap image push REGISTRY/NAME`
+    /// puts one into your registry.
     #[arg(long, value_name = "IMAGE")]
     pub agent_image: Option<String>,
 
@@ -1026,7 +1066,8 @@ pub enum ApplyCommand {
         #[arg(value_name = "PLAN_DIR")]
         plan: PathBuf,
 
-        /// Image of the node agent run on nodes (node restore).
+        /// Image of the node agent run on nodes (node restore); `cniswap image push
+        /// REGISTRY/NAME` puts one into your registry.
         #[arg(long, value_name = "IMAGE")]
         agent_image: Option<String>,
 

@@ -43,12 +43,12 @@ impl ImagePullFailure {
         if self.reason == "ErrImageNeverPull" {
             format!(
                 "the pull policy is Never and {} is not on node {}: load it there, or let nodes pull from a registry: \
-                 `cniswap image build --out-dir DIR`, `skopeo copy oci:DIR:TAG docker://REGISTRY/cniswap:TAG`, then use that image",
+                 `cniswap image push REGISTRY/cniswap`, then use the reference it prints",
                 self.image, self.node
             )
         } else {
-            "put the image where the nodes can pull it: `cniswap image build --out-dir DIR`, then \
-             `skopeo copy oci:DIR:TAG docker://REGISTRY/cniswap:TAG`, and pass REGISTRY/cniswap:TAG; \
+            "put the image where the nodes can pull it: `cniswap image push REGISTRY/cniswap` and pass the \
+             reference it prints (air-gapped: `cniswap image build --out-dir DIR`, docs/air-gapped.md); \
              a private registry needs an image pull Secret"
                 .to_string()
         }
@@ -116,7 +116,11 @@ mod tests {
             failure.describe(),
             "node w1 cannot get image ghcr.io/x/cniswap:0.1.0 (ImagePullBackOff: Back-off pulling image)"
         );
-        assert!(failure.fix().contains("cniswap image build"));
+        assert!(
+            failure
+                .fix()
+                .contains("cniswap image push REGISTRY/cniswap")
+        );
         let never = image_pull_failure(&pod("ErrImageNeverPull", "")).unwrap();
         assert!(
             never.fix().contains("pull policy is Never"),
