@@ -317,8 +317,8 @@ fn uncordon_step(dir: &Path, node: &str) -> String {
             continue;
         }
         for step in phase["steps"].as_array().unwrap() {
-            let action = &step["action"];
-            if action["type"] == "uncordon" && action["node"] == node {
+            // plan.yaml flattens the action into the step: `action: uncordon`, `node: N`.
+            if step["action"] == "uncordon" && step["node"] == node {
                 return step["id"].as_str().unwrap().to_string();
             }
         }
