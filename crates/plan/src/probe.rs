@@ -153,7 +153,41 @@ pub fn commands(probe: &Probe) -> Vec<Sh> {
                 selector
             )]
         }
-        Probe::Absent { object } => vec![absent(object)],
+        // Both wait for something another controller does: retried, not failed at once.
+        Probe::Absent { object } => vec![until(&absent(object))],
+        Probe::NoPods { namespace } => vec![until(&sh!(
+            "out=$(kubectl -n {} get pods -o name) && [ -z \"$out\" ]",
+            namespace
+        ))],
+        Probe::FieldIn {
+            resource,
+            namespace,
+            field,
+            allowed,
+        } => {
+            let path = format!("jsonpath={{range .items[*]}}{{{field}}}{{\"\\n\"}}{{end}}");
+            let pattern = format!("^({})$", allowed.join("|"));
+            let read = match namespace {
+                Some(ns) => sh!("kubectl -n {} get {} -o {}", ns, resource, path),
+                None => sh!("kubectl get {} -A -o {}", resource, path),
+            };
+            // Every non-empty line is one of the allowed values.
+            vec![until(&sh!(
+                "out=$({}) && ! printf '%s\\n' \"$out\" | grep -v '^$' | grep -qvE -- {}",
+                Code(&read),
+                pattern
+            ))]
+        }
+        // The config holds secrets: only its network and proxy parts are shown, for a person
+        // to compare with the patch.
+        Probe::TalosConfigHas {
+            endpoints, file, ..
+        } => vec![sh!(
+            "talosctl -n {} get machineconfig -o yaml | grep -E -A3 -- {}; cat {}",
+            endpoints.join(","),
+            "^ *(cni|proxy):|kind: (KubeFlannelCNIConfig|KubeProxyConfig|KubeExternalManifestConfig)",
+            file
+        )],
         Probe::NodeInventory { node, pod } => crate::agent::run(node, pod),
         Probe::Cniswap { args } => {
             let mut words = vec!["cniswap".to_string()];
@@ -184,6 +218,19 @@ fn start_probe_pod_anywhere(name: &str) -> Vec<Sh> {
             pod
         ),
     ]
+}
+
+/// Seconds a runbook check of a state another controller brings about is retried.
+pub const WAIT_SECONDS: u32 = 600;
+
+/// Retries `check` every 5 s until it passes, failing after [`WAIT_SECONDS`] (in a subshell:
+/// a person pasting it keeps their shell).
+pub fn until(check: &Sh) -> Sh {
+    sh!(
+        "( t=0; until {}; do t=$((t+5)); [ $t -lt {} ] || exit 1; sleep 5; done )",
+        Code(check),
+        WAIT_SECONDS
+    )
 }
 
 fn absent(object: &ObjectRef) -> Sh {
