@@ -163,11 +163,42 @@ fn runbook_waits_retry_until_their_time_is_up() {
         .unwrap();
     for command in &wait.commands {
         assert!(
-            command.starts_with("( t=0; until ") && command.ends_with("done )"),
+            command.starts_with("( t=0; while out=$(") && command.ends_with("done; exit 1 )"),
             "{command}"
         );
         assert!(common::parses(command), "{command}");
     }
+    // Run against a kubectl that still finds the object once, then not: the wait passes on
+    // its second read; a kubectl that cannot reach the cluster fails it at once.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = |body: &str| {
+        let path = bin.join("kubectl");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&path)
+            .status()
+            .unwrap();
+    };
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let first = wait
+        .commands
+        .iter()
+        .find(|c| c.contains("get installation default"))
+        .unwrap();
+    script("[ -e seen ] && exit 0; touch seen; printf 'installation.operator.tigera.io/default'");
+    let started = std::time::Instant::now();
+    assert!(common::run_sh(first, dir.path(), &path), "{first}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(4),
+        "it waited for the second read"
+    );
+    script("exit 1");
+    let started = std::time::Instant::now();
+    assert!(!common::run_sh(first, dir.path(), &path), "{first}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
     let to_calico = plan_for(
         &example("talos-flannel-homelab"),
         &options(CniKind::Calico, StrategyChoice::Cutover),
@@ -277,7 +308,7 @@ fn the_talos_backup_saves_the_machine_configs() {
     let command = &step.commands[0];
     assert!(
         command.contains("--out-dir backups/snapshot.tmp")
-            && command.contains(&format!("--talos-nodes {}", talos_nodes.join(","))),
+            && command.contains(&format!("--talos-nodes '{}'", talos_nodes.join(","))),
         "{command}"
     );
     let kubeadm = plan_for(
@@ -319,12 +350,20 @@ fn plans_name_the_cluster_from_its_records() {
         "    clusterName: prod-eu\n    networking:\n",
     );
     let (_dir, snapshot) = common::generated_snapshot(&named);
-    let out = plan_for(&snapshot, &options(CniKind::Cilium, StrategyChoice::Cutover)).unwrap();
+    let out = plan_for(
+        &snapshot,
+        &options(CniKind::Cilium, StrategyChoice::Cutover),
+    )
+    .unwrap();
     assert_eq!(out.plan.cluster, "prod-eu");
 
     let (_dir, snapshot) =
         common::generated_snapshot(&common::cluster_yaml(CniKind::Flannel, 1, 2, 1, true));
-    let out = plan_for(&snapshot, &options(CniKind::Cilium, StrategyChoice::Cutover)).unwrap();
+    let out = plan_for(
+        &snapshot,
+        &options(CniKind::Cilium, StrategyChoice::Cutover),
+    )
+    .unwrap();
     assert_eq!(out.plan.cluster, "unnamed");
     let fact = out
         .plan
@@ -374,5 +413,8 @@ fn the_new_cnis_ports_are_stated_before_the_install() {
     .unwrap()
     .plan;
     let text = firewall(&flannel);
-    assert!(text.contains("UDP 8472") && !text.contains("4789"), "{text}");
+    assert!(
+        text.contains("UDP 8472") && !text.contains("4789"),
+        "{text}"
+    );
 }

@@ -88,9 +88,12 @@ fn only_webhooks_that_see_the_recreated_pods_are_relaxed_and_never_an_injector()
         "each fails closed on the pod network: {:#?}",
         facts.workloads.fail_closed_webhooks
     );
-    let plan = plan_for(&snapshot, &options(CniKind::Cilium, StrategyChoice::Rolling))
-        .unwrap()
-        .plan;
+    let plan = plan_for(
+        &snapshot,
+        &options(CniKind::Cilium, StrategyChoice::Rolling),
+    )
+    .unwrap()
+    .plan;
     assert_eq!(relaxed(&plan), vec!["every-pod".to_string()]);
     let risks: Vec<&str> = plan
         .estimates
@@ -119,10 +122,16 @@ fn only_webhooks_that_see_the_recreated_pods_are_relaxed_and_never_an_injector()
     // is relaxed as before (the safe side for a migration that must create pods).
     let unread = cluster().replace("kind: Namespace", "kind: ConfigMap");
     let (_dir, snapshot) = generated_snapshot(&unread);
-    let plan = plan_for(&snapshot, &options(CniKind::Cilium, StrategyChoice::Rolling))
-        .unwrap()
-        .plan;
+    let plan = plan_for(
+        &snapshot,
+        &options(CniKind::Cilium, StrategyChoice::Rolling),
+    )
+    .unwrap()
+    .plan;
     let mut names = relaxed(&plan);
     names.sort();
-    assert_eq!(names, vec!["every-pod".to_string(), "payments-only".to_string()]);
+    assert_eq!(
+        names,
+        vec!["every-pod".to_string(), "payments-only".to_string()]
+    );
 }
