@@ -418,3 +418,37 @@ fn the_new_cnis_ports_are_stated_before_the_install() {
         "{text}"
     );
 }
+
+/// Issue 17 item 4 (part): Calico on k3s carries `containerIPForwarding: Enabled` in its
+/// Installation; on kubeadm it does not.
+#[test]
+fn calico_on_k3s_forwards_in_the_pods() {
+    let k3s = common::cluster_yaml(CniKind::Flannel, 1, 2, 1, true)
+        .replace("kubeletVersion: v1.33.2", "kubeletVersion: v1.33.2+k3s1");
+    let (_dir, snapshot) = common::generated_snapshot(&k3s);
+    assert_eq!(
+        cniswap_facts::detect(&snapshot).platform.kind,
+        cniswap_model::PlatformKind::K3s
+    );
+    let out = plan_for(
+        &snapshot,
+        &options(CniKind::Calico, StrategyChoice::Cutover),
+    )
+    .unwrap();
+    let values: serde_json::Value =
+        serde_saphyr::from_str(common::file(&out, "artifacts/calico/values.yaml")).unwrap();
+    assert_eq!(
+        values["installation"]["calicoNetwork"]["containerIPForwarding"],
+        "Enabled"
+    );
+    let (_dir, snapshot) =
+        common::generated_snapshot(&common::cluster_yaml(CniKind::Flannel, 1, 2, 1, true));
+    let out = plan_for(
+        &snapshot,
+        &options(CniKind::Calico, StrategyChoice::Cutover),
+    )
+    .unwrap();
+    let values: serde_json::Value =
+        serde_saphyr::from_str(common::file(&out, "artifacts/calico/values.yaml")).unwrap();
+    assert!(values["installation"]["calicoNetwork"]["containerIPForwarding"].is_null());
+}
