@@ -65,7 +65,11 @@ fn sees(
             l
         });
         let in_namespace = match (&webhook.namespace_selector, namespace_labels) {
+            // An empty selector selects every namespace, read or not.
             (None, _) => Some(true),
+            (Some(s), _) if s.match_labels.is_empty() && s.match_expressions.is_empty() => {
+                Some(true)
+            }
             (Some(s), Some(labels)) => s.matches(&labels),
             (Some(_), None) => None,
         };

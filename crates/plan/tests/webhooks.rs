@@ -53,6 +53,14 @@ fn cluster() -> String {
         PODS,
         "  namespaceSelector:\n    matchExpressions:\n    - key: team\n      operator: In\n      values: [platform]\n",
     ));
+    // An empty namespace selector selects every namespace, even ones whose labels are unread.
+    yaml.push_str(&webhook(
+        "ValidatingWebhookConfiguration",
+        "empty-selector",
+        "empty.example.com",
+        PODS,
+        "  namespaceSelector: {}\n  objectSelector:\n    matchLabels:\n      app: nothing-has-this\n",
+    ));
     yaml.push_str(&webhook(
         "MutatingWebhookConfiguration",
         "vault-agent-injector-cfg",
@@ -84,7 +92,7 @@ fn only_webhooks_that_see_the_recreated_pods_are_relaxed_and_never_an_injector()
     let facts = cniswap_facts::detect(&snapshot);
     assert_eq!(
         facts.workloads.fail_closed_webhooks.len(),
-        4,
+        5,
         "each fails closed on the pod network: {:#?}",
         facts.workloads.fail_closed_webhooks
     );
