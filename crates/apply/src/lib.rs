@@ -58,6 +58,8 @@ pub struct KubeActions {
     /// --agent-image: replaces the plan's agent image in node pods.
     agent_image: Option<String>,
     plan_agent_image: String,
+    /// The plan's image for probe pods (`helper_image`).
+    helper_image: String,
     /// Steps whose node pod ran and exited 0 in this process (the proof of a pod step).
     pods_ran: BTreeMap<String, String>,
     discovery: Option<kube::discovery::Discovery>,
@@ -111,6 +113,7 @@ impl KubeActions {
             talos: plan.platform.to_lowercase().starts_with("talos"),
             agent_image: settings.agent_image,
             plan_agent_image: plan.agent_image.clone(),
+            helper_image: plan.helper_image.clone(),
             pods_ran: BTreeMap::new(),
             discovery: None,
             poll: Duration::from_millis(250),

@@ -15,8 +15,6 @@ use std::time::Duration;
 
 /// Probe pods run here, unprivileged (as the plan's runbook runs them).
 pub const NAMESPACE: &str = "default";
-/// The plan's pinned probe image.
-pub const BUSYBOX: &str = "busybox:1.36";
 const POD_TIMEOUT: Duration = Duration::from_secs(180);
 
 fn probe_name(purpose: &str, node: &str) -> String {
@@ -81,7 +79,7 @@ impl KubeActions {
                 "restartPolicy": "Never",
                 "tolerations": [{"operator": "Exists"}],
                 "terminationGracePeriodSeconds": 0,
-                "containers": [{"name": "probe", "image": BUSYBOX, "command": command}],
+                "containers": [{"name": "probe", "image": self.helper_image, "command": command}],
             },
         });
         if let Some(node) = node {
@@ -457,14 +455,23 @@ impl KubeActions {
                     .await
                     .map_err(|e| failed(format!("cannot run cniswap {}: {e}", args.join(" "))))?;
                 let ok = out.status.success();
-                Ok((
-                    ok,
-                    format!(
-                        "`cniswap {}` exited {}",
-                        args.join(" "),
-                        out.status.code().unwrap_or(-1)
-                    ),
-                ))
+                let mut said = format!(
+                    "`cniswap {}` exited {}",
+                    args.join(" "),
+                    out.status.code().unwrap_or(-1)
+                );
+                if !ok {
+                    // What it said, so the failure names its reason (its last lines).
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let stdout = String::from_utf8_lossy(&out.stdout);
+                    let text = if stderr.trim().is_empty() { stdout } else { stderr };
+                    let lines: Vec<&str> = text.trim_end().lines().collect();
+                    for line in &lines[lines.len().saturating_sub(12)..] {
+                        said.push_str("\n    ");
+                        said.push_str(line);
+                    }
+                }
+                Ok((ok, said))
             }
         }
     }

@@ -94,6 +94,7 @@ fn rolling_plan(nodes: &[String]) -> Plan {
         kube_proxy: "keep".into(),
         install: "helm".into(),
         agent_image: "ghcr.io/cniswap/cniswap:bench".into(),
+        helper_image: "busybox:1.36".into(),
         preflight: Vec::new(),
         handled: Vec::new(),
         proven: Vec::new(),

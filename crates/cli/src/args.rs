@@ -466,6 +466,16 @@ pub enum PlanStrategyArg {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RebootArg {
+    /// Talos nodes reboot (cniswap runs talosctl); other nodes get their pods recreated.
+    Auto,
+    /// Every switched node reboots (outside Talos, apply stops for you to reboot it).
+    Always,
+    /// No node reboots: its pods are recreated on the new network.
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum KubeProxyArg {
     Keep,
     Replace,
@@ -704,11 +714,23 @@ pub enum Command {
         #[arg(long, default_value_t = 1, value_name = "N")]
         batch_size: usize,
 
+        /// Whether a switched node reboots (rolling). Without a reboot its pods are recreated
+        /// on the new network and the old CNI's leftovers are removed by the node agent once
+        /// the old CNI is gone.
+        #[arg(long, value_enum, default_value_t = RebootArg::Auto)]
+        reboot: RebootArg,
+
         /// The cniswap node agent image the plan runs on nodes (node clean, inventory). Every
         /// node must be able to pull it; mirror it into your registry and name it here.
         /// [default: ghcr.io/cniswap/cniswap:<this version>]
         #[arg(long, value_name = "IMAGE")]
         agent_image: Option<String>,
+
+        /// The image of the plan's small check pods (a new pod's address, a Service, DNS) and
+        /// node file edits: a shell with sleep and wget. [default: busybox:1.36, from the
+        /// --image-registry mirror when given]
+        #[arg(long, value_name = "IMAGE")]
+        helper_image: Option<String>,
 
         /// The cluster's pod range, when the cluster does not say it (no kubeadm-config,
         /// controller-manager --cluster-cidr, Talos podSubnets or k3s/RKE2 node-args): the

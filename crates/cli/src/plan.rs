@@ -2,14 +2,14 @@
 
 use crate::args::{
     FormatOrDir, InstallArg, KubeProxyArg, OfflineArgs, OutDirArgs, OutputFormat, PlanStrategyArg,
-    SourceArgs, TargetCni,
+    RebootArg, SourceArgs, TargetCni,
 };
 use crate::error::CliError;
 use crate::render::{BOLD, DIM, GREEN, RED, count, finding_line};
 use crate::{exit, outdir, render, source};
 use cniswap_model::CniKind;
 use cniswap_model::text::escape_control as esc;
-use cniswap_plan::{InstallChoice, KubeProxyChoice, PlanOptions, StrategyChoice};
+use cniswap_plan::{InstallChoice, KubeProxyChoice, PlanOptions, RebootChoice, StrategyChoice};
 use std::path::PathBuf;
 
 pub struct PlanArgs {
@@ -20,7 +20,9 @@ pub struct PlanArgs {
     pub install: Option<InstallArg>,
     pub values: Vec<PathBuf>,
     pub batch_size: usize,
+    pub reboot: RebootArg,
     pub agent_image: Option<String>,
+    pub helper_image: Option<String>,
     pub pod_cidr: Option<String>,
     pub api_endpoint: Option<String>,
     pub offline: OfflineArgs,
@@ -73,6 +75,12 @@ pub fn run(args: PlanArgs) -> Result<u8, CliError> {
         pod_cidr: args.pod_cidr,
         api_endpoint: args.api_endpoint,
         local,
+        reboot: match args.reboot {
+            RebootArg::Auto => RebootChoice::Auto,
+            RebootArg::Always => RebootChoice::Always,
+            RebootArg::Never => RebootChoice::Never,
+        },
+        helper_image: args.helper_image,
     };
     let output = cniswap_plan::plan(&snapshot, &facts, &options)
         .map_err(|e| CliError::other(e.message, e.help))?;

@@ -143,6 +143,7 @@ fn write_plan(ctx: &Ctx, name: &str, phases: Vec<Phase>) -> PathBuf {
         kube_proxy: "keep".into(),
         install: "helm".into(),
         agent_image: "cniswap:lab".into(),
+        helper_image: ctx.lab.images.busybox.clone(),
         preflight: Vec::new(),
         handled: Vec::new(),
         proven: Vec::new(),

@@ -1,19 +1,19 @@
 //! Migrations on the lab's real nodes, as a user runs them: workloads that must survive (a
 //! Deployment spread over the nodes behind a Service with a PodDisruptionBudget, a
 //! StatefulSet, a NetworkPolicy-isolated namespace whose allowed client keeps calling it and
-//! whose outsider must stay shut out), `cniswap verify --continuous` from before the first step
-//! to after the last, `cniswap plan --live` and `cniswap apply --yes`.
+//! whose outsider must be shut out once a policy-enforcing CNI runs), `cniswap verify
+//! --continuous` from before the plan to after the last step, `cniswap plan --live` with the
+//! lab's flags (local chart and manifests, image mirror) and `cniswap apply --yes`.
 //!
-//! `rehearsal_on_flannel`: the harness against today's Flannel lab, through the plan's
-//! safeguards (gates, snapshot, backups, budgets relaxed) and back by rollback, with 0 probes
-//! lost and the allowed client never failing. The migrations themselves (Flannel -> Cilium
-//! rolling, Flannel -> Calico with a rollback, ...) are not here yet: they need the lab to
-//! start Cilium and Calico (`scripts/lab up --cni`) and a plan whose node switch does not wait
-//! for a reboot the lab's nodes cannot do. Needs root, Go and the packages scripts/test.sh
-//! installs.
+//! Asserted for every run: no probe lost between nodes not being switched at that moment;
+//! each switched node's gaps reported; the allowed client keeps its calls; after a migration
+//! only the target runs (inspect), verify is green, lint has no error, and `cniswap node
+//! inventory` finds nothing of the old CNI on any real node. Needs root, Go and the packages
+//! scripts/test.sh installs.
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: a panic is a failed test
 
+use cniswap_lab::cni::Cni;
 use cniswap_lab::{Lab, Options};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
@@ -22,6 +22,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const NODES: [&str; 3] = ["lab-control-plane", "lab-worker-1", "lab-worker-2"];
+/// The node plans switch first (workers before the control plane).
+const FIRST: &str = "lab-worker-1";
+const SECOND: &str = "lab-worker-2";
 const APPS: &str = "migrate-apps";
 const ISOLATED: &str = "migrate-isolated";
 const CLIENTS: &str = "migrate-clients";
@@ -76,10 +79,21 @@ fn kubectl_apply(ctx: &Ctx, objects: &[Value]) {
     assert!(out.status.success(), "kubectl apply: {}", text(&out));
 }
 
+/// PATH with the lab's kubectl and helm first: a plan's steps run them.
+fn path(ctx: &Ctx) -> String {
+    let bin = cniswap_lab::bin_dir(&ctx.lab.dir);
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
 fn cniswap(ctx: &Ctx, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cniswap"))
         .args(args)
         .env("KUBECONFIG", &ctx.lab.kubeconfig)
+        .env("PATH", path(ctx))
         .env("NO_COLOR", "1")
         .current_dir(&ctx.work)
         .output()
@@ -148,10 +162,14 @@ fn workloads(ctx: &Ctx) {
             "metadata": {"name": "db", "namespace": APPS},
             "spec": {"replicas": 2, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
                      "template": busybox(ctx, "db", json!({"app": "db"}), SERVE, Some(8080))}}),
+        // Two replicas with a budget: a drain moves one at a time.
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "server", "namespace": ISOLATED},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "server"}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "server"}},
                      "template": busybox(ctx, "server", json!({"app": "server"}), SERVE, Some(8080))}}),
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "server", "namespace": ISOLATED},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "server"}}}}),
         json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "server", "namespace": ISOLATED},
             "spec": {"selector": {"app": "server"}, "ports": [{"port": 80, "targetPort": 8080}]}}),
         // Only namespaces labelled role=client may call the server.
@@ -255,88 +273,271 @@ fn phases(dir: &Path) -> Vec<Value> {
     plan["phases"].as_array().unwrap().clone()
 }
 
-/// The CI rehearsal: everything a migration runs before it installs the target, under
-/// continuous verification, then back by rollback; nothing lost, the allowed client never
-/// fails, the workloads as they were.
-fn rehearsal(ctx: &Ctx) {
-    let verify_dir = ctx.work.join("rehearsal-verify");
-    let continuous = start_continuous(ctx, &verify_dir);
-    let started = Instant::now();
-    let plan = ctx.work.join("rehearsal-plan");
+/// The arguments `cniswap plan` needs on this lab for `target` (its charts, manifests, image
+/// mirror and the node agent image), as `scripts/lab status -o json` gives them.
+fn plan_flags(ctx: &Ctx, target: &str) -> Vec<String> {
+    let files = ctx
+        .lab
+        .install_files
+        .as_ref()
+        .expect("the lab was brought up with every CNI's install files");
+    let flags =
+        cniswap_lab::cni::plan_flags(files, Some(&ctx.image), Some(&ctx.lab.images.busybox));
+    flags[target]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// `cniswap plan --live --to TARGET` with the lab's flags, into `dir`.
+fn plan(ctx: &Ctx, target: &str, dir: &Path) {
+    let mut args = vec!["plan", "--to", target, "--out-dir", dir.to_str().unwrap()];
+    let flags = plan_flags(ctx, target);
+    args.extend(flags.iter().map(String::as_str));
+    let out = cniswap(ctx, &args);
+    assert_eq!(out.status.code(), Some(0), "plan: {}", text(&out));
+}
+
+/// The id of the step that uncordons `node` in the phase that switches the nodes: the end
+/// of that node's switch.
+fn uncordon_step(dir: &Path, node: &str) -> String {
+    for phase in phases(dir) {
+        if phase["name"].as_str() != Some("Switch the nodes")
+            && phase["name"].as_str() != Some("Migrate with Calico's controller")
+        {
+            continue;
+        }
+        for step in phase["steps"].as_array().unwrap() {
+            let action = &step["action"];
+            if action["type"] == "uncordon" && action["node"] == node {
+                return step["id"].as_str().unwrap().to_string();
+            }
+        }
+    }
+    panic!("no step uncordons {node} in {}", dir.display());
+}
+
+/// What a finished migration must leave: the target alone, green verification, no old state
+/// on any real node, no error finding.
+fn only_target(ctx: &Ctx, target: &str, old: &str) {
     let out = cniswap(
         ctx,
         &[
-            "plan",
-            "--to",
-            "cilium",
-            "--out-dir",
-            plan.to_str().unwrap(),
+            "verify",
+            "--image",
+            &ctx.image,
+            "--image-pull-policy",
+            "Never",
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let phases = phases(&plan);
-    let install = phases
-        .iter()
-        .position(|p| p["name"].as_str().unwrap_or("").starts_with("Install"))
-        .expect("a phase installs the target");
-    assert!(install > 0, "safeguards come first");
-    let last_safe = phases[install - 1]["steps"]
+    assert_eq!(out.status.code(), Some(0), "verify after: {}", text(&out));
+    let out = cniswap(ctx, &["inspect", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "inspect: {}", text(&out));
+    let facts: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let running: Vec<String> = facts["cnis"]
         .as_array()
         .unwrap()
-        .last()
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let plan_s = plan.to_str().unwrap();
-    let out = cniswap(ctx, &["apply", plan_s, "--yes", "--until", &last_safe]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let phase = install.to_string();
-    let out = cniswap(
-        ctx,
-        &["apply", "rollback", plan_s, "--yes", "--phase", &phase],
+        .iter()
+        .filter(|c| c["running"] == true)
+        .map(|c| c["kind"].as_str().unwrap_or("?").to_string())
+        .collect();
+    assert_eq!(running, [target], "inspect: only the target runs");
+    let out = cniswap(ctx, &["lint", "--live", "--severity", "error"]);
+    assert_eq!(out.status.code(), Some(0), "lint --live: {}", text(&out));
+    for node in NODES {
+        let inventory = ctx
+            .lab
+            .on_node(
+                node,
+                &format!("{} node inventory -o json", env!("CARGO_BIN_EXE_cniswap")),
+            )
+            .unwrap();
+        let inventory: Value = serde_json::from_str(&inventory).unwrap();
+        let leftovers: Vec<&Value> = ["items", "agents"]
+            .iter()
+            .flat_map(|k| inventory[k].as_array().into_iter().flatten())
+            .filter(|item| item["owner"] == old)
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "{node} keeps {old} state: {leftovers:#?}"
+        );
+    }
+}
+
+/// Per switched node, its switch window and longest gap per path kind, for the record.
+fn figures(label: &str, report: &Value, seconds: u64) {
+    eprintln!(
+        "{label}: {seconds} s, lost off the switching nodes {}, probes {}",
+        report["summary"]["lost_elsewhere"], report["summary"]["probes"]
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for node in report["switched"].as_array().unwrap() {
+        let kinds: Vec<String> = node["kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                format!(
+                    "{} {:.1} s",
+                    k["kind"].as_str().unwrap_or("?"),
+                    k["longest_gap_s"].as_f64().unwrap_or(0.0)
+                )
+            })
+            .collect();
+        eprintln!(
+            "  {} switching {:.0} s, longest gaps: {}",
+            node["node"].as_str().unwrap_or("?"),
+            node["switching_s"].as_f64().unwrap_or(0.0),
+            kinds.join(", ")
+        );
+    }
+}
+
+/// The allowed client's failures since `since` (Unix s), as runs of consecutive seconds.
+fn client_outage(ctx: &Ctx, since: i64) -> (usize, Vec<i64>) {
+    let (ok, failed) = calls(ctx, CLIENTS, "client");
+    (ok, failed.into_iter().filter(|t| *t >= since).collect())
+}
+
+/// How a migration run goes.
+#[derive(Clone, Copy, PartialEq)]
+enum Run<'a> {
+    /// apply --yes to the end.
+    ToTheEnd,
+    /// apply is killed (SIGKILL) a few seconds into this node's switch, then run again
+    /// (taking over the dead process' lock) to the end.
+    KilledDuring(&'a str),
+    /// apply stops once this node is switched, then `apply rollback` undoes everything.
+    RolledBackAfter(&'a str),
+}
+
+/// Whether `node` carries apply's in-progress marker.
+fn switching(ctx: &Ctx, node: &str) -> bool {
+    let out = kubectl(
+        ctx,
+        &[
+            "get",
+            "node",
+            node,
+            "-o",
+            "jsonpath={.metadata.annotations.cniswap\\.io/apply-in-progress}",
+        ],
+    );
+    out.status.success() && !out.stdout.is_empty()
+}
+
+/// apply --yes, killed with SIGKILL 5 s after `node`'s switch began.
+fn apply_killed_during(ctx: &Ctx, dir: &str, node: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cniswap"))
+        .args(["apply", dir, "--yes"])
+        .env("KUBECONFIG", &ctx.lab.kubeconfig)
+        .env("PATH", path(ctx))
+        .env("NO_COLOR", "1")
+        .current_dir(&ctx.work)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while !switching(ctx, node) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "apply ended before {node} was switched"
+        );
+        assert!(Instant::now() < deadline, "{node} never began its switch");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// One migration, watched: verify --continuous from before the plan to after the last step.
+/// Returns verify's report.
+fn migrate(ctx: &Ctx, from: &str, target: &str, run: Run<'_>) -> Value {
+    let name = match run {
+        Run::ToTheEnd => String::new(),
+        Run::KilledDuring(node) => format!(" (apply killed during {node})"),
+        Run::RolledBackAfter(node) => format!(" (rolled back after {node})"),
+    };
+    let label = format!("{from} -> {target}{name}");
+    let dir = ctx.work.join(format!(
+        "{from}-{target}-{}",
+        std::fs::read_dir(&ctx.work).unwrap().count()
+    ));
+    let continuous = start_continuous(ctx, &dir.join("verify"));
+    let since = unix_now();
+    let started = Instant::now();
+    let plan_dir = dir.join("plan");
+    plan(ctx, target, &plan_dir);
+    let plan_s = plan_dir.to_str().unwrap();
+    match run {
+        Run::ToTheEnd => {
+            let out = cniswap(ctx, &["apply", plan_s, "--yes"]);
+            assert_eq!(out.status.code(), Some(0), "{label}: apply: {}", text(&out));
+        }
+        Run::KilledDuring(node) => {
+            apply_killed_during(ctx, plan_s, node);
+            let out = cniswap(ctx, &["apply", plan_s, "--yes", "--force-unlock"]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{label}: apply again: {}",
+                text(&out)
+            );
+        }
+        Run::RolledBackAfter(node) => {
+            let until = uncordon_step(&plan_dir, node);
+            let out = cniswap(ctx, &["apply", plan_s, "--yes", "--until", &until]);
+            assert_eq!(out.status.code(), Some(0), "{label}: apply: {}", text(&out));
+            let out = cniswap(ctx, &["apply", "rollback", plan_s, "--yes"]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{label}: rollback: {}",
+                text(&out)
+            );
+        }
+    }
     // Let the probes run a little past the last step.
     std::thread::sleep(Duration::from_secs(3));
     let report = stop_continuous(continuous);
-    assert!(started.elapsed() > Duration::from_secs(5));
-    assert_eq!(report["summary"]["lost"], 0, "{:#}", report["summary"]);
-    assert_eq!(report["summary"]["lost_elsewhere"], 0);
-    let (ok, failed) = calls(ctx, CLIENTS, "client");
+    std::fs::write(dir.join("verify.json"), report.to_string()).unwrap();
+    figures(&label, &report, started.elapsed().as_secs());
+    assert_eq!(
+        report["summary"]["lost_elsewhere"], 0,
+        "{label}: probes lost between nodes not being switched: {:#}",
+        report["summary"]["gaps_elsewhere"]
+    );
     assert!(
-        ok > 5 && failed.is_empty(),
-        "allowed client: {ok} ok, failed at {failed:?}"
+        !report["switched"].as_array().unwrap().is_empty(),
+        "{label}: verify saw no node switching"
     );
-    kubectl_ok(
-        ctx,
-        &[
-            "-n",
-            APPS,
-            "rollout",
-            "status",
-            "deployment/web",
-            "--timeout=60s",
-        ],
+    let (ok, failed) = client_outage(ctx, since);
+    assert!(ok > 5, "{label}: the allowed client made {ok} calls");
+    // The isolated server has two replicas with a budget: a drain moves one at a time, and the
+    // Service keeps one ready; a failed call is only a moment of endpoint updates.
+    assert!(
+        failed.len() <= 4,
+        "{label}: the allowed client failed at {failed:?}"
     );
-    let budget = kubectl_ok(
-        ctx,
-        &[
-            "-n",
-            APPS,
-            "get",
-            "pdb",
-            "web",
-            "-o",
-            "jsonpath={.spec.minAvailable}",
-        ],
-    );
-    assert_eq!(budget, "2", "the budget is as it was");
+    report
 }
 
-async fn lab(root: &Path) -> (Lab, String) {
+async fn lab(root: &Path, cni: Cni) -> (Lab, String) {
     let mut options = Options::new(root.join("lab"));
     options.kwok_nodes = 0;
+    options.cni = cni;
+    options.every_cni = true;
     let lab = Lab::up(options, &mut |m| eprintln!("lab: {m}"))
         .await
         .unwrap();
@@ -348,23 +549,68 @@ async fn lab(root: &Path) -> (Lab, String) {
     (lab, image)
 }
 
-// Not in CI yet: its last check (the allowed client's calls) fails from the first second,
-// before anything changes, most likely in the test's own busybox client/server set-up. Run it
-// with `cargo test -p cniswap --test migrate_lab -- --ignored` while mending it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "unfinished harness: the allowed client's calls fail before any step runs"]
-async fn rehearsal_on_flannel() {
+/// A lab on `cni` with the workloads; `body` runs against it, and the lab goes down whatever
+/// happens.
+async fn on_lab(cni: Cni, body: impl FnOnce(&Ctx)) {
+    // One lab at a time: two on two cores would make the measured gaps the machine's.
+    static ONE_LAB: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ONE_LAB.lock().await;
     let root = tempfile::tempdir().unwrap();
-    let (lab, image) = lab(root.path()).await;
+    let (lab, image) = lab(root.path(), cni).await;
     let work = root.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     let ctx = Ctx { lab, work, image };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         workloads(&ctx);
-        rehearsal(&ctx);
+        body(&ctx);
     }));
     ctx.lab.down().unwrap();
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// The outsider's calls in the last `seconds` all failed: the policy is enforced.
+fn outsider_shut_out(ctx: &Ctx, seconds: u64) {
+    let since = unix_now();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let log = kubectl_ok(ctx, &["-n", OUTSIDERS, "logs", "deployment/outsider"]);
+    let recent: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.split_once(' ')
+                .and_then(|(_, t)| t.trim().parse::<i64>().ok())
+                .is_some_and(|t| t >= since)
+        })
+        .collect();
+    assert!(
+        !recent.is_empty() && recent.iter().all(|l| l.starts_with("fail")),
+        "the outsider still reaches the isolated server: {recent:?}"
+    );
+}
+
+/// Flannel -> Cilium, rolling: first rolled back after the first node switched (back to
+/// Flannel alone), then to the end with apply killed in the middle of the second node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flannel_to_cilium_rolling() {
+    on_lab(Cni::Flannel, |ctx| {
+        migrate(ctx, "flannel", "cilium", Run::RolledBackAfter(FIRST));
+        only_target(ctx, "flannel", "cilium");
+        let report = migrate(ctx, "flannel", "cilium", Run::KilledDuring(SECOND));
+        assert_eq!(report["switched"].as_array().unwrap().len(), NODES.len());
+        only_target(ctx, "cilium", "flannel");
+        outsider_shut_out(ctx, 5);
+    })
+    .await;
+}
+
+/// Flannel -> Calico with Calico's own migration controller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flannel_to_calico() {
+    on_lab(Cni::Flannel, |ctx| {
+        migrate(ctx, "flannel", "calico", Run::ToTheEnd);
+        only_target(ctx, "calico", "flannel");
+        outsider_shut_out(ctx, 5);
+    })
+    .await;
 }

@@ -125,7 +125,24 @@ pub fn differences(
                 present(now.kube_proxy)
             ));
         }
-        if then.pod_cidrs != now.pod_cidrs {
+        // The target's pool appears and the sources' pools go: the plan's own doing.
+        let target_pools: BTreeSet<&String> =
+            now.cnis.get(&plan.to).into_iter().flatten().collect();
+        let source_pools: BTreeSet<&String> = then
+            .cnis
+            .iter()
+            .filter(|(cni, _)| plan.from.contains(cni))
+            .flat_map(|(_, pools)| pools)
+            .collect();
+        let added = now
+            .pod_cidrs
+            .iter()
+            .any(|c| !then.pod_cidrs.contains(c) && !target_pools.contains(c));
+        let removed = then
+            .pod_cidrs
+            .iter()
+            .any(|c| !now.pod_cidrs.contains(c) && !source_pools.contains(c));
+        if added || removed {
             out.push(format!(
                 "the cluster's pod CIDRs changed from [{}] to [{}]",
                 then.pod_cidrs.join(", "),
@@ -200,7 +217,11 @@ artifacts: []
                 .map(|(k, p)| (k.to_string(), p.iter().map(|s| s.to_string()).collect()))
                 .collect(),
             kube_proxy: true,
-            pod_cidrs: vec!["10.244.0.0/16".into()],
+            // As facts have them: every running CNI's pool is a pod CIDR.
+            pod_cidrs: cnis
+                .iter()
+                .flat_map(|(_, p)| p.iter().map(|s| s.to_string()))
+                .collect(),
             service_cidrs: vec!["10.96.0.0/12".into()],
         }
     }
@@ -220,6 +241,10 @@ artifacts: []
         assert!(differences(&plan, Some(&start), &middle, true).is_empty());
         let end = print(&["w1", "w2"], &[("cilium", &["10.245.0.0/16"])]);
         assert!(differences(&plan, Some(&start), &end, true).is_empty());
+        // A pod range nobody in the plan owns is drift.
+        let mut stray = middle.clone();
+        stray.pod_cidrs.push("10.99.0.0/16".into());
+        assert_eq!(differences(&plan, Some(&start), &stray, true).len(), 1);
     }
 
     #[test]
@@ -239,6 +264,7 @@ artifacts: []
                 "node w3 joined after the plan was made: the plan would leave it on the old CNI",
                 "calico now runs in the cluster; the plan migrates flannel to cilium and knows nothing of it",
                 "kube-proxy was deployed when the run began and is absent now",
+                "the cluster's pod CIDRs changed from [10.244.0.0/16] to [10.250.0.0/16]",
                 "flannel's pools changed from [10.244.0.0/16] to [10.250.0.0/16]",
             ]
         );

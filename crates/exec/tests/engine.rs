@@ -116,6 +116,7 @@ fn plan() -> Plan {
         kube_proxy: "keep".into(),
         install: "helm".into(),
         agent_image: "ghcr.io/cniswap/cniswap:test".into(),
+        helper_image: "busybox:1.36".into(),
         preflight: Vec::new(),
         handled: Vec::new(),
         proven: Vec::new(),

@@ -328,12 +328,20 @@ pub fn to_yaml(objects: &[Value]) -> Result<String> {
         .map_err(|e| LabError::Other(format!("write YAML: {e}")))
 }
 
-/// The arguments `cniswap plan` needs on this lab, per target CNI.
-pub fn plan_flags(files: &InstallFiles, agent_image: Option<&str>) -> Value {
+/// The arguments `cniswap plan` needs on this lab, per target CNI: with the lab's own images
+/// for the node agent (`cniswap`) and the check pods (busybox) when given.
+pub fn plan_flags(
+    files: &InstallFiles,
+    agent_image: Option<&str>,
+    helper_image: Option<&str>,
+) -> Value {
     let path = |p: &Path| p.display().to_string();
     let mut agent = Vec::new();
     if let Some(image) = agent_image {
         agent = vec!["--agent-image".to_string(), image.to_string()];
+    }
+    if let Some(image) = helper_image {
+        agent.extend(["--helper-image".to_string(), image.to_string()]);
     }
     let with_agent = |mut flags: Vec<String>| {
         flags.extend(agent.iter().cloned());
@@ -524,7 +532,11 @@ spec:
     #[test]
     fn plan_flags_name_every_target_with_the_lab_files() {
         let files = InstallFiles::under(Path::new("/lab"));
-        let flags = plan_flags(&files, Some("cniswap.lab/cniswap:0.1.0"));
+        let flags = plan_flags(
+            &files,
+            Some("cniswap.lab/cniswap:0.1.0"),
+            Some("cniswap.lab/busybox:1.35.0"),
+        );
         assert_eq!(
             flags["cilium"],
             json!([

@@ -37,7 +37,7 @@ pub use down::{Leftovers, down, sweep_stale};
 pub use error::{LabError, Result};
 pub use state::{NodeRecord, State};
 pub use status::Status;
-pub use up::{Lab, Options, host_tool};
+pub use up::{Lab, Options, bin_dir, host_tool};
 
 /// kubectl of the lab's Kubernetes release (built with the other components, cached), for
 /// tests that go through it (`kubectl cniswap`) and benchmarks that compare with it.

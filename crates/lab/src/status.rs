@@ -22,6 +22,9 @@ pub struct Status {
     /// manifests, the image mirror, the node agent image); empty when the lab was brought up
     /// without the other CNIs' images.
     pub plan_flags: serde_json::Value,
+    /// A directory with the lab's kubectl and helm (what a plan's steps run): put it first on
+    /// PATH to plan and apply on this lab. None when the lab has no helm.
+    pub bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,9 +99,15 @@ impl Status {
                         .iter()
                         .find(|i| i.contains("/cniswap:"))
                         .map(String::as_str),
+                    state
+                        .images
+                        .iter()
+                        .find(|i| i.contains("/busybox:"))
+                        .map(String::as_str),
                 ),
                 None => serde_json::json!({}),
             },
+            bin: Some(crate::up::bin_dir(dir)).filter(|d| d.join("helm").exists()),
         })
     }
 }

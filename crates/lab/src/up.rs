@@ -80,6 +80,11 @@ pub struct Lab {
     stopped: bool,
 }
 
+/// DIR/bin: the lab's kubectl and helm, for the PATH of whoever plans and applies on it.
+pub fn bin_dir(dir: &Path) -> PathBuf {
+    dir.join("bin")
+}
+
 /// Progress messages for a person watching `scripts/lab up`.
 pub type Progress<'a> = &'a mut (dyn FnMut(&str) + Send);
 
@@ -331,11 +336,22 @@ impl Lab {
     }
 
     /// Writes the charts, values and manifests a plan installs from (and the lab, for its
-    /// own CNI) under the lab's directory.
+    /// own CNI) under the lab's directory, and the tools a plan's steps run into DIR/bin.
     fn write_install_files(&self) -> Result<()> {
         let (Some(files), Some(cni)) = (&self.install_files, &self.cni_components) else {
             return Ok(());
         };
+        let bin = bin_dir(&self.dir);
+        std::fs::create_dir_all(&bin).map_err(LabError::io(format!("create {}", bin.display())))?;
+        for (name, target) in [
+            ("kubectl", &self.components.kubectl.path),
+            ("helm", &cni.helm.path),
+        ] {
+            let link = bin.join(name);
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(target, &link)
+                .map_err(LabError::io(format!("link {}", link.display())))?;
+        }
         let settings = self.settings();
         let port = self.ports.apiserver;
         let host = network::gateway(self.state.index).to_string();

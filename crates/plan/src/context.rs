@@ -18,6 +18,19 @@ pub enum StrategyChoice {
     Rolling,
 }
 
+/// How a switched node drops what the old CNI set up for its pods (`--reboot`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RebootChoice {
+    /// Reboot Talos nodes (cniswap does it with talosctl); recreate the pods elsewhere.
+    #[default]
+    Auto,
+    /// Reboot every node (on other systems apply stops and the operator reboots it).
+    Always,
+    /// Never reboot: the node's pods are recreated on the new network, and the old CNI's
+    /// interfaces and rules are removed by the node agent when the old CNI has gone.
+    Never,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KubeProxyChoice {
     Keep,
@@ -65,6 +78,10 @@ pub struct PlanOptions {
     /// Local charts, manifests and an image mirror (`--chart`, `--manifest`,
     /// `--image-registry`): installs that never reach the internet.
     pub local: crate::local::LocalSources,
+    /// Whether switched nodes reboot (`--reboot`).
+    pub reboot: RebootChoice,
+    /// The image of the small pods the plan's checks and file edits run (`--helper-image`).
+    pub helper_image: Option<String>,
 }
 
 /// The node agent image of this build.

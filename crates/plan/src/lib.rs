@@ -26,7 +26,7 @@ mod webhooks;
 
 pub use context::{
     CALICO_VERSION, CILIUM_VERSION, FLANNEL_VERSION, InstallChoice, KubeProxyChoice, PlanOptions,
-    StrategyChoice, default_agent_image,
+    RebootChoice, StrategyChoice, default_agent_image,
 };
 pub use known::Sourced;
 pub use model::*;
@@ -319,7 +319,7 @@ pub fn plan(
         }),
         estimated_outage_minutes: None,
     };
-    let mut estimates = estimate(&cluster, strategy);
+    let mut estimates = estimate(&cluster, strategy, builder.reboots());
     builder.outage_minutes = estimates.longest_outage_minutes;
     let lint_target = cniswap_lint::Target {
         estimated_outage_minutes: Some(estimates.longest_outage_minutes),
@@ -387,12 +387,26 @@ pub fn plan(
         lint_target,
     );
     let agent_image = builder.agent_image();
+    let helper_image = builder.helper_image();
     let strategies::Builder {
         artifacts,
-        phases,
+        mut phases,
         risks,
         ..
     } = builder;
+    // A check's commands run its probes in pods of the helper image, known only now.
+    for step in phases
+        .iter_mut()
+        .flat_map(|p| p.steps.iter_mut().chain(p.rollback.iter_mut()))
+    {
+        if let Action::Verify { probes, .. } = &step.action {
+            step.commands = probes
+                .iter()
+                .flat_map(|p| probe::commands(p, &helper_image))
+                .map(shell::Sh::into_string)
+                .collect();
+        }
+    }
     estimates.risks = risks;
     let plan = Plan {
         schema_version: PLAN_SCHEMA_VERSION,
@@ -421,6 +435,7 @@ pub fn plan(
             install.as_str().into()
         },
         agent_image,
+        helper_image,
         preflight,
         handled,
         proven,
@@ -462,8 +477,13 @@ pub fn blocking(plan: &Plan) -> Vec<&cniswap_model::Finding> {
 }
 
 /// Per-node and total estimates (stated assumptions, not measurements).
-fn estimate(cluster: &Cluster, strategy: StrategyChoice) -> Estimates {
-    let talos_reboot = cluster.reboot_seconds();
+fn estimate(cluster: &Cluster, strategy: StrategyChoice, reboots: bool) -> Estimates {
+    // Without a reboot the node's pods are recreated: about a minute.
+    let renewal = if reboots {
+        cluster.reboot_seconds()
+    } else {
+        60
+    };
     let mut per_node = Vec::new();
     let mut total: u32 = 600; // install and finish
     for node in &cluster.nodes {
@@ -475,7 +495,7 @@ fn estimate(cluster: &Cluster, strategy: StrategyChoice) -> Estimates {
             _ => 60 + 2 * pods_u32,
         };
         total = total.saturating_add(match strategy {
-            StrategyChoice::Rolling => 120 + talos_reboot + 5 * pods_u32,
+            StrategyChoice::Rolling => 120 + renewal + 5 * pods_u32,
             _ => 90 + 2 * pods_u32,
         });
         per_node.push(NodeEstimate {
@@ -505,8 +525,12 @@ fn estimate(cluster: &Cluster, strategy: StrategyChoice) -> Estimates {
         exceeds_token_lifetime: false,
         risks: Vec::new(),
         assumptions: vec![
-            "rolling: drain, agent restart and reboot take about 2 min plus 5 s per pod per node; a drained pod is down for its restart (30 s + up to 60 s)".into(),
-            format!("reboot: {talos_reboot} s"),
+            "rolling: drain, agent restart and the node's renewal take about 2 min plus 5 s per pod per node; a drained pod is down for its restart (30 s + up to 60 s)".into(),
+            if reboots {
+                format!("renewal: a reboot, {renewal} s")
+            } else {
+                format!("renewal: the node's pods recreated (no reboot), {renewal} s")
+            },
             "cutover: the whole cluster's pod network is down from \"Stop the old CNI\" until the last node is switched".into(),
         ],
     }

@@ -35,6 +35,10 @@ pub struct Plan {
     /// The node agent image the plan runs on nodes (`--agent-image`); every node must be able
     /// to pull it.
     pub agent_image: String,
+    /// The image of the small pods checks and node file edits run (a shell with wget and
+    /// sleep); every node must be able to pull it.
+    #[serde(default = "default_helper_image")]
+    pub helper_image: String,
     /// Lint findings for this combination of facts, configs and target.
     pub preflight: Vec<Finding>,
     /// Preflight findings the plan itself resolves, and how. They do not block the plan.
@@ -607,4 +611,8 @@ pub struct NodeEstimate {
 pub struct Artifact {
     pub path: String,
     pub description: String,
+}
+
+fn default_helper_image() -> String {
+    crate::agent::BUSYBOX.to_string()
 }

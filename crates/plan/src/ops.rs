@@ -684,6 +684,7 @@ pub fn node_files(
     remove: &[&str],
     cilium_bak_dir: Option<&str>,
     description: String,
+    image: &str,
 ) -> S {
     let mut script = Vec::new();
     for path in remove {
@@ -703,7 +704,7 @@ pub fn node_files(
         .collect::<Vec<_>>()
         .join(" && ");
     let command = vec!["sh".to_string(), "-c".to_string(), script];
-    let pod = crate::agent::pod("files", node, crate::agent::BUSYBOX, command);
+    let pod = crate::agent::pod("files", node, image, command);
     s(
         Action::NodeFiles {
             node: node.into(),
@@ -727,7 +728,8 @@ pub fn verify(
     description: String,
     done_when: impl Into<String>,
 ) -> S {
-    let commands = probes.iter().flat_map(crate::probe::commands).collect();
+    // The commands are written when the plan is complete (they need its helper image).
+    let commands = Vec::new();
     s(
         Action::Verify {
             goal: goal.into(),

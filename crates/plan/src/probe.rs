@@ -21,9 +21,9 @@ fn pinned(node: &str) -> String {
 }
 
 /// Starts a sleeping busybox pod pinned to `node` and waits until it is Ready.
-fn start_probe_pod(name: &str, node: &str) -> Vec<Sh> {
+fn start_probe_pod(name: &str, node: &str, image: &str) -> Vec<Sh> {
     let overrides = format!("--overrides={}", pinned(node));
-    let image = format!("--image={}", crate::agent::BUSYBOX);
+    let image = format!("--image={image}");
     let pod = format!("pod/{name}");
     vec![
         sh!(
@@ -61,7 +61,8 @@ fn delete_probe_pods(names: &[String]) -> Sh {
 }
 
 /// The commands that check one probe.
-pub fn commands(probe: &Probe) -> Vec<Sh> {
+/// A probe's commands; its pods run `image` (a shell with sleep and wget).
+pub fn commands(probe: &Probe, image: &str) -> Vec<Sh> {
     match probe {
         Probe::NodesReady => vec![sh!(
             "kubectl wait --for=condition=Ready nodes --all --timeout=5m"
@@ -72,8 +73,8 @@ pub fn commands(probe: &Probe) -> Vec<Sh> {
         Probe::PodToPod { from, to } => {
             let a = crate::names::pod_name("probe-a", from);
             let b = crate::names::pod_name("probe-b", to);
-            let mut out = start_probe_pod(&a, from);
-            out.extend(start_probe_pod(&b, to));
+            let mut out = start_probe_pod(&a, from, image);
+            out.extend(start_probe_pod(&b, to, image));
             out.push(sh!(
                 "ip=$(kubectl -n {} get pod {} -o jsonpath='{{.status.podIP}}') && kubectl -n {} exec {} -- ping -c 3 -W 2 \"$ip\"",
                 NAMESPACE,
@@ -86,7 +87,7 @@ pub fn commands(probe: &Probe) -> Vec<Sh> {
         }
         Probe::Dns { name } => {
             let pod = crate::names::pod_name("probe-dns", name);
-            let mut out = start_probe_pod_anywhere(&pod);
+            let mut out = start_probe_pod_anywhere(&pod, image);
             out.push(sh!(
                 "kubectl -n {} exec {} -- nslookup {}",
                 NAMESPACE,
@@ -98,7 +99,7 @@ pub fn commands(probe: &Probe) -> Vec<Sh> {
         }
         Probe::Service { url } => {
             let pod = crate::names::pod_name("probe-svc", "cluster");
-            let mut out = start_probe_pod_anywhere(&pod);
+            let mut out = start_probe_pod_anywhere(&pod, image);
             out.push(sh!(
                 "kubectl -n {} exec {} -- wget -q -T 5 -O /dev/null --no-check-certificate {}",
                 NAMESPACE,
@@ -110,7 +111,7 @@ pub fn commands(probe: &Probe) -> Vec<Sh> {
         }
         Probe::PodAddress { node, cidr } => {
             let pod = crate::names::pod_name("probe-ip", node);
-            let mut out = start_probe_pod(&pod, node);
+            let mut out = start_probe_pod(&pod, node, image);
             let range = match cidr {
                 Some(c) => sh!("cidr={}", c),
                 None => sh!(
@@ -199,8 +200,8 @@ pub fn commands(probe: &Probe) -> Vec<Sh> {
     }
 }
 
-fn start_probe_pod_anywhere(name: &str) -> Vec<Sh> {
-    let image = format!("--image={}", crate::agent::BUSYBOX);
+fn start_probe_pod_anywhere(name: &str, image: &str) -> Vec<Sh> {
+    let image = format!("--image={image}");
     let pod = format!("pod/{name}");
     vec![
         sh!(

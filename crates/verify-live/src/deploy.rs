@@ -73,9 +73,10 @@ pub async fn apply(
         if ns.metadata.deletion_timestamp.is_some() {
             wait_gone_namespace(&namespaces, namespace, Duration::from_secs(120)).await?;
         } else {
-            // Created by an administrator from `--print-manifests` (with the RBAC): keep it.
-            delete_namespace =
-                ns.annotations().get("cniswap.io/keep").map(String::as_str) != Some("true");
+            // Created by an administrator from `--print-manifests` (with the RBAC), or by
+            // another verify that runs now (`verify --continuous` beside apply, whose plan
+            // runs `verify --focus NODE`): not this run's to delete.
+            delete_namespace = false;
         }
     }
     let exists_now = namespaces
@@ -94,6 +95,20 @@ pub async fn apply(
         if ar.kind == "Namespace" && exists_now {
             continue;
         }
+        // Agents another run left or runs now are used as they are (re-applying a spec that
+        // differs only in, say, the pull policy would restart them under that run's probes),
+        // unless they run another image.
+        if exists_now {
+            let current = api(client, &ar, ns.as_deref())
+                .get_opt(&name)
+                .await
+                .map_err(|e| VerifyError::api(server, &format!("read {} {name}", ar.kind), &e))?;
+            if let Some(current) = current
+                && same_image(&current.data, object)
+            {
+                continue;
+            }
+        }
         api(client, &ar, ns.as_deref())
             .patch(&name, &params, &Patch::Apply(object))
             .await
@@ -103,6 +118,13 @@ pub async fn apply(
         }
     }
     Ok(deployed)
+}
+
+/// Whether a running object's pod template runs the image `wanted`'s does (objects without a
+/// pod template: always).
+fn same_image(running: &Value, wanted: &Value) -> bool {
+    let image = |o: &Value| o.pointer("/spec/template/spec/containers/0/image").cloned();
+    image(running) == image(wanted)
 }
 
 async fn wait_gone_namespace(
@@ -173,7 +195,11 @@ pub async fn remove(
             }
         }
     }
-    // The DaemonSets' pods go with them; wait until none is left.
+    // The DaemonSets' pods go with them; wait until none is left (none deleted: the agents
+    // are another run's, and stay).
+    if !deployed.objects.iter().any(|(ar, _)| ar.kind == "DaemonSet") {
+        return Ok(());
+    }
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let selector = ListParams::default().labels("app.kubernetes.io/name=cniswap-probe");
     let start = Instant::now();

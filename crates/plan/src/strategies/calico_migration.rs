@@ -253,7 +253,8 @@ pub fn build(b: &mut Builder) {
     ));
 
     // Calico's documented revert: per migrated node drain, remove 10-calico.conflist, reboot,
-    // label flannel, uncordon; then drop the DaemonSet nodeSelector and the labels.
+    // label flannel, uncordon; then drop the DaemonSet nodeSelector and the labels. The label
+    // goes first here, and the reboot is the node renewal (`--reboot`).
     let mut revert = Vec::new();
     revert.push(s(
         Action::DeleteManifest {
@@ -290,6 +291,7 @@ pub fn build(b: &mut Builder) {
         "no object of calico.yaml is left",
         600,
     ));
+    revert.extend(b.clean_target_everywhere());
     // Talos renders Flannel again, and the DaemonSet comes back if the controller deleted it.
     revert.extend(talos_undo);
     if let Some((ns, ds)) = b.cluster.daemonset_of(CniKind::Flannel) {
@@ -315,14 +317,16 @@ pub fn build(b: &mut Builder) {
             ],
             None,
             format!("Remove Calico's CNI config from {}.", node.name),
+            &b.helper_image(),
         ));
-        revert.push(b.reboot(node, CniKind::Flannel));
+        // Labelled before the renewal: the node needs Flannel's config to become Ready.
         revert.push(ops::label_node(
             &node.name,
             MIGRATION_LABEL,
             Some("flannel"),
             format!("Let Flannel run on {} again.", node.name),
         ));
+        revert.extend(b.renew_node(node, CniKind::Flannel));
         revert.push(ops::uncordon(&node.name));
     }
     if let Some((ns, ds)) = b.cluster.daemonset_of(CniKind::Flannel) {

@@ -78,6 +78,7 @@ fn tigera(b: &Builder, steps: &mut Vec<S>, undo: &mut Vec<S>) {
                 "Remove any Calico CNI config the operator's teardown left on {}.",
                 node.name
             ),
+            &b.helper_image(),
         ));
         steps.push(ops::clear_network_unavailable(&node.name));
     }

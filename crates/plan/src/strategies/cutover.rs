@@ -103,52 +103,7 @@ pub fn build(b: &mut Builder) {
             if calico_source {
                 steps.push(ops::clear_network_unavailable(&node.name));
             }
-            let field = format!("spec.nodeName={},status.phase=Running", node.name);
-            let node_field = format!("spec.nodeName={}", node.name);
-            let mut recreate = s(
-                Action::RecreatePods {
-                    node: node.name.clone(),
-                },
-                format!(
-                    "Recreate the pod-network pods on {} so they get the new network.",
-                    node.name
-                ),
-                vec![
-                    sh!(
-                        "pods=$(kubectl get pods -A --field-selector {} -o jsonpath='{{range .items[*]}}{{.metadata.namespace}} {{.metadata.name}} {{.spec.hostNetwork}}{{\"\\n\"}}{{end}}') && printf '%s\\n' \"$pods\" | while read -r ns pod host; do [ -z \"$pod\" ] || [ \"$host\" = true ] || kubectl -n \"$ns\" delete pod \"$pod\" --wait=false; done",
-                        field
-                    ),
-                    sh!(
-                        "kubectl get pods -A --field-selector {} -o wide",
-                        node_field
-                    ),
-                ],
-                format!(
-                    "every pod-network pod on {} was created after the switch",
-                    node.name
-                ),
-                600,
-            );
-            recreate.pods = node
-                .pods
-                .iter()
-                .filter(|p| !node.bare_pods.contains(p))
-                .cloned()
-                .collect();
-            recreate.pods_deleted = node.bare_pods.clone();
-            if !node.bare_pods.is_empty() {
-                recreate = recreate.note(format!(
-                    "{} ha{} no controller: deleted, never recreated (backups/snapshot keeps {}).",
-                    node.bare_pods.join(", "),
-                    if node.bare_pods.len() == 1 { "s" } else { "ve" },
-                    if node.bare_pods.len() == 1 {
-                        "it"
-                    } else {
-                        "them"
-                    }
-                ));
-            }
-            steps.push(recreate);
+            steps.push(b.recreate_pods(node));
             probes.push(Probe::PodAddress {
                 node: node.name.clone(),
                 // Calico's IPAM hands out blocks of its own pool, not the node's podCIDR.

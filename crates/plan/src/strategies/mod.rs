@@ -282,6 +282,17 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The image of the plan's small helper pods: `--helper-image`, else busybox (from the
+    /// mirror with `--image-registry`).
+    pub fn helper_image(&self) -> String {
+        self.options.helper_image.clone().unwrap_or_else(|| {
+            match &self.options.local.image_registry {
+                Some(registry) => crate::local::mirrored(registry, crate::agent::BUSYBOX),
+                None => crate::agent::BUSYBOX.to_string(),
+            }
+        })
+    }
+
     pub fn agent_image(&self) -> String {
         self.options.agent_image.clone().unwrap_or_else(|| {
             let image = crate::context::default_agent_image();
@@ -534,6 +545,24 @@ impl<'a> Builder<'a> {
         (steps, undo)
     }
 
+    /// The target's leftovers removed from every node, for a rollback that uninstalled it:
+    /// its links, routes, iptables chains and files stay on the nodes otherwise (Cilium's
+    /// `cni.uninstall: false`, Calico's and Flannel's DaemonSets never clean up).
+    pub fn clean_target_everywhere(&self) -> Vec<S> {
+        let mut steps = Vec::new();
+        for node in &self.cluster.nodes {
+            let (clean, _) = ops::node_clean(
+                &node.name,
+                self.options.target.as_str(),
+                false,
+                &self.agent_image(),
+                &self.plan_id,
+            );
+            steps.extend(clean);
+        }
+        steps
+    }
+
     /// Batches of nodes in migration order.
     pub fn batches(&self) -> Vec<Vec<&'a PlanNode>> {
         let size = self.options.batch_size.max(1);
@@ -552,6 +581,99 @@ impl<'a> Builder<'a> {
             out.push(vec![*node]);
         }
         out
+    }
+
+    /// Whether switched nodes reboot (`--reboot`; auto: Talos nodes, which cniswap reboots
+    /// itself; elsewhere apply cannot reboot a node, and recreating its pods is enough while
+    /// the old CNI still runs there).
+    pub fn reboots(&self) -> bool {
+        match self.options.reboot {
+            crate::context::RebootChoice::Always => true,
+            crate::context::RebootChoice::Never => false,
+            crate::context::RebootChoice::Auto => self.cluster.talos,
+        }
+    }
+
+    /// After a node's CNI config changed: every pod on it must come up on the new network.
+    /// Either a reboot (nothing of the old pods' network survives), or `agent` Ready on the
+    /// node and then every pod-network pod recreated (their old interfaces go with their
+    /// sandboxes; the old CNI's own state is removed with the old CNI).
+    pub fn renew_node(&self, node: &PlanNode, agent: CniKind) -> Vec<S> {
+        if self.reboots() {
+            return vec![self.reboot(node, agent)];
+        }
+        let (namespace, name) = crate::install::agent_daemonset(self.cluster, agent);
+        vec![
+            s(
+                Action::WaitDaemonSetReady {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                },
+                format!(
+                    "Wait until {agent} is Ready on every node it should run on, {} included.",
+                    node.name
+                ),
+                vec![sh!(
+                    "kubectl -n {} rollout status ds/{} --timeout=10m",
+                    namespace,
+                    name
+                )],
+                format!("{namespace}/{name} is rolled out"),
+                600,
+            ),
+            self.recreate_pods(node),
+        ]
+    }
+
+    /// Deletes the node's pod-network pods so their controllers recreate them on the node's
+    /// current CNI (DaemonSet pods come back on the same node).
+    pub fn recreate_pods(&self, node: &PlanNode) -> S {
+        let field = format!("spec.nodeName={},status.phase=Running", node.name);
+        let node_field = format!("spec.nodeName={}", node.name);
+        let mut recreate = s(
+            Action::RecreatePods {
+                node: node.name.clone(),
+            },
+            format!(
+                "Recreate the pod-network pods on {} so they get the new network.",
+                node.name
+            ),
+            vec![
+                sh!(
+                    "pods=$(kubectl get pods -A --field-selector {} -o jsonpath='{{range .items[*]}}{{.metadata.namespace}} {{.metadata.name}} {{.spec.hostNetwork}}{{\"\\n\"}}{{end}}') && printf '%s\\n' \"$pods\" | while read -r ns pod host; do [ -z \"$pod\" ] || [ \"$host\" = true ] || kubectl -n \"$ns\" delete pod \"$pod\" --wait=false; done",
+                    field
+                ),
+                sh!(
+                    "kubectl get pods -A --field-selector {} -o wide",
+                    node_field
+                ),
+            ],
+            format!(
+                "every pod-network pod on {} was created after the switch",
+                node.name
+            ),
+            600,
+        );
+        recreate.pods = node
+            .pods
+            .iter()
+            .filter(|p| !node.bare_pods.contains(p))
+            .cloned()
+            .collect();
+        recreate.pods_deleted = node.bare_pods.clone();
+        if !node.bare_pods.is_empty() {
+            recreate = recreate.note(format!(
+                "{} ha{} no controller: deleted, never recreated (backups/snapshot keeps {}).",
+                node.bare_pods.join(", "),
+                if node.bare_pods.len() == 1 { "s" } else { "ve" },
+                if node.bare_pods.len() == 1 {
+                    "it"
+                } else {
+                    "them"
+                }
+            ));
+        }
+        recreate
     }
 
     /// Reboots a node, then waits until `agent`'s pod is Ready there again: it reinstalls its

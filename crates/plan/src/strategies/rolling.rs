@@ -252,6 +252,8 @@ fn to_cilium(b: &mut Builder) {
         "`kubectl -n kube-system get ciliumnodeconfig cilium-default` matches the file",
         60,
     ));
+    // Undone: the CiliumNodeConfig, Cilium, then its state on every node.
+    prepare_undo.splice(0..0, b.clean_target_everywhere());
     prepare_undo.splice(0..0, uninstall);
     let (delete_config, _) = ops::delete_object(
         ObjectRef::new("ciliumnodeconfig", Some("kube-system"), "cilium-default"),
@@ -291,7 +293,7 @@ fn to_cilium(b: &mut Builder) {
                     node.name
                 ),
             ));
-            steps.push(b.reboot(node, CniKind::Cilium));
+            steps.extend(b.renew_node(node, CniKind::Cilium));
             steps.extend(end_node(
                 node,
                 &format!("a new pod on {} gets an address from {pool}", node.name),
@@ -302,7 +304,7 @@ fn to_cilium(b: &mut Builder) {
                 &b.agent_image(),
             ));
             // Undo, node by node (in reverse): off the CiliumNodeConfig, the conflist
-            // removed and the old CNI's configs renamed back, then a reboot.
+            // removed and the old CNI's configs renamed back, then the node renewed.
             let mut undo = start_node(node);
             undo.push(ops::label_node(
                 &node.name,
@@ -327,8 +329,9 @@ fn to_cilium(b: &mut Builder) {
                     "Give {} back to the old CNI: remove 05-cilium.conflist and rename *.cilium_bak back.",
                     node.name
                 ),
-            ));
-            undo.push(b.reboot(node, old));
+            &b.helper_image(),
+        ));
+            undo.extend(b.renew_node(node, old));
             undo.push(ops::uncordon(&node.name));
             rollback.splice(0..0, undo);
         }
@@ -582,6 +585,7 @@ fn to_flannel(b: &mut Builder) {
     if !flannel_runs {
         let (install, uninstall) = install::target(b, None);
         prepare.extend(install);
+        undo.splice(0..0, b.clean_target_everywhere());
         undo.splice(0..0, uninstall);
         if b.cluster.talos {
             // Talos renders its Flannel without a selector; outside Talos the install sets it.
@@ -663,7 +667,7 @@ fn to_flannel(b: &mut Builder) {
                 Some("old"),
                 format!("Move {} back to the old CNI.", node.name),
             ));
-            back.push(b.reboot(node, old));
+            back.extend(b.renew_node(node, old));
             back.push(ops::uncordon(&node.name));
             rollback.splice(0..0, back);
         }

@@ -354,9 +354,9 @@ pub fn relax(b: &mut Builder, findings: &[Finding]) -> Vec<S> {
     let mut steps = Vec::new();
     let mut rollback = Vec::new();
     policies(b, findings, &mut steps);
-    // Only rolling reboots nodes; cutover's per-node switch leaves the API server (on the
-    // host network) running.
-    if drains && b.cluster.nodes.len() > 1 {
+    // Only rolling reboots nodes, and only with `--reboot`'s choice; otherwise the API server
+    // (on the host network) keeps running.
+    if drains && b.reboots() && b.cluster.nodes.len() > 1 {
         single_control_plane(b, &mut steps);
     }
     let mut restores = Vec::new();

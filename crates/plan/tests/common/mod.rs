@@ -30,6 +30,8 @@ pub fn options(target: CniKind, strategy: StrategyChoice) -> PlanOptions {
         pod_cidr: None,
         api_endpoint: None,
         local: Default::default(),
+        reboot: Default::default(),
+        helper_image: None,
     }
 }
 
@@ -228,7 +230,26 @@ pub fn assert_invariants(plan: &Plan) {
     kube_proxy_rules(plan, &label);
     control_planes_last(plan, &label);
     no_forbidden_commands(plan, &label);
+    apply_can_renew_every_node(plan, &label);
     round_trips(plan, &label);
+}
+
+/// With the default `--reboot auto`, a node outside Talos is never rebooted: apply reboots
+/// only Talos nodes itself, and would stop there.
+fn apply_can_renew_every_node(plan: &Plan, label: &str) {
+    if plan.platform.starts_with("talos") {
+        return;
+    }
+    for phase in &plan.phases {
+        for step in phase.steps.iter().chain(&phase.rollback) {
+            assert!(
+                !matches!(step.action, Action::RebootNode { .. }),
+                "{label}: {} reboots a {} node",
+                step.id,
+                plan.platform
+            );
+        }
+    }
 }
 
 /// plan.yaml reads back as the same plan (a step's fields never collide with its action's).
