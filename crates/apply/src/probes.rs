@@ -464,7 +464,11 @@ impl KubeActions {
                     // What it said, so the failure names its reason (its last lines).
                     let stderr = String::from_utf8_lossy(&out.stderr);
                     let stdout = String::from_utf8_lossy(&out.stdout);
-                    let text = if stderr.trim().is_empty() { stdout } else { stderr };
+                    let text = if stderr.trim().is_empty() {
+                        stdout
+                    } else {
+                        stderr
+                    };
                     let lines: Vec<&str> = text.trim_end().lines().collect();
                     for line in &lines[lines.len().saturating_sub(12)..] {
                         said.push_str("\n    ");

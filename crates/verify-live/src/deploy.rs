@@ -197,7 +197,11 @@ pub async fn remove(
     }
     // The DaemonSets' pods go with them; wait until none is left (none deleted: the agents
     // are another run's, and stay).
-    if !deployed.objects.iter().any(|(ar, _)| ar.kind == "DaemonSet") {
+    if !deployed
+        .objects
+        .iter()
+        .any(|(ar, _)| ar.kind == "DaemonSet")
+    {
         return Ok(());
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);

@@ -98,6 +98,8 @@ mod tests {
             pod_cidr: None,
             api_endpoint: None,
             local: Default::default(),
+            reboot: Default::default(),
+            helper_image: None,
         };
         let builder = super::Builder::new(&cluster, &options, false);
         builder
