@@ -125,7 +125,12 @@ impl KubeActions {
                     "list",
                     "--namespace",
                     namespace,
-                    "--all",
+                    // Every status, spelled so helm 3 and 4 both take it (4 dropped --all).
+                    "--deployed",
+                    "--failed",
+                    "--pending",
+                    "--superseded",
+                    "--uninstalling",
                     "--filter",
                     &format!("^{release}$"),
                     "--output",

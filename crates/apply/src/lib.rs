@@ -599,7 +599,7 @@ impl KubeActions {
                 let refs: Vec<String> = objects.iter().map(object_text).collect();
                 self.backup(&refs, file).await
             }
-            Action::Snapshot { dir } => self.snapshot(dir).await,
+            Action::Snapshot { dir, talos_nodes } => self.snapshot(dir, talos_nodes).await,
             Action::EtcdSnapshot { endpoint, file, .. } => {
                 self.etcd_snapshot(endpoint, file, ctx.timeout).await
             }
@@ -916,10 +916,13 @@ impl KubeActions {
                 self.pods_ran.insert(step.id.clone(), transcript.clone());
                 Ok(transcript)
             }
-            Action::Verify { .. } => {
-                // The probes run as the step's effect check, right after this.
+            Action::Verify { probes, .. } => {
+                // A state another controller brings about (an object gone, a namespace
+                // emptied, agents rolled out) is waited for until the step's timeout; the
+                // probes then run as the step's effect check, right after this.
+                let out = self.await_states(probes, ctx.timeout).await?;
                 self.pods_ran.insert(step.id.clone(), String::new());
-                Ok(String::new())
+                Ok(out)
             }
             Action::ManualGate { .. } => {
                 Err(errors::failed("gates are decided by the executor, not run"))
@@ -1056,8 +1059,12 @@ pub fn describe(
                 "write {file} (atomically; kept if it already exists)"
             )])
             .collect(),
-        Action::Snapshot { dir } => vec![format!(
+        Action::Snapshot { dir, talos_nodes } if talos_nodes.is_empty() => vec![format!(
             "read the cluster (list requests) into {dir}, written whole"
+        )],
+        Action::Snapshot { dir, talos_nodes } => vec![format!(
+            "read the cluster (list requests) and the machine configs of {} (talosctl get machineconfig, secrets redacted) into {dir}, written whole",
+            talos_nodes.join(", ")
         )],
         Action::EtcdSnapshot { endpoint, file, .. } => vec![
             format!(

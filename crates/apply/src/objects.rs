@@ -122,10 +122,16 @@ impl KubeActions {
         for refresh in [false, true] {
             let discovery = self.discovery(refresh).await?;
             let wanted = name.to_lowercase();
+            // `plural.group` (volumes.longhorn.io) names one group's kind.
+            let qualified = wanted.split_once('.');
             let mut found: Option<(ApiResource, ApiCapabilities)> = None;
             for group in discovery.groups() {
                 for (resource, caps) in group.recommended_resources() {
-                    if resource.kind.to_lowercase() == wanted || resource.plural == wanted {
+                    let named = resource.kind.to_lowercase() == wanted
+                        || resource.plural == wanted
+                        || qualified
+                            .is_some_and(|(p, g)| resource.plural == p && resource.group == g);
+                    if named {
                         // The core and apps groups win over CRDs of the same kind name.
                         let better = found.as_ref().is_none_or(|(r, _)| {
                             !r.group.is_empty() && r.group != "apps" && resource.group.is_empty()

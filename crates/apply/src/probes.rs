@@ -359,6 +359,81 @@ impl KubeActions {
                 ))
             }
             Probe::Absent { object } => self.absent_ref(object).await,
+            Probe::FieldIn {
+                resource,
+                namespace,
+                field,
+                allowed,
+            } => {
+                let Some(kind) = self.served_kind(resource).await? else {
+                    return Ok((
+                        true,
+                        format!("no {resource} exists: the server does not serve it"),
+                    ));
+                };
+                let list = self
+                    .dynamic(&kind, namespace.as_deref())
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|e| api(&format!("LIST {resource}"), resource, e))?;
+                let mut wrong = Vec::new();
+                for item in &list.items {
+                    let value = serde_json::to_value(item)
+                        .map_err(|e| failed(format!("{resource}: {e}")))?;
+                    let got = crate::jsonpath(&value, field).unwrap_or_default();
+                    if !allowed.contains(&got) {
+                        wrong.push(format!(
+                            "{} {field}={}",
+                            item.metadata.name.as_deref().unwrap_or("?"),
+                            if got.is_empty() {
+                                "(unset)"
+                            } else {
+                                got.as_str()
+                            }
+                        ));
+                    }
+                }
+                Ok((
+                    wrong.is_empty(),
+                    if wrong.is_empty() {
+                        format!(
+                            "{} {resource}: each {field} is {}",
+                            list.items.len(),
+                            allowed.join(" or ")
+                        )
+                    } else {
+                        format!(
+                            "{resource} not yet {}: {}",
+                            allowed.join(" or "),
+                            wrong.join(", ")
+                        )
+                    },
+                ))
+            }
+            Probe::TalosConfigHas {
+                nodes,
+                endpoints,
+                file,
+            } => self.talos_patched_on(nodes, endpoints, file).await,
+            Probe::NoPods { namespace } => {
+                let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+                let left: Vec<String> = pods
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|e| api(&format!("LIST {namespace}/pods"), namespace, e))?
+                    .items
+                    .into_iter()
+                    .filter_map(|p| p.metadata.name)
+                    .collect();
+                Ok((
+                    left.is_empty(),
+                    if left.is_empty() {
+                        format!("no pod left in {namespace}")
+                    } else {
+                        format!("{namespace} still runs {}", left.join(", "))
+                    },
+                ))
+            }
             Probe::NodeInventory { node, pod } => {
                 let run = self.run_pod(node, pod, timeout).await?;
                 Ok((
@@ -405,6 +480,43 @@ impl KubeActions {
         }
     }
 
+    /// Waits until every probe of a state that takes time to reach (objects gone, pods gone,
+    /// agents or nodes Ready, labels set) passes, or `timeout`; network probes are not
+    /// repeated here (they run once, as the check). Returns what the last round saw.
+    pub async fn await_states(
+        &mut self,
+        probes: &[Probe],
+        timeout: Duration,
+    ) -> Result<String, ActionError> {
+        let waits: Vec<&Probe> = probes.iter().filter(|p| awaits_state(p)).collect();
+        if waits.is_empty() {
+            return Ok(String::new());
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let mut waiting = Vec::new();
+            for p in &waits {
+                let (ok, what) = self.probe(p, timeout).await?;
+                if !ok {
+                    waiting.push(what);
+                }
+            }
+            if waiting.is_empty() {
+                return Ok("every awaited state reached".into());
+            }
+            if std::time::Instant::now() >= deadline {
+                // The check that follows reports the failure.
+                return Ok(format!(
+                    "still waiting after {} s: {}",
+                    timeout.as_secs(),
+                    waiting.join("; ")
+                ));
+            }
+            // Each round lists objects: once a second is plenty.
+            self.pause(self.poll.max(Duration::from_secs(1))).await;
+        }
+    }
+
     /// Every probe, each reported; the first failure makes the whole check fail.
     pub async fn probes(
         &mut self,
@@ -420,4 +532,19 @@ impl KubeActions {
         }
         Ok((all, lines.join("; ")))
     }
+}
+
+/// Probes of a state that other controllers bring about over time, read from the API alone.
+fn awaits_state(probe: &Probe) -> bool {
+    matches!(
+        probe,
+        Probe::Absent { .. }
+            | Probe::NoPods { .. }
+            | Probe::FieldIn { .. }
+            | Probe::TalosConfigHas { .. }
+            | Probe::AgentsReady { .. }
+            | Probe::NodesReady
+            | Probe::NodesLabelled { .. }
+            | Probe::NoNodeLabelled { .. }
+    )
 }

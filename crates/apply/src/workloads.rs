@@ -230,7 +230,7 @@ impl KubeActions {
 
     /// `cniswap snapshot` of the cluster into `dir`, written into a temporary directory and
     /// renamed into place whole.
-    pub async fn snapshot(&self, dir: &str) -> Result<String, ActionError> {
+    pub async fn snapshot(&self, dir: &str, talos_nodes: &[String]) -> Result<String, ActionError> {
         if self
             .plan_dir
             .entry(dir)
@@ -239,9 +239,33 @@ impl KubeActions {
         {
             return Ok(format!("{dir} already exists: kept"));
         }
-        let snapshot = cniswap_kube::read_cluster(&self.connection, &mut |_, _| {})
+        let mut snapshot = cniswap_kube::read_cluster(&self.connection, &mut |_, _| {})
             .await
             .map_err(crate::errors::read_error)?;
+        // Talos keeps the CNI settings in the machine configs: saved with the cluster, each
+        // redacted by the reader (a secret is never written in clear).
+        if !talos_nodes.is_empty() {
+            let nodes = talos_nodes.to_vec();
+            let configs = tokio::task::spawn_blocking(move || {
+                cniswap_kube::talosctl::read_machine_configs(&nodes, None)
+            })
+            .await
+            .map_err(|e| failed(format!("reading the machine configs stopped: {e}")))?
+            .map_err(|e| {
+                ActionError::transient(
+                    cniswap_exec::Failure::new(format!("cannot save the machine configs: {e}"))
+                        .next("check `talosctl --nodes <node> get machineconfig` works from here"),
+                )
+            })?;
+            for config in configs {
+                cniswap_snapshot::load_talos_text(
+                    &mut snapshot,
+                    &format!("talosctl:{}", config.node),
+                    &config.text,
+                )
+                .map_err(|e| failed(format!("the machine config of {}: {e}", config.node)))?;
+            }
+        }
         // Written into a fresh owner-only directory (its files are created new, never through
         // a link), then renamed into place whole.
         let tmp = format!("{}.partial", dir.trim_end_matches('/'));

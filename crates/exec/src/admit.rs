@@ -16,7 +16,7 @@ pub fn plan_files(action: &Action) -> Vec<(&'static str, &str)> {
         | Action::Download { file, .. }
         | Action::ApplyManifest { file }
         | Action::TalosPatch { file, .. } => out.push(("file", file)),
-        Action::Snapshot { dir } => out.push(("dir", dir)),
+        Action::Snapshot { dir, .. } => out.push(("dir", dir)),
         Action::RenderManifest { file, render } => {
             out.push(("file", file));
             match render {

@@ -142,7 +142,7 @@ pub fn of(action: &Action) -> Effect {
             path: s(file),
             non_empty: false,
         },
-        Action::Snapshot { dir } => Effect::File {
+        Action::Snapshot { dir, .. } => Effect::File {
             path: s(dir),
             non_empty: false,
         },

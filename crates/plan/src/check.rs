@@ -49,7 +49,7 @@ fn node_label_selector(key: &str, value: Option<&str>) -> String {
 pub fn already_done(action: &Action) -> Option<Sh> {
     Some(match action {
         Action::Backup { file, .. } => sh!("test -e {}", file),
-        Action::Snapshot { dir } => sh!("test -d {}", dir),
+        Action::Snapshot { dir, .. } => sh!("test -d {}", dir),
         Action::EtcdSnapshot { file, .. }
         | Action::Download { file, .. }
         | Action::RenderManifest { file, .. } => sh!("test -s {}", file),

@@ -106,7 +106,9 @@ pub struct PlanNode {
 
 pub struct Cluster<'a> {
     pub facts: &'a Facts,
+    /// The cluster's own name and the record it was read from (see [`cluster_name`]).
     pub name: String,
+    pub name_source: String,
     /// The Omni cluster name (from the snapshot's Omni patches, template, or the nodes'
     /// `omni.sidero.dev/cluster` label), when Omni manages the cluster and one was found.
     pub omni_cluster: Option<String>,
@@ -152,6 +154,11 @@ pub struct Cluster<'a> {
     pub cni_policies: Vec<(CniKind, String, String, Option<String>, String)>,
     /// Pod-template labels of every DaemonSet (`namespace/name`).
     pub snapshot_daemonset_labels: HashMap<String, std::collections::BTreeMap<String, String>>,
+    /// What each admission webhook can see of the pods the plan creates, keyed by
+    /// (`Kind/configuration`, webhook).
+    pub webhook_scopes: HashMap<(String, String), crate::webhooks::Scope>,
+    /// Replicated storage whose health a rolling plan waits for between nodes.
+    pub storage: Vec<crate::storage::Storage>,
 }
 
 impl<'a> Cluster<'a> {
@@ -200,9 +207,7 @@ impl<'a> Cluster<'a> {
                 Some((id, file.to_string()))
             })
             .collect();
-        let name = omni_cluster
-            .clone()
-            .unwrap_or_else(|| "cluster".to_string());
+        let name = cluster_name(snapshot, omni_cluster.as_deref());
         let sources: Vec<CniKind> = facts
             .cnis
             .iter()
@@ -325,12 +330,44 @@ impl<'a> Cluster<'a> {
                 )
             })
             .collect();
+        // The pods the plan creates: every pod-network pod again (recreated on its node), and
+        // the target's agents (their usual labels: the chart's own are not known here).
+        let target_labels: std::collections::BTreeMap<String, String> = match target {
+            CniKind::Cilium => [("k8s-app", "cilium")].into_iter(),
+            CniKind::Calico => [("k8s-app", "calico-node")].into_iter(),
+            _ => [("app", "flannel")].into_iter(),
+        }
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let target_namespace = match target {
+            CniKind::Calico => "calico-system",
+            CniKind::Flannel if !talos => "kube-flannel",
+            _ => "kube-system",
+        };
+        let mut recreated: Vec<crate::webhooks::RecreatedPod> = snapshot
+            .objects
+            .pods
+            .iter()
+            .filter(|p| p.spec.node_name.is_some() && !p.spec.host_network)
+            .map(|p| crate::webhooks::RecreatedPod {
+                namespace: p.metadata.namespace(),
+                labels: &p.metadata.labels,
+            })
+            .collect();
+        recreated.push(crate::webhooks::RecreatedPod {
+            namespace: target_namespace,
+            labels: &target_labels,
+        });
+        let webhook_scopes = crate::webhooks::scopes(snapshot, &recreated);
         Cluster {
+            storage: crate::storage::detect(snapshot),
+            webhook_scopes,
             cni_policies,
             snapshot_daemonset_labels,
             facts,
             deployment_replicas,
-            name,
+            name: name.value,
+            name_source: name.source,
             omni_cluster,
             omni_patches,
             kube_proxy: kube_proxy_known(snapshot, facts),
@@ -450,6 +487,59 @@ impl<'a> Cluster<'a> {
             Some((ns, name)) => Some((ns.to_string(), name.to_string())),
             None => Some((facts.namespace.clone()?, daemonset.to_string())),
         }
+    }
+}
+
+/// The cluster's name as its own records say it, first match: Omni's cluster; Talos'
+/// `cluster.clusterName`; kubeadm-config `clusterName`; the kubeconfig context a live read
+/// used. Nothing else is guessed: without any, the plan says it is unnamed and why.
+fn cluster_name(snapshot: &Snapshot, omni: Option<&str>) -> crate::known::Sourced {
+    let sourced = |value: &str, source: &str| crate::known::Sourced {
+        value: value.to_string(),
+        source: source.to_string(),
+    };
+    if let Some(name) = omni {
+        return sourced(name, "the Omni cluster");
+    }
+    let talos = snapshot.talos.iter().find_map(|t| {
+        t.docs.iter().find_map(|d| {
+            d.path(&["cluster", "clusterName"])
+                .and_then(|n| n.scalar_text())
+                .filter(|n| !n.is_empty())
+                .map(|n| (n, t.summary.file.clone()))
+        })
+    });
+    if let Some((name, file)) = talos {
+        return sourced(&name, &format!("Talos cluster.clusterName ({file})"));
+    }
+    let kubeadm = snapshot
+        .objects
+        .config_map("kube-system", "kubeadm-config")
+        .and_then(|cm| cm.data.get("ClusterConfiguration"))
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let value = l.strip_prefix("clusterName:")?.trim().trim_matches('"');
+                (!value.is_empty()).then(|| value.to_string())
+            })
+        });
+    if let Some(name) = kubeadm {
+        return sourced(&name, "kubeadm-config clusterName");
+    }
+    if let Some(context) = snapshot.source.strip_prefix("live:") {
+        return sourced(context, "the kubeconfig context the cluster was read with");
+    }
+    sourced(
+        "unnamed",
+        "no record names it (Omni, Talos cluster.clusterName, kubeadm-config clusterName, a live read's context)",
+    )
+}
+
+/// CRD groups a CNI owns.
+pub fn crd_groups(cni: CniKind) -> &'static [&'static str] {
+    match cni {
+        CniKind::Calico | CniKind::Canal => &["projectcalico.org", "tigera.io"],
+        CniKind::Cilium => &["cilium.io"],
+        _ => &[],
     }
 }
 

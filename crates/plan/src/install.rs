@@ -140,7 +140,11 @@ pub fn target(b: &mut Builder, pool: Option<&str>) -> (Vec<S>, Vec<S>) {
                     "calico-node",
                 );
                 steps.extend(more);
+                // Calico's documented order: its custom resources first, the operator tears Calico
+                // down, then the operator goes, and the CRDs last (crate::tigera).
+                undo.extend(crate::tigera::uninstall_before_operator());
                 undo.extend(more_undo);
+                undo.extend(operator_calico_crds(b));
                 return (steps, undo);
             }
             let (install, uninstall) = helm(
@@ -152,12 +156,19 @@ pub fn target(b: &mut Builder, pool: Option<&str>) -> (Vec<S>, Vec<S>) {
                 CALICO_VERSION,
                 &file,
                 "Install the Tigera operator and Calico.",
-                vec![sh!(
-                    "kubectl wait --for=condition=Available tigerastatus/calico --timeout=10m"
-                )],
+                // The operator creates the TigeraStatus after helm returns: waited for to
+                // exist first (kubectl 1.31+), where a plain wait would fail at once.
+                vec![
+                    sh!("kubectl wait --for=create tigerastatus/calico --timeout=10m"),
+                    sh!("kubectl wait --for=condition=Available tigerastatus/calico --timeout=10m"),
+                ],
             );
             steps.push(install);
+            // Calico's documented order: its custom resources first, the operator tears Calico
+            // down, then the operator goes, and the CRDs last (crate::tigera).
+            undo.extend(crate::tigera::uninstall_before_operator());
             undo.push(uninstall);
+            undo.extend(operator_calico_crds(b));
             (steps, undo)
         }
         _ => {
@@ -168,6 +179,29 @@ pub fn target(b: &mut Builder, pool: Option<&str>) -> (Vec<S>, Vec<S>) {
             }
         }
     }
+}
+
+/// The CRDs the operator's chart installed (helm keeps CRDs on uninstall), removed last when
+/// no CNI the cluster runs shares their groups (Canal's are Calico's); backed up first.
+fn operator_calico_crds(b: &Builder) -> Vec<S> {
+    let groups = crate::context::crd_groups(CniKind::Calico);
+    let shared = b.cluster.facts.cnis.iter().any(|c| {
+        c.kind != CniKind::Calico
+            && crate::context::crd_groups(c.kind)
+                .iter()
+                .any(|g| groups.contains(g))
+    });
+    if shared {
+        return Vec::new();
+    }
+    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    let (delete, _) = ops::delete_crds(
+        &groups,
+        "backups/calico-installed-crds",
+        "Back up and delete the CRDs the operator's chart installed (helm keeps CRDs), last: nothing of Calico is left.".into(),
+        String::new(),
+    );
+    vec![delete]
 }
 
 /// Talos' built-in Flannel, switched on by a patch; Talos never deletes what it rendered, so

@@ -8,6 +8,7 @@ mod artifacts;
 mod backup;
 mod check;
 mod context;
+mod firewall;
 mod handled;
 mod install;
 mod known;
@@ -18,7 +19,10 @@ mod ops;
 mod order;
 mod probe;
 mod runbook;
+mod storage;
 mod strategies;
+mod tigera;
+mod webhooks;
 
 pub use context::{
     CALICO_VERSION, CILIUM_VERSION, FLANNEL_VERSION, InstallChoice, KubeProxyChoice, PlanOptions,
@@ -135,7 +139,11 @@ fn prove(
     replace_kube_proxy: bool,
 ) -> Result<Vec<ProvenFact>, PlanError> {
     let target = options.target;
-    let mut proven = Vec::new();
+    let mut proven = vec![ProvenFact {
+        fact: "cluster name".into(),
+        value: cluster.name.clone(),
+        source: cluster.name_source.clone(),
+    }];
     known::service_path(cluster, replace_kube_proxy)?;
     let needed = known::needs_pod_cidr(cluster, target, strategy);
     cluster.pod_cidr = known::pod_cidr(cluster, options.pod_cidr.as_deref(), needed, target)?;
@@ -357,6 +365,19 @@ pub fn plan(
         ));
     }
     let install = install::method(&builder);
+    // The Cilium values as written (the user's merged in): the tunnel ports they set.
+    let cilium_values: Vec<serde_json::Value> = ["values-migration.yaml", "values-final.yaml"]
+        .iter()
+        .filter_map(|f| builder.artifacts.text(&format!("artifacts/cilium/{f}")))
+        .filter_map(|text| serde_saphyr::from_str(text).ok())
+        .collect();
+    let calico_operator = target == CniKind::Calico
+        && install != InstallChoice::Manifest
+        && !strategies::rolling::uses_calico_migration_manifests(target, strategy);
+    if let Some(ports) = firewall::prerequisites(&cluster, target, calico_operator, &cilium_values)
+    {
+        builder.risks.push(ports);
+    }
     let handled = handled::resolved(
         snapshot,
         &cluster,

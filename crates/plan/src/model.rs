@@ -252,6 +252,24 @@ pub enum Probe {
     NoNodeLabelled { key: String, except: Option<String> },
     /// The object does not exist.
     Absent { object: ObjectRef },
+    /// No pod is left in the namespace (a namespace that does not exist has none).
+    NoPods { namespace: String },
+    /// Every object of `resource` (`plural.group`), in `namespace` or all, reads one of
+    /// `allowed` at `field` (a jsonpath); none of them existing passes.
+    FieldIn {
+        resource: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        field: String,
+        allowed: Vec<String>,
+    },
+    /// The machine configs of `nodes` (at `endpoints`, as talosctl reaches them) contain the
+    /// patch in `file`: Omni rendered a ConfigPatch or template entry into them.
+    TalosConfigHas {
+        nodes: Vec<String>,
+        endpoints: Vec<String>,
+        file: String,
+    },
     /// The node agent on `node` finds no error (NOD001: the first CNI config belongs to the
     /// CNI the node runs).
     NodeInventory { node: String, pod: NodePod },
@@ -269,9 +287,12 @@ pub enum Action {
         objects: Vec<ObjectRef>,
         file: String,
     },
-    /// `cniswap snapshot` of the cluster into `dir`, written whole or not at all.
+    /// `cniswap snapshot` of the cluster into `dir`, written whole or not at all; with
+    /// `talos_nodes`, their machine configs too (secrets redacted: never written in clear).
     Snapshot {
         dir: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        talos_nodes: Vec<String>,
     },
     /// An etcd snapshot of a control plane (Talos: `talosctl etcd snapshot`) into `file`.
     EtcdSnapshot {

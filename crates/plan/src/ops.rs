@@ -748,3 +748,50 @@ pub fn cniswap(args: &[&str]) -> Sh {
     words.extend_from_slice(args);
     argv(&words)
 }
+
+/// Deletes the CRDs of `groups` (their objects go with them) after saving CRDs and objects
+/// into the directory `dir`, written aside and renamed when every file is in it. Returns the
+/// step and its restore (CRDs first, then their objects).
+pub fn delete_crds(groups: &[String], dir: &str, description: String, restore: String) -> (S, S) {
+    let pattern = crate::check::crd_pattern(groups);
+    let tmp = format!("{dir}.tmp");
+    let delete = s(
+        Action::DeleteCrds {
+            groups: groups.to_vec(),
+            backup: dir.to_string(),
+        },
+        description,
+        vec![
+            // The CRD list is read first: an API server that fails writes no backup.
+            sh!(
+                "test -e {} || {{ rm -rf {} && mkdir -p {} && crds=$(kubectl get crd -o name) && ( for crd in $(printf '%s\\n' \"$crds\" | grep -E -- {}); do n=${{crd#*/}}; kubectl get crd \"$n\" -o yaml > {}/\"crd-$n.yaml\" && kubectl get \"$n\" -A -o yaml > {}/\"objects-$n.yaml\" || exit 1; done ) && mv {} {}; }}",
+                dir,
+                tmp,
+                tmp,
+                pattern,
+                tmp,
+                tmp,
+                tmp,
+                dir
+            ),
+            sh!(
+                "crds=$(kubectl get crd -o name) && ( for crd in $(printf '%s\\n' \"$crds\" | grep -E -- {}); do kubectl delete \"$crd\" --timeout=5m || exit 1; done )",
+                pattern
+            ),
+        ],
+        format!("no CRD of {} is left", groups.join(", ")),
+        600,
+    );
+    let restore = s(
+        Action::RestoreBackup {
+            path: format!("{dir}/"),
+            replace: false,
+        },
+        restore,
+        crate::backup::restore_crds(dir),
+        "the CRDs and their objects exist again",
+        600,
+    )
+    .note("CRDs first: their objects need them.");
+    (delete, restore)
+}

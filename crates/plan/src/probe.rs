@@ -154,7 +154,43 @@ pub fn commands(probe: &Probe, image: &str) -> Vec<Sh> {
                 selector
             )]
         }
-        Probe::Absent { object } => vec![absent(object)],
+        // These wait for something another controller does: retried, not failed at once.
+        Probe::Absent { object } => vec![until(&absent(object), &sh!("[ -z \"$out\" ]"))],
+        Probe::NoPods { namespace } => vec![until(
+            &sh!("kubectl -n {} get pods -o name", namespace),
+            &sh!("[ -z \"$out\" ]"),
+        )],
+        Probe::FieldIn {
+            resource,
+            namespace,
+            field,
+            allowed,
+        } => {
+            let path = format!("jsonpath={{range .items[*]}}{{{field}}}{{\"\\n\"}}{{end}}");
+            let pattern = format!("^({})$", allowed.join("|"));
+            let read = match namespace {
+                Some(ns) => sh!("kubectl -n {} get {} -o {}", ns, resource, path),
+                None => sh!("kubectl get {} -A -o {}", resource, path),
+            };
+            // Every non-empty line is one of the allowed values.
+            vec![until(
+                &read,
+                &sh!(
+                    "! printf '%s\\n' \"$out\" | grep -v '^$' | grep -qvE -- {}",
+                    pattern
+                ),
+            )]
+        }
+        // The config holds secrets: only its network and proxy parts are shown, for a person
+        // to compare with the patch.
+        Probe::TalosConfigHas {
+            endpoints, file, ..
+        } => vec![sh!(
+            "talosctl -n {} get machineconfig -o yaml | grep -E -A3 -- {}; cat {}",
+            endpoints.join(","),
+            "^ *(cni|proxy):|kind: (KubeFlannelCNIConfig|KubeProxyConfig|KubeExternalManifestConfig)",
+            file
+        )],
         Probe::NodeInventory { node, pod } => crate::agent::run(node, pod),
         Probe::Cniswap { args } => {
             let mut words = vec!["cniswap".to_string()];
@@ -187,16 +223,32 @@ fn start_probe_pod_anywhere(name: &str, image: &str) -> Vec<Sh> {
     ]
 }
 
+/// Seconds a runbook check of a state another controller brings about is retried.
+pub const WAIT_SECONDS: u32 = 600;
+
+/// Reads with `read` into `$out` every 5 s until `test` passes, failing after
+/// [`WAIT_SECONDS`], or at once when the read itself fails (the cluster did not answer: a
+/// person looks, then runs it again). In a subshell: a person pasting it keeps their shell.
+pub fn until(read: &Sh, test: &Sh) -> Sh {
+    sh!(
+        "( t=0; while out=$({}); do {} && exit 0; t=$((t+5)); [ $t -lt {} ] || exit 1; sleep 5; done; exit 1 )",
+        Code(read),
+        Code(test),
+        WAIT_SECONDS
+    )
+}
+
+/// Reads the object's name (empty when it does not exist).
 fn absent(object: &ObjectRef) -> Sh {
     match &object.namespace {
         Some(ns) => sh!(
-            "out=$(kubectl -n {} get {} {} --ignore-not-found -o name) && [ -z \"$out\" ]",
+            "kubectl -n {} get {} {} --ignore-not-found -o name",
             ns,
             object.kind,
             object.name
         ),
         None => sh!(
-            "out=$(kubectl get {} {} --ignore-not-found -o name) && [ -z \"$out\" ]",
+            "kubectl get {} {} --ignore-not-found -o name",
             object.kind,
             object.name
         ),

@@ -243,3 +243,79 @@ fn no_plan_invents_a_fact_or_a_pool_that_overlaps_what_is_in_use() {
     }
     assert!(pools > 0, "some plan chose a new migration pool");
 }
+
+/// Issue 17 item 6, for every plan: commands use no deprecated spelling; the cluster's name
+/// and its source are stated; the target's ports are stated; wherever Calico's Installation
+/// is deleted (forward or rollback), the teardown wait follows it before the operator or the
+/// CRDs go.
+#[test]
+fn every_plan_names_its_cluster_states_ports_and_keeps_calicos_uninstall_order() {
+    use cniswap_plan::{Action, Probe};
+    const DEPRECATED: [&str; 8] = [
+        "cniswap snapshot -o ",
+        "--delete-local-data",
+        "--generator",
+        "--export",
+        "--record",
+        "--server-dry-run",
+        "helm delete",
+        "--purge",
+    ];
+    let (plans, _) = every_plan();
+    for output in &plans {
+        let plan = &output.plan;
+        let at = format!("{} -> {} {}", plan.cluster, plan.to, plan.strategy);
+        for command in common::commands(plan) {
+            for old in DEPRECATED {
+                assert!(!command.contains(old), "{at}: {old} in {command}");
+            }
+            assert!(
+                !command.contains("--dry-run ") && !command.ends_with("--dry-run"),
+                "{at}: kubectl's --dry-run needs a value: {command}"
+            );
+        }
+        let name = plan
+            .proven
+            .iter()
+            .find(|p| p.fact == "cluster name")
+            .unwrap_or_else(|| panic!("{at}: no cluster name"));
+        assert_eq!(name.value, plan.cluster);
+        assert!(
+            plan.estimates
+                .risks
+                .iter()
+                .any(|r| r.effect.contains("needs these open between the nodes")),
+            "{at}: no firewall prerequisite"
+        );
+        for phase in &plan.phases {
+            for list in [&phase.steps, &phase.rollback] {
+                let Some(installation) = list.iter().position(|s| {
+                    matches!(&s.action, Action::DeleteObject { object, .. } if object.kind == "installation")
+                }) else {
+                    continue;
+                };
+                let wait = list
+                    .iter()
+                    .position(|s| {
+                        matches!(&s.action, Action::Verify { probes, .. } if probes.iter().any(|p| matches!(p, Probe::NoPods { namespace } if namespace == "calico-system")))
+                    })
+                    .unwrap_or_else(|| panic!("{at}: {}: no teardown wait", phase.name));
+                assert!(installation < wait, "{at}: {}", phase.name);
+                for (i, step) in list.iter().enumerate() {
+                    let removes_operator = matches!(&step.action,
+                        Action::DeleteCrds { groups, .. } if groups.iter().any(|g| g == "projectcalico.org"))
+                        || matches!(&step.action, Action::HelmRollback { release, .. } | Action::HelmUninstall { release, .. } if release == "calico")
+                        || matches!(&step.action, Action::DeleteObject { object, .. } if object.name == "tigera-operator");
+                    if removes_operator {
+                        assert!(
+                            wait < i,
+                            "{at}: {}: step {} before the wait",
+                            phase.name,
+                            step.id
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

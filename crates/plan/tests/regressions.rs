@@ -191,8 +191,8 @@ fn item_4_node_cleans_run_attached_in_kube_system() {
     );
 }
 
-/// Item 5: Calico sources: the condition Calico leaves is cleared; the Installation is deleted
-/// before the Tigera operator starts again, and every node loses Calico's CNI config.
+/// Item 5: Calico sources: the condition Calico leaves is cleared; calico-node is scheduled on
+/// no node before the Tigera operator starts again, and every node loses Calico's CNI config.
 #[test]
 fn item_5_calico_leaves_no_condition_and_no_config() {
     let plan = plan_for(
@@ -208,18 +208,24 @@ fn item_5_calico_leaves_no_condition_and_no_config() {
     let at = |pred: &dyn Fn(&Action) -> bool| {
         cleanup.steps.iter().position(|s| pred(&s.action)).unwrap()
     };
-    let installation =
-        at(&|a| matches!(a, Action::DeleteObject { object, .. } if object.kind == "installation"));
+    // calico-node is scheduled nowhere before the operator starts; the Installation goes
+    // while the operator runs (Calico's documented order, tests/runbooks.rs).
+    let nowhere =
+        at(&|a| matches!(a, Action::PatchObject { object, .. } if object.kind == "installation"));
     let operator = at(
         &|a| matches!(a, Action::ScaleDeployment { name, replicas: 1, .. } if name == "tigera-operator"),
     );
+    let installation =
+        at(&|a| matches!(a, Action::DeleteObject { object, .. } if object.kind == "installation"));
     let files = at(
         &|a| matches!(a, Action::NodeFiles { remove, .. } if remove.iter().any(|f| f.ends_with("10-calico.conflist"))),
     );
     let inventory = at(
         &|a| matches!(a, Action::Verify { probes, .. } if probes.iter().any(|p| matches!(p, Probe::NodeInventory { .. }))),
     );
-    assert!(installation < operator && operator < files && files < inventory);
+    assert!(
+        nowhere < operator && operator < installation && installation < files && files < inventory
+    );
 }
 
 /// Item 6: Unknown kube-proxy presence refuses with a question; with an answer, kube-proxy is

@@ -438,6 +438,63 @@ pub struct Webhook {
     pub client_config: WebhookClientConfig,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<WebhookRule>,
+    /// Which namespaces' objects it sees (none: every namespace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Which objects it sees by their labels (none: every object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_selector: Option<LabelSelector>,
+}
+
+/// A Kubernetes label selector (matchLabels and matchExpressions, ANDed).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LabelSelector {
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_empty"
+    )]
+    pub match_labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LabelSelectorRequirement {
+    pub key: String,
+    /// In, NotIn, Exists, DoesNotExist.
+    pub operator: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+impl LabelSelector {
+    /// Whether labels satisfy the selector, as the API server decides; `None` when an
+    /// operator is not one Kubernetes defines (nothing is assumed).
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> Option<bool> {
+        if !self
+            .match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+        {
+            return Some(false);
+        }
+        for r in &self.match_expressions {
+            let value = labels.get(&r.key);
+            let ok = match r.operator.as_str() {
+                "In" => value.is_some_and(|v| r.values.contains(v)),
+                "NotIn" => value.is_none_or(|v| !r.values.contains(v)),
+                "Exists" => value.is_some(),
+                "DoesNotExist" => value.is_none(),
+                _ => return None,
+            };
+            if !ok {
+                return Some(false);
+            }
+        }
+        Some(true)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -457,6 +514,8 @@ pub struct ServiceReference {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct WebhookRule {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub api_groups: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -29,6 +29,17 @@ pub fn operator_values(cluster: &Cluster, pool: &str, bpf: bool, user: &[Value])
             &json!({"kubeletVolumePluginPath": "None"}),
         );
     }
+    // k3s and RKE2 need forwarding on in the pods' namespaces (Calico's k3s quickstart sets
+    // it in the Installation; RKE2's own Calico chart does the same).
+    if matches!(
+        cluster.facts.platform.kind,
+        cniswap_model::PlatformKind::K3s | cniswap_model::PlatformKind::Rke2
+    ) {
+        merge(
+            &mut installation,
+            &json!({"calicoNetwork": {"containerIPForwarding": "Enabled"}}),
+        );
+    }
     let mut values = json!({"installation": installation});
     for u in user {
         merge(&mut values, u);

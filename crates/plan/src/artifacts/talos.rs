@@ -155,6 +155,28 @@ pub fn omni_config_patch(cluster: &str, patch: &TalosPatch, role: &str) -> Value
     })
 }
 
+/// Omni renders a ConfigPatch (or template entry) into the machines' configs later: the step
+/// is done when every node of the role has it, not when the resource exists.
+pub fn rendered(role: &str, nodes: &[&PlanNode], file: &str, why: &str) -> S {
+    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    crate::ops::verify(
+        &format!("the {role} machines render the patch"),
+        vec![crate::model::Probe::TalosConfigHas {
+            nodes: names.clone(),
+            endpoints: Cluster::talos_endpoints(nodes),
+            file: file.to_string(),
+        }],
+        format!(
+            "Wait until Omni has rendered the patch into the config of every {role} machine ({}): {why}.",
+            names.join(", ")
+        ),
+        format!(
+            "the machine config of each of {} contains {file}",
+            names.join(", ")
+        ),
+    )
+}
+
 /// The step that applies a Talos patch to one role's nodes (talosctl, an Omni ConfigPatch, or
 /// an Omni template entry), and the step that takes it back.
 pub fn steps(

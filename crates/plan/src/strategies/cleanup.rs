@@ -8,15 +8,6 @@ use crate::model::{Action, ObjectRef, Probe};
 use crate::ops::{self, S, s};
 use cniswap_model::{CniKind, InstallMethod};
 
-/// CRD groups a CNI owns.
-fn crd_groups(cni: CniKind) -> &'static [&'static str] {
-    match cni {
-        CniKind::Calico | CniKind::Canal => &["projectcalico.org", "tigera.io"],
-        CniKind::Cilium => &["cilium.io"],
-        _ => &[],
-    }
-}
-
 /// Objects (kind, namespace, name) the CNI's usual install leaves besides its DaemonSet.
 fn leftovers(
     cni: CniKind,
@@ -58,40 +49,23 @@ fn leftovers(
     }
 }
 
-/// The Tigera operator's Calico: the Installation is deleted first (with the operator still
-/// stopped, it only gets its deletion mark), then the operator is started so it tears Calico
-/// down and lets the Installation go; started while the Installation still stood, it would
-/// recreate calico-node, whose 10-calico.conflist sorts before Flannel's. Then every node is
-/// checked: no Calico CNI config, no NetworkUnavailable left by the stopping agents.
+/// The Tigera operator's Calico, in Calico's documented uninstall order (crate::tigera): the
+/// operator, stopped since its calico-node went, starts again with calico-node scheduled on
+/// no node (started while the Installation stood as it was, it would recreate calico-node,
+/// whose 10-calico.conflist sorts before Flannel's); the APIServer and the Installation go
+/// while it runs, and it tears Calico down. Then every node is checked: no Calico CNI
+/// config, no NetworkUnavailable left by the stopping agents.
 fn tigera(b: &Builder, steps: &mut Vec<S>, undo: &mut Vec<S>) {
-    let installation = ObjectRef::new("installation", None, "default");
-    let backup = ops::backup_file(&installation);
-    steps.push(s(
-        Action::DeleteObject {
-            object: installation.clone(),
-            backup: backup.clone(),
-        },
-        "Back up the Installation and mark it for deletion (the stopped operator holds its finalizer; nothing is recreated).",
-        vec![
-            crate::backup::write_once(&crate::backup::get_yaml(&installation), &backup),
-            sh!("kubectl delete installation default --ignore-not-found --wait=false"),
-        ],
-        "the Installation is gone or being deleted",
-        120,
-    ));
+    let (nowhere, restore_installation) = crate::tigera::schedule_calico_node_nowhere();
+    steps.push(nowhere);
     if let Some((_, mut resume)) = b.pause_controller(CniKind::Calico) {
         resume.description =
-            "Start the Tigera operator: it removes Calico and releases the Installation.".into();
+            "Start the Tigera operator: it tears Calico down once its custom resources go.".into();
         steps.push(resume);
     }
-    steps.push(ops::verify(
-        "the Installation is gone",
-        vec![Probe::Absent {
-            object: installation.clone(),
-        }],
-        "Wait until the operator released the Installation.".into(),
-        "`kubectl get installation default` says NotFound",
-    ));
+    let (deletes, restores) = crate::tigera::delete_custom_resources();
+    steps.extend(deletes);
+    steps.push(crate::tigera::torn_down());
     for node in &b.cluster.nodes {
         steps.push(ops::node_files(
             &node.name,
@@ -129,10 +103,11 @@ fn tigera(b: &Builder, steps: &mut Vec<S>, undo: &mut Vec<S>) {
             .into(),
         "the node agent exits 0 on every node",
     ));
-    undo.insert(
-        0,
-        ops::restore_backup(&backup, "Recreate the Installation from its backup.".into()),
-    );
+    // Rollback order: the APIServer and the Installation come back from their backups (the
+    // Installation's was taken before the nodeSelector patch), and the patch is undone.
+    let mut back = restores;
+    back.push(restore_installation);
+    undo.splice(0..0, back);
     let tigera_backup = "backups/tigera-operator-namespace.yaml";
     let namespace = ObjectRef::new("namespace", None, "tigera-operator");
     steps.push(s(
@@ -210,47 +185,22 @@ fn remove_source(b: &Builder, cni: CniKind) -> (Vec<S>, Vec<S>) {
         steps.push(delete);
         undo.insert(0, restore);
     }
-    let groups = crd_groups(cni);
+    let groups = crate::context::crd_groups(cni);
     // Canal's CRDs are Calico's: keep them when Calico is the target.
-    let shared = crd_groups(b.options.target)
+    let shared = crate::context::crd_groups(b.options.target)
         .iter()
         .any(|g| groups.contains(g));
     if !groups.is_empty() && !shared {
         let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-        let pattern = crate::check::crd_pattern(&groups);
-        let dir = format!("backups/{cni}-crds");
-        let tmp = format!("{dir}.tmp");
-        steps.push(s(
-            Action::DeleteCrds { groups: groups.clone(), backup: dir.clone() },
-            format!("Back up {cni}'s custom resources and CRDs, then delete the CRDs (their objects, policies included, go with them: MIG007)."),
-            vec![
-                // The whole directory is written aside and renamed when every file is in it.
-                // The CRD list is read first: an API server that fails writes no backup.
-                sh!(
-                    "test -e {} || {{ rm -rf {} && mkdir -p {} && crds=$(kubectl get crd -o name) && ( for crd in $(printf '%s\\n' \"$crds\" | grep -E -- {}); do n=${{crd#*/}}; kubectl get crd \"$n\" -o yaml > {}/\"crd-$n.yaml\" && kubectl get \"$n\" -A -o yaml > {}/\"objects-$n.yaml\" || exit 1; done ) && mv {} {}; }}",
-                    dir, tmp, tmp, pattern, tmp, tmp, tmp, dir
-                ),
-                sh!(
-                    "crds=$(kubectl get crd -o name) && ( for crd in $(printf '%s\\n' \"$crds\" | grep -E -- {}); do kubectl delete \"$crd\" --timeout=5m || exit 1; done )",
-                    pattern
-                ),
-            ],
-            format!("no CRD of {} is left", groups.join(", ")),
-            600,
-        ));
-        let mut restore = s(
-            Action::RestoreBackup {
-                path: format!("{dir}/"),
-                replace: false,
-            },
+        let (delete, restore) = ops::delete_crds(
+            &groups,
+            &format!("backups/{cni}-crds"),
+            format!(
+                "Back up {cni}'s custom resources and CRDs, then delete the CRDs (their objects, policies included, go with them: MIG007)."
+            ),
             format!("Recreate {cni}'s CRDs, then their objects, from the backup."),
-            crate::backup::restore_crds(&dir),
-            "the CRDs and their objects exist again",
-            600,
         );
-        restore
-            .notes
-            .push("CRDs first: their objects need them.".into());
+        steps.push(delete);
         undo.insert(0, restore);
     }
     (steps, undo)

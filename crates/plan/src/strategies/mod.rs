@@ -1,5 +1,6 @@
 //! The strategies of DESIGN.md: fresh, cutover, rolling; and the steps they share.
 
+mod between;
 pub mod calico_migration;
 pub mod cleanup;
 pub mod cutover;
@@ -132,19 +133,40 @@ impl<'a> Builder<'a> {
             ])],
             "no error finding remains that the plan does not resolve, or each is accepted in writing",
         )];
-        steps.push(
-            s(
-                Action::Snapshot {
-                    dir: "backups/snapshot".into(),
-                },
-                "Save a snapshot of the cluster as it is before the plan (secrets redacted).",
-                vec![sh!(
-                    "test -d backups/snapshot || {{ rm -rf backups/snapshot.tmp && mkdir -p backups && cniswap snapshot -o backups/snapshot.tmp && mv backups/snapshot.tmp backups/snapshot; }}"
-                )],
-                "backups/snapshot exists",
-                300,
-            ),
-        );
+        // On Talos the CNI and kube-proxy settings live in the machine configs: they are saved
+        // too, redacted (docs/security.md: a secret is never written in clear; the etcd
+        // snapshot and the user's own secrets bundle are what restores secrets).
+        let talos_nodes = if self.cluster.talos {
+            Cluster::talos_endpoints(&self.cluster.nodes.iter().collect::<Vec<_>>())
+        } else {
+            Vec::new()
+        };
+        let mut snapshot = vec![
+            "cniswap".to_string(),
+            "snapshot".into(),
+            "--out-dir".into(),
+            "backups/snapshot.tmp".into(),
+        ];
+        if !talos_nodes.is_empty() {
+            snapshot.extend(["--talos-nodes".into(), talos_nodes.join(",")]);
+        }
+        steps.push(s(
+            Action::Snapshot {
+                dir: "backups/snapshot".into(),
+                talos_nodes: talos_nodes.clone(),
+            },
+            if talos_nodes.is_empty() {
+                "Save a snapshot of the cluster as it is before the plan (secrets are never read)."
+            } else {
+                "Save a snapshot of the cluster and every node's machine config as they are before the plan (secrets redacted)."
+            },
+            vec![sh!(
+                "test -d backups/snapshot || {{ rm -rf backups/snapshot.tmp && mkdir -p backups && {} && mv backups/snapshot.tmp backups/snapshot; }}",
+                crate::shell::Code(&crate::shell::argv(&snapshot))
+            )],
+            "backups/snapshot exists",
+            300,
+        ));
         let mut objects: Vec<ObjectRef> = self
             .cluster
             .sources
@@ -309,6 +331,9 @@ impl<'a> Builder<'a> {
                 why,
             );
             apply.push(forward);
+            if self.cluster.omni {
+                apply.push(crate::artifacts::talos::rendered(role, &nodes, &file, why));
+            }
             undo.insert(0, back);
         }
         (apply, undo)

@@ -303,6 +303,8 @@ fn to_cilium(b: &mut Builder) {
                 }],
                 &b.agent_image(),
             ));
+            // Replicated storage heals before the next node is drained.
+            steps.extend(b.between_nodes(node));
             // Undo, node by node (in reverse): off the CiliumNodeConfig, the conflist
             // removed and the old CNI's configs renamed back, then the node renewed.
             let mut undo = start_node(node);
@@ -663,6 +665,8 @@ fn to_flannel(b: &mut Builder) {
                 ],
                 &b.agent_image(),
             ));
+            // Replicated storage heals before the next node is drained.
+            steps.extend(b.between_nodes(node));
             let mut back = start_node(node);
             back.extend(restore);
             back.push(ops::label_node(

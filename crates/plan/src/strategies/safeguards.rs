@@ -114,6 +114,55 @@ fn webhooks(b: &mut Builder, findings: &[Finding]) -> Vec<Relaxation> {
         let Some((kind, name)) = risk.configuration.split_once('/') else {
             continue;
         };
+        let scope = b
+            .cluster
+            .webhook_scopes
+            .get(&(risk.configuration.clone(), risk.webhook.clone()))
+            .cloned();
+        let fired = findings.iter().any(|f| {
+            f.rule == "MIG005" && f.object.as_deref() == Some(risk.configuration.as_str())
+        });
+        if let Some(scope) = &scope
+            && (!scope.creates_pods || scope.sees_recreated == Some(false))
+        {
+            let why = if scope.creates_pods {
+                "its namespace and object selectors match none of the pods the plan creates"
+            } else {
+                "its rules do not cover creating pods"
+            };
+            if fired {
+                b.resolves(
+                    "MIG005",
+                    Some(risk.configuration.clone()),
+                    format!("not relaxed: {why}, so pod recreation never waits for it"),
+                );
+            }
+            b.risks.push(Risk {
+                rule: Some("MIG005".into()),
+                effect: format!("webhook {} of {} fails closed and is served from the pod network ({}): while its pods move, what it matches is rejected", risk.webhook, risk.configuration, risk.service),
+                handling: format!("not relaxed: {why}; a change it matches made during the window waits until its pods run again"),
+            });
+            continue;
+        }
+        if let Some(scope) = &scope
+            && scope.injects_sidecars
+        {
+            // Relaxed, pods recreated meanwhile would start without their sidecar (no
+            // secrets from Vault's agent, no mesh proxy): it is never relaxed.
+            if fired {
+                b.resolves(
+                    "MIG005",
+                    Some(risk.configuration.clone()),
+                    "not relaxed: it injects sidecars; a pod recreated while it is unreachable is rejected and its controller retries until the injector runs again",
+                );
+            }
+            b.risks.push(Risk {
+                rule: Some("MIG005".into()),
+                effect: format!("webhook {} of {} injects sidecars, fails closed and is served from the pod network ({}): while its own pods move, pods it matches cannot be created", risk.webhook, risk.configuration, risk.service),
+                handling: "never relaxed (a pod admitted without its sidecar runs without what it injects); its controllers retry creation until the injector answers again; run the injector with two replicas on different nodes to avoid the gap".into(),
+            });
+            continue;
+        }
         let kind = kind.to_lowercase();
         let object = ObjectRef::new(&kind, None, name);
         let backup = ops::backup_file(&object);
@@ -143,10 +192,7 @@ fn webhooks(b: &mut Builder, findings: &[Finding]) -> Vec<Relaxation> {
                 risk.webhook
             ),
         );
-        if findings
-            .iter()
-            .any(|f| f.rule == "MIG005" && f.object.as_deref() == Some(risk.configuration.as_str()))
-        {
+        if fired {
             b.resolves(
                 "MIG005",
                 Some(risk.configuration.clone()),
