@@ -134,7 +134,7 @@ pub struct Cluster<'a> {
     /// CNI-specific policy objects: (owner, kind, apiVersion, namespace, name).
     pub cni_policies: Vec<(CniKind, String, String, Option<String>, String)>,
     /// Pod-template labels of every DaemonSet (`namespace/name`).
-    pub snapshot_daemonset_labels: HashMap<String, std::collections::BTreeMap<String, String>>,
+    pub snapshot_daemonset_labels: HashMap<String, cniswap_snapshot::objects::Labels>,
 }
 
 impl<'a> Cluster<'a> {
