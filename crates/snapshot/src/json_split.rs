@@ -434,7 +434,7 @@ mod tests {
             format!("{{\"kind\":\"List\",\"items\":[{pod} {pod}]}}"),
             format!("{{\"kind\":\"List\",\"items\":[{pod}],\"kind\":5}}"),
             format!("{{\"kind\":\"List\",\"items\":[{pod}],\"items\":[]}}"),
-            format!("{{\"kind\":\"List\",\"items\":[1]}}"),
+            "{\"kind\":\"List\",\"items\":[1]}".to_string(),
             "{\"kind\":\"List\",\"items\":[{\"kind\":\"Pod\",\"metadata\":{\"name\":\"UPPER\"}}]}"
                 .to_string(),
             "[{\"kind\":\"Namespace\",\"metadata\":{\"name\":\"a\"}}]".to_string(),

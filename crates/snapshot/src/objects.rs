@@ -366,7 +366,11 @@ impl Pod {
     pub fn compact(&mut self) {
         // Of the conditions, facts read whether the pod is Ready.
         self.status.conditions.retain(|c| c.kind == "Ready");
+        // Lists grow by four when decoded: a pod has one container and one owner, and holding
+        // room for four cost 100 MB on 150,000 pods.
         self.status.conditions.shrink_to_fit();
+        self.spec.containers.shrink_to_fit();
+        self.metadata.owner_references.shrink_to_fit();
         let control_plane = self.metadata.namespace() == "kube-system"
             && ["kube-controller-manager", "kube-apiserver"]
                 .iter()
