@@ -265,8 +265,7 @@ impl<R: Read> Input<R> {
 /// Most objects have fewer brackets than that, which settles it without following strings.
 fn within_depth(value: &[u8], depth: usize) -> bool {
     let limit = MAX_FAST_DEPTH.saturating_sub(depth);
-    let brackets = value.iter().filter(|b| matches!(b, b'{' | b'[')).count();
-    if brackets <= limit {
+    if brackets(value) <= limit {
         return true;
     }
     let mut scan = Scan {
@@ -275,6 +274,20 @@ fn within_depth(value: &[u8], depth: usize) -> bool {
         in_string: false,
     };
     matches!(scan.run(value, limit), Scanned::End(_))
+}
+
+/// How many `{` and `[` `bytes` holds (they differ only in bit 0x20), counted in blocks small
+/// enough for byte-wide counters, which the compiler turns into vector code: every byte of a
+/// snapshot passes through here, and a plain count took a tenth of inspect's time.
+fn brackets(bytes: &[u8]) -> usize {
+    bytes
+        .chunks(255)
+        .map(|block| {
+            block
+                .iter()
+                .fold(0u8, |n, &b| n + u8::from(b | 0x20 == b'{')) as usize
+        })
+        .sum()
 }
 
 /// Where a scan stopped.
@@ -461,6 +474,13 @@ mod tests {
         for chunk in [1, 2, 5, 1 << 20] {
             assert_eq!(flat(fast(&text, chunk).unwrap()), expected, "chunk {chunk}");
         }
+    }
+
+    #[test]
+    fn brackets_are_counted_outside_and_inside_strings() {
+        let text = "{[\"{[}]\" {{{ ;[".repeat(300);
+        assert_eq!(brackets(text.as_bytes()), 8 * 300);
+        assert_eq!(brackets(b"{}[]KkYy;"), 2);
     }
 
     #[test]
