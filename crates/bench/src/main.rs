@@ -5,7 +5,8 @@
 //! `sudo target/release/cniswap-bench --lab [--kwok-nodes 1000] [--pods-per-node 30]` (root:
 //! brings labs up; see lab.rs)
 //! `cargo run --release -p cniswap-bench -- --scaling [5000,10000,20000]`
-//! `target/release/cniswap-bench --ratio [--nodes 5000] [--runs 3]` (python3 on PATH)
+//! `target/release/cniswap-bench --ratio [--nodes 5000] [--runs 3] [--keep DIR]` (python3 on
+//! PATH; `--keep` writes the snapshot to DIR once and keeps it, for profilers and repeat runs)
 //! `target/release/cniswap-bench --apply-memory 500` (apply's executor, the cluster in memory)
 //! `sudo target/release/cniswap-bench --apply-lab 500` (root: a lab of 500 kwok nodes; apply's
 //! own time per node) or `--apply-kubeconfig FILE [--apply-nodes N]` (a cluster's kwok nodes)
@@ -51,12 +52,14 @@ fn main() -> std::process::ExitCode {
     let mut scaling: Option<Vec<usize>> = None;
     let mut ratio = false;
     let mut runs = 3;
+    let mut keep: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--lint-repo" => lint_files = args.next().and_then(|n| n.parse().ok()),
             "--node-state" => node_state = true,
             "--ratio" => ratio = true,
+            "--keep" => keep = args.next().map(PathBuf::from),
             "--runs" => runs = args.next().and_then(|n| n.parse().ok()).unwrap_or(3).max(1),
             "--plan" => plan = true,
             "--verify" => verify_image = args.next(),
@@ -109,7 +112,7 @@ fn main() -> std::process::ExitCode {
             }
             _ => {
                 eprintln!(
-                    "usage: cniswap-bench --ratio [--nodes 5000] [--runs 3] | [--plan] [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N | --node-state | --verify IMAGE | --lab [--kwok-nodes 1000] [--pods-per-node 30] | --scaling [5000,10000,20000] | --apply-memory N | --apply-lab N | --apply-kubeconfig FILE [--apply-nodes N]"
+                    "usage: cniswap-bench --ratio [--nodes 5000] [--runs 3] [--keep DIR] | [--plan] [--nodes 500,5000] [--pods-per-node 30] [--formats json,yaml] | --lint-repo N | --node-state | --verify IMAGE | --lab [--kwok-nodes 1000] [--pods-per-node 30] | --scaling [5000,10000,20000] | --apply-memory N | --apply-lab N | --apply-kubeconfig FILE [--apply-nodes N]"
                 );
                 return std::process::ExitCode::from(2);
             }
@@ -152,7 +155,7 @@ fn main() -> std::process::ExitCode {
     }
     if ratio {
         let n = if nodes == [500, 5000] { 5000 } else { nodes[0] };
-        return match ratio::run(&binary, n, pods_per_node, runs) {
+        return match ratio::run(&binary, n, pods_per_node, runs, keep.as_deref()) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -579,6 +582,22 @@ pub(crate) fn measure(
     binary: &std::path::Path,
     args: &[&std::ffi::OsStr],
 ) -> Result<(f64, i64, i32), String> {
+    measure_with_cpu(binary, args).map(|m| (m.seconds, m.peak_kib, m.code))
+}
+
+/// One run of a child process: wall time, CPU time (user + system), peak RSS, exit code.
+pub(crate) struct Measured {
+    pub seconds: f64,
+    /// The child's own CPU seconds: on a shared machine this moves less than wall time.
+    pub cpu_seconds: f64,
+    pub peak_kib: i64,
+    pub code: i32,
+}
+
+pub(crate) fn measure_with_cpu(
+    binary: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+) -> Result<Measured, String> {
     let start = Instant::now();
     let child = Command::new(binary)
         .args(args)
@@ -588,7 +607,13 @@ pub(crate) fn measure(
         .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
     let (status, usage) = wait_with_rusage(child.id() as libc::pid_t)?;
     let seconds = start.elapsed().as_secs_f64();
-    Ok((seconds, usage.ru_maxrss, status))
+    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(Measured {
+        seconds,
+        cpu_seconds: cpu(usage.ru_utime) + cpu(usage.ru_stime),
+        peak_kib: usage.ru_maxrss,
+        code: status,
+    })
 }
 
 /// std's Child::wait does not expose rusage; wait4 gives the child's own peak RSS (ru_maxrss, KiB).

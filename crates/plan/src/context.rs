@@ -153,7 +153,7 @@ pub struct Cluster<'a> {
     /// CNI-specific policy objects: (owner, kind, apiVersion, namespace, name).
     pub cni_policies: Vec<(CniKind, String, String, Option<String>, String)>,
     /// Pod-template labels of every DaemonSet (`namespace/name`).
-    pub snapshot_daemonset_labels: HashMap<String, std::collections::BTreeMap<String, String>>,
+    pub snapshot_daemonset_labels: HashMap<String, cniswap_snapshot::objects::Labels>,
     /// What each admission webhook can see of the pods the plan creates, keyed by
     /// (`Kind/configuration`, webhook).
     pub webhook_scopes: HashMap<(String, String), crate::webhooks::Scope>,
@@ -351,12 +351,12 @@ impl<'a> Cluster<'a> {
             .filter(|p| p.spec.node_name.is_some() && !p.spec.host_network)
             .map(|p| crate::webhooks::RecreatedPod {
                 namespace: p.metadata.namespace(),
-                labels: &p.metadata.labels,
+                labels: p.metadata.labels.to_map(),
             })
             .collect();
         recreated.push(crate::webhooks::RecreatedPod {
             namespace: target_namespace,
-            labels: &target_labels,
+            labels: target_labels,
         });
         let webhook_scopes = crate::webhooks::scopes(snapshot, &recreated);
         Cluster {

@@ -23,7 +23,7 @@ pub struct Scope {
 /// A recreated pod: its namespace and labels.
 pub struct RecreatedPod<'a> {
     pub namespace: &'a str,
-    pub labels: &'a BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
 }
 
 fn covers_pod_creation(webhook: &Webhook) -> bool {
@@ -51,7 +51,7 @@ fn selects(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) 
 fn sees(
     webhook: &Webhook,
     pods: &[RecreatedPod],
-    namespaces: &HashMap<&str, &BTreeMap<String, String>>,
+    namespaces: &HashMap<&str, BTreeMap<String, String>>,
 ) -> Option<bool> {
     let mut unknown = false;
     for pod in pods {
@@ -75,7 +75,7 @@ fn sees(
         };
         match (
             in_namespace,
-            selects(webhook.object_selector.as_ref(), pod.labels),
+            selects(webhook.object_selector.as_ref(), &pod.labels),
         ) {
             (Some(true), Some(true)) => return Some(true),
             (Some(false), _) | (_, Some(false)) => {}
@@ -92,11 +92,11 @@ fn injector_name(name: &str) -> bool {
 
 /// The scope of every webhook of the snapshot, keyed by (`Kind/configuration`, webhook).
 pub fn scopes(snapshot: &Snapshot, pods: &[RecreatedPod]) -> HashMap<(String, String), Scope> {
-    let namespaces: HashMap<&str, &BTreeMap<String, String>> = snapshot
+    let namespaces: HashMap<&str, BTreeMap<String, String>> = snapshot
         .objects
         .namespaces
         .iter()
-        .map(|n| (n.metadata.name.as_str(), &n.metadata.labels))
+        .map(|n| (n.metadata.name.as_str(), n.metadata.labels.to_map()))
         .collect();
     let configs = snapshot
         .objects

@@ -130,6 +130,38 @@ enum Part {
     Skip,
 }
 
+/// A map key, borrowed from the input where the decoder can (JSON without escapes): an object
+/// has a handful of keys, and a snapshot hundreds of thousands of objects.
+pub(crate) struct Key<'de>(pub std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(v.into()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(v.to_owned().into()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(v.into()))
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Key<'de>, E> {
+                match std::str::from_utf8(v) {
+                    Ok(s) => self.visit_str(s),
+                    Err(_) => Err(E::invalid_value(de::Unexpected::Bytes(v), &self)),
+                }
+            }
+        }
+        d.deserialize_string(KeyVisitor)
+    }
+}
+
 struct PartSeed<'k> {
     class: Class,
     key: &'k str,
@@ -202,11 +234,11 @@ impl<'de> Visitor<'de> for ObjectVisitor {
         let mut kind: Option<String> = None;
         let mut metadata: Option<Meta> = None;
         let mut items: Option<Vec<Object>> = None;
-        let mut parts: Vec<(String, Part)> = Vec::new();
+        let mut parts: Vec<Part> = Vec::new();
         let mut buffered: Vec<(String, serde_json::Value)> = Vec::new();
 
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
+        while let Some(key) = map.next_key::<Key>()? {
+            match &*key.0 {
                 "apiVersion" => {
                     api_version = map.next_value::<Option<String>>()?.unwrap_or_default()
                 }
@@ -219,11 +251,11 @@ impl<'de> Visitor<'de> for ObjectVisitor {
                     Some(k) => {
                         let part = map.next_value_seed(PartSeed {
                             class: classify(&api_version, k),
-                            key: &key,
+                            key: &key.0,
                         })?;
-                        parts.push((key, part));
+                        parts.push(part);
                     }
-                    None => buffered.push((key, map.next_value()?)),
+                    None => buffered.push((key.0.into_owned(), map.next_value()?)),
                 },
             }
         }
@@ -239,7 +271,7 @@ impl<'de> Visitor<'de> for ObjectVisitor {
             let part = PartSeed { class, key: &key }
                 .deserialize(value)
                 .map_err(|e| de::Error::custom(format!("{kind} field `{key}`: {e}")))?;
-            parts.push((key, part));
+            parts.push(part);
         }
         let object = assemble(
             class,
@@ -263,12 +295,16 @@ fn assemble(
     api_version: String,
     kind: String,
     metadata: Meta,
-    parts: Vec<(String, Part)>,
+    mut parts: Vec<Part>,
 ) -> Object {
+    // The first part of the variant, moved out (a key given twice: the first counts).
     macro_rules! take {
         ($variant:ident) => {
-            parts.iter().find_map(|(_, p)| match p {
-                Part::$variant(v) => Some(v.clone()),
+            parts.iter_mut().find_map(|p| match p {
+                Part::$variant(_) => match std::mem::replace(p, Part::Skip) {
+                    Part::$variant(v) => Some(v),
+                    _ => None,
+                },
                 _ => None,
             })
         };

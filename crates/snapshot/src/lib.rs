@@ -9,6 +9,7 @@
 mod admit;
 pub mod decode;
 mod error;
+mod json_split;
 mod load;
 pub mod objects;
 mod read;

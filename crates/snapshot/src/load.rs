@@ -581,10 +581,12 @@ fn read_file(
     }
     // Buffered outside the check too: serde_json reads byte by byte, and through `Checked`
     // alone each byte was a call of its own (issue 19: 5.2 s instead of 2.2 s on 5,000 nodes).
-    let reader = BufReader::with_capacity(1 << 16, Checked::new(reader, remaining));
+    let checked = |reader| BufReader::with_capacity(1 << 16, Checked::new(reader, remaining));
 
     match (area, format) {
-        (Area::Nodes, Format::Json) => return load_inventory(snapshot, path, &rel, reader),
+        (Area::Nodes, Format::Json) => {
+            return load_inventory(snapshot, path, &rel, checked(reader));
+        }
         (Area::Nodes, Format::Yaml) => {
             snapshot.skip(
                 rel,
@@ -593,20 +595,14 @@ fn read_file(
             return Ok(());
         }
         (Area::Cluster, Format::Json) if name == crate::store::UNREAD_FILE => {
-            return read_unread(snapshot, path, reader);
+            return read_unread(snapshot, path, checked(reader));
         }
         (_, Format::Json) => {
-            return stream_file(
-                snapshot,
-                path,
-                rel,
-                reader,
-                Format::Json,
-                "JSON without Kubernetes objects (no `kind`)",
-            );
+            let start = if bom { read::BOM.len() as u64 } else { 0 };
+            return stream_json(snapshot, path, rel, reader, start, remaining);
         }
         (Area::Cluster, Format::Yaml) => {
-            let n = stream_objects(snapshot, path, reader, Format::Yaml)?;
+            let n = stream_objects(snapshot, path, checked(reader), Format::Yaml)?;
             info!("read {} as {n} Kubernetes objects", esc(&rel));
             snapshot.files_read += 1;
             return Ok(());
@@ -625,7 +621,7 @@ fn read_file(
         (Area::Elsewhere, Format::Yaml) if size > limits.max_file_bytes => {
             // Too large to read whole: it can only be a dump of Kubernetes objects.
             let mut objects = crate::store::Objects::default();
-            let streamed = load_reader(reader, Format::Yaml, |object| {
+            let streamed = load_reader(checked(reader), Format::Yaml, |object| {
                 if object == Object::NotKubernetes {
                     return Err(String::new());
                 }
@@ -662,7 +658,7 @@ fn read_file(
     }
 
     let mut bytes = Vec::with_capacity(size as usize);
-    let mut reader = reader;
+    let mut reader = checked(reader);
     reader
         .read_to_end(&mut bytes)
         .map_err(|e| io_error(path, &e))?;
@@ -762,23 +758,31 @@ fn merge_objects(into: &mut crate::store::Objects, from: crate::store::Objects) 
         other_kinds,
         secrets_dropped,
     } = from;
-    into.nodes.extend(nodes);
-    into.pods.extend(pods);
-    into.daemonsets.extend(daemonsets);
-    into.deployments.extend(deployments);
-    into.statefulsets.extend(statefulsets);
-    into.config_maps.extend(config_maps);
-    into.pdbs.extend(pdbs);
-    into.validating_webhooks.extend(validating_webhooks);
-    into.mutating_webhooks.extend(mutating_webhooks);
-    into.services.extend(services);
-    into.network_policies.extend(network_policies);
-    into.namespaces.extend(namespaces);
-    into.csi_drivers.extend(csi_drivers);
-    into.crds.extend(crds);
-    into.storage_classes.extend(storage_classes);
-    into.cni_configs.extend(cni_configs);
-    into.cni_policies.extend(cni_policies);
+    /// Appends; an empty list takes the other's allocation (150,000 pods are not copied).
+    fn append<T>(into: &mut Vec<T>, mut from: Vec<T>) {
+        if into.is_empty() {
+            *into = from;
+        } else {
+            into.append(&mut from);
+        }
+    }
+    append(&mut into.nodes, nodes);
+    append(&mut into.pods, pods);
+    append(&mut into.daemonsets, daemonsets);
+    append(&mut into.deployments, deployments);
+    append(&mut into.statefulsets, statefulsets);
+    append(&mut into.config_maps, config_maps);
+    append(&mut into.pdbs, pdbs);
+    append(&mut into.validating_webhooks, validating_webhooks);
+    append(&mut into.mutating_webhooks, mutating_webhooks);
+    append(&mut into.services, services);
+    append(&mut into.network_policies, network_policies);
+    append(&mut into.namespaces, namespaces);
+    append(&mut into.csi_drivers, csi_drivers);
+    append(&mut into.crds, crds);
+    append(&mut into.storage_classes, storage_classes);
+    append(&mut into.cni_configs, cni_configs);
+    append(&mut into.cni_policies, cni_policies);
     for (kind, count) in other_kinds {
         *into.other_kinds.entry(kind).or_default() += count;
     }
@@ -903,6 +907,60 @@ fn scrub(message: &str) -> String {
 }
 
 /// Streams a file outside `cluster/`: it counts as read when it held objects, else it is skipped.
+/// Why a JSON file gave no objects.
+const JSON_WITHOUT_OBJECTS: &str = "JSON without Kubernetes objects (no `kind`)";
+
+/// Streams the Kubernetes objects of a JSON file (`reader` at its first byte after a byte order
+/// mark, which ends at `start`) into the snapshot: the fast way (cut into objects and List
+/// items, each decoded from a slice), or, for anything the fast way does not take exactly like
+/// serde_json's reader, again from the start the reader's way, which reports errors with
+/// their positions. The objects of a fast attempt are only kept when it read the whole file.
+fn stream_json(
+    snapshot: &mut Snapshot,
+    path: &Path,
+    rel: String,
+    reader: BufReader<std::fs::File>,
+    start: u64,
+    budget: u64,
+) -> Result<(), InputError> {
+    use std::io::Seek;
+    let cannot_read =
+        |e: std::io::Error| InputError::new(path, format!("cannot read: {e}"), "check the file");
+    let mut again = reader.get_ref().try_clone().map_err(cannot_read)?;
+    let mut objects = crate::store::Objects::default();
+    let mut count = 0;
+    let split = crate::json_split::split(Checked::without_lines(reader, budget), |object| {
+        count += objects.add(object);
+    });
+    if split == crate::json_split::Split::Done {
+        merge_objects(&mut snapshot.objects, objects);
+        if count == 0 {
+            snapshot.skip(rel, JSON_WITHOUT_OBJECTS);
+        } else {
+            info!("read {} as {count} Kubernetes objects", esc(&rel));
+            snapshot.files_read += 1;
+        }
+        return Ok(());
+    }
+    drop(objects);
+    debug!("{}: read again the reader's way", esc(&rel));
+    again
+        .seek(std::io::SeekFrom::Start(start))
+        .map_err(cannot_read)?;
+    let reader = BufReader::with_capacity(
+        1 << 16,
+        Checked::new(BufReader::with_capacity(1 << 20, again), budget),
+    );
+    stream_file(
+        snapshot,
+        path,
+        rel,
+        reader,
+        Format::Json,
+        JSON_WITHOUT_OBJECTS,
+    )
+}
+
 fn stream_file(
     snapshot: &mut Snapshot,
     path: &Path,

@@ -193,6 +193,8 @@ pub(crate) struct Checked<R> {
     /// Bytes of an unfinished character carried over from the previous read.
     carry: Vec<u8>,
     line: usize,
+    /// Whether `line` is kept (see [`Checked::without_lines`]).
+    count_lines: bool,
     read: u64,
     budget: u64,
 }
@@ -203,8 +205,18 @@ impl<R: Read> Checked<R> {
             inner,
             carry: Vec::new(),
             line: 1,
+            count_lines: true,
             read: 0,
             budget,
+        }
+    }
+
+    /// The same checks without counting lines, so an error names no line: for a reader whose
+    /// every error only means "read the file again with [`Checked::new`]" (the fast JSON path).
+    pub(crate) fn without_lines(inner: R, budget: u64) -> Self {
+        Checked {
+            count_lines: false,
+            ..Checked::new(inner, budget)
         }
     }
 }
@@ -241,7 +253,9 @@ impl<R: Read> Read for Checked<R> {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, BadUtf8 { line }));
             }
         };
-        self.line += check[..complete].iter().filter(|b| **b == b'\n').count();
+        if self.count_lines {
+            self.line += check[..complete].iter().filter(|b| **b == b'\n').count();
+        }
         Ok(n)
     }
 }

@@ -9,6 +9,7 @@ use crate::decode::Object;
 use crate::objects::*;
 use cniswap_model::names::{self, shown};
 use serde_json::Value;
+use std::fmt::Display;
 
 /// Which naming rule a kind's `metadata.name` follows (pkg/apis/core/validation).
 #[derive(Clone, Copy)]
@@ -18,24 +19,26 @@ enum NameRule {
     Dns1035,
 }
 
+/// One object being checked. The object's name and the field are only put into words when a
+/// check fails: every pod of a large snapshot is checked, and nearly all pass.
 struct Check<'a> {
     kind: &'a str,
-    object: String,
+    meta: &'a Meta,
 }
 
 impl Check<'_> {
-    fn fail(&self, field: &str, value: &str, reason: String) -> String {
+    fn fail(&self, field: impl Display, value: &str, reason: String) -> String {
         format!(
             "{} {}: {field} {} is not valid: {reason}",
             self.kind,
-            shown(&self.object),
+            shown(&self.meta.qualified()),
             shown(value)
         )
     }
 
     fn rule(
         &self,
-        field: &str,
+        field: impl Display,
         value: &str,
         rule: fn(&str) -> Result<(), String>,
     ) -> Result<(), String> {
@@ -66,26 +69,30 @@ impl Check<'_> {
         Ok(())
     }
 
-    fn labels(
+    fn labels<'a>(
         &self,
-        field: &str,
-        labels: &std::collections::BTreeMap<String, String>,
+        field: impl Display,
+        labels: impl IntoIterator<Item = (&'a String, &'a String)>,
     ) -> Result<(), String> {
         for (key, value) in labels {
-            self.rule(&format!("{field} key"), key, names::qualified_name)?;
-            self.rule(&format!("{field}[{key}]"), value, names::label_value)?;
+            self.rule(format_args!("{field} key"), key, names::qualified_name)?;
+            self.rule(format_args!("{field}[{key}]"), value, names::label_value)?;
         }
         Ok(())
     }
 
     fn pod_spec(&self, field: &str, spec: &PodSpec) -> Result<(), String> {
         if let Some(node) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
-            self.rule(&format!("{field}.nodeName"), node, names::dns1123_subdomain)?;
+            self.rule(
+                format_args!("{field}.nodeName"),
+                node,
+                names::dns1123_subdomain,
+            )?;
         }
-        self.labels(&format!("{field}.nodeSelector"), &spec.node_selector)?;
+        self.labels(format_args!("{field}.nodeSelector"), &spec.node_selector)?;
         for container in &spec.containers {
             self.rule(
-                &format!("{field}.containers[].name"),
+                format_args!("{field}.containers[].name"),
                 &container.name,
                 names::dns1123_label,
             )?;
@@ -93,11 +100,11 @@ impl Check<'_> {
         Ok(())
     }
 
-    fn cidr(&self, field: &str, value: &str) -> Result<(), String> {
+    fn cidr(&self, field: impl Display, value: &str) -> Result<(), String> {
         self.rule(field, value, names::cidr)
     }
 
-    fn port(&self, field: &str, value: &Value) -> Result<(), String> {
+    fn port(&self, field: impl Display, value: &Value) -> Result<(), String> {
         let number = match value {
             Value::Null => return Ok(()),
             Value::Number(n) => n.as_i64(),
@@ -119,10 +126,7 @@ impl Check<'_> {
 
 /// Checks one decoded object (Lists are checked item by item as they are decoded).
 pub fn object(object: &Object) -> Result<(), String> {
-    let check = |kind: &'static str, meta: &Meta| Check {
-        kind,
-        object: meta.qualified(),
-    };
+    let check = |kind: &'static str, meta| Check { kind, meta };
     match object {
         Object::Node(node) => {
             let c = check("Node", &node.metadata);
@@ -139,7 +143,7 @@ pub fn object(object: &Object) -> Result<(), String> {
                     _ => names::host,
                 };
                 c.rule(
-                    &format!("status.addresses[{}]", address.kind),
+                    format_args!("status.addresses[{}]", address.kind),
                     &address.address,
                     rule,
                 )?;
@@ -262,7 +266,7 @@ pub fn object(object: &Object) -> Result<(), String> {
         Object::CniConfig(cr) | Object::CniPolicy(cr) => {
             let c = Check {
                 kind: &cr.kind,
-                object: cr.metadata.qualified(),
+                meta: &cr.metadata,
             };
             c.meta(&cr.metadata, NameRule::Subdomain)?;
             cni_settings(&c, cr)?;
@@ -308,10 +312,10 @@ fn config_map_settings(c: &Check, cm: &ConfigMap) -> Result<(), String> {
         for key in ["Network", "IPv6Network"] {
             match json.get(key) {
                 None | Some(Value::Null) => {}
-                Some(Value::String(s)) => c.cidr(&format!("net-conf.json {key}"), s)?,
+                Some(Value::String(s)) => c.cidr(format_args!("net-conf.json {key}"), s)?,
                 Some(other) => {
                     return Err(c.fail(
-                        &format!("net-conf.json {key}"),
+                        format_args!("net-conf.json {key}"),
                         &other.to_string(),
                         "must be a CIDR string".into(),
                     ));
@@ -367,7 +371,7 @@ fn cni_settings(c: &Check, cr: &CustomResource) -> Result<(), String> {
         }
         "FelixConfiguration" => {
             for field in ["vxlanPort", "wireguardListeningPort"] {
-                c.port(&format!("spec.{field}"), &cr.spec[field])?;
+                c.port(format_args!("spec.{field}"), &cr.spec[field])?;
             }
         }
         _ => {}
