@@ -408,7 +408,7 @@ pub enum ImageCommand {
     },
 }
 
-const IMAGE_PUSH_HELP: &str = "Exit codes: 0 pushed, 2 bad name, credentials or flags, the registry unreachable\n  or refusing (the message says which, with the credentials' source, never the secret).\n\nExamples:\n  cniswap image push registry.example.com/team/cniswap\n  echo \"$TOKEN\" | cniswap image push ghcr.io/me/cniswap:0.1.0 \\\n      --username me --password-stdin\n  cniswap image push 127.0.0.1:5000/cniswap       # a local registry, plain HTTP\n  cniswap image push reg.example/cniswap -o json | jq -r .reference\n\nThen, with the reference it prints:\n  cniswap verify --image REGISTRY/NAME@sha256:...\n  cniswap plan ... --agent-image REGISTRY/NAME@sha256:...";
+const IMAGE_PUSH_HELP: &str = "Exit codes: 0 pushed, 2 bad name, credentials or flags, the registry\n  unreachable or refusing (the message says which, with the credentials'\n  source, never the secret).\n\nExamples:\n  cniswap image push registry.example.com/team/cniswap\n  echo \"$TOKEN\" | cniswap image push ghcr.io/me/cniswap:0.1.0 \\\n      --username me --password-stdin\n  cniswap image push 127.0.0.1:5000/cniswap   # a local registry, plain HTTP\n  cniswap image push reg.example/cniswap -o json | jq -r .reference\n\nThen, with the reference it prints:\n  cniswap verify --image REGISTRY/NAME@sha256:...\n  cniswap plan ... --agent-image REGISTRY/NAME@sha256:...";
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {

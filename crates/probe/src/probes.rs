@@ -173,15 +173,6 @@ async fn udp_once(socket: &UdpSocket, size: usize, timeout: Duration) -> Result<
     }
 }
 
-/// The largest payload the socket's path MTU (as the kernel learned it) allows, when that
-/// is smaller than `size`.
-fn learned_payload(socket: &UdpSocket, size: usize) -> Option<usize> {
-    let mtu = rustix::net::sockopt::ip_mtu(socket).ok()?;
-    let ipv6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
-    let payload = cniswap_verify::wire::payload_for_mtu(mtu, ipv6);
-    (payload < size && payload > UDP_HEADER).then_some(payload)
-}
-
 fn udp_error(socket: &UdpSocket, e: &io::Error, size: usize) -> String {
     if e.raw_os_error() == Some(90) {
         // EMSGSIZE: the kernel knows a smaller path MTU.
@@ -207,20 +198,7 @@ pub async fn udp_echo(
         .await
         .map_err(|e| reason(&e))?;
     if dont_fragment {
-        let first = match udp_once(&socket, size, timeout / 2).await {
-            Err(e) if e.starts_with("message too long") => {
-                // The kernel refused the size because an ICMP "fragmentation needed" taught it
-                // a smaller path MTU (Cilium routes below its devices' MTU, for one): path MTU
-                // discovery works and nothing is black-holed. Full-size packets of that MTU
-                // must pass.
-                let Some(size) = learned_payload(&socket, size) else {
-                    return Err(e);
-                };
-                udp_once(&socket, size, timeout / 2).await?
-            }
-            other => other?,
-        };
-        let size = learned_payload(&socket, size).unwrap_or(size);
+        let first = udp_once(&socket, size, timeout / 2).await?;
         let second = udp_once(&socket, size, timeout / 2).await?;
         return Ok(first.min(second));
     }
