@@ -347,7 +347,7 @@ fn only_target(ctx: &Ctx, target: &str, old: &str) {
     let out = cniswap(ctx, &["inspect", "-o", "json"]);
     assert_eq!(out.status.code(), Some(0), "inspect: {}", text(&out));
     let facts: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let running: Vec<String> = facts["cnis"]
+    let running: Vec<String> = facts["facts"]["cnis"]
         .as_array()
         .unwrap()
         .iter()

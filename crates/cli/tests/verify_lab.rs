@@ -674,7 +674,7 @@ fn an_image_that_cannot_be_pulled_is_reported_at_once(ctx: &Ctx) {
             NODES.iter().any(|n| stderr.contains(&format!("node {n}"))),
             "names the node: {stderr}"
         );
-        assert!(stderr.contains("cniswap image build"), "{stderr}");
+        assert!(stderr.contains("cniswap image push"), "{stderr}");
         assert!(!stderr.contains("Status {"), "{stderr}");
         assert!(
             elapsed.as_secs() < 90,

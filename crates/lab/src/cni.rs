@@ -547,7 +547,9 @@ spec:
                 "--values",
                 "/lab/values/cilium.yaml",
                 "--agent-image",
-                "cniswap.lab/cniswap:0.1.0"
+                "cniswap.lab/cniswap:0.1.0",
+                "--helper-image",
+                "cniswap.lab/busybox:1.35.0"
             ])
         );
         assert_eq!(flags["calico"][3], "manifest");

@@ -50,6 +50,7 @@ pub async fn apply(
     namespace: &str,
     objects: &[Value],
     server: &str,
+    token_kept: bool,
 ) -> Result<Deployed, VerifyError> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let existing = namespaces
@@ -73,10 +74,9 @@ pub async fn apply(
         if ns.metadata.deletion_timestamp.is_some() {
             wait_gone_namespace(&namespaces, namespace, Duration::from_secs(120)).await?;
         } else {
-            // Created by an administrator from `--print-manifests` (with the RBAC), or by
-            // another verify that runs now (`verify --continuous` beside apply, whose plan
-            // runs `verify --focus NODE`): not this run's to delete.
-            delete_namespace = false;
+            // Created by an administrator from `--print-manifests` (with the RBAC): keep it.
+            delete_namespace =
+                ns.annotations().get("cniswap.io/keep").map(String::as_str) != Some("true");
         }
     }
     let exists_now = namespaces
@@ -85,6 +85,7 @@ pub async fn apply(
         .map_err(|e| VerifyError::api(server, &format!("read namespace {namespace}"), &e))?
         .is_some();
     let params = PatchParams::apply(names::FIELD_MANAGER).force();
+    let mut reused = false;
     let mut deployed = Deployed {
         namespace: namespace.to_string(),
         delete_namespace,
@@ -95,10 +96,11 @@ pub async fn apply(
         if ar.kind == "Namespace" && exists_now {
             continue;
         }
-        // Agents another run left or runs now are used as they are (re-applying a spec that
-        // differs only in, say, the pull policy would restart them under that run's probes),
-        // unless they run another image.
-        if exists_now {
+        // Agents of a run that goes on now (`verify --continuous` beside apply, whose plan runs
+        // `verify --focus NODE`), with this run's token and image, are used as they are:
+        // re-applying a spec that differs in, say, the pull policy would restart them under
+        // that run's probes. Then they, and the namespace, are that run's to remove.
+        if exists_now && token_kept && ar.kind == "DaemonSet" {
             let current = api(client, &ar, ns.as_deref())
                 .get_opt(&name)
                 .await
@@ -106,6 +108,7 @@ pub async fn apply(
             if let Some(current) = current
                 && same_image(&current.data, object)
             {
+                reused = true;
                 continue;
             }
         }
@@ -116,6 +119,11 @@ pub async fn apply(
         if ar.kind != "Namespace" {
             deployed.objects.push((ar, name));
         }
+    }
+    if reused {
+        // Another run's agents were reused: everything here is that run's to remove.
+        deployed.delete_namespace = false;
+        deployed.objects.clear();
     }
     Ok(deployed)
 }

@@ -142,6 +142,7 @@ impl Session {
         };
         options.manifests.service_suffix = Some(suffix);
         let kept = cluster::kept_token(&connection.client, &options.manifests.namespace).await;
+        let token_kept = kept.is_some();
         options.manifests.token = Some(match kept {
             Some(token) => token,
             None => new_token().map_err(|e| VerifyError::CouldNotRun {
@@ -159,6 +160,7 @@ impl Session {
             &options.manifests.namespace,
             &objects,
             &server,
+            token_kept,
         )
         .await?;
         Ok(Session {
