@@ -53,6 +53,8 @@ const LAB_FILES: &[&str] = &[
     "values",
     "manifests",
     "helm",
+    // The lab's kubectl and helm for whoever plans on it (up.rs `bin_dir`).
+    "bin",
 ];
 
 fn remove_lab_files(dir: &Path) -> Result<()> {
