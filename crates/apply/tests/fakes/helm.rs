@@ -45,11 +45,16 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         path: &["list"],
+        // helm 4's flags (the lab's helm): `--all` is gone, the statuses are named.
         flags: &[
-            ("all", Some('a'), Bool),
             ("filter", Some('f'), Takes),
             ("output", Some('o'), Takes),
             ("deployed", None, Bool),
+            ("failed", None, Bool),
+            ("pending", None, Bool),
+            ("superseded", None, Bool),
+            ("uninstalled", None, Bool),
+            ("uninstalling", None, Bool),
             ("all-namespaces", Some('A'), Bool),
             ("short", Some('q'), Bool),
         ],
