@@ -252,6 +252,8 @@ pub enum Probe {
     NoNodeLabelled { key: String, except: Option<String> },
     /// The object does not exist.
     Absent { object: ObjectRef },
+    /// The object exists.
+    Present { object: ObjectRef },
     /// No pod is left in the namespace (a namespace that does not exist has none).
     NoPods { namespace: String },
     /// Every object of `resource` (`plural.group`), in `namespace` or all, reads one of
