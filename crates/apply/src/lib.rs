@@ -892,8 +892,18 @@ impl KubeActions {
                 }
             }
             Action::VerifySettings { .. } => Ok("checked below".into()),
-            Action::WaitJob { namespace, name } => {
-                self.await_job(namespace, name, ctx.timeout).await
+            Action::WaitJob {
+                namespace,
+                name,
+                switches_nodes: None,
+            } => self.await_job(namespace, name, ctx.timeout).await,
+            Action::WaitJob {
+                namespace,
+                name,
+                switches_nodes: Some(label),
+            } => {
+                self.await_job_marking_nodes(namespace, name, label, &step.id, ctx.timeout)
+                    .await
             }
             Action::RecreatePods { node } => {
                 let old: BTreeSet<String> = ctx
@@ -1326,7 +1336,9 @@ pub fn describe(
         } => vec![format!(
             "read {namespace}/ConfigMap/{configmap} (and what each agent pod reports)"
         )],
-        Action::WaitJob { namespace, name } => {
+        Action::WaitJob {
+            namespace, name, ..
+        } => {
             vec![format!("wait until {namespace}/Job/{name} completes")]
         }
         Action::RecreatePods { node } => vec![format!(

@@ -879,9 +879,9 @@ fn rollback_of_a_phase_without_node_steps_runs_its_node_steps() {
     let untouched = events.iter().any(|e| {
         matches!(e, Event::Skip { step, evidence } if step == "R2.3" && evidence.contains("did not change"))
     });
-    let checked = events
-        .iter()
-        .any(|e| matches!(e, Event::Skip { step, .. } | Event::Finish { step, .. } if step == "R2.3"));
+    let checked = events.iter().any(
+        |e| matches!(e, Event::Skip { step, .. } | Event::Finish { step, .. } if step == "R2.3"),
+    );
     assert!(!untouched && checked, "R2.3 must be checked: {events:#?}");
 }
 

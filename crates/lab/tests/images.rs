@@ -723,10 +723,8 @@ fn cni_images_run_what_their_chart_and_manifests_run() {
     let cache = components::default_cache();
     let cni = components::ensure_cni(&cache, &mut |l| eprintln!("[components] {l}"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let images = image::cni::all(&cache, &cni, &mut |l| {
-        eprintln!("[images] {l}")
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    let images = image::cni::all(&cache, &cni, &mut |l| eprintln!("[images] {l}"))
+        .unwrap_or_else(|e| panic!("{e}"));
     for image in &images {
         report(image);
     }

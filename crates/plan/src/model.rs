@@ -487,10 +487,14 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         report: Option<AgentReport>,
     },
-    /// Waits until a Job completes.
+    /// Waits until a Job completes. `switches_nodes`: the Job cordons and switches nodes
+    /// itself, labelling them with this key (Calico's migration controller); apply marks each
+    /// node in progress from its cordon until its pod-network pods are Ready again.
     WaitJob {
         namespace: String,
         name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        switches_nodes: Option<String>,
     },
     /// Deletes the node's pod-network pods so their controllers recreate them on the new CNI.
     RecreatePods {

@@ -305,16 +305,18 @@ fn item_7_calico_migration_rollback_is_calicos_revert() {
             .position(|s| pred(&s.action))
             .unwrap_or_else(|| panic!("missing in {:#?}", phase.rollback))
     };
-    let guard = at(&|a| {
-        matches!(a, Action::Verify { probes, .. } if probes.iter().any(|p| matches!(p, Probe::Present { .. })))
-    });
+    let guard = at(
+        &|a| matches!(a, Action::Verify { probes, .. } if probes.iter().any(|p| matches!(p, Probe::Present { .. }))),
+    );
     let remove_calico = at(
         &|a| matches!(a, Action::DeleteManifest { file, .. } if file.contains("calico") && !file.contains("job")),
     );
     for node in &plan.estimates.per_node {
         let n = node.node.as_str();
         let label = |value: &'static str| {
-            at(&move |a| matches!(a, Action::LabelNode { node, value: Some(v), .. } if node == n && v == value))
+            at(
+                &move |a| matches!(a, Action::LabelNode { node, value: Some(v), .. } if node == n && v == value),
+            )
         };
         let drain = at(&|a| matches!(a, Action::Drain { node, .. } if node == n));
         let clean = at(

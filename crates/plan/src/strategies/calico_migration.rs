@@ -225,6 +225,7 @@ pub fn build(b: &mut Builder) {
             Action::WaitJob {
                 namespace: "kube-system".into(),
                 name: "flannel-migration".into(),
+                switches_nodes: Some(MIGRATION_LABEL.into()),
             },
             "Wait until the migration controller completes.",
             vec![sh!(
@@ -297,15 +298,12 @@ pub fn build(b: &mut Builder) {
             &node.name,
             MIGRATION_LABEL,
             Some("none"),
-            format!("Take Calico off {} (Flannel does not start yet).", node.name),
+            format!(
+                "Take Calico off {} (Flannel does not start yet).",
+                node.name
+            ),
         ));
-        let (clean, _) = ops::node_clean(
-            &node.name,
-            "calico",
-            false,
-            &b.agent_image(),
-            &b.plan_id,
-        );
+        let (clean, _) = ops::node_clean(&node.name, "calico", false, &b.agent_image(), &b.plan_id);
         revert.extend(clean);
         revert.push(ops::label_node(
             &node.name,
