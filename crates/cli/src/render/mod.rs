@@ -1,3 +1,4 @@
+pub mod cni_table;
 pub mod machine;
 pub mod text;
 
