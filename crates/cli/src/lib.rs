@@ -5,6 +5,7 @@ mod agent;
 mod apply;
 mod args;
 mod commands;
+mod complete;
 mod error;
 mod image;
 mod lint;
@@ -52,6 +53,8 @@ pub fn invoked_as(argv0: Option<&std::ffi::OsStr>) -> &'static str {
 
 /// Runs the CLI; `display_name` is how the user invoked it (`cniswap` or `kubectl cniswap`).
 pub fn run(display_name: &str) -> ExitCode {
+    // A shell asking for completions (`COMPLETE=bash`) gets them here, and the process ends.
+    complete::answer_if_asked(display_name);
     let name = display_name.to_string();
     match std::thread::Builder::new()
         .name("cniswap".into())
