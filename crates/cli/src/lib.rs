@@ -97,7 +97,7 @@ fn run_here(display_name: &str) -> ExitCode {
         Err(e) => {
             error::print(&error::CliError::other(
                 e.to_string(),
-                "set the budget to a positive whole number (see README.md, \"Limits\"), or unset it",
+                "set the budget to a positive whole number (see docs/usage.md, \"Limits\"), or unset it",
             ));
             return ExitCode::from(exit::INPUT);
         }
