@@ -57,14 +57,25 @@ pub fn timeline(e: &Estimates, cutover: bool) -> String {
     }
     if !tail.is_empty() {
         let hidden = &nodes[head.len()..nodes.len() - TAIL];
-        let least = hidden.iter().map(|n| n.interruption_seconds).min();
-        let most = hidden.iter().map(|n| n.interruption_seconds).max();
+        let least = hidden
+            .iter()
+            .map(|n| n.interruption_seconds)
+            .min()
+            .unwrap_or(0);
+        let most = hidden
+            .iter()
+            .map(|n| n.interruption_seconds)
+            .max()
+            .unwrap_or(0);
+        let range = if least == most {
+            seconds(least)
+        } else {
+            format!("{} to {}", seconds(least), seconds(most))
+        };
         out.push_str(&format!(
-            "  {DIM}{:>number_width$}  ... {} more nodes, {} to {} each (runbook.md lists every node){DIM:#}\n",
+            "  {DIM}{:>number_width$}  ... {} more nodes, {range} each (runbook.md and -o json list every node){DIM:#}\n",
             "",
             thousands(hidden.len()),
-            seconds(least.unwrap_or(0)),
-            seconds(most.unwrap_or(0)),
         ));
         for (row, name) in tail.iter().zip(&names[head.len()..]) {
             out.push_str(&line(*row, name, widths));
@@ -72,13 +83,13 @@ pub fn timeline(e: &Estimates, cutover: bool) -> String {
     }
     out.push_str(&format!(
         "  {BOLD}Total{BOLD:#}: about {} min (install, {}, finish); longest pod-network outage about {} min\n",
-        e.total_minutes,
+        thousands(e.total_minutes as usize),
         if nodes.len() == 1 {
             "1 node".to_string()
         } else {
             format!("{} nodes", thousands(nodes.len()))
         },
-        e.longest_outage_minutes,
+        thousands(e.longest_outage_minutes as usize),
     ));
     if cutover {
         out.push_str(&format!(
@@ -197,6 +208,21 @@ mod tests {
         assert_eq!(bar(lines[26]), 32, "{plain}");
         // Colour only on terminals (anstream strips it).
         assert!(out.contains("\u{1b}["));
+    }
+
+    #[test]
+    fn equal_windows_in_the_gap_are_said_once() {
+        let mut e = estimates(100);
+        for n in &mut e.per_node {
+            n.interruption_seconds = 60;
+        }
+        e.total_minutes = 3010;
+        let plain = anstream::adapter::strip_str(&timeline(&e, false)).to_string();
+        assert!(plain.contains("... 75 more nodes, 60 s each ("), "{plain}");
+        assert!(
+            plain.contains("about 3,010 min (install, 100 nodes"),
+            "{plain}"
+        );
     }
 
     #[test]
