@@ -27,6 +27,43 @@ pub fn answer_if_asked(display_name: &str) {
     .complete();
 }
 
+/// The name kubectl (1.26 and later) runs to complete `kubectl cniswap ...`: a link to this
+/// binary, as `kubectl-cniswap` is.
+pub const KUBECTL_COMPLETER: &str = "kubectl_complete-cniswap";
+
+/// Answers kubectl's completion request for the plugin: `args` are the words after
+/// `kubectl cniswap`, the last one the word being completed (kubectl passes it, empty when the
+/// cursor is after a space). Prints the candidates as cobra's `__complete` does (`value<TAB>help`
+/// per line, then the directive `:4`, "no file completion": paths are among the candidates when
+/// an argument takes one).
+pub fn answer_kubectl(args: Vec<OsString>) {
+    let mut command = <crate::Cli as clap::CommandFactory>::command().bin_name("kubectl cniswap");
+    let mut words = vec![OsString::from("kubectl-cniswap")];
+    words.extend(args);
+    if words.len() == 1 {
+        words.push(OsString::new());
+    }
+    let index = words.len() - 1;
+    let current_dir = std::env::current_dir().ok();
+    let candidates =
+        clap_complete::engine::complete(&mut command, words, index, current_dir.as_deref())
+            .unwrap_or_default();
+    let mut out = String::new();
+    for candidate in candidates.iter().filter(|c| !c.is_hide_set()) {
+        out.push_str(&candidate.get_value().to_string_lossy());
+        if let Some(help) = candidate.get_help() {
+            let help = help.to_string();
+            if let Some(first) = help.lines().next().filter(|l| !l.is_empty()) {
+                out.push('\t');
+                out.push_str(first);
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(":4\n");
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+}
+
 /// `explain RULE`: every rule ID, its title beside it.
 pub fn rule_ids() -> ArgValueCandidates {
     ArgValueCandidates::new(|| {
