@@ -286,7 +286,7 @@ pub fn build(b: &mut Builder) {
                 format!(
                     "Check that {ns}/{ds} still exists: Calico's controller deletes it when it completes, and from there the way back is a migration of its own (`cniswap plan --to flannel`)."
                 ),
-                &format!("{ns}/{ds} exists"),
+                format!("{ns}/{ds} exists"),
             ),
         );
     }
