@@ -178,7 +178,7 @@ impl Prober {
                     match mode {
                         ProbeMode::Udp { addr } => udp(shared, path, addr, interval, timeout).await,
                         ProbeMode::TcpStream { addr } => {
-                            let deadline = timeout.min(Duration::from_millis(500));
+                            let deadline = timeout.min(cniswap_verify::kind::STREAM_ECHO_TIMEOUT);
                             tcp_stream(shared, path, addr, interval, deadline).await
                         }
                         ProbeMode::TcpConnect { addr } => {
@@ -358,7 +358,7 @@ async fn tcp_stream(
     let mut late: HashMap<u64, (Instant, u32)> = HashMap::new();
     let mut seq = 0u64;
     // A connection silent this long is given up and reopened.
-    let stall = (timeout * 5).max(Duration::from_secs(5));
+    let stall = cniswap_verify::kind::stream_stall(timeout);
     loop {
         let frames = match &mut conn {
             Conn::Up { frames, .. } => Some(frames),

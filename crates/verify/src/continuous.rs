@@ -261,10 +261,14 @@ pub fn build(c: &Collected) -> ContinuousReport {
         c.window_margin_us,
         &explicit,
     );
+    // A connection a switch broke is given up only after its stall time: probes sent on it
+    // that long after the switch ended still count to the switch.
+    let stall_us = crate::kind::stream_stall(crate::kind::STREAM_ECHO_TIMEOUT).as_micros() as i64;
     let switched_then = |key: &PathKey, t: i64| {
+        let tail = if key.kind.is_stream() { stall_us } else { 0 };
         switch_windows
             .iter()
-            .any(|w| w.contains(t) && key.touches(&w.node))
+            .any(|w| w.start_us <= t && t <= w.end_us + tail && key.touches(&w.node))
     };
     let mut lost_elsewhere = 0;
     let mut gaps_elsewhere = vec![];
@@ -737,6 +741,28 @@ mod tests {
         c.window_margin_us = 1_500_000;
         let report = build(&c);
         assert_eq!(report.summary.lost_elsewhere, 45 - 3 * 3);
+    }
+
+    /// A long-lived connection a switch broke is found dead only at its stall time (5 s): its
+    /// losses until then belong to the switch, while other paths' do not.
+    #[test]
+    fn a_stream_broken_by_a_switch_counts_to_it_until_its_stall_time() {
+        let mut c = sample();
+        c.events[0].t_us = c.start_us + 100_000;
+        c.events[1].t_us = c.start_us + 1_000_000;
+        // a -> b becomes a stream: its losses at 2 s to 5 s are within 1 s + 5 s.
+        c.paths[0].0.kind = Kind::TcpStreamPod;
+        let report = build(&c);
+        assert_eq!(report.summary.lost_elsewhere, 30);
+        assert!(
+            report
+                .summary
+                .gaps_elsewhere
+                .iter()
+                .all(|g| !g.starts_with("tcp-stream")),
+            "{:?}",
+            report.summary.gaps_elsewhere
+        );
     }
 
     #[test]

@@ -35,6 +35,15 @@ pub enum Kind {
     TcpStreamService,
 }
 
+/// The longest a stream probe waits for its echo (shorter than TCP's first retransmission).
+pub const STREAM_ECHO_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How long a long-lived connection may go without an echo before the prober gives it up and
+/// reconnects (`echo_timeout`: how soon one echo must come back).
+pub fn stream_stall(echo_timeout: std::time::Duration) -> std::time::Duration {
+    (echo_timeout * 5).max(std::time::Duration::from_secs(5))
+}
+
 impl Kind {
     pub const ONE_SHOT: [Kind; 12] = [
         Kind::PodToPod,
@@ -68,6 +77,11 @@ impl Kind {
             Kind::TcpStreamPod => "tcp-stream-pod",
             Kind::TcpStreamService => "tcp-stream-service",
         }
+    }
+
+    /// Long-lived connections: a break is seen only when the connection stalls.
+    pub fn is_stream(self) -> bool {
+        matches!(self, Kind::TcpStreamPod | Kind::TcpStreamService)
     }
 
     /// Checks between two nodes (shown in the node-pair matrix) rather than of one node.
