@@ -433,6 +433,31 @@ impl KubeActions {
                 endpoints,
                 file,
             } => self.talos_patched_on(nodes, endpoints, file).await,
+            Probe::NoPodsMatching {
+                namespace,
+                selector,
+            } => {
+                let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+                let left: Vec<String> = pods
+                    .list(&ListParams::default().labels(selector))
+                    .await
+                    .map_err(|e| {
+                        api(
+                            &format!("LIST {namespace}/pods -l {selector}"),
+                            namespace,
+                            e,
+                        )
+                    })?
+                    .items
+                    .into_iter()
+                    .filter_map(|p| p.metadata.name)
+                    .collect();
+                Ok(if left.is_empty() {
+                    (true, format!("no pod matches {selector} in {namespace}"))
+                } else {
+                    (false, format!("{namespace} still runs {}", left.join(", ")))
+                })
+            }
             Probe::NoPods { namespace } => {
                 let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
                 let left: Vec<String> = pods
@@ -561,6 +586,7 @@ fn awaits_state(probe: &Probe) -> bool {
         probe,
         Probe::Absent { .. }
             | Probe::NoPods { .. }
+            | Probe::NoPodsMatching { .. }
             | Probe::FieldIn { .. }
             | Probe::TalosConfigHas { .. }
             | Probe::AgentsReady { .. }

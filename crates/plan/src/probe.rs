@@ -165,6 +165,13 @@ pub fn commands(probe: &Probe, image: &str) -> Vec<Sh> {
             ),
             None => sh!("kubectl get {} {} -o name", object.kind, object.name),
         }],
+        Probe::NoPodsMatching {
+            namespace,
+            selector,
+        } => vec![until(
+            &sh!("kubectl -n {} get pods -l {} -o name", namespace, selector),
+            &sh!("[ -z \"$out\" ]"),
+        )],
         Probe::NoPods { namespace } => vec![until(
             &sh!("kubectl -n {} get pods -o name", namespace),
             &sh!("[ -z \"$out\" ]"),

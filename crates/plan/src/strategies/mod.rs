@@ -549,7 +549,22 @@ impl<'a> Builder<'a> {
     /// its links, routes, iptables chains and files stay on the nodes otherwise (Cilium's
     /// `cni.uninstall: false`, Calico's and Flannel's DaemonSets never clean up).
     pub fn clean_target_everywhere(&self) -> Vec<S> {
-        let mut steps = Vec::new();
+        // A running agent recreates what the clean removes (seen on the lab: Cilium's
+        // cilium_host came back on a node whose agent pod was still terminating).
+        let (namespace, _) = crate::install::agent_daemonset(self.cluster, self.options.target);
+        let selector = self.cluster.agent_selector(self.options.target);
+        let target = self.options.target;
+        let mut steps = vec![ops::verify(
+            &format!("no {target} agent pod is left"),
+            vec![crate::model::Probe::NoPodsMatching {
+                namespace: namespace.clone(),
+                selector: selector.clone(),
+            }],
+            format!(
+                "Wait until every {target} agent pod ({selector} in {namespace}) is gone, so none recreates what the clean removes."
+            ),
+            format!("no pod matches {selector} in {namespace}"),
+        )];
         for node in &self.cluster.nodes {
             let (clean, _) = ops::node_clean(
                 &node.name,
