@@ -1003,6 +1003,18 @@ impl Actions for KubeActions {
         }
     }
 
+    fn retire_backups(&mut self, files: &[String]) -> Result<Vec<(String, String)>, ActionError> {
+        let mut retired = Vec::new();
+        for file in files {
+            if let Some(to) = cniswap_exec::retire::retire(&self.plan_dir, file)
+                .map_err(crate::files::file_failed)?
+            {
+                retired.push((file.clone(), to));
+            }
+        }
+        Ok(retired)
+    }
+
     fn describe(&self, step: &Step) -> Vec<String> {
         describe(
             step,
