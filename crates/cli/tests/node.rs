@@ -493,6 +493,33 @@ fn clean_exactly(cni: &str, other: &str) {
         "{cni}: restore did not bring the state back\nmissing: {missing:#?}\nextra: {extra:#?}\n{}",
         String::from_utf8_lossy(&restored.stdout)
     );
+    // A plan run again after its rollback cleans into the same directory: the restored
+    // backup is retired (kept aside), a fresh one written.
+    let again = node.cniswap(&["clean", "--cni", cni, "--backup", backup.to_str().unwrap()]);
+    assert!(
+        again.status.success(),
+        "{cni}: a second clean after restore: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let retired = std::path::PathBuf::from(format!("{}.retired-1", backup.display()));
+    assert!(
+        retired.join("restored").is_file(),
+        "{cni}: the restored backup was not kept"
+    );
+    assert!(
+        !backup.join("restored").exists(),
+        "{cni}: the new backup is fresh"
+    );
+    for marker in owned_markers(cni) {
+        assert!(
+            !node.dump().contains(marker),
+            "{cni}: {marker} survived the second clean"
+        );
+    }
+    // A backup no restore consumed is never replaced.
+    let refused = node.cniswap(&["clean", "--cni", cni, "--backup", backup.to_str().unwrap()]);
+    assert!(!refused.status.success(), "{cni}: clean over a live backup");
+    let _ = std::fs::remove_dir_all(retired);
     let _ = std::fs::remove_dir_all(backup);
 }
 
