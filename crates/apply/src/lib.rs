@@ -911,7 +911,8 @@ impl KubeActions {
             }
             Action::NodeClean { node, pod, .. }
             | Action::NodeRestore { node, pod, .. }
-            | Action::NodeFiles { node, pod, .. } => {
+            | Action::NodeFiles { node, pod, .. }
+            | Action::NodeService { node, pod, .. } => {
                 let transcript = self.run_pod_ok(node, pod, ctx.timeout).await?;
                 self.pods_ran.insert(step.id.clone(), transcript.clone());
                 Ok(transcript)
@@ -1326,7 +1327,8 @@ pub fn describe(
         )],
         Action::NodeClean { node, pod, .. }
         | Action::NodeRestore { node, pod, .. }
-        | Action::NodeFiles { node, pod, .. } => vec![format!(
+        | Action::NodeFiles { node, pod, .. }
+        | Action::NodeService { node, pod, .. } => vec![format!(
             "run pod {}/{} on {node} (privileged, host / at /host, image {}): {}",
             pod.namespace,
             pod.name,

@@ -275,6 +275,12 @@ pub enum Probe {
     NodeInventory { node: String, pod: NodePod },
     /// `cniswap inspect`, `cniswap lint --live` or `cniswap verify` with these arguments exits 0.
     Cniswap { args: Vec<String> },
+    /// A check pod on `node` (privileged, host namespaces) exits 0; `what` says what it checks.
+    NodeCheck {
+        node: String,
+        what: String,
+        pod: NodePod,
+    },
 }
 
 /// What a step does, with its parameters.
@@ -519,6 +525,23 @@ pub enum Action {
         /// Files `<dir>/*<suffix>` renamed back to their name without the suffix.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rename_back: Option<RenameBack>,
+        pod: NodePod,
+    },
+    /// Changes a k3s/RKE2 node's own service from a privileged pod in the host's namespaces
+    /// (distribution.rs): saves what it changes on the node (`backup`, once), writes the
+    /// config drop-in `dropin` with `settings`, removes `remove` (static pod and addon
+    /// manifests), restarts the systemd `unit` and waits until it runs again. With `restore`:
+    /// puts the saved files back, removes the drop-in, restarts, and retires the backup.
+    NodeService {
+        node: String,
+        unit: String,
+        dropin: String,
+        settings: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        remove: Vec<String>,
+        backup: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        restore: bool,
         pod: NodePod,
     },
     /// Checks that prove the cluster works.
