@@ -42,8 +42,38 @@ pub fn collect(root: &Path) -> Result<Inventory, NodeError> {
     let dirs = cni_dirs(root);
     files::collect(root, &dirs, &mut items, &mut inventory.unreadable);
     inventory.cni_config = files::config_choice(root, &dirs);
+    if let Some(dist) = crate::distribution::detect(root) {
+        name_embedded_owners(dist, &mut items);
+        inventory.distribution = Some(if dist.embeds_network {
+            format!(
+                "{} (/{}): Flannel, kube-proxy and a network policy controller run inside its own process unless its config turns them off",
+                dist.name, dist.data_dir
+            )
+        } else {
+            format!(
+                "{} (/{}): its CNI and kube-proxy run as pods from its own charts and static pod manifests",
+                dist.name, dist.data_dir
+            )
+        });
+    }
     inventory.items = items;
     Ok(inventory)
+}
+
+/// On k3s, Flannel's and kube-proxy's state is made by the k3s process itself: said so.
+fn name_embedded_owners(dist: &crate::distribution::Distribution, items: &mut [Item]) {
+    if !dist.embeds_network {
+        return;
+    }
+    for item in items {
+        let what = match item.owner {
+            cniswap_model::Owner::Flannel => "Flannel",
+            cniswap_model::Owner::KubeProxy => "kube-proxy",
+            _ => continue,
+        };
+        item.why
+            .push_str(&format!("; on {} made by its embedded {what}", dist.name));
+    }
 }
 
 fn hostname(root: &Path) -> String {
@@ -76,6 +106,23 @@ fn agents(root: &Path) -> Vec<RunningAgent> {
                 && own != theirs
             {
                 return None;
+            }
+            // k3s runs Flannel inside its own process: counted as Flannel's agent while it
+            // does (or when that cannot be read: never clean under a running Flannel).
+            if crate::distribution::is_k3s_process(comm) {
+                let runs = crate::distribution::k3s_runs_flannel(root, pid);
+                return (runs != Some(false)).then(|| RunningAgent {
+                    owner: cniswap_model::Owner::Flannel,
+                    process: format!(
+                        "{comm} (embedded Flannel{})",
+                        if runs.is_none() {
+                            ": its start time could not be read, so it may run"
+                        } else {
+                            ""
+                        }
+                    ),
+                    pid,
+                });
             }
             Some(RunningAgent {
                 owner: crate::owner::process(comm)?,
