@@ -224,9 +224,15 @@ fn join(lines: &[Sh]) -> Sh {
 
 /// The check after a node's restart, run in the host's namespaces: the unit runs as a new
 /// invocation, and what the change turned off no longer runs.
-pub fn check_script(root: &str, unit: &str, backup: &str, kube_proxy_port_closed: bool) -> Sh {
+pub fn check_script(
+    root: &str,
+    unit: &str,
+    backup: &str,
+    kube_proxy_port_closed: bool,
+    k3s_flannel_off: bool,
+) -> Sh {
     let mut lines = vec![
-        sh!("b={}; u={}", format!("{root}{backup}"), unit),
+        sh!("r={}; b={}; u={}", root, format!("{root}{backup}"), unit),
         sh!(
             "old=$(cat \"$b.invocation\") && new=$(systemctl show -p InvocationID --value \"$u\") && test -n \"$new\" && test \"$new\" != \"$old\" && systemctl is-active --quiet \"$u\" || {{ echo \"$u has not restarted since the change\" >&2; exit 1; }}"
         ),
@@ -239,6 +245,14 @@ pub fn check_script(root: &str, unit: &str, backup: &str, kube_proxy_port_closed
             root,
             root,
             format!("{port}$")
+        ));
+    }
+    if k3s_flannel_off {
+        // k3s writes Flannel's net-conf.json each time it starts its embedded Flannel: one
+        // written since the unit's process started means Flannel runs again (start time from
+        // /proc/<pid>/stat field 22, in USER_HZ ticks since boot).
+        lines.push(sh!(
+            "f=\"$r\"/var/lib/rancher/k3s/agent/etc/flannel/net-conf.json; pid=$(systemctl show -p MainPID --value \"$u\"); boot=$(awk '$1 == \"btime\" {{ print $2 }}' \"$r/proc/stat\"); ticks=$(sed 's/.*) //' \"$r/proc/$pid/stat\" | awk '{{ print $20 }}'); start=$((boot + ticks / 100)); if test -e \"$f\" && test \"$(date -r \"$f\" +%s)\" -ge \"$start\"; then echo \"$u started its embedded Flannel again (it wrote $f after starting)\" >&2; exit 1; fi"
         ));
     }
     lines.push(sh!("echo \"$u runs without what the plan turned off\""));
@@ -363,6 +377,7 @@ fn check_step(
     restore: bool,
 ) -> S {
     let k3s_proxy_gone = !restore && change.kube_proxy_off && !change.rke2();
+    let k3s_flannel_gone = !restore && change.bundled.is_some() && !change.rke2();
     let mut probes = vec![
         Probe::NodesReady,
         Probe::NodeCheck {
@@ -372,7 +387,7 @@ fn check_step(
                 "service-check",
                 &node.name,
                 image,
-                &check_script("", unit, backup, k3s_proxy_gone),
+                &check_script("", unit, backup, k3s_proxy_gone, k3s_flannel_gone),
             ),
         },
     ];
@@ -386,6 +401,9 @@ fn check_step(
         });
     }
     let mut gone = Vec::new();
+    if k3s_flannel_gone {
+        gone.push("k3s did not start its Flannel again");
+    }
     if k3s_proxy_gone {
         gone.push("nothing serves kube-proxy's health port");
     }
@@ -526,6 +544,13 @@ mod tests {
             std::fs::read_to_string(self.path(file)).ok()
         }
 
+        fn read_state(&self, name: &str) -> String {
+            std::fs::read_to_string(self.dir.path().join("state").join(name))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        }
+
         fn restarts(&self) -> usize {
             std::fs::read_to_string(self.dir.path().join("state/restarts"))
                 .unwrap_or_default()
@@ -583,7 +608,7 @@ mod tests {
                 BACKUP,
                 true,
             ),
-            check_script(&root, "rke2-server", BACKUP, true),
+            check_script(&root, "rke2-server", BACKUP, true, false),
         )
     }
 
@@ -676,5 +701,45 @@ mod tests {
         );
         let (ok, err) = host.run(&check);
         assert!(ok, "{err}");
+    }
+
+    #[test]
+    fn the_check_fails_when_k3s_started_its_flannel_again() {
+        let host = Host::new();
+        let root = host.root();
+        let forward = host_script(
+            &root,
+            "k3s",
+            "/etc/rancher/k3s/config.yaml.d/90-cniswap.yaml",
+            &["flannel-backend: none".to_string()],
+            &[],
+            "/var/lib/cniswap/backups/p1/k3s",
+            false,
+        );
+        let check = check_script(&root, "k3s", "/var/lib/cniswap/backups/p1/k3s", false, true);
+        assert!(host.run(&forward).0);
+        // The unit's main process started a minute ago (the stand-in systemctl answers every
+        // `show` with its invocation number, so that is the MainPID here).
+        let pid = host.read_state("invocation");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        host.write("/proc/stat", &format!("cpu 1\nbtime {}\n", now - 10_000));
+        host.write(
+            &format!("/proc/{pid}/stat"),
+            &format!(
+                "{pid} (k3s-server) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {} 1 1\n",
+                (10_000 - 60) * 100
+            ),
+        );
+        // No Flannel config written since: k3s runs without Flannel.
+        let (ok, err) = host.run(&check);
+        assert!(ok, "{err}");
+        // k3s wrote Flannel's config after it started: Flannel runs again.
+        host.write("/var/lib/rancher/k3s/agent/etc/flannel/net-conf.json", "{}");
+        let (ok, err) = host.run(&check);
+        assert!(!ok);
+        assert!(err.contains("embedded Flannel"), "{err}");
     }
 }

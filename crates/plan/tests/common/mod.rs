@@ -233,6 +233,29 @@ pub fn assert_invariants(plan: &Plan) {
     apply_can_renew_every_node(plan, &label);
     round_trips(plan, &label);
     node_services_one_node_at_a_time(plan, &label);
+    no_kubeadm_objects_outside_kubeadm(plan, &label);
+}
+
+/// k3s and RKE2 have no kube-proxy DaemonSet or ConfigMap and no kubeadm-config: a plan there
+/// never deletes or patches them (their kube-proxy goes with the distribution's config).
+fn no_kubeadm_objects_outside_kubeadm(plan: &Plan, label: &str) {
+    if !matches!(plan.platform.as_str(), "k3s" | "rke2") {
+        return;
+    }
+    for step in all_steps(plan) {
+        let object = match &step.action {
+            Action::DeleteObject { object, .. } | Action::PatchObject { object, .. } => object,
+            _ => continue,
+        };
+        assert!(
+            !(object.name == "kube-proxy" || object.name == "kubeadm-config"),
+            "{label}: {} touches {}/{}, which {} does not have",
+            step.id,
+            object.kind,
+            object.name,
+            plan.platform
+        );
+    }
 }
 
 /// A node's own service (k3s, RKE2) restarts only in a step for that one node, which apply
