@@ -473,6 +473,22 @@ pub fn switch_off(
     (steps, rollback)
 }
 
+/// RKE2 documents changing the CNI of a running cluster as unsupported (docs.rke2.io,
+/// networking/basic_network_options): stated with how the plan handles it.
+pub fn risk(cluster: &Cluster) -> Option<crate::model::Risk> {
+    let change = Change::of(cluster, false)?;
+    let chart = change.chart()?;
+    Some(crate::model::Risk {
+        rule: None,
+        effect: format!(
+            "RKE2 documents switching the CNI of a running cluster as untested (stale interfaces or routes may stay behind); {chart} is RKE2's bundled CNI"
+        ),
+        handling: format!(
+            "the plan switches it off the RKE2 way (`cni: none` on every server, its HelmChart {chart} deleted and its DaemonSet waited for), then cleans every node with the node agent and checks each; try it on a copy of the cluster first"
+        ),
+    })
+}
+
 /// Whether the source CNI is the distribution's own (its DaemonSet, if any, must not be
 /// deleted: the distribution recreates it).
 pub fn is_bundled(cluster: &Cluster, cni: CniKind) -> bool {

@@ -302,6 +302,15 @@ fn rke2_canal_goes_by_its_helmchart_and_kube_proxy_by_its_manifest() {
         "deployment",
         "calico-kube-controllers"
     ));
+    // RKE2 calls a CNI switch on a running cluster untested: the plan says so and how.
+    assert!(
+        plan.estimates
+            .risks
+            .iter()
+            .any(|r| r.effect.contains("RKE2 documents switching the CNI")),
+        "{:#?}",
+        plan.estimates.risks
+    );
     // The rollback puts the HelmChart back from its backup.
     assert!(rollback(&plan).iter().any(
         |s| matches!(&s.action, Action::RestoreBackup { path, .. } if path.contains("rke2-canal"))

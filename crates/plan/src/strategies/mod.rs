@@ -427,7 +427,10 @@ impl<'a> Builder<'a> {
     /// replaces (bundled CNI, network policy controller, kube-proxy), node by node, servers
     /// first, each restart checked; RKE2's CNI chart removed by its HelmChart. Empty on other
     /// platforms (distribution.rs).
-    pub fn distribution_switch(&self) -> (Vec<S>, Vec<S>) {
+    pub fn distribution_switch(&mut self) -> (Vec<S>, Vec<S>) {
+        if let Some(risk) = crate::distribution::risk(self.cluster) {
+            self.risks.push(risk);
+        }
         crate::distribution::switch_off(
             self.cluster,
             self.replace_kube_proxy,
