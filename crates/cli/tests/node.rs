@@ -1149,6 +1149,27 @@ fn k3s_embedded_flannel_is_named_and_cleaned_the_k3s_way() {
         .set_modified(old)
         .unwrap();
     k3s_process(&node, 5);
+    // k3s still serves kube-proxy's health port from its own process: kube-proxy's state stays.
+    node.file(
+        "proc/net/tcp",
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000:2810 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0 100 0 0 10 0\n",
+    );
+    std::fs::create_dir_all(node.root().join("proc/300/fd")).unwrap();
+    std::os::unix::fs::symlink("socket:[777]", node.root().join("proc/300/fd/5")).unwrap();
+    let refused = node.cniswap(&[
+        "clean",
+        "--cni",
+        "flannel",
+        "--include-kube-proxy",
+        "--dry-run",
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("k3s-server (embedded kube-proxy) is running"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(node.root().join("proc/net")).unwrap();
     let backup = node
         .root()
         .join("../")

@@ -56,6 +56,46 @@ pub fn k3s_runs_flannel(root: &Path, pid: u32) -> Option<bool> {
     Some(written >= started)
 }
 
+/// kube-proxy's health port: k3s' embedded kube-proxy serves it from the k3s process.
+const KUBE_PROXY_HEALTH_PORT: u16 = 10256;
+
+/// Whether the k3s process `pid` runs its embedded kube-proxy: it holds the socket listening
+/// on kube-proxy's health port. `None` when a socket listens there but the process' open
+/// files cannot be read.
+pub fn k3s_runs_kube_proxy(root: &Path, pid: u32) -> Option<bool> {
+    let inodes = listening_inodes(root, KUBE_PROXY_HEALTH_PORT);
+    if inodes.is_empty() {
+        return Some(false);
+    }
+    let fds = std::fs::read_dir(root.join(format!("proc/{pid}/fd"))).ok()?;
+    Some(fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| {
+            let target = target.to_string_lossy();
+            inodes.iter().any(|i| target == format!("socket:[{i}]"))
+        })
+    }))
+}
+
+/// Inodes of TCP sockets listening on `port` (`/proc/net/tcp` and `tcp6`: local address in
+/// hex, state 0A, inode in the tenth column).
+fn listening_inodes(root: &Path, port: u16) -> Vec<String> {
+    let suffix = format!(":{port:04X}");
+    ["proc/net/tcp", "proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| crate::paths::read_regular(&root.join(f)))
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    (fields.len() > 9 && fields[1].ends_with(&suffix) && fields[3] == "0A")
+                        .then(|| fields[9].to_string())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// When a process started: boot time (`/proc/stat` btime) plus its start in clock ticks
 /// (`/proc/<pid>/stat` field 22; the kernel's USER_HZ is 100 on Linux).
 fn process_start(root: &Path, pid: u32) -> Option<std::time::SystemTime> {
@@ -122,5 +162,31 @@ mod tests {
         file.set_modified(old).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(k3s_runs_flannel(root, 301), Some(false));
         assert_eq!(k3s_runs_flannel(root, 999), None);
+    }
+
+    #[test]
+    fn kube_proxy_runs_when_k3s_holds_the_health_port() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let root = dir.path();
+        let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+        // Nothing listens on 10256.
+        write(root, "proc/net/tcp", header);
+        assert_eq!(k3s_runs_kube_proxy(root, 300), Some(false));
+        write(
+            root,
+            "proc/net/tcp6",
+            &format!(
+                "{header}   0: 00000000000000000000000000000000:2810 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 48213 1 0 100 0 0 10 0\n"
+            ),
+        );
+        // Someone listens, and k3s' open files cannot be read: it may be k3s.
+        assert_eq!(k3s_runs_kube_proxy(root, 300), None);
+        std::fs::create_dir_all(root.join("proc/300/fd")).unwrap_or_default();
+        std::os::unix::fs::symlink("socket:[1111]", root.join("proc/300/fd/3"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(k3s_runs_kube_proxy(root, 300), Some(false));
+        std::os::unix::fs::symlink("socket:[48213]", root.join("proc/300/fd/9"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(k3s_runs_kube_proxy(root, 300), Some(true));
     }
 }

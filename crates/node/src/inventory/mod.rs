@@ -107,30 +107,50 @@ fn agents(root: &Path) -> Vec<RunningAgent> {
             {
                 return None;
             }
-            // k3s runs Flannel inside its own process: counted as Flannel's agent while it
-            // does (or when that cannot be read: never clean under a running Flannel).
             if crate::distribution::is_k3s_process(comm) {
-                let runs = crate::distribution::k3s_runs_flannel(root, pid);
-                return (runs != Some(false)).then(|| RunningAgent {
-                    owner: cniswap_model::Owner::Flannel,
-                    process: format!(
-                        "{comm} (embedded Flannel{})",
-                        if runs.is_none() {
-                            ": its start time could not be read, so it may run"
-                        } else {
-                            ""
-                        }
-                    ),
-                    pid,
-                });
+                return Some(k3s_agents(root, comm, pid));
             }
-            Some(RunningAgent {
+            Some(vec![RunningAgent {
                 owner: crate::owner::process(comm)?,
                 process: comm.to_string(),
                 pid,
-            })
+            }])
         })
+        .flatten()
         .collect();
     agents.sort_by_key(|a| a.pid);
     agents
+}
+
+/// k3s runs Flannel and kube-proxy inside its own process: each counted as an agent while it
+/// runs there (or when that cannot be read: never clean under a running agent).
+fn k3s_agents(root: &Path, comm: &str, pid: u32) -> Vec<RunningAgent> {
+    use crate::distribution::{k3s_runs_flannel, k3s_runs_kube_proxy};
+    let embedded = [
+        (
+            cniswap_model::Owner::Flannel,
+            "Flannel",
+            k3s_runs_flannel(root, pid),
+            "its start time could not be read",
+        ),
+        (
+            cniswap_model::Owner::KubeProxy,
+            "kube-proxy",
+            k3s_runs_kube_proxy(root, pid),
+            "a socket listens on kube-proxy's health port and its open files could not be read",
+        ),
+    ];
+    embedded
+        .into_iter()
+        .filter(|(_, _, runs, _)| *runs != Some(false))
+        .map(|(owner, what, runs, unsure)| RunningAgent {
+            owner,
+            process: if runs.is_none() {
+                format!("{comm} (embedded {what}: {unsure}, so it may run)")
+            } else {
+                format!("{comm} (embedded {what})")
+            },
+            pid,
+        })
+        .collect()
 }
