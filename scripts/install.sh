@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds cniswap and installs it into a bin directory together with its kubectl plugin name:
 # `kubectl-cniswap` is a symbolic link to `cniswap` (one binary; it reads argv[0]), so
-# `kubectl cniswap ...` works and `kubectl plugin list` finds exactly one plugin file.
+# `kubectl cniswap ...` works and `kubectl plugin list` finds exactly one plugin file;
+# `kubectl_complete-cniswap`, another link, completes `kubectl cniswap <Tab>`.
 #
 #   scripts/install.sh                      # ~/.local/bin (/usr/local/bin as root), release profile
 #   scripts/install.sh --prefix DIR         # into DIR
@@ -49,8 +50,11 @@ mv -f "$tmp" "$prefix/cniswap"
 # A link named for kubectl, relative so the directory can move. A plugin file of an older
 # install (a copy, not a link) is replaced too.
 ln -sfn cniswap "$prefix/kubectl-cniswap"
+# kubectl 1.26+ runs kubectl_complete-<plugin> to complete `kubectl cniswap <Tab>` (the same
+# binary again; not a plugin file: `kubectl plugin list` looks for kubectl-* only).
+ln -sfn cniswap "$prefix/kubectl_complete-cniswap"
 
-echo "installed $prefix/cniswap and $prefix/kubectl-cniswap -> cniswap"
+echo "installed $prefix/cniswap, and $prefix/kubectl-cniswap and kubectl_complete-cniswap -> cniswap"
 case ":$PATH:" in
     *":$prefix:"*) ;;
     *) echo "note: $prefix is not on PATH; add it: export PATH=\"$prefix:\$PATH\"" ;;

@@ -359,6 +359,24 @@ impl KubeActions {
                 ))
             }
             Probe::Absent { object } => self.absent_ref(object).await,
+            Probe::Present { object } => {
+                let (gone, _) = self.absent_ref(object).await?;
+                let what = format!(
+                    "{}{}/{}",
+                    object
+                        .namespace
+                        .as_ref()
+                        .map(|n| format!("{n}/"))
+                        .unwrap_or_default(),
+                    object.kind,
+                    object.name
+                );
+                Ok(if gone {
+                    (false, format!("{what} does not exist"))
+                } else {
+                    (true, format!("{what} exists"))
+                })
+            }
             Probe::FieldIn {
                 resource,
                 namespace,
@@ -544,6 +562,9 @@ impl KubeActions {
         Ok((all, lines.join("; ")))
     }
 }
+
+/// How long a check's network probes may take to pass after the step that changed them.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Probes of a state that other controllers bring about over time, read from the API alone.
 fn awaits_state(probe: &Probe) -> bool {

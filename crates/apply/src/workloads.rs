@@ -119,6 +119,109 @@ impl KubeActions {
         }
     }
 
+    /// Waits for a Job that switches nodes itself (Calico's migration controller), marking each
+    /// node in progress from its cordon (or its `label` reading `none`) until it is uncordoned
+    /// and every pod-network pod on it is Ready again: the controller uncordons a node before
+    /// the pods it recreated there are back (seen on the lab: about 8 s), and people and
+    /// `verify --continuous` read the markers to know which node is in its switch.
+    pub async fn await_job_marking_nodes(
+        &self,
+        namespace: &str,
+        name: &str,
+        label: &str,
+        step: &str,
+        timeout: Duration,
+    ) -> Result<String, ActionError> {
+        let deadline = Instant::now() + timeout;
+        let marker = format!("{step} ({namespace}/{name})");
+        loop {
+            let (done, what) = self.job_complete(namespace, name).await?;
+            let switching = self.mark_nodes_switched_by(label, &marker).await?;
+            if done && switching.is_empty() {
+                return Ok(what);
+            }
+            if Instant::now() >= deadline {
+                let nodes = if switching.is_empty() {
+                    String::new()
+                } else {
+                    format!("; still switching: {}", switching.join(", "))
+                };
+                return Err(failed(format!(
+                    "{what}{nodes} after {} s",
+                    timeout.as_secs()
+                )));
+            }
+            // Nodes change without the Job changing: poll as verify reads nodes.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// One round of [`Self::await_job_marking_nodes`]: returns the nodes still switching.
+    async fn mark_nodes_switched_by(
+        &self,
+        label: &str,
+        marker: &str,
+    ) -> Result<Vec<String>, ActionError> {
+        use cniswap_exec::{NODE_IN_PROGRESS, NodeMark};
+        let nodes = self
+            .nodes()
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| api("LIST nodes", "nodes", e))?;
+        let mut switching = Vec::new();
+        for node in nodes.items {
+            let Some(name) = node.metadata.name.clone() else {
+                continue;
+            };
+            let cordoned = node
+                .spec
+                .as_ref()
+                .and_then(|s| s.unschedulable)
+                .unwrap_or(false);
+            let network = node.metadata.labels.as_ref().and_then(|l| l.get(label));
+            let marked = node
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(NODE_IN_PROGRESS))
+                .is_some_and(|v| v == marker);
+            if cordoned || network.is_some_and(|v| v == "none") {
+                if !marked {
+                    self.mark(&name, marker, NodeMark::InProgress).await?;
+                }
+                switching.push(name);
+            } else if marked {
+                if self.pod_network_ready(&name).await? {
+                    self.mark(&name, marker, NodeMark::Done).await?;
+                } else {
+                    switching.push(name);
+                }
+            }
+        }
+        Ok(switching)
+    }
+
+    /// Every running pod on `node` that uses the pod network is Ready.
+    async fn pod_network_ready(&self, node: &str) -> Result<bool, ActionError> {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let field = format!("spec.nodeName={node}");
+        let list = pods
+            .list(&ListParams::default().fields(&field))
+            .await
+            .map_err(|e| api(&format!("LIST pods on {node}"), "pods", e))?;
+        Ok(list.items.iter().all(|p| {
+            let host = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.host_network)
+                .unwrap_or(false);
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            let finished = matches!(phase, Some("Succeeded" | "Failed"));
+            let deleting = p.metadata.deletion_timestamp.is_some();
+            host || finished || deleting || crate::pods::is_ready(p)
+        }))
+    }
+
     /// The ConfigMap holds each setting, and (with `report`) every agent pod prints a line that
     /// matches.
     pub async fn settings_in_place(

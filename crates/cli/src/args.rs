@@ -288,12 +288,12 @@ pub struct VerifyArgs {
     pub http_port: u16,
 
     /// Check only these nodes (repeat or comma-separate; default: all).
-    #[arg(long, value_name = "NODE", value_delimiter = ',')]
+    #[arg(long, value_name = "NODE", value_delimiter = ',', add = crate::complete::node_names())]
     pub node: Vec<String>,
 
     /// Only the checks from or to this node, against every node (repeat or comma-separate):
     /// what a rolling migration runs after switching a node.
-    #[arg(long, value_name = "NODE", value_delimiter = ',')]
+    #[arg(long, value_name = "NODE", value_delimiter = ',', add = crate::complete::node_names())]
     pub focus: Vec<String>,
 
     /// Also try TCP to this address outside the cluster from every node (IP:PORT).
@@ -341,7 +341,8 @@ pub struct VerifyArgs {
         long,
         value_name = "NODE",
         value_delimiter = ',',
-        requires = "continuous"
+        requires = "continuous",
+        add = crate::complete::node_names()
     )]
     pub switching: Vec<String>,
 
@@ -703,11 +704,11 @@ pub enum Command {
 
         /// Run only these rules: IDs, ID prefixes, names or ALL (comma-separated or repeated;
         /// replaces `select:` of .cniswap.yaml).
-        #[arg(long, value_name = "CODE", value_delimiter = ',')]
+        #[arg(long, value_name = "CODE", value_delimiter = ',', add = crate::complete::rule_codes())]
         select: Vec<String>,
 
         /// Do not run these rules: IDs, ID prefixes or names (added to .cniswap.yaml's).
-        #[arg(long, value_name = "CODE", value_delimiter = ',')]
+        #[arg(long, value_name = "CODE", value_delimiter = ',', add = crate::complete::rule_codes())]
         ignore: Vec<String>,
     },
 
@@ -855,7 +856,7 @@ pub enum Command {
     )]
     Explain {
         /// Rule ID or name.
-        #[arg(value_name = "RULE", required_unless_present = "list")]
+        #[arg(value_name = "RULE", required_unless_present = "list", add = crate::complete::rule_ids())]
         rule: Option<String>,
 
         /// List every rule with its severity and title.
@@ -868,8 +869,11 @@ pub enum Command {
         output: OutputFormat,
     },
 
-    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    #[command(after_help = "Example:\n  cniswap completions bash > /etc/bash_completion.d/cniswap")]
+    /// Print a static shell completion script (bash, zsh, fish, elvish, powershell):
+    /// subcommands and flags. For rule IDs and node names too, load the dynamic one instead.
+    #[command(
+        after_help = "Examples:\n  cniswap completions bash > /etc/bash_completion.d/cniswap\n\nDynamic completion, rule IDs and node names too (docs/completion.md):\n  source <(COMPLETE=bash cniswap)"
+    )]
     Completions {
         /// The shell to write the script for.
         #[arg(value_enum)]

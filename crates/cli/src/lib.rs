@@ -5,6 +5,7 @@ mod agent;
 mod apply;
 mod args;
 mod commands;
+mod complete;
 mod error;
 mod image;
 mod lint;
@@ -50,8 +51,23 @@ pub fn invoked_as(argv0: Option<&std::ffi::OsStr>) -> &'static str {
     }
 }
 
+/// Whether kubectl runs this binary to complete `kubectl cniswap ...` (as the link
+/// `kubectl_complete-cniswap`, which scripts/install.sh makes).
+fn is_kubectl_completer(argv0: Option<&std::ffi::OsStr>) -> bool {
+    argv0
+        .map(std::path::Path::new)
+        .and_then(|p| p.file_name())
+        .is_some_and(|n| n == complete::KUBECTL_COMPLETER)
+}
+
 /// Runs the CLI; `display_name` is how the user invoked it (`cniswap` or `kubectl cniswap`).
 pub fn run(display_name: &str) -> ExitCode {
+    // A shell asking for completions (`COMPLETE=bash`) gets them here, and the process ends.
+    complete::answer_if_asked(display_name);
+    if is_kubectl_completer(std::env::args_os().next().as_deref()) {
+        complete::answer_kubectl(std::env::args_os().skip(1).collect());
+        return ExitCode::SUCCESS;
+    }
     let name = display_name.to_string();
     match std::thread::Builder::new()
         .name("cniswap".into())
@@ -94,7 +110,7 @@ fn run_here(display_name: &str) -> ExitCode {
         Err(e) => {
             error::print(&error::CliError::other(
                 e.to_string(),
-                "set the budget to a positive whole number (see README.md, \"Limits\"), or unset it",
+                "set the budget to a positive whole number (see docs/usage.md, \"Limits\"), or unset it",
             ));
             return ExitCode::from(exit::INPUT);
         }

@@ -131,7 +131,7 @@ pub fn run(args: PlanArgs) -> Result<u8, CliError> {
 /// The plan for people: what, how, how long, the phases and the preflight findings.
 fn summary(plan: &cniswap_plan::Plan) -> String {
     let mut out = format!(
-        "{BOLD}Plan: {} -> {} on {} ({}){BOLD:#}\nStrategy: {} {DIM}({}){DIM:#}\nkube-proxy: {}; install: {}; node agent image: {} (every node must pull it)\nEstimate: about {} min in total, longest pod-network outage about {} min\n{BOLD}Phases{BOLD:#}:\n",
+        "{BOLD}Plan: {} -> {} on {} ({}){BOLD:#}\nStrategy: {} {DIM}({}){DIM:#}\nkube-proxy: {}; install: {}; node agent image: {} (every node must pull it)\n{BOLD}Phases{BOLD:#}:\n",
         if plan.from.is_empty() {
             "nothing".to_string()
         } else {
@@ -145,8 +145,6 @@ fn summary(plan: &cniswap_plan::Plan) -> String {
         plan.kube_proxy,
         plan.install,
         esc(&plan.agent_image),
-        plan.estimates.total_minutes,
-        plan.estimates.longest_outage_minutes,
     );
     for (i, phase) in plan.phases.iter().enumerate() {
         out.push_str(&format!(
@@ -157,6 +155,11 @@ fn summary(plan: &cniswap_plan::Plan) -> String {
             count(phase.rollback.len(), "rollback step", "rollback steps")
         ));
     }
+    // The estimate as a picture; it ends with the totals.
+    out.push_str(&render::timeline::timeline(
+        &plan.estimates,
+        plan.strategy == "cutover",
+    ));
     if !plan.estimates.risks.is_empty() {
         out.push_str(&format!(
             "{BOLD}Also affected, and handled by the plan{BOLD:#}:\n"

@@ -354,12 +354,22 @@ fn reports_say_what_the_facts_say() {
         report.contains("Kubernetes v1.33.1 on 6 nodes\n"),
         "{report}"
     );
-    // Agents whose pods exist but are not ready are shown, not `-`.
+    // The node x CNI table: agents whose pods exist but are not ready are shown, not `-`,
+    // beside the node's pod range.
+    let header = report
+        .lines()
+        .find(|l| l.trim_start().starts_with("NODE "))
+        .unwrap();
+    assert_eq!(header, "  NODE          POD-CIDR       FLANNEL    CILIUM");
     let row = report
         .lines()
-        .find(|l| l.trim_start().starts_with("talos-cp-02"))
+        .find(|l| l.trim_start().starts_with("talos-cp-02 ") && l.contains("/24"))
         .unwrap();
-    assert!(row.contains("flannel+cilium not ready"), "{row}");
+    assert_eq!(row, "  talos-cp-02   10.244.1.0/24  not ready  not ready");
+    assert!(
+        report.contains("  talos-cp-01   10.244.0.0/24  running    running\n"),
+        "{report}"
+    );
 
     // Counts agree with their nouns.
     let out = cniswap_in(

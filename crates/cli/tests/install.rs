@@ -35,9 +35,32 @@ fn install_puts_the_binary_and_a_plugin_link_into_the_bin_directory() {
     names.sort();
     assert_eq!(
         names,
-        ["cniswap", "kubectl-cniswap"],
+        ["cniswap", "kubectl-cniswap", "kubectl_complete-cniswap"],
         "nothing else is left behind"
     );
+    // kubectl completes `kubectl cniswap expl<Tab>` and `... explain TAL00<Tab>` through the
+    // second link, in cobra's format (candidates, then the directive).
+    let complete = |words: &[&str]| {
+        let out = Command::new(bin.join("kubectl_complete-cniswap"))
+            .args(words)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let subcommands = complete(&["expl"]);
+    assert!(subcommands.starts_with("explain\t"), "{subcommands}");
+    assert!(subcommands.ends_with("\n:4\n"), "{subcommands}");
+    let rules = complete(&["explain", "TAL00"]);
+    assert!(rules.contains("TAL001\t"), "{rules}");
+    assert!(
+        rules.lines().all(|l| l.starts_with("TAL00") || l == ":4"),
+        "{rules}"
+    );
+    // The empty word after `kubectl cniswap `: every subcommand.
+    let all = complete(&[""]);
+    assert!(all.lines().any(|l| l.starts_with("inspect\t")), "{all}");
+    assert!(all.lines().any(|l| l.starts_with("plan\t")), "{all}");
     let out = Command::new(bin.join("kubectl-cniswap"))
         .arg("--help")
         .output()

@@ -238,7 +238,7 @@ fn corpus() -> PathBuf {
     assert!(
         path.is_dir(),
         "the corpus of public configurations is missing: {} ({from}) is not a directory. \
-         Set CNISWAP_CORPUS to the corpus directory (see README.md, \"Set up and try it\").",
+         Set CNISWAP_CORPUS to the corpus directory (see README.md, \"Run the tests\").",
         path.display()
     );
     path

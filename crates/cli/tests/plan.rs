@@ -347,3 +347,49 @@ fn local_charts_manifests_and_a_mirror_make_a_plan_without_the_internet() {
         assert!(said.contains(wanted), "{args:?}: {said}");
     }
 }
+
+/// The summary's timeline section: from its title to the line after the totals' line.
+fn timeline_section(summary: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in summary.lines() {
+        if line.starts_with("Pod-network outage per node") || line.starts_with("Each node's switch")
+        {
+            inside = true;
+        } else if inside && !line.starts_with("  ") {
+            break;
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn the_summary_draws_each_nodes_outage_in_migration_order() {
+    // Rolling on Talos: workers first, the control plane last; one bar per node.
+    let out = cniswap(&[
+        "plan",
+        "--snapshot",
+        &example("talos-flannel-homelab"),
+        "--to",
+        "cilium",
+        "--force",
+    ]);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(!summary.contains('\u{1b}'), "NO_COLOR output is plain");
+    insta::assert_snapshot!("timeline_talos_rolling", timeline_section(&summary));
+
+    // Cutover: the bars are each node's own switch, and the summary says the whole window.
+    let out = cniswap(&[
+        "plan",
+        "--snapshot",
+        &example("kubeadm-calico-vxlan"),
+        "--to",
+        "flannel",
+    ]);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    insta::assert_snapshot!("timeline_kubeadm_cutover", timeline_section(&summary));
+}

@@ -68,7 +68,7 @@ pub const MAX_REQUEST_SECONDS: Budget = Budget {
     default: 120,
 };
 
-/// Every budget, in the order the README lists them.
+/// Every budget, in the order docs/usage.md ("Limits") lists them.
 pub const ALL: &[Budget] = &[
     MAX_INPUT_BYTES,
     MAX_FILE_BYTES,

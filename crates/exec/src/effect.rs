@@ -313,7 +313,9 @@ pub fn of(action: &Action) -> Effect {
             daemonset: s(daemonset),
             selector: s(selector),
         },
-        Action::WaitJob { namespace, name } => Effect::JobComplete {
+        Action::WaitJob {
+            namespace, name, ..
+        } => Effect::JobComplete {
             namespace: s(namespace),
             name: s(name),
         },

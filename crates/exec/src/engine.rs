@@ -563,9 +563,14 @@ impl<'a, A: Actions + ?Sized> Executor<'a, A> {
                         next: Some(step.id.clone()),
                     });
                 }
-                // A node this phase never changed needs no undoing (no reboot of a node that
-                // was never switched).
+                // A node this phase switches but never reached needs no undoing (no reboot of
+                // a node that was never switched). A phase with no step of its own on the node
+                // (an install everywhere) changed it as a whole: its node steps always run.
                 if let Some(node) = effect::node_of(&step.action).filter(|n| *n != "all")
+                    && phase
+                        .steps
+                        .iter()
+                        .any(|s| effect::node_of(&s.action) == Some(node))
                     && !phase.steps.iter().any(|s| {
                         effect::node_of(&s.action) == Some(node) && self.state.touched(&s.id)
                     })

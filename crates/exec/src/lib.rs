@@ -42,7 +42,7 @@ pub const NODE_IN_PROGRESS: &str = "cniswap.io/apply-in-progress";
 pub const NODE_DONE: &str = "cniswap.io/apply-done";
 pub const NODE_CORDONED: &str = "cniswap.io/cordoned";
 
-/// Exit codes of `cniswap apply` (documented in --help and the README).
+/// Exit codes of `cniswap apply` (documented in --help and docs/apply.md).
 pub mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;

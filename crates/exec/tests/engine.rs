@@ -850,6 +850,41 @@ fn rollback_skips_nodes_the_phase_never_touched() {
     assert!(skip("R3.1") && skip("R3.2") && !skip("R3.3"));
 }
 
+/// Regression: the rollback of an install everywhere (Cilium on every node) skipped its node
+/// clean-ups, "this phase did not change node X", and left Cilium's links on every node.
+#[test]
+fn rollback_of_a_phase_without_node_steps_runs_its_node_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut plan = plan();
+    plan.phases[1].rollback.push(step(
+        "R2.3",
+        Action::LabelNode {
+            node: NODES[0].to_string(),
+            key: "new/cni".into(),
+            value: None,
+        },
+    ));
+    let mut memory = cluster();
+    let until = Options {
+        until: Some("2.2".into()),
+        ..options()
+    };
+    apply(dir.path(), &plan, &mut memory, &until);
+    assert_eq!(
+        run(dir.path(), &plan, &mut memory, &options(), true).unwrap(),
+        Outcome::Complete
+    );
+    let events = records(dir.path());
+    // Its check runs (here it finds the label already gone): not skipped as untouched.
+    let untouched = events.iter().any(|e| {
+        matches!(e, Event::Skip { step, evidence } if step == "R2.3" && evidence.contains("did not change"))
+    });
+    let checked = events.iter().any(
+        |e| matches!(e, Event::Skip { step, .. } | Event::Finish { step, .. } if step == "R2.3"),
+    );
+    assert!(!untouched && checked, "R2.3 must be checked: {events:#?}");
+}
+
 /// Regression: `--until` a step that is already done stopped nothing, and the run went on to
 /// the end of the plan.
 #[test]

@@ -8,9 +8,11 @@
 pub mod bounds;
 mod connect;
 mod list;
+mod nodes;
 pub mod pods;
 pub mod talosctl;
 
 pub use bounds::Exceeded;
 pub use connect::{ConnectError, Connection, LiveOptions, api_status, chain, connect};
 pub use list::{ReadError, read_cluster};
+pub use nodes::node_names;

@@ -74,6 +74,15 @@ async fn reads_a_real_api_server_paginated_without_secrets() {
         .unwrap();
 
     assert_eq!(snapshot.objects.nodes.len(), 3, "the three kwok nodes");
+    // Shell completion's node names: the same three nodes, from one metadata-only list.
+    let mut listed: Vec<String> = snapshot
+        .objects
+        .nodes
+        .iter()
+        .map(|n| n.metadata.name.to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(cniswap_kube::node_names(&connection).await.unwrap(), listed);
     assert!(
         snapshot.objects.namespaces.len() > NAMESPACES,
         "all {} namespaces, across pages: got {}",

@@ -227,6 +227,10 @@ const fn kube_bin(name: &'static str, package: &'static str) -> Bin {
     }
 }
 
+/// The kubectl that Calico's flannel-migration controller image bundles (`K8S_VERSION` in
+/// Calico v3.28.5's metadata.mk): the controller drains with `--delete-local-data`, which
+/// kubectl 1.31 removed, so the lab's own kubectl fails it ("unknown flag").
+pub const CALICO_KUBECTL_VERSION: &str = "v1.29.9";
 /// The pinned projects, in build order.
 pub(crate) const PROJECTS: &[Project] = &[
     Project {
@@ -493,6 +497,28 @@ pub(crate) const CNI_PROJECTS: &[Project] = &[
         sources: &["manifests"],
         build_hint: "",
     },
+    Project {
+        name: "kubectl-calico",
+        module: "k8s.io/kubernetes",
+        version: CALICO_KUBECTL_VERSION,
+        files: module_files!("kubectl-calico"),
+        cgo: false,
+        tags: &[],
+        ldflags: &[
+            "-X k8s.io/component-base/version.gitVersion=v1.29.9",
+            "-X k8s.io/component-base/version.gitMajor=1",
+            "-X k8s.io/component-base/version.gitMinor=29",
+            "-X k8s.io/client-go/pkg/version.gitVersion=v1.29.9",
+        ],
+        bins: &[Bin {
+            name: "kubectl",
+            package: "k8s.io/kubernetes/cmd/kubectl",
+            version_args: &["version", "--client"],
+            expect: "Client Version: v1.29.9",
+        }],
+        sources: &[],
+        build_hint: "",
+    },
 ];
 
 /// The CNIs' binaries and the upstream files kept with them.
@@ -511,6 +537,8 @@ pub struct CniComponents {
     pub calico_install: Binary,
     pub calico_kube_controllers: Binary,
     pub calico_check_status: Binary,
+    /// The kubectl of Calico's migration controller image ([`CALICO_KUBECTL_VERSION`]).
+    pub calico_kubectl: Binary,
     /// Files of the calico module: `manifests/`.
     pub calico_module: PathBuf,
 }
@@ -569,6 +597,7 @@ pub fn ensure_cni(
         calico_install: take("install"),
         calico_kube_controllers: take("kube-controllers"),
         calico_check_status: take("check-status"),
+        calico_kubectl: take("kubectl"),
         calico_module,
     })
 }

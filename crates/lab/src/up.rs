@@ -120,12 +120,7 @@ impl Lab {
         progress("building or reusing the images");
         let mut images = image::lab_images(&options.cache, &components, &mut |m| progress(m))?;
         if let Some(cni) = &cni_components {
-            images.extend(image::cni::all(
-                &options.cache,
-                cni,
-                &components.kubectl.path,
-                &mut |m| progress(m),
-            )?);
+            images.extend(image::cni::all(&options.cache, cni, &mut |m| progress(m))?);
         }
         if let Some(binary) = std::env::var_os("CNISWAP_BINARY") {
             // The cniswap image of the build under test (verify's probes, apply's node agent),

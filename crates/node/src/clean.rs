@@ -720,12 +720,21 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), NodeError> {
         Ok(())
     } else if meta.is_file() {
         std::fs::copy(from, to).map(|_| ()).map_err(|e| io(from, e))
+    } else if is_endpoint(&meta) {
+        // A socket or FIFO is a running process's endpoint, not state: nothing to keep (seen
+        // on the lab: Cilium's /run/cilium/health.sock stopped the clean after a rollback).
+        Ok(())
     } else {
         Err(NodeError::new(
             format!("{}: not a regular file, directory or link", from.display()),
             "move it by hand",
         ))
     }
+}
+
+fn is_endpoint(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    meta.file_type().is_socket() || meta.file_type().is_fifo()
 }
 
 pub(crate) fn io(path: &Path, e: std::io::Error) -> NodeError {

@@ -276,7 +276,9 @@ pub fn already_done(action: &Action) -> Option<Sh> {
                 target
             )
         }
-        Action::WaitJob { namespace, name } => {
+        Action::WaitJob {
+            namespace, name, ..
+        } => {
             let job = format!("job/{name}");
             sh!(
                 "kubectl -n {} wait {} --for=condition=Complete --timeout=5s >/dev/null",

@@ -252,6 +252,8 @@ pub enum Probe {
     NoNodeLabelled { key: String, except: Option<String> },
     /// The object does not exist.
     Absent { object: ObjectRef },
+    /// The object exists.
+    Present { object: ObjectRef },
     /// No pod is left in the namespace (a namespace that does not exist has none).
     NoPods { namespace: String },
     /// Every object of `resource` (`plural.group`), in `namespace` or all, reads one of
@@ -491,10 +493,14 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         report: Option<AgentReport>,
     },
-    /// Waits until a Job completes.
+    /// Waits until a Job completes. `switches_nodes`: the Job cordons and switches nodes
+    /// itself, labelling them with this key (Calico's migration controller); apply marks each
+    /// node in progress from its cordon until its pod-network pods are Ready again.
     WaitJob {
         namespace: String,
         name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        switches_nodes: Option<String>,
     },
     /// Deletes the node's pod-network pods so their controllers recreate them on the new CNI.
     RecreatePods {

@@ -156,6 +156,15 @@ pub fn commands(probe: &Probe, image: &str) -> Vec<Sh> {
         }
         // These wait for something another controller does: retried, not failed at once.
         Probe::Absent { object } => vec![until(&absent(object), &sh!("[ -z \"$out\" ]"))],
+        Probe::Present { object } => vec![match &object.namespace {
+            Some(ns) => sh!(
+                "kubectl -n {} get {} {} -o name",
+                ns,
+                object.kind,
+                object.name
+            ),
+            None => sh!("kubectl get {} {} -o name", object.kind, object.name),
+        }],
         Probe::NoPods { namespace } => vec![until(
             &sh!("kubectl -n {} get pods -o name", namespace),
             &sh!("[ -z \"$out\" ]"),

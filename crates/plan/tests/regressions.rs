@@ -281,8 +281,10 @@ fn item_6_unknown_kube_proxy_asks() {
     assert!(delete < clean);
 }
 
-/// Item 7: Flannel -> Calico rollback follows Calico's revert: per node drain, remove
-/// 10-calico.conflist, reboot, label for Flannel, uncordon; then the nodeSelector goes.
+/// Item 7: Flannel -> Calico rollback gives each node back to Flannel before Calico goes from
+/// the cluster: per node drain, Calico off (label `none`), its state cleaned (its VXLAN device
+/// holds Flannel's port and VNI), Flannel back (label `flannel`), renewal (a reboot on Talos),
+/// check, uncordon; a guard first proves Flannel's DaemonSet is still there.
 #[test]
 fn item_7_calico_migration_rollback_is_calicos_revert() {
     let plan = plan_for(
@@ -296,26 +298,36 @@ fn item_7_calico_migration_rollback_is_calicos_revert() {
         .iter()
         .find(|p| p.name == "Migrate with Calico's controller")
         .unwrap();
+    let at = |pred: &dyn Fn(&Action) -> bool| {
+        phase
+            .rollback
+            .iter()
+            .position(|s| pred(&s.action))
+            .unwrap_or_else(|| panic!("missing in {:#?}", phase.rollback))
+    };
+    let guard = at(
+        &|a| matches!(a, Action::Verify { probes, .. } if probes.iter().any(|p| matches!(p, Probe::Present { .. }))),
+    );
+    let remove_calico = at(
+        &|a| matches!(a, Action::DeleteManifest { file, .. } if file.contains("calico") && !file.contains("job")),
+    );
     for node in &plan.estimates.per_node {
-        let at = |pred: &dyn Fn(&Action) -> bool| {
-            phase
-                .rollback
-                .iter()
-                .position(|s| pred(&s.action))
-                .unwrap_or_else(|| panic!("{}: missing", node.node))
-        };
         let n = node.node.as_str();
+        let label = |value: &'static str| {
+            at(
+                &move |a| matches!(a, Action::LabelNode { node, value: Some(v), .. } if node == n && v == value),
+            )
+        };
         let drain = at(&|a| matches!(a, Action::Drain { node, .. } if node == n));
-        let files = at(
-            &|a| matches!(a, Action::NodeFiles { node, remove, .. } if node == n && remove.iter().any(|f| f == "/etc/cni/net.d/10-calico.conflist")),
+        let clean = at(
+            &|a| matches!(a, Action::NodeClean { node, cni, dry_run: false, .. } if node == n && cni == "calico"),
         );
         let reboot = at(&|a| matches!(a, Action::RebootNode { node, .. } if node == n));
-        let label = at(
-            &|a| matches!(a, Action::LabelNode { node, value: Some(v), .. } if node == n && v == "flannel"),
-        );
         let uncordon = at(&|a| matches!(a, Action::Uncordon { node, .. } if node == n));
+        let (off, back) = (label("none"), label("flannel"));
+        assert!(guard < drain && drain < off && off < clean && clean < back);
         // Labelled before the reboot: the node needs Flannel's config to come back Ready.
-        assert!(drain < files && files < label && label < reboot && reboot < uncordon);
+        assert!(back < reboot && reboot < uncordon && uncordon < remove_calico);
     }
     assert!(phase.rollback.iter().any(|s| matches!(&s.action, Action::NodeSelector { key, value: None, .. } if key == "projectcalico.org/node-network-during-migration")));
 }

@@ -209,7 +209,7 @@ impl Session {
                     reasons.join("; ")
                 ),
                 help: format!(
-                    "check the image {} can be pulled on the nodes (--image, --image-pull-policy; README: the image)",
+                    "check the image {} can be pulled on the nodes (--image, --image-pull-policy; docs/verify.md, \"The image\")",
                     o.manifests.image
                 ),
             });

@@ -83,7 +83,7 @@ impl Kind {
         )
     }
 
-    /// One line for `--help`, the README and JUnit.
+    /// One line for `--help`, docs/verify.md and JUnit.
     pub fn describe(self) -> &'static str {
         match self {
             Kind::PodToPod => {

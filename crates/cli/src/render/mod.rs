@@ -1,5 +1,7 @@
+pub mod cni_table;
 pub mod machine;
 pub mod text;
+pub mod timeline;
 
 use crate::error::CliError;
 use anstyle::{AnsiColor, Style};

@@ -138,8 +138,6 @@ pub fn report(facts: &Facts, findings: &[Finding]) -> String {
             "ZONE",
             "KUBELET",
             "OS",
-            "POD-CIDR",
-            "CNI",
             "PODS",
             "STATUS",
         ])];
@@ -160,7 +158,6 @@ pub fn report(facts: &Facts, findings: &[Finding]) -> String {
             if let Some(reason) = &n.network_unavailable {
                 status.push(format!("NetworkUnavailable({reason})"));
             }
-            let cnis = agents_cell(&n.cni_agents, &n.cni_agents_not_ready);
             rows.push(vec![
                 n.name.clone(),
                 role.to_string(),
@@ -172,12 +169,6 @@ pub fn report(facts: &Facts, findings: &[Finding]) -> String {
                     .map(|v| format!("Talos {v}"))
                     .or_else(|| n.os_image.clone())
                     .unwrap_or_else(|| "-".into()),
-                if n.pod_cidrs.is_empty() {
-                    "-".into()
-                } else {
-                    n.pod_cidrs.join(",")
-                },
-                cnis,
                 format!("{}", n.pods),
                 status.join(","),
             ]);
@@ -196,6 +187,12 @@ pub fn report(facts: &Facts, findings: &[Finding]) -> String {
     let running = facts.cnis.iter().filter(|c| c.running).count();
     for cni in &facts.cnis {
         cni_block(o, cni, facts.nodes.len());
+    }
+    // Which agent runs where, and each node's pod range (the node table above leaves them out).
+    let agents = super::cni_table::table(facts);
+    if !agents.is_empty() {
+        o.push('\n');
+        o.push_str(&agents);
     }
     if running > 1 {
         let _ = writeln!(
@@ -377,23 +374,6 @@ pub fn report(facts: &Facts, findings: &[Finding]) -> String {
         let _ = writeln!(o, "  {}", finding_line(f));
     }
     out
-}
-
-/// The CNI column: agents that run, and those whose pod exists but is not ready (`-`: none).
-fn agents_cell(ready: &[cniswap_model::CniKind], not_ready: &[cniswap_model::CniKind]) -> String {
-    let join = |kinds: &[cniswap_model::CniKind]| {
-        kinds
-            .iter()
-            .map(|c| c.to_string())
-            .collect::<Vec<_>>()
-            .join("+")
-    };
-    match (ready.is_empty(), not_ready.is_empty()) {
-        (true, true) => "-".into(),
-        (false, true) => join(ready),
-        (true, false) => format!("{} not ready", join(not_ready)),
-        (false, false) => format!("{}, {} not ready", join(ready), join(not_ready)),
-    }
 }
 
 fn workloads(o: &mut String, facts: &Facts) {

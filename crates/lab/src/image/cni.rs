@@ -207,10 +207,10 @@ pub fn calico_kube_controllers(
 pub fn calico_flannel_migration(
     cache_root: &Path,
     cni: &CniComponents,
-    kubectl: &Path,
 ) -> Result<Image, ImageError> {
     let mut layer = kube_controllers_layer(cni)?;
-    layer.host_binary(kubectl, "/usr/bin/kubectl")?;
+    // The kubectl Calico's own image carries (1.29): the controller uses flags newer ones lack.
+    layer.host_binary(&cni.calico_kubectl.path, "/usr/bin/kubectl")?;
     cached_as(
         cache_root,
         "calico-flannel-migration-controller",
@@ -224,7 +224,6 @@ pub fn calico_flannel_migration(
 pub fn all(
     cache_root: &Path,
     cni: &CniComponents,
-    kubectl: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<Image>, ImageError> {
     progress("image cilium (with clang-19 and the datapath sources)");
@@ -235,6 +234,6 @@ pub fn all(
     images.push(calico_node(cache_root, cni)?);
     images.push(calico_cni(cache_root, cni)?);
     images.push(calico_kube_controllers(cache_root, cni)?);
-    images.push(calico_flannel_migration(cache_root, cni, kubectl)?);
+    images.push(calico_flannel_migration(cache_root, cni)?);
     Ok(images)
 }

@@ -225,6 +225,7 @@ pub fn build(b: &mut Builder) {
             Action::WaitJob {
                 namespace: "kube-system".into(),
                 name: "flannel-migration".into(),
+                switches_nodes: Some(MIGRATION_LABEL.into()),
             },
             "Wait until the migration controller completes.",
             vec![sh!(
@@ -252,9 +253,12 @@ pub fn build(b: &mut Builder) {
         "calico-node is Ready on every node and no node is labelled flannel or none",
     ));
 
-    // Calico's documented revert: per migrated node drain, remove 10-calico.conflist, reboot,
-    // label flannel, uncordon; then drop the DaemonSet nodeSelector and the labels. The label
-    // goes first here, and the reboot is the node renewal (`--reboot`).
+    // Back to Flannel while the controller's work is unfinished: the Job stops, then node by
+    // node (the last switched first) Calico leaves (label `none`: its DaemonSet selects
+    // `calico`), its state goes (its VXLAN device uses Flannel's port and VNI, so Flannel could
+    // not start beside it), Flannel comes back (label `flannel`), the pods are renewed and the
+    // node checked; only then Calico goes from the cluster. Once the controller completed it
+    // has deleted Flannel's DaemonSet, and going back is a migration of its own.
     let mut revert = Vec::new();
     revert.push(s(
         Action::DeleteManifest {
@@ -272,54 +276,35 @@ pub fn build(b: &mut Builder) {
         "no object of the migration Job is left",
         300,
     ));
-    revert.push(s(
-        Action::DeleteManifest {
-            file: calico_manifest.clone(),
-            backup: "backups/flannel-migration-calico.yaml".into(),
-        },
-        "Remove Calico.",
-        vec![
-            crate::backup::write_once(
-                &sh!(
-                    "kubectl get -f {} --ignore-not-found -o yaml",
-                    calico_manifest
-                ),
-                "backups/flannel-migration-calico.yaml",
-            ),
-            sh!("kubectl delete -f {} --ignore-not-found", calico_manifest),
-        ],
-        "no object of calico.yaml is left",
-        600,
-    ));
-    revert.extend(b.clean_target_everywhere());
-    // Talos renders Flannel again, and the DaemonSet comes back if the controller deleted it.
-    revert.extend(talos_undo);
     if let Some((ns, ds)) = b.cluster.daemonset_of(CniKind::Flannel) {
-        // The controller deletes Flannel's DaemonSet when it completes: bring it back first.
-        revert.push(s(
-            Action::RestoreBackup {
-                path: "backups/objects.yaml".into(),
-                replace: false,
-            },
-            format!("Recreate {ns}/{ds} (and kube-proxy, unchanged) from the preflight backup if the controller deleted it."),
-            vec![crate::backup::restore("backups/objects.yaml")],
-            format!("{ns}/{ds} exists"),
-            600,
-        ));
+        revert.push(
+            ops::verify(
+                "Flannel's DaemonSet is still there",
+                vec![Probe::Present {
+                    object: crate::model::ObjectRef::new("daemonset", Some(ns.as_str()), &ds),
+                }],
+                format!(
+                    "Check that {ns}/{ds} still exists: Calico's controller deletes it when it completes, and from there the way back is a migration of its own (`cniswap plan --to flannel`)."
+                ),
+                format!("{ns}/{ds} exists"),
+            ),
+        );
     }
-    for node in &b.cluster.nodes {
+    let mut nodes: Vec<&crate::context::PlanNode> = b.cluster.nodes.iter().collect();
+    nodes.reverse();
+    for node in nodes {
         revert.extend(super::rolling::start_node(node));
-        revert.push(ops::node_files(
+        revert.push(ops::label_node(
             &node.name,
-            &[
-                "/etc/cni/net.d/10-calico.conflist",
-                "/etc/cni/net.d/calico-kubeconfig",
-            ],
-            None,
-            format!("Remove Calico's CNI config from {}.", node.name),
-            &b.helper_image(),
+            MIGRATION_LABEL,
+            Some("none"),
+            format!(
+                "Take Calico off {} (Flannel does not start yet).",
+                node.name
+            ),
         ));
-        // Labelled before the renewal: the node needs Flannel's config to become Ready.
+        let (clean, _) = ops::node_clean(&node.name, "calico", false, &b.agent_image(), &b.plan_id);
+        revert.extend(clean);
         revert.push(ops::label_node(
             &node.name,
             MIGRATION_LABEL,
@@ -327,7 +312,11 @@ pub fn build(b: &mut Builder) {
             format!("Let Flannel run on {} again.", node.name),
         ));
         revert.extend(b.renew_node(node, CniKind::Flannel));
-        revert.push(ops::uncordon(&node.name));
+        revert.extend(super::rolling::end_node_back(
+            node,
+            CniKind::Flannel,
+            &b.agent_image(),
+        ));
     }
     if let Some((ns, ds)) = b.cluster.daemonset_of(CniKind::Flannel) {
         revert.push(ops::node_selector(
@@ -343,6 +332,27 @@ pub fn build(b: &mut Builder) {
         None,
         "Remove the migration label from every node.".into(),
     ));
+    revert.push(s(
+        Action::DeleteManifest {
+            file: calico_manifest.clone(),
+            backup: "backups/flannel-migration-calico.yaml".into(),
+        },
+        "Remove Calico (it runs on no node any more).",
+        vec![
+            crate::backup::write_once(
+                &sh!(
+                    "kubectl get -f {} --ignore-not-found -o yaml",
+                    calico_manifest
+                ),
+                "backups/flannel-migration-calico.yaml",
+            ),
+            sh!("kubectl delete -f {} --ignore-not-found", calico_manifest),
+        ],
+        "no object of calico.yaml is left",
+        600,
+    ));
+    // Talos renders Flannel again.
+    revert.extend(talos_undo);
     let rollback = revert;
     b.phase(
         "Migrate with Calico's controller",

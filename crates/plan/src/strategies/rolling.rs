@@ -166,6 +166,27 @@ fn end_node(node: &PlanNode, goal: &str, mut probes: Vec<Probe>, image: &str) ->
     ]
 }
 
+/// Check a node given back to the old CNI, then uncordon it. Without the check a rollback
+/// uncordoned the node while its recreated pods were still starting, and traffic to them was
+/// lost after the node's switch had ended (seen on the lab).
+pub fn end_node_back(node: &PlanNode, old: CniKind, image: &str) -> Vec<S> {
+    // Flannel and Canal give pods addresses from the node's podCIDR; other CNIs from pools
+    // the node's own check (verify --focus) covers.
+    let probes = match old {
+        CniKind::Flannel | CniKind::Canal => vec![Probe::PodAddress {
+            node: node.name.clone(),
+            cidr: None,
+        }],
+        _ => Vec::new(),
+    };
+    end_node(
+        node,
+        &format!("{} runs its pods on {old} again", node.name),
+        probes,
+        image,
+    )
+}
+
 /// The label that makes the CiliumNodeConfig apply to a node.
 const CILIUM_NODE_LABEL: &str = "io.cilium.migration/cilium-default";
 
@@ -334,7 +355,7 @@ fn to_cilium(b: &mut Builder) {
             &b.helper_image(),
         ));
             undo.extend(b.renew_node(node, old));
-            undo.push(ops::uncordon(&node.name));
+            undo.extend(end_node_back(node, old, &b.agent_image()));
             rollback.splice(0..0, undo);
         }
     }
@@ -676,7 +697,7 @@ fn to_flannel(b: &mut Builder) {
                 format!("Move {} back to the old CNI.", node.name),
             ));
             back.extend(b.renew_node(node, old));
-            back.push(ops::uncordon(&node.name));
+            back.extend(end_node_back(node, old, &b.agent_image()));
             rollback.splice(0..0, back);
         }
     }
