@@ -111,6 +111,13 @@ impl Change {
         }
     }
 
+    /// Whether agents change too: k3s agents run Flannel and kube-proxy themselves, with the
+    /// settings their server gave them at start; RKE2 agents only run kube-proxy's static pod
+    /// (its CNI is the servers' chart).
+    fn agents_change(&self) -> bool {
+        !self.rke2() || self.kube_proxy_off
+    }
+
     fn rke2(&self) -> bool {
         self.dist.name == "RKE2"
     }
@@ -441,7 +448,9 @@ pub fn switch_off(
     let mut steps = Vec::new();
     let mut rollback = Vec::new();
     let mut nodes: Vec<&PlanNode> = cluster.nodes.iter().filter(|n| n.control_plane).collect();
-    nodes.extend(cluster.nodes.iter().filter(|n| !n.control_plane));
+    if change.agents_change() {
+        nodes.extend(cluster.nodes.iter().filter(|n| !n.control_plane));
+    }
     for node in nodes {
         let (step, check) = node_step(&change, node, plan_id, image, false);
         steps.push(step);

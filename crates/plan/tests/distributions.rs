@@ -322,6 +322,12 @@ fn rke2_keeping_kube_proxy_touches_no_manifest() {
     let plan = plan(&rke2(), CniKind::Calico, KubeProxyChoice::Keep);
     let steps = forward(&plan);
     let restarts = services(&steps);
+    // Only the server: RKE2's CNI is the servers' chart, and kube-proxy stays.
+    let order: Vec<(&str, &str)> = restarts.iter().map(|r| (r.node, r.unit)).collect();
+    assert_eq!(order, vec![("n0", "rke2-server")]);
     assert_eq!(restarts[0].settings, &["cni: none".to_string()]);
-    assert!(restarts[1..].iter().all(|r| r.remove.is_empty()));
+    assert_eq!(
+        restarts[0].remove,
+        &["/var/lib/rancher/rke2/server/manifests/rke2-canal.yaml".to_string()]
+    );
 }
