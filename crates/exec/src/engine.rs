@@ -589,7 +589,7 @@ impl<'a, A: Actions + ?Sized> Executor<'a, A> {
             // the phase counts as rolled back, so a later run of it saves the state as it is
             // then (retire.rs). A crash in between retires nothing twice: a missing file is
             // skipped.
-            let backups = crate::retire::backups_written(phase);
+            let backups = phase.backups_written();
             match self.actions.retire_backups(&backups) {
                 Ok(retired) if !retired.is_empty() => {
                     self.observer.on(Progress::Warning(format!(

@@ -9,32 +9,6 @@
 //! and the rollback steps' own backups are not retired here.
 
 use crate::plandir::{Entry, FileError, PlanDir};
-use cniswap_plan::{Action, Phase};
-
-/// The plan-directory backups the forward steps of `phase` write (files, or directories for
-/// CRD backups and the snapshot), in step order, each once.
-pub fn backups_written(phase: &Phase) -> Vec<String> {
-    let mut files: Vec<String> = Vec::new();
-    for step in &phase.steps {
-        let written: Vec<&str> = match &step.action {
-            // Kept on the node, not in the plan directory.
-            Action::NodeClean { .. } => Vec::new(),
-            Action::Snapshot { dir, .. } => vec![dir.as_str()],
-            Action::EtcdSnapshot { file, .. } => vec![file.as_str()],
-            Action::HelmUpgrade {
-                revision_backup, ..
-            } => revision_backup.as_deref().into_iter().collect(),
-            other => other.backup().into_iter().collect(),
-        };
-        for file in written {
-            let file = file.trim_end_matches('/').to_string();
-            if !file.is_empty() && !files.contains(&file) {
-                files.push(file);
-            }
-        }
-    }
-    files
-}
 
 /// The first free `<file>.retired-<n>` (n from 1).
 pub fn retired_name(file: &str, mut taken: impl FnMut(&str) -> bool) -> String {

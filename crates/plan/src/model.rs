@@ -106,6 +106,34 @@ pub struct Phase {
     pub rollback: Vec<Step>,
 }
 
+impl Phase {
+    /// The plan-directory backups this phase's forward steps write (files, or directories for
+    /// CRD backups and the snapshot), in step order, each once. A finished rollback of the
+    /// phase retires them (the cluster holds their state again), so a later run of the phase
+    /// saves the cluster as it is then. Node-side backups (`node clean`) are not among them.
+    pub fn backups_written(&self) -> Vec<String> {
+        let mut files: Vec<String> = Vec::new();
+        for step in &self.steps {
+            let written: Vec<&str> = match &step.action {
+                Action::NodeClean { .. } => Vec::new(),
+                Action::Snapshot { dir, .. } => vec![dir.as_str()],
+                Action::EtcdSnapshot { file, .. } => vec![file.as_str()],
+                Action::HelmUpgrade {
+                    revision_backup, ..
+                } => revision_backup.as_deref().into_iter().collect(),
+                other => other.backup().into_iter().collect(),
+            };
+            for file in written {
+                let file = file.trim_end_matches('/').to_string();
+                if !file.is_empty() && !files.contains(&file) {
+                    files.push(file);
+                }
+            }
+        }
+        files
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Step {
     pub id: String,
