@@ -460,7 +460,7 @@ pub fn switch_off(
     }
     if let Some(chart) = change.chart() {
         let (delete, restore) = ops::delete_object(
-            ObjectRef::new("helmchart.helm.cattle.io", Some("kube-system"), &chart),
+            ObjectRef::new("helmcharts.helm.cattle.io", Some("kube-system"), &chart),
             &format!(
                 ": RKE2's {} chart (its helm controller uninstalls the release; deleting the DaemonSet would only have it recreated)",
                 change.bundled.map(|c| c.to_string()).unwrap_or_default()

@@ -272,10 +272,11 @@ fn rke2_canal_goes_by_its_helmchart_and_kube_proxy_by_its_manifest() {
         );
     }
     // Canal goes the RKE2 way: its HelmChart (backed up), then its DaemonSet is waited for.
+    // `plural.group` names one group's kind for apply's discovery and for kubectl alike.
     let chart = steps
         .iter()
         .position(|s| {
-            matches!(&s.action, Action::DeleteObject { object, .. } if object.kind == "helmchart.helm.cattle.io" && object.name == "rke2-canal" && object.namespace.as_deref() == Some("kube-system"))
+            matches!(&s.action, Action::DeleteObject { object, .. } if object.kind == "helmcharts.helm.cattle.io" && object.name == "rke2-canal" && object.namespace.as_deref() == Some("kube-system"))
         })
         .expect("the rke2-canal HelmChart is deleted");
     let last_restart = steps
