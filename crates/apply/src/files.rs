@@ -10,7 +10,7 @@ use cniswap_exec::{Access, ActionError, FileError};
 use serde_json::Value;
 use std::path::PathBuf;
 
-fn file_failed(e: FileError) -> ActionError {
+pub(crate) fn file_failed(e: FileError) -> ActionError {
     ActionError::failed(
         cniswap_exec::Failure::new(e.to_string())
             .object(e.path.display().to_string())

@@ -921,7 +921,8 @@ impl KubeActions {
             }
             Action::NodeClean { node, pod, .. }
             | Action::NodeRestore { node, pod, .. }
-            | Action::NodeFiles { node, pod, .. } => {
+            | Action::NodeFiles { node, pod, .. }
+            | Action::NodeService { node, pod, .. } => {
                 let transcript = self.run_pod_ok(node, pod, ctx.timeout).await?;
                 self.pods_ran.insert(step.id.clone(), transcript.clone());
                 Ok(transcript)
@@ -1031,6 +1032,18 @@ impl Actions for KubeActions {
                 e.failure().message
             ));
         }
+    }
+
+    fn retire_backups(&mut self, files: &[String]) -> Result<Vec<(String, String)>, ActionError> {
+        let mut retired = Vec::new();
+        for file in files {
+            if let Some(to) = cniswap_exec::retire::retire(&self.plan_dir, file)
+                .map_err(crate::files::file_failed)?
+            {
+                retired.push((file.clone(), to));
+            }
+        }
+        Ok(retired)
     }
 
     fn describe(&self, step: &Step) -> Vec<String> {
@@ -1346,7 +1359,8 @@ pub fn describe(
         )],
         Action::NodeClean { node, pod, .. }
         | Action::NodeRestore { node, pod, .. }
-        | Action::NodeFiles { node, pod, .. } => vec![format!(
+        | Action::NodeFiles { node, pod, .. }
+        | Action::NodeService { node, pod, .. } => vec![format!(
             "run pod {}/{} on {node} (privileged, host / at /host, image {}): {}",
             pod.namespace,
             pod.name,

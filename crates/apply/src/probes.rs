@@ -488,6 +488,17 @@ impl KubeActions {
                     ),
                 ))
             }
+            Probe::NodeCheck { node, what, pod } => {
+                let run = self.run_pod(node, pod, timeout).await?;
+                Ok((
+                    run.code == 0,
+                    format!(
+                        "{what} on {node}: the check pod exited {}: {}",
+                        run.code,
+                        run.output.lines().last().unwrap_or_default()
+                    ),
+                ))
+            }
             Probe::Cniswap { args } => {
                 let me = std::env::current_exe()
                     .map_err(|e| failed(format!("cannot find cniswap itself: {e}")))?;

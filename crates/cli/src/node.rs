@@ -103,6 +103,9 @@ fn summary(inventory: &Inventory) -> String {
         esc(&inventory.node),
         esc(&inventory.root)
     );
+    if let Some(dist) = &inventory.distribution {
+        out.push_str(&format!("Distribution: {}\n", esc(dist)));
+    }
     let agents: Vec<String> = inventory
         .agents
         .iter()

@@ -493,6 +493,33 @@ fn clean_exactly(cni: &str, other: &str) {
         "{cni}: restore did not bring the state back\nmissing: {missing:#?}\nextra: {extra:#?}\n{}",
         String::from_utf8_lossy(&restored.stdout)
     );
+    // A plan run again after its rollback cleans into the same directory: the restored
+    // backup is retired (kept aside), a fresh one written.
+    let again = node.cniswap(&["clean", "--cni", cni, "--backup", backup.to_str().unwrap()]);
+    assert!(
+        again.status.success(),
+        "{cni}: a second clean after restore: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let retired = std::path::PathBuf::from(format!("{}.retired-1", backup.display()));
+    assert!(
+        retired.join("restored").is_file(),
+        "{cni}: the restored backup was not kept"
+    );
+    assert!(
+        !backup.join("restored").exists(),
+        "{cni}: the new backup is fresh"
+    );
+    for marker in owned_markers(cni) {
+        assert!(
+            !node.dump().contains(marker),
+            "{cni}: {marker} survived the second clean"
+        );
+    }
+    // A backup no restore consumed is never replaced.
+    let refused = node.cniswap(&["clean", "--cni", cni, "--backup", backup.to_str().unwrap()]);
+    assert!(!refused.status.success(), "{cni}: clean over a live backup");
+    let _ = std::fs::remove_dir_all(retired);
     let _ = std::fs::remove_dir_all(backup);
 }
 
@@ -963,9 +990,246 @@ fn k3s_cni_directories_come_from_its_containerd_config() {
         text.contains("var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist"),
         "{text}"
     );
+    // k3s' bundled plugins are k3s' own (links to its multi-call binary, put back at every
+    // start): never moved away.
     assert!(
-        text.contains("var/lib/rancher/k3s/data/current/bin/flannel"),
+        !text
+            .lines()
+            .any(|l| l.contains("move") && l.contains("k3s/data/current/bin/flannel")),
         "{text}"
     );
     assert!(!text.contains("05-cilium.conflist"), "{text}");
+}
+
+/// A k3s node whose k3s process ran its embedded Flannel: Flannel's kernel objects as k3s
+/// makes them, its config in k3s' own CNI directories (found through k3s' containerd config),
+/// and k3s' bundled plugins. `proc/300` is the k3s process, started a minute ago.
+fn k3s_flannel(node: &Node) {
+    node.sh(
+        "ip link add flannel.1 type vxlan id 1 dstport 8472 local 192.168.1.10 dev eth0 nolearning
+         ip addr add 10.42.0.0/32 dev flannel.1; ip link set flannel.1 up
+         ip route add 10.42.1.0/24 via 10.42.1.0 dev flannel.1 onlink
+         ip link add cni0 type bridge; ip addr add 10.42.0.1/24 dev cni0; ip link set cni0 up
+         iptables-legacy -t nat -N FLANNEL-POSTRTG
+         iptables-legacy -t nat -A POSTROUTING -m comment --comment 'flanneld masq' -j FLANNEL-POSTRTG
+         iptables-legacy -N FLANNEL-FWD
+         iptables-legacy -A FORWARD -m comment --comment 'flanneld forward' -j FLANNEL-FWD",
+    );
+    node.file(
+        "var/lib/rancher/k3s/agent/etc/containerd/config.toml",
+        "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"/var/lib/rancher/k3s/data/abc123/bin\"\n  conf_dir = \"/var/lib/rancher/k3s/agent/etc/cni/net.d\"\n",
+    );
+    node.file(
+        "var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist",
+        r#"{"name":"cbr0","cniVersion":"1.0.0","plugins":[{"type":"flannel","delegate":{"hairpinMode":true,"forceAddress":true,"isDefaultGateway":true}},{"type":"portmap","capabilities":{"portMappings":true}},{"type":"bandwidth","capabilities":{"bandwidth":true}}]}"#,
+    );
+    for plugin in [
+        "flannel",
+        "bridge",
+        "host-local",
+        "portmap",
+        "bandwidth",
+        "cni",
+    ] {
+        node.file(
+            &format!("var/lib/rancher/k3s/data/abc123/bin/{plugin}"),
+            "k3s multi-call",
+        );
+    }
+    node.file(
+        "run/flannel/subnet.env",
+        "FLANNEL_NETWORK=10.42.0.0/16\nFLANNEL_SUBNET=10.42.0.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n",
+    );
+    node.file(
+        "var/lib/rancher/k3s/agent/etc/flannel/net-conf.json",
+        r#"{"Network": "10.42.0.0/16", "EnableIPv6": false, "Backend": {"Type": "vxlan"}}"#,
+    );
+    k3s_process(node, 60);
+}
+
+/// The k3s process (`k3s-server`, pid 300), started `ago` seconds before now.
+fn k3s_process(node: &Node, ago: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    node.file("proc/stat", &format!("cpu 1 2 3\nbtime {}\n", now - 10_000));
+    node.file("proc/300/comm", "k3s-server\n");
+    node.file(
+        "proc/300/stat",
+        &format!(
+            "300 (k3s-server) S 1 300 300 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 40 0 {} 1 1\n",
+            (10_000 - ago) * 100
+        ),
+    );
+}
+
+/// Issue 17 item 4: on k3s the node agent names k3s as the maker of Flannel's state, refuses
+/// to clean while k3s runs its embedded Flannel, and once k3s restarted without it removes
+/// Flannel's state from k3s' own directories, keeping k3s' bundled plugins and config.
+#[test]
+fn k3s_embedded_flannel_is_named_and_cleaned_the_k3s_way() {
+    let node = Node::new();
+    foreign(&node);
+    k3s_flannel(&node);
+
+    let out = node.cniswap(&["inventory", "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inventory: cniswap_model::Inventory = serde_json::from_slice(&out.stdout).unwrap();
+    let dist = inventory.distribution.clone().unwrap_or_default();
+    assert!(dist.starts_with("k3s (/var/lib/rancher/k3s)"), "{dist}");
+    assert!(
+        inventory
+            .agents
+            .iter()
+            .any(|a| a.pid == 300 && a.owner == cniswap_model::Owner::Flannel),
+        "{:?}",
+        inventory.agents
+    );
+    let item = |id: &str| {
+        inventory
+            .items
+            .iter()
+            .find(|i| i.id.starts_with(id))
+            .unwrap_or_else(|| panic!("no {id} in {:#?}", inventory.items))
+            .clone()
+    };
+    let link = item("link flannel.1");
+    assert_eq!(link.owner, cniswap_model::Owner::Flannel);
+    assert!(
+        link.why.contains("on k3s made by its embedded Flannel"),
+        "{}",
+        link.why
+    );
+    let conf = item("file /var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist");
+    assert_eq!(conf.owner, cniswap_model::Owner::Flannel);
+    let plugin = item("file /var/lib/rancher/k3s/data/abc123/bin/flannel");
+    assert_eq!(
+        plugin.owner,
+        cniswap_model::Owner::CniPlugins,
+        "{}",
+        plugin.why
+    );
+    assert!(plugin.why.contains("bundled by k3s/RKE2"), "{}", plugin.why);
+    let kube = item("iptables legacy ipv4 nat chain KUBE-SERVICES");
+    assert!(
+        kube.why.contains("on k3s made by its embedded kube-proxy"),
+        "{}",
+        kube.why
+    );
+    let text = node.cniswap(&["inventory"]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("Distribution: k3s"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+
+    // k3s still runs its Flannel: cleaning now would have k3s make it all again.
+    let refused = node.cniswap(&["clean", "--cni", "flannel", "--dry-run"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("k3s-server (embedded Flannel) is running"),
+        "{err}"
+    );
+
+    // k3s restarted with flannel-backend: none (its process is younger than Flannel's config).
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(
+            node.root()
+                .join("var/lib/rancher/k3s/agent/etc/flannel/net-conf.json"),
+        )
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    k3s_process(&node, 5);
+    // k3s still serves kube-proxy's health port from its own process: kube-proxy's state stays.
+    node.file(
+        "proc/net/tcp",
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000:2810 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0 100 0 0 10 0\n",
+    );
+    std::fs::create_dir_all(node.root().join("proc/300/fd")).unwrap();
+    std::os::unix::fs::symlink("socket:[777]", node.root().join("proc/300/fd/5")).unwrap();
+    let refused = node.cniswap(&[
+        "clean",
+        "--cni",
+        "flannel",
+        "--include-kube-proxy",
+        "--dry-run",
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("k3s-server (embedded kube-proxy) is running"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(node.root().join("proc/net")).unwrap();
+    let backup = node
+        .root()
+        .join("../")
+        .join(format!("{}-backup-k3s", node.netns));
+    let out = node.cniswap(&[
+        "clean",
+        "--cni",
+        "flannel",
+        "--backup",
+        backup.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = node.dump();
+    for gone in [
+        "flannel.1",
+        "cni0",
+        "FLANNEL-POSTRTG",
+        "FLANNEL-FWD",
+        "10-flannel.conflist",
+        "subnet.env",
+        "flannel/net-conf.json",
+    ] {
+        assert!(!after.contains(gone), "{gone} survived the clean:\n{after}");
+    }
+    // k3s' own: its bundled plugins and containerd config; and everything foreign.
+    for kept in [
+        "k3s/data/abc123/bin/flannel",
+        "k3s/data/abc123/bin/bridge",
+        "k3s/data/abc123/bin/cni",
+        "containerd/config.toml",
+        "KUBE-SERVICES",
+        "br-app",
+        "APP-INPUT",
+    ] {
+        assert!(after.contains(kept), "{kept} was removed:\n{after}");
+    }
+    let restored = node.cniswap(&[
+        "restore",
+        "--backup",
+        backup.to_str().unwrap(),
+        "--network-here",
+    ]);
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    let back = node.dump();
+    for item in [
+        "10-flannel.conflist",
+        "subnet.env",
+        "flannel/net-conf.json",
+        "cni0",
+        "FLANNEL-POSTRTG",
+    ] {
+        assert!(back.contains(item), "{item} not restored:\n{back}");
+    }
+    let _ = std::fs::remove_dir_all(backup);
 }

@@ -85,6 +85,11 @@ pub trait Actions {
     /// is the authority, a mirror that cannot be written is reported, not fatal.
     fn mirror(&mut self, record: &Record);
 
+    /// Retires backups of the plan directory once the rollback that used them finished
+    /// (`retire::retire`: renamed aside, never deleted). Returns (file, retired name) for
+    /// each one that existed.
+    fn retire_backups(&mut self, files: &[String]) -> Result<Vec<(String, String)>, ActionError>;
+
     /// The operations a step would perform, with their arguments (for --dry-run).
     fn describe(&self, step: &Step) -> Vec<String>;
 }

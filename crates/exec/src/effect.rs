@@ -335,7 +335,8 @@ pub fn of(action: &Action) -> Effect {
         },
         Action::NodeClean { node, pod, .. }
         | Action::NodeRestore { node, pod, .. }
-        | Action::NodeFiles { node, pod, .. } => Effect::PodRan {
+        | Action::NodeFiles { node, pod, .. }
+        | Action::NodeService { node, pod, .. } => Effect::PodRan {
             node: s(node),
             pod: pod.clone(),
         },
@@ -363,6 +364,7 @@ pub fn node_of(action: &Action) -> Option<&str> {
         | Action::NodeClean { node, .. }
         | Action::NodeRestore { node, .. }
         | Action::NodeFiles { node, .. }
+        | Action::NodeService { node, .. }
         | Action::EtcdSnapshot { node, .. } => Some(node),
         _ => None,
     }

@@ -585,6 +585,36 @@ impl<'a, A: Actions + ?Sized> Executor<'a, A> {
                     return Ok(outcome);
                 }
             }
+            // The rollback put back what the phase's backups hold: they are retired before
+            // the phase counts as rolled back, so a later run of it saves the state as it is
+            // then (retire.rs). A crash in between retires nothing twice: a missing file is
+            // skipped.
+            let backups = phase.backups_written();
+            match self.actions.retire_backups(&backups) {
+                Ok(retired) if !retired.is_empty() => {
+                    self.observer.on(Progress::Warning(format!(
+                        "phase {} is rolled back: its backups were retired ({}); a new run of it saves the state as it is then",
+                        phase.id,
+                        retired
+                            .iter()
+                            .map(|(from, to)| format!("{from} -> {to}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let failure = e.failure().clone();
+                    return Ok(Outcome::Failed {
+                        step: phase
+                            .rollback
+                            .last()
+                            .map(|s| s.id.clone())
+                            .unwrap_or_else(|| phase.id.clone()),
+                        failure,
+                    });
+                }
+            }
             self.record(Event::RolledBack {
                 phase: phase.id.clone(),
             })?;

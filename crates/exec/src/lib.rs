@@ -18,6 +18,7 @@ pub mod journal;
 pub mod key;
 pub mod plandir;
 pub mod record;
+pub mod retire;
 pub mod state;
 pub mod status;
 pub mod testing;

@@ -58,6 +58,8 @@ pub struct Memory {
     pub fingerprint: Option<Fingerprint>,
     /// Tools present (for preflight); `None` means all.
     pub tools: Option<BTreeSet<String>>,
+    /// Backup file -> the object a delete saved there (what a restore of it puts back).
+    pub backed_up: BTreeMap<String, String>,
     clock: u64,
     uid: u64,
 }
@@ -271,6 +273,13 @@ impl Memory {
                 yes(before.is_some() && now != before, format!("{node} boot id"))
             }
             Effect::Verified { .. } => Ok(Check::Done("every probe passes (in memory)".into())),
+            Effect::Restored { path, .. } => {
+                let restored = match (self.backed_up.get(path), self.world.files.get(path)) {
+                    (Some(key), Some(text)) => self.world.objects.get(key) == Some(text),
+                    _ => true,
+                };
+                yes(restored, format!("{path} put back"))
+            }
             other => Err(failed(format!("not modelled: {}", other.describe()))),
         }
     }
@@ -478,11 +487,20 @@ impl Actions for Memory {
                 if let Some(content) = self.world.objects.get(&key).cloned() {
                     if !self.world.files.contains_key(backup) {
                         self.world.files.insert(backup.clone(), content);
+                        self.backed_up.insert(backup.clone(), key.clone());
                         self.log.push(format!("write {backup}"));
                     }
                     ctx.crash.point(&step.id, "mid");
                     self.world.objects.remove(&key);
                     self.log.push(format!("delete {key}"));
+                }
+            }
+            Action::RestoreBackup { path, .. } => {
+                if let Some(key) = self.backed_up.get(path).cloned()
+                    && let Some(text) = self.world.files.get(path).cloned()
+                {
+                    self.world.objects.insert(key.clone(), text);
+                    self.log.push(format!("restore {key} from {path}"));
                 }
             }
             Action::ScaleDeployment {
@@ -608,6 +626,19 @@ impl Actions for Memory {
     }
 
     fn mirror(&mut self, _record: &Record) {}
+
+    fn retire_backups(&mut self, files: &[String]) -> Result<Vec<(String, String)>, ActionError> {
+        let mut retired = Vec::new();
+        for file in files {
+            if let Some(text) = self.world.files.remove(file) {
+                let to = crate::retire::retired_name(file, |n| self.world.files.contains_key(n));
+                self.world.files.insert(to.clone(), text);
+                self.log.push(format!("retire {file}"));
+                retired.push((file.clone(), to));
+            }
+        }
+        Ok(retired)
+    }
 
     fn describe(&self, step: &Step) -> Vec<String> {
         vec![format!("{:?}", step.action)]

@@ -934,3 +934,73 @@ fn a_phase_applied_again_is_no_longer_rolled_back() {
     let state = State::replay(&plan, &records);
     assert!(state.rolled_back.is_empty(), "{:?}", state.rolled_back);
 }
+
+/// Issue 17 item 6: a phase run again after its rollback finished saves the state as it is
+/// then; a rollback never puts back the older state the first run saved (that copy is kept,
+/// retired). An interrupted run (no finished rollback) still keeps its first backup: the
+/// crash tests above cover that.
+#[test]
+fn a_rerun_after_a_rollback_refreshes_its_backup() {
+    let key = "kube-system/DaemonSet/old-agent";
+    let mut plan = plan();
+    plan.phases = vec![Phase {
+        id: "1-stop".into(),
+        name: "Stop".into(),
+        goal: String::new(),
+        steps: vec![step(
+            "1.1",
+            Action::DeleteObject {
+                object: obj("DaemonSet", Some("kube-system"), "old-agent"),
+                backup: "backups/old-agent.yaml".into(),
+            },
+        )],
+        rollback: vec![step(
+            "R1.1",
+            Action::RestoreBackup {
+                path: "backups/old-agent.yaml".into(),
+                replace: false,
+            },
+        )],
+    }];
+    let dir = tempfile::tempdir().unwrap();
+    let mut memory = cluster();
+    assert_eq!(
+        apply(dir.path(), &plan, &mut memory, &options()),
+        Outcome::Complete
+    );
+    assert!(!memory.world.objects.contains_key(key));
+    assert_eq!(
+        run(dir.path(), &plan, &mut memory, &options(), true).unwrap(),
+        Outcome::Complete
+    );
+    assert_eq!(memory.world.objects[key], "image: flannel");
+    // The user changes the agent after the rollback, then runs the plan again.
+    memory
+        .world
+        .objects
+        .insert(key.into(), "image: flannel v2".into());
+    assert_eq!(
+        apply(dir.path(), &plan, &mut memory, &options()),
+        Outcome::Complete
+    );
+    assert_eq!(
+        memory.world.files["backups/old-agent.yaml"],
+        "image: flannel v2"
+    );
+    assert_eq!(
+        memory.world.files["backups/old-agent.yaml.retired-1"],
+        "image: flannel"
+    );
+    assert_eq!(
+        run(dir.path(), &plan, &mut memory, &options(), true).unwrap(),
+        Outcome::Complete
+    );
+    assert_eq!(
+        memory.world.objects[key], "image: flannel v2",
+        "the rollback put back the state the second run changed"
+    );
+    assert_eq!(
+        memory.world.files["backups/old-agent.yaml.retired-2"],
+        "image: flannel v2"
+    );
+}

@@ -14,6 +14,10 @@ pub struct Inventory {
     pub node: String,
     /// Where the host filesystem was read (`/`, or `/host` from a privileged pod).
     pub root: String,
+    /// The distribution whose own service runs parts of the network here (k3s, RKE2), and
+    /// what it runs itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<String>,
     /// CNI, kube-proxy and runtime agents running on the node.
     pub agents: Vec<RunningAgent>,
     /// Which CNI config the container runtimes will load.

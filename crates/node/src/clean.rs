@@ -448,9 +448,24 @@ pub fn route_spec(detail: &Value) -> String {
     spec
 }
 
+/// A backup a finished `node restore` marked is stale (the node holds its state again):
+/// renamed to `<dir>.retired-<n>` (kept), so a clean into the same directory starts afresh.
+/// Any other non-empty backup is never touched.
+fn retire_restored(backup: &Path) -> Result<(), NodeError> {
+    if !backup.join(crate::restore::RESTORED_MARKER).is_file() {
+        return Ok(());
+    }
+    let retired = (1u32..)
+        .map(|n| std::path::PathBuf::from(format!("{}.retired-{n}", backup.display())))
+        .find(|p| std::fs::symlink_metadata(p).is_err())
+        .unwrap_or_else(|| backup.with_extension("retired"));
+    std::fs::rename(backup, &retired).map_err(|e| io(&retired, e))
+}
+
 /// Writes the backup (manifest, pre-clean dumps), then applies the plan. Stops at the first
 /// failed step; the manifest records how far it got.
 pub fn execute(plan: &Plan, root: &Path, backup: &Path) -> Result<Vec<String>, NodeError> {
+    retire_restored(backup)?;
     if backup.exists()
         && std::fs::read_dir(backup)
             .map(|mut d| d.next().is_some())

@@ -8,6 +8,7 @@
 //! back. Nothing here talks to Kubernetes.
 
 pub mod clean;
+pub mod distribution;
 mod error;
 pub mod inventory;
 pub mod iptables;

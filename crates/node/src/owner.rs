@@ -228,6 +228,8 @@ pub fn binary(name: &str) -> Owner {
 pub const STATE_PATHS: &[(&str, Owner)] = &[
     ("run/flannel", Owner::Flannel),
     ("run/flannel/subnet.env", Owner::Flannel),
+    // Written by k3s when it starts its embedded Flannel (again at every start while it does).
+    (crate::distribution::K3S_FLANNEL_CONF, Owner::Flannel),
     ("var/lib/cni/flannel", Owner::Flannel),
     ("var/lib/cni/networks/cbr0", Owner::Flannel),
     ("var/lib/calico", Owner::Calico),

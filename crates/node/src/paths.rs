@@ -182,6 +182,16 @@ pub fn is_cni_dir(relative: &str) -> bool {
     )
 }
 
+/// Whether a plugin directory is the one k3s or RKE2 unpack their bundled plugins into: its
+/// files are the distribution's (links to its multi-call binary), never a CNI's to remove.
+pub fn is_distribution_bin_dir(relative: &str) -> bool {
+    let parts: Vec<&str> = relative.split('/').filter(|p| !p.is_empty()).collect();
+    matches!(
+        parts.as_slice(),
+        ["var", "lib", "rancher", "k3s" | "rke2", "data", _, "bin"]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -149,7 +149,32 @@ fn plain_argument(text: &str) -> Result<(), String> {
 /// Puts back what `node clean` removed: files under `root`; and the network state (links,
 /// addresses, routes, rules, nft, ipset, iptables) in this network namespace when it is the
 /// root's host's (see [`network_is_roots`]) or `network_here` says so.
+///
+/// Once it has run, the backup is marked as restored ([`RESTORED_MARKER`]): the node holds
+/// again what it holds, and a later `node clean` into the same directory retires it (renamed
+/// aside, kept) instead of refusing, so a plan run again after its rollback can clean again.
 pub fn restore(backup: &Path, root: &Path, network_here: bool) -> Result<Outcome, NodeError> {
+    let outcome = put_back(backup, root, network_here)?;
+    let marker = backup.join(RESTORED_MARKER);
+    let text: String = outcome
+        .restored
+        .iter()
+        .map(|item| format!("restored {item}\n"))
+        .chain(
+            outcome
+                .not_restored
+                .iter()
+                .map(|item| format!("not restored {item}\n")),
+        )
+        .collect();
+    std::fs::write(&marker, text).map_err(|e| io(&marker, e))?;
+    Ok(outcome)
+}
+
+/// The file a finished restore leaves in its backup directory.
+pub const RESTORED_MARKER: &str = "restored";
+
+fn put_back(backup: &Path, root: &Path, network_here: bool) -> Result<Outcome, NodeError> {
     let plan = read_plan(backup)?;
     check_plan(&plan, backup, root)?;
     let mut outcome = Outcome::default();

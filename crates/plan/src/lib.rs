@@ -8,6 +8,7 @@ mod artifacts;
 mod backup;
 mod check;
 mod context;
+mod distribution;
 mod firewall;
 mod handled;
 mod install;

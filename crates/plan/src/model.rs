@@ -106,6 +106,34 @@ pub struct Phase {
     pub rollback: Vec<Step>,
 }
 
+impl Phase {
+    /// The plan-directory backups this phase's forward steps write (files, or directories for
+    /// CRD backups and the snapshot), in step order, each once. A finished rollback of the
+    /// phase retires them (the cluster holds their state again), so a later run of the phase
+    /// saves the cluster as it is then. Node-side backups (`node clean`) are not among them.
+    pub fn backups_written(&self) -> Vec<String> {
+        let mut files: Vec<String> = Vec::new();
+        for step in &self.steps {
+            let written: Vec<&str> = match &step.action {
+                Action::NodeClean { .. } => Vec::new(),
+                Action::Snapshot { dir, .. } => vec![dir.as_str()],
+                Action::EtcdSnapshot { file, .. } => vec![file.as_str()],
+                Action::HelmUpgrade {
+                    revision_backup, ..
+                } => revision_backup.as_deref().into_iter().collect(),
+                other => other.backup().into_iter().collect(),
+            };
+            for file in written {
+                let file = file.trim_end_matches('/').to_string();
+                if !file.is_empty() && !files.contains(&file) {
+                    files.push(file);
+                }
+            }
+        }
+        files
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Step {
     pub id: String,
@@ -279,6 +307,12 @@ pub enum Probe {
     NodeInventory { node: String, pod: NodePod },
     /// `cniswap inspect`, `cniswap lint --live` or `cniswap verify` with these arguments exits 0.
     Cniswap { args: Vec<String> },
+    /// A check pod on `node` (privileged, host namespaces) exits 0; `what` says what it checks.
+    NodeCheck {
+        node: String,
+        what: String,
+        pod: NodePod,
+    },
 }
 
 /// What a step does, with its parameters.
@@ -527,6 +561,23 @@ pub enum Action {
         /// Files `<dir>/*<suffix>` renamed back to their name without the suffix.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rename_back: Option<RenameBack>,
+        pod: NodePod,
+    },
+    /// Changes a k3s/RKE2 node's own service from a privileged pod in the host's namespaces
+    /// (distribution.rs): saves what it changes on the node (`backup`, once), writes the
+    /// config drop-in `dropin` with `settings`, removes `remove` (static pod and addon
+    /// manifests), restarts the systemd `unit` and waits until it runs again. With `restore`:
+    /// puts the saved files back, removes the drop-in, restarts, and retires the backup.
+    NodeService {
+        node: String,
+        unit: String,
+        dropin: String,
+        settings: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        remove: Vec<String>,
+        backup: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        restore: bool,
         pod: NodePod,
     },
     /// Checks that prove the cluster works.

@@ -207,7 +207,9 @@ pub fn commands(probe: &Probe, image: &str) -> Vec<Sh> {
             "^ *(cni|proxy):|kind: (KubeFlannelCNIConfig|KubeProxyConfig|KubeExternalManifestConfig)",
             file
         )],
-        Probe::NodeInventory { node, pod } => crate::agent::run(node, pod),
+        Probe::NodeInventory { node, pod } | Probe::NodeCheck { node, pod, .. } => {
+            crate::agent::run(node, pod)
+        }
         Probe::Cniswap { args } => {
             let mut words = vec!["cniswap".to_string()];
             words.extend(args.iter().cloned());

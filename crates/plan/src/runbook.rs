@@ -201,8 +201,29 @@ pub fn render(plan: &Plan) -> String {
         for step in &phase.rollback {
             step_md(&mut out, step);
         }
+        retire_md(&mut out, phase);
     }
     out
+}
+
+/// After a phase's rollback: its backups are retired, as `cniswap apply` does, so a later run
+/// of the phase saves the cluster as it is then instead of keeping the older copy.
+fn retire_md(out: &mut String, phase: &crate::model::Phase) {
+    let files = phase.backups_written();
+    if files.is_empty() {
+        return;
+    }
+    let list = crate::shell::argv(&files);
+    let command = sh!(
+        "for f in {}; do test ! -e \"$f\" || mv \"$f\" \"$f.retired-$(date +%s)\"; done",
+        crate::shell::Code(&list)
+    );
+    let _ = writeln!(
+        out,
+        "When this rollback has finished, retire the phase's backups (kept aside, never deleted): the cluster holds their state again, and a later run of the phase must save the cluster as it is then, not keep these older copies.\n"
+    );
+    let fence = fence(command.as_str());
+    let _ = writeln!(out, "{fence}sh\n{}\n{fence}\n", command.as_str());
 }
 
 fn list(names: &[String]) -> String {

@@ -334,19 +334,28 @@ fn k3s_bundled_flannel_is_switched_off_in_the_distribution_config() {
         "{}",
         plan.strategy_reason
     );
+    // The server's own service gets it (tests/distributions.rs has the whole procedure).
     let settings = plan
         .phases
         .iter()
         .flat_map(|p| &p.steps)
-        .find(|s| s.description.contains("/etc/rancher/k3s/config.yaml"))
+        .find_map(|s| match &s.action {
+            Action::NodeService {
+                node,
+                unit,
+                settings,
+                dropin,
+                ..
+            } if node == "k0" => Some((unit, settings, dropin)),
+            _ => None,
+        })
         .unwrap();
+    assert_eq!(settings.0, "k3s");
+    assert_eq!(settings.2, "/etc/rancher/k3s/config.yaml.d/90-cniswap.yaml");
     assert!(
-        settings
-            .notes
-            .iter()
-            .any(|c| c.contains("flannel-backend: none")),
+        settings.1.iter().any(|c| c == "flannel-backend: none"),
         "{:?}",
-        settings.notes
+        settings.1
     );
     assert_invariants(&plan);
 }

@@ -452,3 +452,55 @@ fn calico_on_k3s_forwards_in_the_pods() {
         serde_saphyr::from_str(common::file(&out, "artifacts/calico/values.yaml")).unwrap();
     assert!(values["installation"]["calicoNetwork"]["containerIPForwarding"].is_null());
 }
+
+/// Issue 17 item 6: the runbook retires each phase's backups after its rollback, as `cniswap
+/// apply` does, and the command it prints moves them aside (never deletes) in a real shell.
+#[test]
+fn the_runbook_retires_a_rolled_back_phases_backups() {
+    let out = plan_for(
+        &example("kubeadm-calico-vxlan"),
+        &options(CniKind::Cilium, StrategyChoice::Cutover),
+    )
+    .unwrap();
+    let runbook = common::file(&out, "runbook.md");
+    let preflight = &out.plan.phases[0];
+    let files = preflight.backups_written();
+    assert!(files.contains(&"backups/snapshot".to_string()), "{files:?}");
+    assert!(
+        files.contains(&"backups/objects.yaml".to_string()),
+        "{files:?}"
+    );
+    let section = runbook
+        .split("### Rollback of phase 1")
+        .nth(1)
+        .and_then(|s| s.split("## Phase 2").next())
+        .unwrap();
+    assert!(section.contains("retire the phase's backups"), "{section}");
+    let command = section
+        .lines()
+        .find(|l| l.starts_with("for f in"))
+        .unwrap_or_else(|| panic!("{section}"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("backups/snapshot/cluster")).unwrap();
+    std::fs::write(dir.path().join("backups/objects.yaml"), "kind: DaemonSet\n").unwrap();
+    let ran = std::process::Command::new("sh")
+        .arg("-ec")
+        .arg(command)
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(ran.success());
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.contains(&"objects.yaml".to_string()), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("objects.yaml.retired-")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("snapshot.retired-")),
+        "{names:?}"
+    );
+}

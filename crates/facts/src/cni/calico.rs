@@ -1,7 +1,7 @@
 //! Calico: operator (Installation, IPPool, FelixConfiguration) or manifest install.
 //! Source: research/calico.md "Operator Installation fields that matter".
 
-use super::{find_daemonset, from_daemonset};
+use super::{find_canal, find_daemonset, from_daemonset};
 use cniswap_model::{CalicoMode, CniFacts, CniKind, InstallMethod};
 use cniswap_snapshot::Snapshot;
 use serde_json::Value;
@@ -15,13 +15,7 @@ pub fn detect(snapshot: &Snapshot) -> Option<CniFacts> {
         return None;
     }
     // Canal also runs calico-node images; it is reported on its own.
-    if ds.is_none()
-        && snapshot
-            .objects
-            .daemonsets
-            .iter()
-            .any(|d| d.metadata.name.ends_with("canal"))
-    {
+    if ds.is_none() && find_canal(snapshot).is_some() {
         return None;
     }
     let mut facts = match ds {

@@ -2,7 +2,7 @@
 //! Sources: research/node-state.md "Flannel", research/talos.md (Talos renders VXLAN port 4789,
 //! DaemonSet kube-system/kube-flannel, ConfigMap kube-flannel-cfg).
 
-use super::{find_daemonset, from_daemonset, is_bundled_platform, port};
+use super::{find_canal, find_daemonset, from_daemonset, is_bundled_platform, port};
 use crate::talos::effective;
 use cniswap_model::{
     CniFacts, CniKind, FlannelMode, InstallMethod, PlatformFacts, PlatformKind, TalosFacts,
@@ -56,7 +56,8 @@ pub fn detect(
     }
 
     // k3s and RKE2 (with flannel backend) embed flanneld: no DaemonSet, but node annotations.
-    if ds.is_none() && is_bundled_platform(platform) {
+    // Canal's flannel container writes the same annotations: there they are Canal's.
+    if ds.is_none() && is_bundled_platform(platform) && find_canal(snapshot).is_none() {
         let annotated: Vec<String> = snapshot
             .objects
             .nodes
@@ -88,10 +89,18 @@ pub fn detect(
     found.then_some(facts)
 }
 
-/// Canal: Calico policy + Flannel networking in one DaemonSet.
-pub fn detect_canal(snapshot: &Snapshot) -> Option<CniFacts> {
-    let ds = find_daemonset(snapshot, &["canal", "rke2-canal"])?;
+/// Canal: Calico policy + Flannel networking in one DaemonSet. RKE2's comes from its
+/// `rke2-canal` HelmChart (the helm controller recreates what is deleted): bundled.
+pub fn detect_canal(snapshot: &Snapshot, platform: &PlatformFacts) -> Option<CniFacts> {
+    let ds = find_canal(snapshot)?;
     let mut facts = from_daemonset(CniKind::Canal, snapshot, ds, "calico/node");
+    if platform.kind == PlatformKind::Rke2 && ds.metadata.name.starts_with("rke2-") {
+        facts.install = Some(InstallMethod::Bundled);
+        facts.evidence.push(format!(
+            "RKE2 deploys it from its HelmChart kube-system/{}",
+            ds.metadata.name
+        ));
+    }
     if facts.version.is_none() {
         facts.version = ds
             .image_containing("calico")
@@ -101,9 +110,10 @@ pub fn detect_canal(snapshot: &Snapshot) -> Option<CniFacts> {
         .objects
         .config_map(ds.metadata.namespace(), "canal-config")
         .or_else(|| {
-            snapshot
-                .objects
-                .config_map(ds.metadata.namespace(), "rke2-canal-config")
+            snapshot.objects.config_map(
+                ds.metadata.namespace(),
+                &format!("{}-config", ds.metadata.name),
+            )
         });
     if let Some(cm) = cm {
         facts.flannel = cm.data.get("net-conf.json").and_then(|t| net_conf(t));

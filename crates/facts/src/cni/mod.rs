@@ -19,7 +19,7 @@ pub fn detect(
 ) -> Vec<CniFacts> {
     let mut cnis = Vec::new();
     cnis.extend(flannel::detect(snapshot, platform, talos));
-    cnis.extend(flannel::detect_canal(snapshot));
+    cnis.extend(flannel::detect_canal(snapshot, platform));
     cnis.extend(calico::detect(snapshot));
     cnis.extend(cilium::detect(snapshot));
     cnis.extend(weave::detect(snapshot));
@@ -35,6 +35,20 @@ fn find_daemonset<'a>(snapshot: &'a Snapshot, names: &[&str]) -> Option<&'a Work
             .iter()
             .find(|d| d.metadata.name == *name)
     })
+}
+
+/// Canal is one DaemonSet running calico-node beside flannel (upstream `canal`, RKE2's
+/// `rke2-canal`): told by its containers, not only its name.
+fn is_canal(ds: &Workload) -> bool {
+    let name = ds.metadata.name.as_str();
+    name == "canal"
+        || name == "rke2-canal"
+        || (ds.image_containing("calico").is_some() && ds.image_containing("flannel").is_some())
+}
+
+/// The Canal DaemonSet, if the cluster runs one.
+fn find_canal(snapshot: &Snapshot) -> Option<&Workload> {
+    snapshot.objects.daemonsets.iter().find(|d| is_canal(d))
 }
 
 /// Fills what a DaemonSet says about a CNI: namespace, status, version, active nodes, install method.

@@ -65,13 +65,20 @@ pub fn collect(root: &Path, dirs: &CniDirs, items: &mut Vec<Item>, unreadable: &
         items.push(file_item(root, &relative, owner, why));
     }
     let bin_is_cni = crate::paths::is_cni_dir(&dirs.bin);
+    let bundled = crate::paths::is_distribution_bin_dir(&dirs.bin);
     for name in sorted_names(&root.join(&dirs.bin)) {
-        let owner = if bin_is_cni {
+        let owner = if bundled {
+            Owner::CniPlugins
+        } else if bin_is_cni {
             owner::binary(&name)
         } else {
             Owner::Unknown
         };
         let why = match owner {
+            _ if bundled => format!(
+                "bundled by k3s/RKE2 with the distribution (put back at its every start; {} if a CNI's): never removed",
+                owner::binary(&name)
+            ),
             _ if !bin_is_cni => not_a_cni_dir(&dirs.bin, "plugin"),
             Owner::CniPlugins => {
                 "reference plugin shared by several CNIs: never removed".to_string()

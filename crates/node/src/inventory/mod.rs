@@ -42,8 +42,38 @@ pub fn collect(root: &Path) -> Result<Inventory, NodeError> {
     let dirs = cni_dirs(root);
     files::collect(root, &dirs, &mut items, &mut inventory.unreadable);
     inventory.cni_config = files::config_choice(root, &dirs);
+    if let Some(dist) = crate::distribution::detect(root) {
+        name_embedded_owners(dist, &mut items);
+        inventory.distribution = Some(if dist.embeds_network {
+            format!(
+                "{} (/{}): Flannel, kube-proxy and a network policy controller run inside its own process unless its config turns them off",
+                dist.name, dist.data_dir
+            )
+        } else {
+            format!(
+                "{} (/{}): its CNI and kube-proxy run as pods from its own charts and static pod manifests",
+                dist.name, dist.data_dir
+            )
+        });
+    }
     inventory.items = items;
     Ok(inventory)
+}
+
+/// On k3s, Flannel's and kube-proxy's state is made by the k3s process itself: said so.
+fn name_embedded_owners(dist: &crate::distribution::Distribution, items: &mut [Item]) {
+    if !dist.embeds_network {
+        return;
+    }
+    for item in items {
+        let what = match item.owner {
+            cniswap_model::Owner::Flannel => "Flannel",
+            cniswap_model::Owner::KubeProxy => "kube-proxy",
+            _ => continue,
+        };
+        item.why
+            .push_str(&format!("; on {} made by its embedded {what}", dist.name));
+    }
 }
 
 fn hostname(root: &Path) -> String {
@@ -77,13 +107,50 @@ fn agents(root: &Path) -> Vec<RunningAgent> {
             {
                 return None;
             }
-            Some(RunningAgent {
+            if crate::distribution::is_k3s_process(comm) {
+                return Some(k3s_agents(root, comm, pid));
+            }
+            Some(vec![RunningAgent {
                 owner: crate::owner::process(comm)?,
                 process: comm.to_string(),
                 pid,
-            })
+            }])
         })
+        .flatten()
         .collect();
     agents.sort_by_key(|a| a.pid);
     agents
+}
+
+/// k3s runs Flannel and kube-proxy inside its own process: each counted as an agent while it
+/// runs there (or when that cannot be read: never clean under a running agent).
+fn k3s_agents(root: &Path, comm: &str, pid: u32) -> Vec<RunningAgent> {
+    use crate::distribution::{k3s_runs_flannel, k3s_runs_kube_proxy};
+    let embedded = [
+        (
+            cniswap_model::Owner::Flannel,
+            "Flannel",
+            k3s_runs_flannel(root, pid),
+            "its start time could not be read",
+        ),
+        (
+            cniswap_model::Owner::KubeProxy,
+            "kube-proxy",
+            k3s_runs_kube_proxy(root, pid),
+            "a socket listens on kube-proxy's health port and its open files could not be read",
+        ),
+    ];
+    embedded
+        .into_iter()
+        .filter(|(_, _, runs, _)| *runs != Some(false))
+        .map(|(owner, what, runs, unsure)| RunningAgent {
+            owner,
+            process: if runs.is_none() {
+                format!("{comm} (embedded {what}: {unsure}, so it may run)")
+            } else {
+                format!("{comm} (embedded {what})")
+            },
+            pid,
+        })
+        .collect()
 }

@@ -14,6 +14,8 @@ fn leftovers(
     install: Option<InstallMethod>,
 ) -> Vec<(&'static str, Option<&'static str>, &'static str)> {
     match (cni, install) {
+        // k3s' Flannel has no objects; RKE2's chart took its own with its uninstall.
+        (_, Some(InstallMethod::Bundled)) => Vec::new(),
         (CniKind::Flannel, Some(InstallMethod::Talos)) => vec![
             ("configmap", Some("kube-system"), "kube-flannel-cfg"),
             ("serviceaccount", Some("kube-system"), "flannel"),

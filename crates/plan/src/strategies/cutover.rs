@@ -46,7 +46,7 @@ pub fn build(b: &mut Builder) {
         0,
     )];
     let mut rollback = Vec::new();
-    let (settings, undo) = b.distribution_settings();
+    let (settings, undo) = b.distribution_switch();
     steps.extend(settings);
     rollback.splice(0..0, undo);
     let (stop, undo) = b.stop_sources();

@@ -366,6 +366,11 @@ impl<'a> Builder<'a> {
     /// Stops a source CNI's agent: whatever would recreate its DaemonSet is stopped first (the
     /// Tigera operator), then the DaemonSet is backed up and deleted.
     pub fn stop_agent(&self, cni: CniKind) -> (Vec<S>, Vec<S>) {
+        // The distribution recreates its own CNI's DaemonSet: it goes with its config
+        // (`distribution_switch`).
+        if crate::distribution::is_bundled(self.cluster, cni) {
+            return (Vec::new(), Vec::new());
+        }
         let Some((ns, name)) = self.cluster.daemonset_of(cni) else {
             return (Vec::new(), Vec::new());
         };
@@ -418,8 +423,24 @@ impl<'a> Builder<'a> {
         ))
     }
 
-    /// k3s and RKE2 run their bundled CNI (and kube-proxy) from their own config: the servers
-    /// must stop deploying them before anything else changes. Empty on other platforms.
+    /// k3s and RKE2 on a running cluster: each node's own service turned off what the plan
+    /// replaces (bundled CNI, network policy controller, kube-proxy), node by node, servers
+    /// first, each restart checked; RKE2's CNI chart removed by its HelmChart. Empty on other
+    /// platforms (distribution.rs).
+    pub fn distribution_switch(&mut self) -> (Vec<S>, Vec<S>) {
+        if let Some(risk) = crate::distribution::risk(self.cluster) {
+            self.risks.push(risk);
+        }
+        crate::distribution::switch_off(
+            self.cluster,
+            self.replace_kube_proxy,
+            &self.plan_id,
+            &self.helper_image(),
+        )
+    }
+
+    /// k3s and RKE2 before bootstrap (fresh): the servers' config says it from the start.
+    /// Empty on other platforms.
     pub fn distribution_settings(&self) -> (Vec<S>, Vec<S>) {
         use cniswap_model::PlatformKind;
         let (file, lines, restart): (&str, Vec<&str>, &str) = match self.cluster.facts.platform.kind
@@ -473,7 +494,10 @@ impl<'a> Builder<'a> {
     /// Backs up and deletes kube-proxy (only ever after its replacement runs). Included unless
     /// kube-proxy is known to be absent: its check skips it when it is gone already.
     pub fn delete_kube_proxy(&self) -> Option<(S, S)> {
-        if self.cluster.kube_proxy == Some(false) {
+        // k3s' and RKE2's kube-proxy has no DaemonSet: it goes with the distribution's config.
+        if self.cluster.kube_proxy == Some(false)
+            || crate::distribution::runs_own_kube_proxy(self.cluster)
+        {
             return None;
         }
         Some(ops::delete_object(

@@ -232,6 +232,62 @@ pub fn assert_invariants(plan: &Plan) {
     no_forbidden_commands(plan, &label);
     apply_can_renew_every_node(plan, &label);
     round_trips(plan, &label);
+    node_services_one_node_at_a_time(plan, &label);
+    no_kubeadm_objects_outside_kubeadm(plan, &label);
+}
+
+/// k3s and RKE2 have no kube-proxy DaemonSet or ConfigMap and no kubeadm-config: a plan there
+/// never deletes or patches them (their kube-proxy goes with the distribution's config).
+fn no_kubeadm_objects_outside_kubeadm(plan: &Plan, label: &str) {
+    if !matches!(plan.platform.as_str(), "k3s" | "rke2") {
+        return;
+    }
+    for step in all_steps(plan) {
+        let object = match &step.action {
+            Action::DeleteObject { object, .. } | Action::PatchObject { object, .. } => object,
+            _ => continue,
+        };
+        assert!(
+            !(object.name == "kube-proxy" || object.name == "kubeadm-config"),
+            "{label}: {} touches {}/{}, which {} does not have",
+            step.id,
+            object.kind,
+            object.name,
+            plan.platform
+        );
+    }
+}
+
+/// A node's own service (k3s, RKE2) restarts only in a step for that one node, which apply
+/// performs and checks right after; never one command for every server (issue 17 item 4).
+fn node_services_one_node_at_a_time(plan: &Plan, label: &str) {
+    for phase in &plan.phases {
+        for list in [&phase.steps, &phase.rollback] {
+            for (i, step) in list.iter().enumerate() {
+                let restarts = step
+                    .commands
+                    .iter()
+                    .any(|c| c.contains("systemctl restart"));
+                match &step.action {
+                    Action::NodeService { node, .. } => {
+                        let next = list.get(i + 1).map(|s| &s.action);
+                        assert!(
+                            matches!(next, Some(Action::Verify { probes, .. }) if probes.iter().any(|p| matches!(p, Probe::NodeCheck { node: n, .. } if n == node))),
+                            "{label}: {} restarts {node}'s service without checking it next",
+                            step.id
+                        );
+                    }
+                    // Before bootstrap (fresh) a person edits each server's config.
+                    Action::ManualGate { .. } if plan.strategy == "fresh" => {}
+                    _ => assert!(
+                        !restarts,
+                        "{label}: {} restarts a service outside a node step",
+                        step.id
+                    ),
+                }
+            }
+        }
+    }
 }
 
 /// With the default `--reboot auto`, a node outside Talos is never rebooted: apply reboots
@@ -342,11 +398,14 @@ fn node_pods_attach_and_wait(plan: &Plan, label: &str) {
         let pods: Vec<(&str, &cniswap_plan::NodePod)> = match &step.action {
             Action::NodeClean { node, pod, .. }
             | Action::NodeRestore { node, pod, .. }
-            | Action::NodeFiles { node, pod, .. } => vec![(node, pod)],
+            | Action::NodeFiles { node, pod, .. }
+            | Action::NodeService { node, pod, .. } => vec![(node, pod)],
             Action::Verify { probes, .. } => probes
                 .iter()
                 .filter_map(|p| match p {
-                    Probe::NodeInventory { node, pod } => Some((node.as_str(), pod)),
+                    Probe::NodeInventory { node, pod } | Probe::NodeCheck { node, pod, .. } => {
+                        Some((node.as_str(), pod))
+                    }
                     _ => None,
                 })
                 .collect(),
