@@ -409,10 +409,9 @@ async fn probe(
                     state.events.push(NodeEvent {
                         t_us: now_us(),
                         node: pod.node.clone(),
-                        what: format!(
-                            "new {} pod {}",
+                        what: cniswap_verify::windows::agent_back(
                             pod.role.as_str(),
-                            identity.ip.map(|i| i.to_string()).unwrap_or_default()
+                            &identity.ip.map(|i| i.to_string()).unwrap_or_default(),
                         ),
                     });
                     known.insert(

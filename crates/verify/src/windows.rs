@@ -107,8 +107,34 @@ pub fn windows(
             by: "--switching".into(),
         });
     }
+    // A switch recreates the node's pods, verify's own agents among them: until verify has
+    // followed them to their new addresses, probes to the old ones fail. The switch lasts
+    // until then, within a bound (an agent back much later is not this switch's doing).
+    for w in &mut out {
+        let back = events
+            .iter()
+            .filter(|e| e.node == w.node && is_agent_back(&e.what))
+            .filter(|e| w.start_us <= e.t_us && e.t_us <= w.end_us + AGENT_BACK_GRACE_US)
+            .map(|e| e.t_us)
+            .max();
+        if let Some(t) = back {
+            w.end_us = w.end_us.max((t + margin_us).min(end_us));
+        }
+    }
     out.sort_by(|a, b| (a.start_us, &a.node).cmp(&(b.start_us, &b.node)));
     out
+}
+
+/// How long after a node's marker or cordon ends its agents may come back as part of the switch.
+const AGENT_BACK_GRACE_US: i64 = 30_000_000;
+
+/// The node event verify records when it follows a recreated agent to its new address.
+pub fn agent_back(role: &str, address: &str) -> String {
+    format!("new {role} pod {address}")
+}
+
+fn is_agent_back(what: &str) -> bool {
+    what.starts_with("new ") && what.contains(" pod")
 }
 
 /// The path kinds a switched node's gaps are reported by.
@@ -207,6 +233,27 @@ mod tests {
             ]
         );
         assert!(w[0].contains(9_000_000) && !w[0].contains(15_000_000));
+    }
+
+    /// Calico's controller uncordons a node before verify has followed its recreated agents
+    /// to their new addresses: the switch lasts until they are back, within 30 s.
+    #[test]
+    fn a_switch_lasts_until_the_nodes_agents_are_back() {
+        let events = [
+            ev(10, "a", CORDONED),
+            ev(20, "a", UNCORDONED),
+            ev(24, "a", &agent_back("probe", "10.244.1.9")),
+            ev(10, "b", CORDONED),
+            ev(20, "b", UNCORDONED),
+            // Long after b's switch: not its doing.
+            ev(60, "b", &agent_back("probe", "10.244.2.9")),
+            ev(15, "c", &agent_back("probe", "10.244.3.9")),
+        ];
+        let w = windows(&events, 0, 100_000_000, 1_000_000, &[]);
+        let end = |node: &str| w.iter().find(|w| w.node == node).map(|w| w.end_us);
+        assert_eq!(end("a"), Some(25_000_000));
+        assert_eq!(end("b"), Some(21_000_000));
+        assert_eq!(end("c"), None, "an agent back is no switch by itself");
     }
 
     #[test]
