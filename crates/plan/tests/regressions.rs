@@ -323,7 +323,14 @@ fn item_7_calico_migration_rollback_is_calicos_revert() {
             &|a| matches!(a, Action::NodeClean { node, cni, dry_run: false, .. } if node == n && cni == "calico"),
         );
         let reboot = at(&|a| matches!(a, Action::RebootNode { node, .. } if node == n));
-        let uncordon = at(&|a| matches!(a, Action::Uncordon { node, .. } if node == n));
+        // The last one: the first takes a cordon the stopped controller left.
+        let uncordon = phase
+            .rollback
+            .iter()
+            .rposition(|s| matches!(&s.action, Action::Uncordon { node, .. } if node == n))
+            .unwrap();
+        let first_uncordon = at(&|a| matches!(a, Action::Uncordon { node, .. } if node == n));
+        assert!(guard < first_uncordon && first_uncordon < drain);
         let (off, back) = (label("none"), label("flannel"));
         assert!(guard < drain && drain < off && off < clean && clean < back);
         // Labelled before the reboot: the node needs Flannel's config to come back Ready.

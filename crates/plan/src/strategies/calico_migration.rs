@@ -24,6 +24,8 @@ use serde_json::json;
 
 /// The node label of Calico's migration controller.
 pub const MIGRATION_LABEL: &str = "projectcalico.org/node-network-during-migration";
+/// The label the controller puts on the node it is switching (cordoned and drained).
+pub const IN_PROGRESS_LABEL: &str = "projectcalico.org/node-flannel-migration-in-progress";
 
 /// Environment for the migration controller, from the cluster's Flannel.
 pub fn controller_env(b: &Builder) -> Vec<(String, String)> {
@@ -289,6 +291,24 @@ pub fn build(b: &mut Builder) {
                 format!("{ns}/{ds} exists"),
             ),
         );
+    }
+    // A controller stopped mid-node leaves that node cordoned (and drained): with its cordon
+    // kept, the revert's drains can wait forever on budgets whose pods have nowhere to go
+    // (seen on the lab), and the revert's own cordon would take it for one made before the
+    // plan. Nodes the snapshot showed schedulable are uncordoned, the controller's mark gone.
+    for node in b.cluster.nodes.iter().filter(|n| !n.unschedulable) {
+        revert.push(ops::label_node(
+            &node.name,
+            IN_PROGRESS_LABEL,
+            None,
+            format!(
+                "Remove the controller's in-progress mark from {}.",
+                node.name
+            ),
+        ));
+        revert.push(ops::uncordon(&node.name).note(
+            "Only a node the stopped controller left cordoned changes here: no step of this plan cordoned it yet.",
+        ));
     }
     let mut nodes: Vec<&crate::context::PlanNode> = b.cluster.nodes.iter().collect();
     nodes.reverse();
