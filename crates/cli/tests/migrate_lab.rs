@@ -330,6 +330,38 @@ fn uncordon_step(dir: &Path, node: &str) -> String {
     panic!("no step uncordons {node} in {}", dir.display());
 }
 
+/// The id of the step that starts Calico's migration controller (applies its Job).
+fn controller_start_step(dir: &Path) -> String {
+    for phase in phases(dir) {
+        for step in phase["steps"].as_array().unwrap() {
+            if step["action"] == "apply-manifest"
+                && step["file"]
+                    .as_str()
+                    .is_some_and(|f| f.ends_with("rendered-job.yaml"))
+            {
+                return step["id"].as_str().unwrap().to_string();
+            }
+        }
+    }
+    panic!(
+        "no step starts Calico's migration controller in {}",
+        dir.display()
+    );
+}
+
+/// Waits (up to 10 min) until some node carries `label` (`key=value`).
+fn await_a_node_labelled(ctx: &Ctx, label: &str) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let out = kubectl_ok(ctx, &["get", "nodes", "-l", label, "-o", "name"]);
+        if !out.trim().is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no node got {label}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 /// What a finished migration must leave: the target alone, green verification, no old state
 /// on any real node, no error finding.
 fn only_target(ctx: &Ctx, target: &str, old: &str) {
@@ -422,6 +454,9 @@ enum Run<'a> {
     KilledDuring(&'a str),
     /// apply stops once this node is switched, then `apply rollback` undoes everything.
     RolledBackAfter(&'a str),
+    /// apply stops after starting Calico's migration controller; once the controller has
+    /// switched a first node, `apply rollback` undoes everything.
+    RolledBackMidController,
 }
 
 /// Whether `node` carries apply's in-progress marker.
@@ -472,6 +507,7 @@ fn migrate(ctx: &Ctx, from: &str, target: &str, run: Run<'_>) -> Value {
         Run::ToTheEnd => String::new(),
         Run::KilledDuring(node) => format!(" (apply killed during {node})"),
         Run::RolledBackAfter(node) => format!(" (rolled back after {node})"),
+        Run::RolledBackMidController => " (rolled back after the controller's first node)".into(),
     };
     let label = format!("{from} -> {target}{name}");
     let dir = ctx.work.join(format!(
@@ -499,6 +535,22 @@ fn migrate(ctx: &Ctx, from: &str, target: &str, run: Run<'_>) -> Value {
                 text(&out)
             );
         }
+        Run::RolledBackMidController => {
+            let until = controller_start_step(&plan_dir);
+            let out = cniswap(ctx, &["apply", plan_s, "--yes", "--until", &until]);
+            assert_eq!(out.status.code(), Some(0), "{label}: apply: {}", text(&out));
+            await_a_node_labelled(
+                ctx,
+                "projectcalico.org/node-network-during-migration=calico",
+            );
+            let out = cniswap(ctx, &["apply", "rollback", plan_s, "--yes"]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{label}: rollback: {}",
+                text(&out)
+            );
+        }
         Run::RolledBackAfter(node) => {
             let until = uncordon_step(&plan_dir, node);
             let out = cniswap(ctx, &["apply", plan_s, "--yes", "--until", &until]);
@@ -517,17 +569,11 @@ fn migrate(ctx: &Ctx, from: &str, target: &str, run: Run<'_>) -> Value {
     let report = stop_continuous(continuous);
     std::fs::write(dir.join("verify.json"), report.to_string()).unwrap();
     figures(&label, &report, started.elapsed().as_secs());
-    // A rollback uninstalls Cilium from every node at once and then cleans node after node:
-    // until a node is cleaned, what Cilium left attached there breaks paths (measured on the
-    // lab: some hundred probes, DNS and long-lived connections included). Its losses are
-    // reported, not yet held to 0 (issue 16).
-    if !matches!(run, Run::RolledBackAfter(_)) {
-        assert_eq!(
-            report["summary"]["lost_elsewhere"], 0,
-            "{label}: probes lost between nodes not being switched: {:#}",
-            report["summary"]["gaps_elsewhere"]
-        );
-    }
+    assert_eq!(
+        report["summary"]["lost_elsewhere"], 0,
+        "{label}: probes lost between nodes not being switched: {:#}",
+        report["summary"]["gaps_elsewhere"]
+    );
     assert!(
         !report["switched"].as_array().unwrap().is_empty(),
         "{label}: verify saw no node switching"
@@ -574,6 +620,14 @@ async fn on_lab(cni: Cni, body: impl FnOnce(&Ctx)) {
         workloads(&ctx);
         body(&ctx);
     }));
+    // CNISWAP_KEEP=DIR keeps plans, journals and verify reports for a person to read.
+    if let Some(keep) = std::env::var_os("CNISWAP_KEEP") {
+        let _ = Command::new("cp")
+            .arg("-a")
+            .arg(&ctx.work)
+            .arg(&keep)
+            .status();
+    }
     ctx.lab.down().unwrap();
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
@@ -599,14 +653,11 @@ fn outsider_shut_out(ctx: &Ctx, seconds: u64) {
     );
 }
 
-/// Flannel -> Cilium, rolling: first rolled back after the first node switched (back to
-/// Flannel alone), then to the end with apply killed in the middle of the second node.
+/// Flannel -> Cilium, rolling, to the end, with apply killed (SIGKILL) in the middle of the
+/// second node's switch and run again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the rollback after the first node leaves cilium_host/cilium_net on a node (seen once in four runs) and loses probes off the switching nodes; the forward migration has run to its end by hand (issue 16)"]
 async fn flannel_to_cilium_rolling() {
     on_lab(Cni::Flannel, |ctx| {
-        migrate(ctx, "flannel", "cilium", Run::RolledBackAfter(FIRST));
-        only_target(ctx, "flannel", "cilium");
         let report = migrate(ctx, "flannel", "cilium", Run::KilledDuring(SECOND));
         assert_eq!(report["switched"].as_array().unwrap().len(), NODES.len());
         only_target(ctx, "cilium", "flannel");
@@ -615,14 +666,83 @@ async fn flannel_to_cilium_rolling() {
     .await;
 }
 
+/// Flannel -> Cilium, rolled back after the first node switched: back to Flannel alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flannel_to_cilium_rolled_back() {
+    on_lab(Cni::Flannel, |ctx| {
+        migrate(ctx, "flannel", "cilium", Run::RolledBackAfter(FIRST));
+        only_target(ctx, "flannel", "cilium");
+    })
+    .await;
+}
+
 /// Flannel -> Calico with Calico's own migration controller.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not yet run on the lab: Calico's migration controller has not been seen to finish there (issue 16)"]
+#[ignore = "runs to its end on the lab, but 21 and 190 probes were lost between nodes not being switched in its last two runs (tails after Calico's controller finishes a node; issue 16)"]
 async fn flannel_to_calico() {
     on_lab(Cni::Flannel, |ctx| {
         migrate(ctx, "flannel", "calico", Run::ToTheEnd);
         only_target(ctx, "calico", "flannel");
         outsider_shut_out(ctx, 5);
+    })
+    .await;
+}
+
+/// Calico (manifest install) -> Cilium, rolling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "not yet run on the lab (issue 16)"]
+async fn calico_to_cilium_rolling() {
+    on_lab(Cni::Calico, |ctx| {
+        migrate(ctx, "calico", "cilium", Run::ToTheEnd);
+        only_target(ctx, "cilium", "calico");
+        outsider_shut_out(ctx, 5);
+    })
+    .await;
+}
+
+/// Calico -> Flannel, rolling (Flannel enforces no policy: the outsider gets in afterwards,
+/// which the plan states as a risk).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "not yet run on the lab (issue 16)"]
+async fn calico_to_flannel() {
+    on_lab(Cni::Calico, |ctx| {
+        migrate(ctx, "calico", "flannel", Run::ToTheEnd);
+        only_target(ctx, "flannel", "calico");
+    })
+    .await;
+}
+
+/// Cilium -> Flannel, rolling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "not yet run on the lab (issue 16)"]
+async fn cilium_to_flannel() {
+    on_lab(Cni::Cilium, |ctx| {
+        migrate(ctx, "cilium", "flannel", Run::ToTheEnd);
+        only_target(ctx, "flannel", "cilium");
+    })
+    .await;
+}
+
+/// Cilium -> Calico.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "not yet run on the lab (issue 16)"]
+async fn cilium_to_calico() {
+    on_lab(Cni::Cilium, |ctx| {
+        migrate(ctx, "cilium", "calico", Run::ToTheEnd);
+        only_target(ctx, "calico", "cilium");
+        outsider_shut_out(ctx, 5);
+    })
+    .await;
+}
+
+/// Flannel -> Calico, rolled back once Calico's controller has switched its first node: back
+/// to Flannel alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "its last run needed a cordon the stopped controller left to be taken by hand (the plan does it now; not re-run) and lost 1 API probe off the switching nodes (issue 16)"]
+async fn flannel_to_calico_rolled_back() {
+    on_lab(Cni::Flannel, |ctx| {
+        migrate(ctx, "flannel", "calico", Run::RolledBackMidController);
+        only_target(ctx, "flannel", "calico");
     })
     .await;
 }
