@@ -575,7 +575,10 @@ impl KubeActions {
                     // Verification runs after the step starts, never as "already done".
                     return Ok(Check::NotDone(format!("{goal}: not checked yet")));
                 }
-                self.probes(probes, timeout).await?
+                // Once more, as the judge: DNS answers can still differ between the cluster's
+                // DNS servers for a moment after they agreed (seen on the lab).
+                self.settled_probes(probes, timeout, probes::RECHECK)
+                    .await?
             }
             Effect::Gate { question } => (false, question.clone()),
         };
@@ -931,29 +934,15 @@ impl KubeActions {
                 // A state another controller brings about (an object gone, a namespace
                 // emptied, agents rolled out) is waited for until the step's timeout; the
                 // probes then run as the step's effect check, right after this.
-                let mut out = self.await_states(probes, ctx.timeout).await?;
+                let out = self.await_states(probes, ctx.timeout).await?;
                 // Endpoints and DNS follow recreated pods a few seconds late (seen on the lab:
                 // a headless name still answered a deleted pod's address): the network probes
                 // get a short while to pass before the check judges them.
-                let settle = std::time::Instant::now() + ctx.timeout.min(probes::SETTLE);
-                let mut attempts = 0;
-                loop {
-                    attempts += 1;
-                    let (ok, what) = self.probes(probes, ctx.timeout).await?;
-                    if ok {
-                        if attempts > 1 {
-                            out = format!("{out}; passed at attempt {attempts}");
-                        }
-                        break;
-                    }
-                    if std::time::Instant::now() >= settle {
-                        out = format!("{out}; still failing after {attempts} attempts: {what}");
-                        break;
-                    }
-                    self.pause(std::time::Duration::from_secs(3)).await;
-                }
+                let (_, what) = self
+                    .settled_probes(probes, ctx.timeout, ctx.timeout.min(probes::SETTLE))
+                    .await?;
                 self.pods_ran.insert(step.id.clone(), String::new());
-                Ok(out)
+                Ok(format!("{out}; {what}"))
             }
             Action::ManualGate { .. } => {
                 Err(errors::failed("gates are decided by the executor, not run"))

@@ -571,6 +571,31 @@ impl KubeActions {
         }
     }
 
+    /// [`Self::probes`] again every 3 s until they pass or `settle` has passed; says how many
+    /// rounds it took.
+    pub async fn settled_probes(
+        &mut self,
+        probes: &[Probe],
+        timeout: Duration,
+        settle: Duration,
+    ) -> Result<(bool, String), ActionError> {
+        let until = std::time::Instant::now() + settle;
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            let (ok, what) = self.probes(probes, timeout).await?;
+            if ok || std::time::Instant::now() >= until {
+                let note = match (ok, rounds) {
+                    (_, 1) => String::new(),
+                    (true, n) => format!(" (passed at round {n})"),
+                    (false, n) => format!(" (still failing after {n} rounds)"),
+                };
+                return Ok((ok, format!("{what}{note}")));
+            }
+            self.pause(Duration::from_secs(3)).await;
+        }
+    }
+
     /// Every probe, each reported; the first failure makes the whole check fail.
     pub async fn probes(
         &mut self,
@@ -590,6 +615,8 @@ impl KubeActions {
 
 /// How long a check's network probes may take to pass after the step that changed them.
 pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long they may take when checked again right after (the step's effect check).
+pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Probes of a state that other controllers bring about over time, read from the API alone.
 fn awaits_state(probe: &Probe) -> bool {
