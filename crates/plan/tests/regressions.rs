@@ -323,13 +323,14 @@ fn item_7_calico_migration_rollback_is_calicos_revert() {
             &|a| matches!(a, Action::NodeClean { node, cni, dry_run: false, .. } if node == n && cni == "calico"),
         );
         let reboot = at(&|a| matches!(a, Action::RebootNode { node, .. } if node == n));
-        // The last one: the first takes a cordon the stopped controller left.
         let uncordon = phase
             .rollback
             .iter()
             .rposition(|s| matches!(&s.action, Action::Uncordon { node, .. } if node == n))
             .unwrap();
-        let first_uncordon = at(&|a| matches!(a, Action::Uncordon { node, .. } if node == n));
+        let first_uncordon = at(
+            &|a| matches!(a, Action::PatchObject { object, patch, .. } if object.name == n && patch.contains("unschedulable")),
+        );
         assert!(guard < first_uncordon && first_uncordon < drain);
         let (off, back) = (label("none"), label("flannel"));
         assert!(guard < drain && drain < off && off < clean && clean < back);

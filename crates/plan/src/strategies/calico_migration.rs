@@ -306,8 +306,18 @@ pub fn build(b: &mut Builder) {
                 node.name
             ),
         ));
-        revert.push(ops::uncordon(&node.name).note(
-            "Only a node the stopped controller left cordoned changes here: no step of this plan cordoned it yet.",
+        // Not `uncordon`: that keeps a cordon it did not record, which is the point here.
+        revert.push(ops::patch_object(
+            crate::model::ObjectRef::new("node", None, &node.name),
+            crate::model::PatchType::Merge,
+            json!({"spec": {"unschedulable": null}}),
+            "",
+            "",
+            None,
+            format!(
+                "Uncordon {} if the stopped controller left it cordoned (it was schedulable before the plan, and no step of the plan cordoned it yet).",
+                node.name
+            ),
         ));
     }
     let mut nodes: Vec<&crate::context::PlanNode> = b.cluster.nodes.iter().collect();
