@@ -134,9 +134,23 @@ impl KubeActions {
     ) -> Result<String, ActionError> {
         let deadline = Instant::now() + timeout;
         let marker = format!("{step} ({namespace}/{name})");
+        // Cordons older than the wait are someone else's (a person's, or kept from before the
+        // plan), not the Job's.
+        let cordoned_before: std::collections::BTreeSet<String> = self
+            .nodes()
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| api("LIST nodes", "nodes", e))?
+            .items
+            .into_iter()
+            .filter(|n| n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true))
+            .filter_map(|n| n.metadata.name)
+            .collect();
         loop {
             let (done, what) = self.job_complete(namespace, name).await?;
-            let switching = self.mark_nodes_switched_by(label, &marker).await?;
+            let switching = self
+                .mark_nodes_switched_by(label, &marker, &cordoned_before)
+                .await?;
             if done && switching.is_empty() {
                 return Ok(what);
             }
@@ -161,6 +175,7 @@ impl KubeActions {
         &self,
         label: &str,
         marker: &str,
+        cordoned_before: &std::collections::BTreeSet<String>,
     ) -> Result<Vec<String>, ActionError> {
         use cniswap_exec::{NODE_IN_PROGRESS, NodeMark};
         let nodes = self
@@ -185,7 +200,8 @@ impl KubeActions {
                 .as_ref()
                 .and_then(|a| a.get(NODE_IN_PROGRESS))
                 .is_some_and(|v| v == marker);
-            if cordoned || network.is_some_and(|v| v == "none") {
+            let jobs_cordon = cordoned && (marked || !cordoned_before.contains(&name));
+            if jobs_cordon || network.is_some_and(|v| v == "none") {
                 if !marked {
                     self.mark(&name, marker, NodeMark::InProgress).await?;
                 }
