@@ -283,6 +283,17 @@ impl KubeActions {
                     "the node agent's inventory on {node} is not readable: {e}"
                 ))
             })?;
+        // Unknown is not empty: an inventory that could not read the firewall (the agent
+        // image lacks iptables) must not pass for a clean node.
+        if !inventory.unreadable.is_empty() {
+            return Ok((
+                false,
+                format!(
+                    "the inventory of {node} could not read {}: its image needs iptables (nft and legacy), nft and ipset",
+                    inventory.unreadable.join("; ")
+                ),
+            ));
+        }
         let owner: Owner = serde_json::from_value(Value::String(cni.to_string()))
             .map_err(|_| failed(format!("unknown CNI {cni}")))?;
         let mut left: Vec<String> = inventory.owned_by(owner).map(|i| i.id.clone()).collect();
