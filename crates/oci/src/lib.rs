@@ -8,6 +8,7 @@
 mod archive;
 mod closure;
 mod layer;
+pub mod tools;
 
 use std::path::{Path, PathBuf};
 

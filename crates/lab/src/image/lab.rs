@@ -229,9 +229,7 @@ pub fn cniswap(binary: &Path, out: &Path) -> Result<Image, ImageError> {
     // The node agent reads and cleans the node's firewall with these (without them its
     // inventory cannot see iptables, nftables or ipsets: seen on the lab, Flannel's chains
     // stayed after a "clean" node).
-    add_iptables(&mut layer)?;
-    layer.host_binary(&find_tool("nft", "nftables")?, "/usr/sbin/nft")?;
-    layer.host_binary(&find_tool("ipset", "ipset")?, "/usr/sbin/ipset")?;
+    cniswap_oci::tools::add_firewall_tools(&mut layer)?;
     layer.dir("/tmp", 0o1777)?;
     let reference = format!("{REGISTRY}/cniswap:{version}");
     let info = write_archive(&reference, &[&layer], &config(&["cniswap"], &[]), out)?;
