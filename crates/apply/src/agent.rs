@@ -283,13 +283,13 @@ impl KubeActions {
                     "the node agent's inventory on {node} is not readable: {e}"
                 ))
             })?;
-        // Unknown is not empty: an inventory that could not read the firewall (the agent
-        // image lacks iptables) must not pass for a clean node.
+        // Unknown is not empty: an inventory that could not read the node (the agent image
+        // lacks iptables or ip) must not pass for a clean node.
         if !inventory.unreadable.is_empty() {
             return Ok((
                 false,
                 format!(
-                    "the inventory of {node} could not read {}: its image needs iptables (nft and legacy), nft and ipset",
+                    "the inventory of {node} could not read {}: the agent image needs iptables (nft and legacy), nft, ipset and iproute2 (cniswap image build/push put them in)",
                     inventory.unreadable.join("; ")
                 ),
             ));

@@ -29,8 +29,8 @@ pub fn run(command: ImageCommand) -> Result<u8, CliError> {
 }
 
 /// This binary at /usr/local/bin/cniswap (its shared libraries too, when it is not static),
-/// this machine's iptables (both backends), nft and ipset with theirs (the node agent reads
-/// and cleans a node's firewall with them), `/tmp`, and cniswap as the entrypoint. No user is
+/// this machine's iptables (both backends), nft, ipset, ip, tc and bridge with theirs (the node
+/// agent reads and cleans a node with them), `/tmp`, and cniswap as the entrypoint. No user is
 /// set: apply's node steps run it as root in privileged pods, and verify's pods set their own
 /// non-root user.
 fn image_layer() -> Result<(Layer, RunConfig), CliError> {
@@ -50,10 +50,10 @@ fn image_layer() -> Result<(Layer, RunConfig), CliError> {
                 "check that ldd can read it (a static build needs nothing else)",
             )
         })?;
-    cniswap_oci::tools::add_firewall_tools(&mut layer).map_err(|e| {
+    cniswap_oci::tools::add_node_tools(&mut layer).map_err(|e| {
         CliError::other(
-            format!("cannot put the node agent's firewall tools into the image: {e}"),
-            "build the image on a Linux machine with iptables, nftables and ipset installed (Debian: apt-get install iptables nftables ipset)",
+            format!("cannot put the node agent's tools into the image: {e}"),
+            "build the image on a Linux machine with iptables, nftables and ipset installed (Debian: apt-get install iptables nftables ipset iproute2)",
         )
     })?;
     let config = RunConfig {

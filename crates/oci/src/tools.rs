@@ -84,11 +84,19 @@ pub fn add_iptables(layer: &mut Layer) -> Result<(), ImageError> {
     Ok(())
 }
 
-/// What the node agent needs to read and clean a node's firewall: iptables (both backends),
-/// nft and ipset, from this host.
-pub fn add_firewall_tools(layer: &mut Layer) -> Result<(), ImageError> {
+/// What the node agent needs to read and clean a node: iptables (both backends), nft and
+/// ipset for its firewall, iproute2's ip, tc and bridge for its links, addresses, routes, rules,
+/// qdiscs and neighbours, from this host.
+pub fn add_node_tools(layer: &mut Layer) -> Result<(), ImageError> {
     add_iptables(layer)?;
-    layer.host_binary(&find_tool("nft", "nftables")?, "/usr/sbin/nft")?;
-    layer.host_binary(&find_tool("ipset", "ipset")?, "/usr/sbin/ipset")?;
+    for (tool, package) in [
+        ("nft", "nftables"),
+        ("ipset", "ipset"),
+        ("ip", "iproute2"),
+        ("tc", "iproute2"),
+        ("bridge", "iproute2"),
+    ] {
+        layer.host_binary(&find_tool(tool, package)?, &format!("/usr/sbin/{tool}"))?;
+    }
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! | coredns | /coredns | /coredns |
 //! | flannel | /opt/bin/flanneld, the CNI plugin at /flannel, iptables (nft + legacy), busybox | /opt/bin/flanneld |
 //! | kube-proxy | /usr/local/bin/kube-proxy, iptables (nft + legacy), conntrack, ipset | /usr/local/bin/kube-proxy |
-//! | cniswap | /usr/local/bin/cniswap (static), iptables (nft + legacy), nft, ipset | cniswap |
+//! | cniswap | /usr/local/bin/cniswap (static), iptables (nft + legacy), nft, ipset, ip, tc, bridge | cniswap |
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -226,10 +226,9 @@ pub fn cniswap(binary: &Path, out: &Path) -> Result<Image, ImageError> {
         .to_string();
     let mut layer = Layer::new();
     layer.host_binary(binary, "/usr/local/bin/cniswap")?;
-    // The node agent reads and cleans the node's firewall with these (without them its
-    // inventory cannot see iptables, nftables or ipsets: seen on the lab, Flannel's chains
-    // stayed after a "clean" node).
-    cniswap_oci::tools::add_firewall_tools(&mut layer)?;
+    // The node agent reads and cleans the node with these (without them its inventory saw no
+    // links, routes or firewall: seen on the lab, Flannel's chains stayed on a "clean" node).
+    cniswap_oci::tools::add_node_tools(&mut layer)?;
     layer.dir("/tmp", 0o1777)?;
     let reference = format!("{REGISTRY}/cniswap:{version}");
     let info = write_archive(&reference, &[&layer], &config(&["cniswap"], &[]), out)?;
