@@ -1229,10 +1229,11 @@ mod tests {
             "install",
             "kube-controllers",
             "check-status",
+            "kubectl",
         ] {
             assert!(names.contains(&name), "{name} is not built by any project");
         }
-        assert_eq!(names.len(), 11);
+        assert_eq!(names.len(), 12);
     }
 
     #[test]
