@@ -213,7 +213,7 @@ pub fn build(b: &mut Builder) {
             file: rendered.clone(),
         },
         format!(
-            "Start Calico's migration controller: it cordons, drains and switches nodes one by one (workers first; here: {}).",
+            "Start Calico's migration controller: it cordons, drains and switches nodes one by one (in the order the API lists them, control planes included: {}).",
             order.join(", ")
         ),
         vec![sh!("kubectl apply --server-side -f {}", rendered)],
