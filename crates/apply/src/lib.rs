@@ -342,7 +342,14 @@ impl KubeActions {
                     let would = self
                         .patch_as(&k, ns, &object.name, *patch_type, &patch, true)
                         .await?;
-                    let same = objects::comparable(would) == objects::comparable(live);
+                    // A merge patch is in place when the fields it names read the same after
+                    // it: other fields of busy objects (a node's taints, set by controllers a
+                    // moment after an uncordon) may differ between two reads.
+                    let same = if *patch_type == cniswap_plan::PatchType::Merge {
+                        objects::merge_patch_in_place(&patch, &would, &live)
+                    } else {
+                        objects::comparable(would) == objects::comparable(live)
+                    };
                     (
                         same,
                         format!(

@@ -53,6 +53,23 @@ pub fn comparable(mut object: Value) -> Value {
     object
 }
 
+/// Whether every field a JSON merge patch names reads the same in `would` (the object with
+/// the patch applied) and `live`.
+pub fn merge_patch_in_place(patch: &Value, would: &Value, live: &Value) -> bool {
+    match patch {
+        Value::Object(fields) => fields.iter().all(|(key, part)| {
+            let (w, l) = (would.get(key), live.get(key));
+            match part {
+                Value::Object(_) => {
+                    merge_patch_in_place(part, w.unwrap_or(&Value::Null), l.unwrap_or(&Value::Null))
+                }
+                _ => w == l,
+            }
+        }),
+        _ => would == live,
+    }
+}
+
 /// Reads a YAML file of one or more documents (a `List` expands to its items).
 /// The documents of a file's bytes (`path` names it in errors); `List` kinds are unpacked.
 pub fn parse_documents(path: &std::path::Path, bytes: &[u8]) -> Result<Vec<Value>, ActionError> {
@@ -502,5 +519,28 @@ mod tests {
         let changed = json!({"kind": "PodDisruptionBudget", "metadata": {"name": "p"},
                              "spec": {"maxUnavailable": 1}});
         assert_ne!(comparable(backup), comparable(changed));
+    }
+}
+
+#[cfg(test)]
+mod merge_patch_tests {
+    use super::merge_patch_in_place;
+    use serde_json::json;
+
+    #[test]
+    fn only_the_fields_a_merge_patch_names_are_compared() {
+        let patch = json!({"spec": {"unschedulable": null}});
+        let live = json!({"spec": {"taints": [{"key": "a"}]}, "metadata": {"name": "n"}});
+        // The taint went between the two reads: not the patch's business.
+        let would = json!({"spec": {}, "metadata": {"name": "n"}});
+        assert!(merge_patch_in_place(&patch, &would, &live));
+        let cordoned = json!({"spec": {"unschedulable": true}});
+        assert!(!merge_patch_in_place(&patch, &would, &cordoned));
+        let labels = json!({"metadata": {"labels": {"a": "1"}}});
+        assert!(!merge_patch_in_place(
+            &labels,
+            &json!({"metadata": {"labels": {"a": "1"}}}),
+            &json!({"metadata": {"labels": {"a": "2"}}})
+        ));
     }
 }
