@@ -436,10 +436,15 @@ impl KubeActions {
             Probe::NoPodsMatching {
                 namespace,
                 selector,
+                node,
             } => {
                 let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+                let mut params = ListParams::default().labels(selector);
+                if let Some(node) = node {
+                    params = params.fields(&format!("spec.nodeName={node}"));
+                }
                 let left: Vec<String> = pods
-                    .list(&ListParams::default().labels(selector))
+                    .list(&params)
                     .await
                     .map_err(|e| {
                         api(

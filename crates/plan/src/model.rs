@@ -284,8 +284,14 @@ pub enum Probe {
     Present { object: ObjectRef },
     /// No pod is left in the namespace (a namespace that does not exist has none).
     NoPods { namespace: String },
-    /// No pod in `namespace` matches the label `selector` (an agent's pods are gone).
-    NoPodsMatching { namespace: String, selector: String },
+    /// No pod in `namespace` matches the label `selector` (an agent's pods are gone), on
+    /// `node` only when given.
+    NoPodsMatching {
+        namespace: String,
+        selector: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
     /// Every object of `resource` (`plural.group`), in `namespace` or all, reads one of
     /// `allowed` at `field` (a jsonpath); none of them existing passes.
     FieldIn {

@@ -168,10 +168,22 @@ pub fn commands(probe: &Probe, image: &str) -> Vec<Sh> {
         Probe::NoPodsMatching {
             namespace,
             selector,
-        } => vec![until(
-            &sh!("kubectl -n {} get pods -l {} -o name", namespace, selector),
-            &sh!("[ -z \"$out\" ]"),
-        )],
+            node,
+        } => {
+            let get = match node {
+                Some(node) => {
+                    let field = format!("spec.nodeName={node}");
+                    sh!(
+                        "kubectl -n {} get pods -l {} --field-selector {} -o name",
+                        namespace,
+                        selector,
+                        field
+                    )
+                }
+                None => sh!("kubectl -n {} get pods -l {} -o name", namespace, selector),
+            };
+            vec![until(&get, &sh!("[ -z \"$out\" ]"))]
+        }
         Probe::NoPods { namespace } => vec![until(
             &sh!("kubectl -n {} get pods -o name", namespace),
             &sh!("[ -z \"$out\" ]"),

@@ -333,6 +333,22 @@ pub fn build(b: &mut Builder) {
                 node.name
             ),
         ));
+        // The node agent refuses to clean under a running calico-node (seen on the lab). The
+        // flannel-migration manifest runs it in kube-system, labelled k8s-app=calico-node.
+        let (namespace, selector) = ("kube-system".to_string(), "k8s-app=calico-node");
+        revert.push(ops::verify(
+            &format!("calico-node has left {}", node.name),
+            vec![Probe::NoPodsMatching {
+                namespace: namespace.clone(),
+                selector: selector.into(),
+                node: Some(node.name.clone()),
+            }],
+            format!(
+                "Wait until no calico-node pod ({selector}) is left on {}.",
+                node.name
+            ),
+            format!("no pod matches {selector} on {}", node.name),
+        ));
         let (clean, _) = ops::node_clean(&node.name, "calico", false, &b.agent_image(), &b.plan_id);
         revert.extend(clean);
         revert.push(ops::label_node(

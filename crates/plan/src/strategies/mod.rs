@@ -583,6 +583,7 @@ impl<'a> Builder<'a> {
             vec![crate::model::Probe::NoPodsMatching {
                 namespace: namespace.clone(),
                 selector: selector.clone(),
+                node: None,
             }],
             format!(
                 "Wait until every {target} agent pod ({selector} in {namespace}) is gone, so none recreates what the clean removes."
