@@ -740,7 +740,7 @@ async fn cilium_to_calico() {
 /// Flannel -> Calico, rolled back once Calico's controller has switched its first node: back
 /// to Flannel alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "its last run needed a cordon the stopped controller left to be taken by hand (the plan does it now; not re-run) and lost 1 API probe off the switching nodes (issue 16)"]
+#[ignore = "its last runs stop at the clean of lab-control-plane: the node agent sees a calico-node process there with no calico-node pod left (issue 16)"]
 async fn flannel_to_calico_rolled_back() {
     on_lab(Cni::Flannel, |ctx| {
         migrate(ctx, "flannel", "calico", Run::RolledBackMidController);
