@@ -361,16 +361,7 @@ impl KubeActions {
             Probe::Absent { object } => self.absent_ref(object).await,
             Probe::Present { object } => {
                 let (gone, _) = self.absent_ref(object).await?;
-                let what = format!(
-                    "{}{}/{}",
-                    object
-                        .namespace
-                        .as_ref()
-                        .map(|n| format!("{n}/"))
-                        .unwrap_or_default(),
-                    object.kind,
-                    object.name
-                );
+                let what = cniswap_exec::effect::object_text(object);
                 Ok(if gone {
                     (false, format!("{what} does not exist"))
                 } else {

@@ -826,26 +826,33 @@ fn rollback_refuses_an_earlier_phase_while_a_later_one_stands() {
     assert!(memory.world.helm.contains_key("cilium"));
 }
 
-#[test]
-fn rollback_skips_nodes_the_phase_never_touched() {
+/// Applies `plan` until `step`, rolls everything back, and returns the journal's events.
+fn rolled_back_after(plan: &Plan, step: &str) -> Vec<Event> {
     let dir = tempfile::tempdir().unwrap();
-    let plan = plan();
     let mut memory = cluster();
     let until = Options {
-        until: Some("3.7".into()),
+        until: Some(step.into()),
         ..options()
     };
-    apply(dir.path(), &plan, &mut memory, &until);
+    apply(dir.path(), plan, &mut memory, &until);
     assert_eq!(
-        run(dir.path(), &plan, &mut memory, &options(), true).unwrap(),
+        run(dir.path(), plan, &mut memory, &options(), true).unwrap(),
         Outcome::Complete
     );
-    let events = records(dir.path());
-    let skip = |id: &str| {
-        events
-            .iter()
-            .any(|e| matches!(e, Event::Skip { step, evidence } if step == id && evidence.contains("did not change")))
-    };
+    records(dir.path())
+}
+
+/// Whether the rollback skipped step `id` as one of a node the phase never changed.
+fn skipped_as_untouched(events: &[Event], id: &str) -> bool {
+    events.iter().any(|e| {
+        matches!(e, Event::Skip { step, evidence } if step == id && evidence.contains("did not change"))
+    })
+}
+
+#[test]
+fn rollback_skips_nodes_the_phase_never_touched() {
+    let events = rolled_back_after(&plan(), "3.7");
+    let skip = |id: &str| skipped_as_untouched(&events, id);
     // R3.1 is cp1, R3.2 is w2 (both untouched), R3.3 is w1 (switched).
     assert!(skip("R3.1") && skip("R3.2") && !skip("R3.3"));
 }
@@ -854,7 +861,6 @@ fn rollback_skips_nodes_the_phase_never_touched() {
 /// clean-ups, "this phase did not change node X", and left Cilium's links on every node.
 #[test]
 fn rollback_of_a_phase_without_node_steps_runs_its_node_steps() {
-    let dir = tempfile::tempdir().unwrap();
     let mut plan = plan();
     plan.phases[1].rollback.push(step(
         "R2.3",
@@ -864,21 +870,9 @@ fn rollback_of_a_phase_without_node_steps_runs_its_node_steps() {
             value: None,
         },
     ));
-    let mut memory = cluster();
-    let until = Options {
-        until: Some("2.2".into()),
-        ..options()
-    };
-    apply(dir.path(), &plan, &mut memory, &until);
-    assert_eq!(
-        run(dir.path(), &plan, &mut memory, &options(), true).unwrap(),
-        Outcome::Complete
-    );
-    let events = records(dir.path());
+    let events = rolled_back_after(&plan, "2.2");
     // Its check runs (here it finds the label already gone): not skipped as untouched.
-    let untouched = events.iter().any(|e| {
-        matches!(e, Event::Skip { step, evidence } if step == "R2.3" && evidence.contains("did not change"))
-    });
+    let untouched = skipped_as_untouched(&events, "R2.3");
     let checked = events.iter().any(
         |e| matches!(e, Event::Skip { step, .. } | Event::Finish { step, .. } if step == "R2.3"),
     );
