@@ -828,7 +828,7 @@ fn rollback_refuses_an_earlier_phase_while_a_later_one_stands() {
 
 /// Applies `plan` until `step`, rolls everything back, and returns the journal's events.
 fn rolled_back_after(plan: &Plan, step: &str) -> Vec<Event> {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("tempdir");
     let mut memory = cluster();
     let until = Options {
         until: Some(step.into()),
@@ -836,7 +836,7 @@ fn rolled_back_after(plan: &Plan, step: &str) -> Vec<Event> {
     };
     apply(dir.path(), plan, &mut memory, &until);
     assert_eq!(
-        run(dir.path(), plan, &mut memory, &options(), true).unwrap(),
+        run(dir.path(), plan, &mut memory, &options(), true).expect("rollback"),
         Outcome::Complete
     );
     records(dir.path())
